@@ -1,5 +1,9 @@
-//! Raft consensus as a sans-I/O state machine. (Being built: this placeholder only names the
-//! peer message type so that hosts can already pass messages around.)
+//! Raft consensus as a sans-I/O state machine. (Being built: this placeholder names the persisted
+//! types and the peer message type so that other modules and hosts can already use them.)
+
+mod types;
+
+pub use types::{ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta};
 
 use crate::types::NodeId;
 
