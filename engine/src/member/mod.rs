@@ -1,108 +1,136 @@
-//! The member: owns raft, the WAL, MVCC, leases and watches; turns client requests into proposals
-//! and applied entries into responses. The one entry point for hosts is [`Member::step`].
+//! The member: owns raft, the WAL, MVCC, leases and watches; turns client requests into
+//! proposals and applied entries into responses. The one entry point for hosts is
+//! [`Member::step`]; [`Member::new`] recovers a member from the bytes its disk held.
 //!
-//! NB: this is a placeholder with the final signatures: until the store lands it answers every
-//! request with `NotLeader`, so hosts can be built against it.
+//! It performs no I/O itself: disk work leaves as `Actions::disk`, messages as `Actions::send`.
+//! It never acts on state that is not yet durable: raft holds back votes and acknowledgements
+//! until the WAL sync that records them is reported done (`Input::DiskDone`).
 
-use crate::api::{Actions, DiskImage, Input};
-use crate::kv::RequestError;
-use crate::types::{Duration, Instant, NodeId};
+mod apply;
+mod config;
+mod proposal;
+mod recovery;
+mod requests;
+mod storage;
 
-/// A member's configuration. Every limit is explicit; see [`MemberConfig::validate`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberConfig {
-    /// This member.
-    pub id: NodeId,
-    /// The initial voters, used when the disk is empty. Must contain `id`.
-    pub voters: Vec<NodeId>,
-    /// Seeds every random choice of the member (election jitter).
-    pub seed: u64,
-    /// Logical time per raft tick.
-    pub tick_interval: Duration,
-    /// Election timeout in ticks (randomised in `[t, 2t)`).
-    pub election_timeout_ticks: u32,
-    /// Heartbeat interval in ticks.
-    pub heartbeat_interval_ticks: u32,
-    /// Take a snapshot and compact the raft log every this many applied entries.
-    pub snapshot_interval_entries: u64,
-    /// Start a new WAL segment after this many bytes.
-    pub wal_segment_bytes_max: u64,
-    /// Largest client request accepted.
-    pub request_bytes_max: u32,
-    /// Most operations in one txn.
-    pub txn_ops_count_max: u32,
-    /// Most client requests waiting for commit or a read barrier.
-    pub pending_requests_count_max: u32,
+pub use config::MemberConfig;
+pub use recovery::{RecoveryError, RecoveryReport};
+
+use std::collections::BTreeMap;
+
+use crate::api::{Actions, DiskImage, Envelope, HaltReason, Input, Observation};
+use crate::kv::{RangeRequest, RequestError, ResponseHeader};
+use crate::lease::Lessor;
+use crate::mvcc::Store;
+use crate::raft::{ConfState, Raft};
+use crate::rng::Rng;
+use crate::types::{Instant, LogIndex, NodeId, RequestId, Term};
+use crate::watch::WatchHub;
+
+use proposal::ProposalId;
+use storage::Storage;
+
+/// Most raft ready rounds drained in one step; raft settles in two or three, so more means a
+/// livelock bug, not work.
+const READY_ROUNDS_MAX: usize = 64;
+
+/// A client write waiting for its entry to apply.
+#[derive(Debug)]
+struct PendingWrite {
+    request: RequestId,
+    deadline: Instant,
 }
 
-impl MemberConfig {
-    /// A configuration with etcd-like defaults (100 ms ticks, 10-tick elections).
-    pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> MemberConfig {
-        MemberConfig {
-            id,
-            voters,
-            seed,
-            tick_interval: Duration::from_millis(100),
-            election_timeout_ticks: 10,
-            heartbeat_interval_ticks: 1,
-            snapshot_interval_entries: 10_000,
-            wal_segment_bytes_max: 64 * 1024 * 1024,
-            request_bytes_max: 1536 * 1024,
-            txn_ops_count_max: 128,
-            pending_requests_count_max: 4096,
-        }
-    }
-
-    /// Checks the configuration; the error says which setting is wrong.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.id.0 == 0 {
-            return Err("member id 0 is reserved".into());
-        }
-        if !self.voters.contains(&self.id) {
-            return Err(format!("member {} is not among the voters", self.id));
-        }
-        if self.heartbeat_interval_ticks == 0
-            || self.heartbeat_interval_ticks >= self.election_timeout_ticks
-        {
-            return Err(
-                "heartbeat interval must be at least 1 tick and below the election timeout".into(),
-            );
-        }
-        if self.tick_interval.0 == 0 {
-            return Err("tick interval must be positive".into());
-        }
-        Ok(())
-    }
+/// A linearizable read waiting for its read index, then for the apply to reach it.
+#[derive(Debug)]
+struct PendingRead {
+    request: RequestId,
+    range: RangeRequest,
+    deadline: Instant,
+    /// Set once raft confirmed the read index.
+    index: Option<LogIndex>,
 }
 
-/// What recovery found and did, for the host to report.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Human-readable notes (for instance, a torn WAL tail that was cut off).
-    pub notes: Vec<String>,
-}
-
-/// Why a member refused to start.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RecoveryError {
-    /// The configuration is invalid.
-    Config(String),
+/// What the member has applied.
+#[derive(Debug, Clone)]
+struct AppliedState {
+    /// Invariant: index <= raft's commit index.
+    index: LogIndex,
+    term: Term,
+    conf: ConfState,
+    /// The index of the newest snapshot taken or installed.
+    snapshot_index: LogIndex,
 }
 
 /// One etcd member as a pure state machine.
-#[derive(Debug)]
 pub struct Member {
     config: MemberConfig,
+    raft: Raft,
+    store: Store,
+    lessor: Lessor,
+    watches: WatchHub,
+    storage: Storage,
+    rng: Rng,
+    /// Distinguishes this incarnation's proposals from those of earlier ones.
+    incarnation: u64,
+    next_sequence: u64,
+    next_read_context: u64,
+    /// Invariant: never decreases; the member's view of time even if the host's clock jumps back.
+    now: Instant,
+    next_tick_at: Option<Instant>,
+    was_leader: bool,
+    applied: AppliedState,
+    pending_writes: BTreeMap<ProposalId, PendingWrite>,
+    pending_reads: BTreeMap<u64, PendingRead>,
+    halted: Option<HaltReason>,
+    /// Actions accumulated during the current step (and recovery repairs before the first).
+    out: Actions,
+}
+
+impl core::fmt::Debug for Member {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        formatter
+            .debug_struct("Member")
+            .field("id", &self.config.id)
+            .field("applied_index", &self.applied.index)
+            .field("halted", &self.halted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A summary of a member's state for hosts and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// The member.
+    pub id: NodeId,
+    /// Its raft term.
+    pub term: Term,
+    /// The leader it believes in.
+    pub leader: Option<NodeId>,
+    /// Whether it is the leader.
+    pub is_leader: bool,
+    /// Raft's commit index.
+    pub commit_index: LogIndex,
+    /// The applied index.
+    pub applied_index: LogIndex,
+    /// The MVCC revision.
+    pub revision: crate::types::Revision,
+    /// Requests waiting for an answer.
+    pub pending_requests_count: usize,
+    /// Why it halted, if it did.
+    pub halted: Option<HaltReason>,
 }
 
 impl Member {
-    /// Starts a member from what its disk held.
+    /// Starts a member from what its disk held. An empty image starts a new member of the
+    /// configured voters; otherwise the newest valid snapshot plus the WAL are replayed. A torn
+    /// WAL tail is repaired (the repair's disk operations come out with the first step's
+    /// actions) and reported; corruption in the middle refuses to start, naming file and offset.
     pub fn new(
         config: MemberConfig,
-        _image: DiskImage,
+        image: DiskImage,
     ) -> Result<(Member, RecoveryReport), RecoveryError> {
-        config.validate().map_err(RecoveryError::Config)?;
-        Ok((Member { config }, RecoveryReport::default()))
+        recovery::recover(config, image)
     }
 
     /// This member's id.
@@ -110,15 +138,167 @@ impl Member {
         self.config.id
     }
 
+    /// A summary of the member's state.
+    pub fn status(&self) -> MemberStatus {
+        let raft = self.raft.status();
+        MemberStatus {
+            id: self.config.id,
+            term: raft.term,
+            leader: raft.leader,
+            is_leader: raft.leader == Some(self.config.id),
+            commit_index: raft.commit_index,
+            applied_index: self.applied.index,
+            revision: self.store.revision(),
+            pending_requests_count: self.pending_writes.len() + self.pending_reads.len(),
+            halted: self.halted.clone(),
+        }
+    }
+
+    /// The MVCC store, read-only, for hosts that inspect state after a run (durability checks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Feeds one input at logical time `now` and returns what the host must do.
     pub fn step(&mut self, now: Instant, input: Input) -> Actions {
-        let mut actions = Actions::default();
-        if let Input::Request { id, .. } = input {
-            actions
-                .reply
-                .push((id, Err(RequestError::NotLeader { leader_hint: None })));
+        if self.now < now {
+            self.now = now;
         }
-        actions.wake_at = Some(now + self.config.tick_interval);
+        if self.halted.is_some() {
+            return self.step_halted(input);
+        }
+        match input {
+            Input::Timer => {}
+            Input::Receive { from, message } => {
+                assert_ne!(from, self.config.id, "a member never messages itself");
+                self.raft.step(message);
+            }
+            Input::Request { id, request } => self.on_request(id, request),
+            Input::DiskDone { op, result } => self.on_disk_done(op, result),
+        }
+        if self.halted.is_none() {
+            self.advance_ticks();
+            self.drain_raft();
+            self.leader_duties();
+            self.drain_raft();
+            self.serve_reads();
+            self.feed_watches();
+            self.expire_pending();
+        }
+        self.finish_step()
+    }
+
+    /// A halted member answers nothing but `Stopping` and repeats why it halted.
+    fn step_halted(&mut self, input: Input) -> Actions {
+        let mut actions = core::mem::take(&mut self.out);
+        if let Input::Request { id, .. } = input {
+            actions.reply.push((id, Err(RequestError::Stopping)));
+        }
+        actions.halt = self.halted.clone();
+        actions.wake_at = None;
         actions
+    }
+
+    fn finish_step(&mut self) -> Actions {
+        let mut actions = core::mem::take(&mut self.out);
+        actions.halt = self.halted.clone();
+        actions.wake_at = if self.halted.is_some() { None } else { Some(self.next_wake()) };
+        let header = self.header();
+        for response in &mut actions.notify {
+            response.header.cluster_id = header.cluster_id;
+            response.header.member_id = header.member_id;
+            response.header.raft_term = header.raft_term;
+        }
+        actions
+    }
+
+    fn next_wake(&self) -> Instant {
+        let tick = self.next_tick_at.unwrap_or(self.now + self.config.tick_interval);
+        let mut wake = tick;
+        if let Some(deadline) = self.lessor.next_deadline() {
+            wake = wake.min(deadline);
+        }
+        wake.max(self.now)
+    }
+
+    /// Runs the raft ticks that logical time has reached, at most `ticks_per_step_max`.
+    fn advance_ticks(&mut self) {
+        let interval = self.config.tick_interval;
+        let mut next = self.next_tick_at.unwrap_or(self.now + interval);
+        let mut ticks_count = 0;
+        while next <= self.now && ticks_count < self.config.ticks_per_step_max {
+            self.raft.tick();
+            next = next + interval;
+            ticks_count += 1;
+        }
+        if next <= self.now {
+            // A long pause: the skipped ticks are lost, as a paused process's timers are.
+            next = self.now + interval;
+        }
+        self.next_tick_at = Some(next);
+    }
+
+    /// Takes every raft output batch and carries it out: persist, send, apply, read states.
+    fn drain_raft(&mut self) {
+        let mut rounds = 0;
+        while self.halted.is_none() && self.raft.has_ready() {
+            rounds += 1;
+            assert!(rounds <= READY_ROUNDS_MAX, "raft keeps producing output: livelock");
+            let ready = self.raft.ready();
+            if let Some(batch) = ready.persist {
+                self.storage.persist(batch, &mut self.out.disk);
+            }
+            for message in ready.messages {
+                assert_ne!(message.to, self.config.id);
+                self.out.send.push(Envelope { to: message.to, message });
+            }
+            if let Some(snapshot) = ready.apply_snapshot {
+                self.install_snapshot(snapshot);
+            }
+            for entry in ready.committed {
+                self.apply_entry(entry);
+                if self.halted.is_some() {
+                    return;
+                }
+            }
+            for read_state in ready.read_states {
+                if let Some(read) = self.pending_reads.get_mut(&read_state.context) {
+                    read.index = Some(read_state.index);
+                }
+            }
+            self.notice_role_change();
+        }
+    }
+
+    fn notice_role_change(&mut self) {
+        let status = self.raft.status();
+        let is_leader = status.leader == Some(self.config.id);
+        if is_leader && !self.was_leader {
+            self.lessor.promote(self.now, self.config.lease_grace);
+            self.out.observe.push(Observation::BecameLeader { term: status.term });
+        } else if !is_leader && self.was_leader {
+            self.lessor.demote();
+        }
+        self.was_leader = is_leader;
+    }
+
+    /// The response header as of now.
+    fn header(&self) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.config.cluster_id,
+            member_id: self.config.id,
+            revision: self.store.revision(),
+            raft_term: self.raft.status().term,
+        }
+    }
+
+    fn leader_hint(&self) -> Option<NodeId> {
+        self.raft.status().leader
+    }
+
+    fn halt(&mut self, reason: HaltReason) {
+        if self.halted.is_none() {
+            self.halted = Some(reason);
+        }
     }
 }

@@ -1,0 +1,210 @@
+//! Applying committed entries, in log order and exactly once: client writes to MVCC, lease
+//! commands to the lessor, membership changes to the applied configuration; answering the
+//! request that proposed each entry; fanning events out to watchers; taking snapshots.
+//!
+//! Everything here is replicated state: it must depend only on the entries, never on this
+//! member's time or role, or members would fork.
+
+use super::proposal::{self, Command, Proposal};
+use super::Member;
+use crate::api::{HaltReason, Observation};
+use crate::codec;
+use crate::kv::{Event, RequestError, Response};
+use crate::lease::Lessor;
+use crate::mvcc::Store;
+use crate::raft::{decode_conf_change, ConfChange, Entry, EntryKind, Snapshot, SnapshotMeta};
+use crate::types::{LogIndex, Revision};
+
+/// The application state inside a raft snapshot.
+#[derive(bincode::Encode, bincode::Decode)]
+pub(super) struct MemberState {
+    pub(super) store: Vec<u8>,
+    pub(super) lessor: Vec<u8>,
+}
+
+impl Member {
+    pub(super) fn apply_entry(&mut self, entry: Entry) {
+        assert_eq!(entry.index, self.applied.index.next(), "entries apply in order, once");
+        assert!(entry.term >= self.applied.term, "applied terms never decrease");
+        self.out.observe.push(Observation::Applied {
+            index: entry.index,
+            term: entry.term,
+            digest: proposal::digest(&entry.data),
+        });
+        match entry.kind {
+            EntryKind::Normal if entry.data.is_empty() => {}
+            EntryKind::Normal => self.apply_proposal(&entry),
+            EntryKind::ConfChange => self.apply_conf_change(&entry),
+        }
+        self.applied.index = entry.index;
+        self.applied.term = entry.term;
+        if entry.index.0 % self.config.kv_hash_interval_entries == 0 {
+            self.out.observe.push(Observation::KvHash {
+                index: entry.index,
+                revision: self.store.revision(),
+                hash: self.store.hash(),
+            });
+        }
+        let since_snapshot = entry.index.0 - self.applied.snapshot_index.0;
+        if since_snapshot >= self.config.snapshot_interval_entries {
+            self.take_snapshot();
+        }
+    }
+
+    fn apply_proposal(&mut self, entry: &Entry) {
+        let Some(proposal) = Proposal::decode(&entry.data) else {
+            // Every member would fail identically here; halting keeps the state machine
+            // unforked and the evidence on disk.
+            panic!("entry {} does not decode as a proposal: the log is corrupt", entry.index);
+        };
+        let result = self.apply_command(proposal.command);
+        if proposal.id.origin == self.config.id {
+            if let Some(pending) = self.pending_writes.remove(&proposal.id) {
+                self.out.reply.push((pending.request, result));
+            }
+        }
+    }
+
+    fn apply_command(&mut self, command: Command) -> Result<Response, RequestError> {
+        let lessor = &self.lessor;
+        let lease_exists = |lease| lessor.exists(lease);
+        match command {
+            Command::Put(put) => {
+                let write = self.store.put(&put, &lease_exists)?;
+                self.after_write(write.revision, &write.events);
+                let mut response = write.response;
+                response.header = self.header();
+                Ok(Response::Put(response))
+            }
+            Command::DeleteRange(delete) => {
+                let write = self.store.delete_range(&delete)?;
+                self.after_write(write.revision, &write.events);
+                let mut response = write.response;
+                response.header = self.header();
+                Ok(Response::DeleteRange(response))
+            }
+            Command::Txn(txn) => {
+                let write = self.store.txn(&txn, &lease_exists)?;
+                self.after_write(write.revision, &write.events);
+                let mut response = write.response;
+                response.header = self.header();
+                Ok(Response::Txn(response))
+            }
+            Command::Compact(compact) => {
+                self.store.compact(compact.revision)?;
+                Ok(Response::Compact { header: self.header() })
+            }
+            Command::LeaseGrant { id, ttl_seconds } => {
+                let granted = self.lessor.grant(id, ttl_seconds, self.now, self.was_leader)?;
+                Ok(Response::LeaseGrant { header: self.header(), id, ttl_seconds: granted })
+            }
+            Command::LeaseRevoke { id } => {
+                let keys = self.lessor.revoke(id)?;
+                let write = self.store.delete_keys(&keys);
+                self.after_write(write.revision, &write.events);
+                Ok(Response::LeaseRevoke { header: self.header() })
+            }
+            Command::LeaseCheckpoint { remaining } => {
+                for (lease, remaining_ttl_seconds) in remaining {
+                    self.lessor.checkpoint(lease, remaining_ttl_seconds);
+                }
+                Ok(Response::LeaseRevoke { header: self.header() })
+            }
+        }
+    }
+
+    /// Keeps lease attachments in step with the keys written, then tells the watchers.
+    fn after_write(&mut self, revision: Revision, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            if let Some(previous) = &event.prev_kv {
+                if previous.lease.0 != 0 {
+                    self.lessor.detach(previous.lease, &event.kv.key);
+                }
+            }
+            if event.kind == crate::kv::EventType::Put && event.kv.lease.0 != 0 {
+                self.lessor.attach(event.kv.lease, &event.kv.key);
+            }
+        }
+        let header = self.header();
+        self.watches.on_apply(revision, events, &header, &mut self.out.notify);
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry) {
+        let change = decode_conf_change(&entry.data)
+            .unwrap_or_else(|| panic!("entry {} is not a membership change", entry.index));
+        let conf = &mut self.applied.conf;
+        match change {
+            ConfChange::AddVoter(node) | ConfChange::Promote(node) => {
+                conf.learners.retain(|learner| *learner != node);
+                if !conf.voters.contains(&node) {
+                    conf.voters.push(node);
+                    conf.voters.sort();
+                }
+            }
+            ConfChange::AddLearner(node) => {
+                if !conf.learners.contains(&node) && !conf.voters.contains(&node) {
+                    conf.learners.push(node);
+                    conf.learners.sort();
+                }
+            }
+            ConfChange::Remove(node) => {
+                conf.voters.retain(|voter| *voter != node);
+                conf.learners.retain(|learner| *learner != node);
+                if node == self.config.id {
+                    self.halt(HaltReason::Removed);
+                }
+            }
+        }
+    }
+
+    /// Snapshots the applied state, hands it to raft (which compacts its log) and to storage
+    /// (which writes it atomically and releases the WAL below it once durable).
+    pub(super) fn take_snapshot(&mut self) {
+        let state = MemberState { store: self.store.encode_snapshot(), lessor: self.lessor.encode() };
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index: self.applied.index,
+                term: self.applied.term,
+                conf: self.applied.conf.clone(),
+            },
+            data: codec::encode(&state),
+        };
+        assert!(snapshot.meta.index > self.applied.snapshot_index);
+        self.applied.snapshot_index = snapshot.meta.index;
+        self.storage.save_snapshot(&snapshot, &mut self.out.disk);
+        self.out.observe.push(Observation::Snapshot { index: snapshot.meta.index, installed: false });
+        self.raft.compact(snapshot);
+    }
+
+    /// Replaces the state machine with a snapshot received from the leader.
+    pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
+        assert!(snapshot.meta.index > self.applied.index, "a snapshot only moves forward");
+        let (store, lessor) = decode_state(&snapshot.data)
+            .unwrap_or_else(|reason| panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index));
+        self.store = store;
+        self.lessor = lessor;
+        if self.was_leader {
+            self.lessor.promote(self.now, self.config.lease_grace);
+        }
+        self.watches.on_restore(&self.store);
+        self.applied.index = snapshot.meta.index;
+        self.applied.term = snapshot.meta.term;
+        self.applied.conf = snapshot.meta.conf.clone();
+        self.applied.snapshot_index = snapshot.meta.index;
+        self.out.observe.push(Observation::Snapshot { index: snapshot.meta.index, installed: true });
+    }
+}
+
+/// Decodes the application state of a snapshot.
+pub(super) fn decode_state(bytes: &[u8]) -> Result<(Store, Lessor), String> {
+    let state: MemberState = codec::decode(bytes).map_err(|error| error.to_string())?;
+    let store = Store::decode_snapshot(&state.store)?;
+    let lessor = Lessor::decode(&state.lessor)?;
+    Ok((store, lessor))
+}
+
+/// The index an empty log starts after.
+pub(super) const EMPTY_LOG: LogIndex = LogIndex(0);

@@ -1,0 +1,187 @@
+//! Starting a member from the bytes its disk held: the newest valid snapshot, then the WAL
+//! after it. A torn WAL tail is repaired and reported; anything else that is wrong refuses to
+//! start with a message that names the file and the offset, because starting anyway could
+//! silently lose acknowledged writes.
+
+use core::fmt;
+
+use super::apply::decode_state;
+use super::storage::{Completion, Storage};
+use super::{AppliedState, Member, MemberConfig};
+use crate::api::{DiskFault, DiskImage, DiskOpId};
+use crate::lease::Lessor;
+use crate::mvcc::Store;
+use crate::raft::{self, ConfState, Restored};
+use crate::rng::Rng;
+use crate::snap;
+use crate::types::{Instant, LogIndex, Term};
+use crate::wal;
+use crate::watch::WatchHub;
+
+/// What recovery found and did, for the host to report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Whether the disk was empty and a new member was started.
+    pub fresh: bool,
+    /// The index of the snapshot recovered from, if any.
+    pub snapshot_index: Option<LogIndex>,
+    /// Entries recovered from the WAL after the snapshot.
+    pub entries_count: u64,
+    /// Human-readable notes: a torn tail cut off, a corrupt snapshot skipped.
+    pub notes: Vec<String>,
+}
+
+/// Why a member refused to start. Its `Display` says what happened and what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecoveryError {
+    /// The configuration is invalid.
+    Config(String),
+    /// The WAL is corrupt beyond a torn tail.
+    Wal(String),
+    /// The snapshot files are unusable.
+    Snapshot(String),
+    /// The WAL does not reach back to the snapshot: entries in between are missing.
+    Gap {
+        /// The snapshot's index.
+        snapshot_index: LogIndex,
+        /// The first entry the WAL holds.
+        first_wal_index: LogIndex,
+    },
+}
+
+impl fmt::Display for RecoveryError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoveryError::Config(reason) => write!(formatter, "invalid configuration: {reason}"),
+            RecoveryError::Wal(reason) => write!(
+                formatter,
+                "the write-ahead log is corrupt: {reason}; refusing to start so that nothing \
+                 acknowledged is lost: restore this member's data directory from a backup, or \
+                 remove the member and add it back empty so it catches up from the leader"
+            ),
+            RecoveryError::Snapshot(reason) => write!(formatter, "no usable snapshot: {reason}"),
+            RecoveryError::Gap { snapshot_index, first_wal_index } => write!(
+                formatter,
+                "the WAL starts at entry {first_wal_index} but the newest usable snapshot ends at \
+                 {snapshot_index}: entries in between are missing; restore the data directory or \
+                 re-add the member empty"
+            ),
+        }
+    }
+}
+
+pub(super) fn recover(
+    config: MemberConfig,
+    image: DiskImage,
+) -> Result<(Member, RecoveryReport), RecoveryError> {
+    config.validate().map_err(RecoveryError::Config)?;
+    let mut report = RecoveryReport { fresh: image.is_empty(), ..RecoveryReport::default() };
+
+    let newest = snap::load_newest(&image).map_err(|error| RecoveryError::Snapshot(error.to_string()))?;
+    let recovered = wal::recover(&image).map_err(|error| RecoveryError::Wal(error.to_string()))?;
+    report.notes.extend(newest.notes.iter().cloned());
+    if let Some(torn) = &recovered.torn_tail {
+        report.notes.push(format!(
+            "cut off a torn WAL tail: {} bytes at offset {} of {}",
+            torn.dropped_bytes, torn.offset, torn.file.0
+        ));
+    }
+
+    let (store, lessor, snapshot_meta) = match &newest.snapshot {
+        Some((_file, snapshot)) => {
+            let (store, lessor) = decode_state(&snapshot.data).map_err(RecoveryError::Snapshot)?;
+            report.snapshot_index = Some(snapshot.meta.index);
+            (store, lessor, Some(snapshot.meta.clone()))
+        }
+        None => (Store::new(), Lessor::new(), None),
+    };
+    let snapshot_index = snapshot_meta.as_ref().map_or(LogIndex(0), |meta| meta.index);
+    let entries: Vec<_> =
+        recovered.entries.into_iter().filter(|entry| entry.index > snapshot_index).collect();
+    if let Some(first) = entries.first() {
+        if first.index != snapshot_index.next() {
+            return Err(RecoveryError::Gap { snapshot_index, first_wal_index: first.index });
+        }
+    }
+    report.entries_count = entries.len() as u64;
+
+    let conf = match &snapshot_meta {
+        Some(meta) => meta.conf.clone(),
+        None => ConfState { voters: config.voters.clone(), learners: Vec::new() },
+    };
+    let mut hard_state = recovered.hard_state;
+    hard_state.commit = hard_state.commit.max(snapshot_index);
+    let raft_config = raft::Config {
+        id: config.id,
+        election_timeout_ticks: config.election_timeout_ticks,
+        heartbeat_interval_ticks: config.heartbeat_interval_ticks,
+        pre_vote: true,
+        check_quorum: true,
+        inflight_appends_count_max: 64,
+        append_entries_count_max: 64,
+        uncommitted_entries_count_max: config.pending_requests_count_max as usize,
+        seed: config.seed,
+    };
+    raft_config.validate().map_err(RecoveryError::Config)?;
+    let last_index = entries.last().map_or(snapshot_index, |entry| entry.index);
+    let restored = Restored {
+        hard_state,
+        snapshot: snapshot_meta.clone(),
+        entries,
+        conf: conf.clone(),
+    };
+    let raft = raft::Raft::new(raft_config, restored);
+
+    let mut rng = Rng::new(config.seed ^ 0x6d65_6d62_6572);
+    // Mixing in what was recovered keeps two incarnations with one seed apart as well.
+    let incarnation = rng.next_u64() ^ last_index.0.rotate_left(32) ^ hard_state.term.0;
+    let mut storage = Storage::new(recovered.writer);
+    let mut member = Member {
+        raft,
+        store,
+        lessor,
+        watches: WatchHub::new(),
+        rng,
+        incarnation,
+        next_sequence: 0,
+        next_read_context: 0,
+        now: Instant(0),
+        next_tick_at: None,
+        was_leader: false,
+        applied: AppliedState {
+            index: snapshot_index,
+            term: snapshot_meta.as_ref().map_or(Term(0), |meta| meta.term),
+            conf,
+            snapshot_index,
+        },
+        pending_writes: Default::default(),
+        pending_reads: Default::default(),
+        halted: None,
+        out: Default::default(),
+        storage: Storage::new(wal::WalWriter::default()),
+        config,
+    };
+    storage.repair(recovered.repair_ops, &mut member.out.disk);
+    member.storage = storage;
+    Ok((member, report))
+}
+
+impl Member {
+    /// Takes a disk completion: releases raft's held messages once their batch is durable,
+    /// releases the WAL below a durable snapshot, and halts on any failure.
+    pub(super) fn on_disk_done(&mut self, op: DiskOpId, result: Result<(), DiskFault>) {
+        match self.storage.on_done(op, result) {
+            Err(reason) => self.halt(reason),
+            Ok(completions) => {
+                for completion in completions {
+                    match completion {
+                        Completion::Persisted(id) => self.raft.on_persisted(id),
+                        Completion::SnapshotSaved(index) => {
+                            self.storage.release(index, &mut self.out.disk);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Client requests on their way in: validation at the gateway, proposals for writes, read-index
+//! barriers for linearizable reads, local answers for what needs no consensus, and the leader's
+//! own duties (lease expiry and checkpoints). Applying committed entries is `apply.rs`'s job.
+
+use super::proposal::{Command, Proposal, ProposalId};
+use super::{Member, PendingRead, PendingWrite};
+use crate::kv::{RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
+use crate::raft::ProposeError;
+use crate::types::{LeaseId, RequestId};
+
+/// Most leases revoked or checkpointed per step, so a mass expiry cannot flood the log at once.
+const LEASE_DUTIES_PER_STEP_MAX: usize = 64;
+
+/// Most watch history events fed to catching-up watchers per step.
+const WATCH_CATCH_UP_EVENTS_PER_STEP_MAX: usize = 1024;
+
+impl Member {
+    pub(super) fn on_request(&mut self, id: RequestId, request: Request) {
+        if let Err(error) = self.validate(&request) {
+            self.out.reply.push((id, Err(error)));
+            return;
+        }
+        let pending_count = self.pending_writes.len() + self.pending_reads.len();
+        let needs_slot = matches!(
+            request,
+            Request::Range(_)
+                | Request::Put(_)
+                | Request::DeleteRange(_)
+                | Request::Txn(_)
+                | Request::Compact(_)
+                | Request::LeaseGrant(_)
+                | Request::LeaseRevoke { .. }
+        );
+        if needs_slot && pending_count >= self.config.pending_requests_count_max as usize {
+            self.out.reply.push((id, Err(RequestError::TooManyRequests)));
+            return;
+        }
+        match request {
+            Request::Range(range) if range.serializable => {
+                let result = self.serve_range(&range);
+                self.out.reply.push((id, result));
+            }
+            Request::Range(range) => self.start_read(id, range),
+            Request::Put(put) => self.propose_command(id, Command::Put(put)),
+            Request::DeleteRange(delete) => self.propose_command(id, Command::DeleteRange(delete)),
+            Request::Txn(txn) => self.propose_command(id, Command::Txn(txn)),
+            Request::Compact(compact) => self.propose_command(id, Command::Compact(compact)),
+            Request::LeaseGrant(grant) => {
+                let lease = if grant.id.0 == 0 { self.choose_lease_id() } else { grant.id };
+                let command = Command::LeaseGrant { id: lease, ttl_seconds: grant.ttl_seconds };
+                self.propose_command(id, command);
+            }
+            Request::LeaseRevoke { id: lease } => {
+                self.propose_command(id, Command::LeaseRevoke { id: lease });
+            }
+            other => self.answer_locally(id, other),
+        }
+    }
+
+    /// Rejects what can be rejected without consensus: empty keys, oversize requests, txns with
+    /// too many operations.
+    fn validate(&self, request: &Request) -> Result<(), RequestError> {
+        match request {
+            Request::Put(put) if put.key.is_empty() => Err(RequestError::EmptyKey),
+            Request::Range(range) if range.key.is_empty() => Err(RequestError::EmptyKey),
+            Request::DeleteRange(delete) if delete.key.is_empty() => Err(RequestError::EmptyKey),
+            Request::Put(put) => self.check_size(put.key.len() + put.value.len()),
+            Request::Txn(txn) => {
+                let ops_count = txn_ops_count(txn);
+                if ops_count > self.config.txn_ops_count_max as usize {
+                    return Err(RequestError::TooManyOps {
+                        ops_count: ops_count.min(u32::MAX as usize) as u32,
+                        ops_count_max: self.config.txn_ops_count_max,
+                    });
+                }
+                self.check_size(txn_size_bytes(txn))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_size(&self, size_bytes: usize) -> Result<(), RequestError> {
+        if size_bytes > self.config.request_bytes_max as usize {
+            return Err(RequestError::TooLarge {
+                size_bytes: size_bytes.min(u32::MAX as usize) as u32,
+                size_bytes_max: self.config.request_bytes_max,
+            });
+        }
+        Ok(())
+    }
+
+    fn choose_lease_id(&mut self) -> LeaseId {
+        // Positive and non-zero, as etcd's generated ids are; collisions fail the grant cleanly.
+        LeaseId((self.rng.next_u64() >> 2) as i64 + 1)
+    }
+
+    fn next_proposal_id(&mut self) -> ProposalId {
+        self.next_sequence += 1;
+        ProposalId {
+            origin: self.config.id,
+            incarnation: self.incarnation,
+            sequence: self.next_sequence,
+        }
+    }
+
+    fn propose_command(&mut self, request: RequestId, command: Command) {
+        let proposal_id = self.next_proposal_id();
+        let bytes = Proposal { id: proposal_id, command }.encode();
+        match self.raft.propose(bytes) {
+            Ok(()) => {
+                let deadline = self.now + self.config.request_timeout;
+                let previous =
+                    self.pending_writes.insert(proposal_id, PendingWrite { request, deadline });
+                assert!(previous.is_none(), "proposal ids are unique");
+            }
+            Err(error) => {
+                let error = self.propose_error(error);
+                self.out.reply.push((request, Err(error)));
+            }
+        }
+    }
+
+    /// A proposal of the member's own (lease duties): nobody waits for its answer.
+    fn propose_duty(&mut self, command: Command) -> bool {
+        let proposal_id = self.next_proposal_id();
+        let bytes = Proposal { id: proposal_id, command }.encode();
+        self.raft.propose(bytes).is_ok()
+    }
+
+    fn propose_error(&self, error: ProposeError) -> RequestError {
+        match error {
+            ProposeError::TooManyUncommitted => RequestError::TooManyRequests,
+            _ => RequestError::NotLeader { leader_hint: self.leader_hint() },
+        }
+    }
+
+    fn start_read(&mut self, request: RequestId, range: RangeRequest) {
+        self.next_read_context += 1;
+        let context = self.next_read_context;
+        match self.raft.read_index(context) {
+            Ok(()) => {
+                let deadline = self.now + self.config.request_timeout;
+                let read = PendingRead { request, range, deadline, index: None };
+                self.pending_reads.insert(context, read);
+            }
+            Err(error) => {
+                let error = self.propose_error(error);
+                self.out.reply.push((request, Err(error)));
+            }
+        }
+    }
+
+    pub(super) fn serve_range(&self, range: &RangeRequest) -> Result<Response, RequestError> {
+        let mut response = self.store.range(range)?;
+        response.header = self.header();
+        Ok(Response::Range(response))
+    }
+
+    /// Serves every linearizable read whose read index has been applied.
+    pub(super) fn serve_reads(&mut self) {
+        let applied_index = self.applied.index;
+        let ready: Vec<u64> = self
+            .pending_reads
+            .iter()
+            .filter(|(_, read)| read.index.is_some_and(|index| index <= applied_index))
+            .map(|(context, _)| *context)
+            .collect();
+        for context in ready {
+            let read = self.pending_reads.remove(&context).expect("listed above");
+            let result = self.serve_range(&read.range);
+            self.out.reply.push((read.request, result));
+        }
+    }
+
+    /// Answers requests that need no consensus: keep-alives on the leader, lease queries and
+    /// watch management.
+    fn answer_locally(&mut self, id: RequestId, request: Request) {
+        let header = self.header();
+        let result = match request {
+            Request::LeaseKeepAlive { id: lease } => {
+                if self.was_leader {
+                    self.lessor
+                        .renew(lease, self.now)
+                        .map(|ttl_seconds| Response::LeaseKeepAlive { header, id: lease, ttl_seconds })
+                } else {
+                    Err(RequestError::NotLeader { leader_hint: self.leader_hint() })
+                }
+            }
+            Request::LeaseTimeToLive(query) => self
+                .lessor
+                .time_to_live(query.id, self.now, query.keys)
+                .map(|info| Response::LeaseTimeToLive {
+                    header,
+                    id: query.id,
+                    ttl_seconds: info.ttl_seconds,
+                    granted_ttl_seconds: info.granted_ttl_seconds,
+                    keys: info.keys,
+                }),
+            Request::LeaseLeases => Ok(Response::LeaseLeases { header, leases: self.lessor.leases() }),
+            Request::WatchCreate(create) => self
+                .watches
+                .create(&create, &self.store, &header, &mut self.out.notify)
+                .map(|watch_id| Response::WatchCreated { header, watch_id }),
+            Request::WatchCancel { watch_id } => self
+                .watches
+                .cancel(watch_id, &header, &mut self.out.notify)
+                .map(|()| Response::WatchCanceled { header, watch_id }),
+            Request::WatchProgress => {
+                self.watches.request_progress(&header, &mut self.out.notify);
+                Ok(Response::WatchProgressRequested { header })
+            }
+            other => unreachable!("request {other:?} is proposed, not answered locally"),
+        };
+        self.out.reply.push((id, result));
+    }
+
+    /// The leader's periodic duties: revoke expired leases and checkpoint remaining TTLs, both
+    /// through raft so every member applies them at the same point in the log.
+    pub(super) fn leader_duties(&mut self) {
+        if !self.was_leader {
+            return;
+        }
+        for lease in self.lessor.expired(self.now, LEASE_DUTIES_PER_STEP_MAX) {
+            if !self.propose_duty(Command::LeaseRevoke { id: lease }) {
+                break;
+            }
+        }
+        let remaining = self.lessor.checkpoints_due(self.now, LEASE_DUTIES_PER_STEP_MAX);
+        if !remaining.is_empty() {
+            let _accepted = self.propose_duty(Command::LeaseCheckpoint { remaining });
+        }
+    }
+
+    /// Feeds watchers that fell behind from MVCC history, and due progress notifications.
+    pub(super) fn feed_watches(&mut self) {
+        let header = self.header();
+        self.watches.catch_up(&self.store, &header, &mut self.out.notify, WATCH_CATCH_UP_EVENTS_PER_STEP_MAX);
+        self.watches.progress_due(self.now, &header, &mut self.out.notify);
+    }
+
+    /// Answers requests that waited too long. A write's outcome is then unknown (its entry may
+    /// still commit), so it gets the indefinite `LeaderChanged`; a read never took effect.
+    pub(super) fn expire_pending(&mut self) {
+        let now = self.now;
+        let expired_writes: Vec<_> = self
+            .pending_writes
+            .iter()
+            .filter(|(_, write)| write.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for proposal_id in expired_writes {
+            let write = self.pending_writes.remove(&proposal_id).expect("listed above");
+            self.out.reply.push((write.request, Err(RequestError::LeaderChanged)));
+        }
+        let expired_reads: Vec<_> = self
+            .pending_reads
+            .iter()
+            .filter(|(_, read)| read.deadline <= now)
+            .map(|(context, _)| *context)
+            .collect();
+        let hint = self.leader_hint();
+        for context in expired_reads {
+            let read = self.pending_reads.remove(&context).expect("listed above");
+            self.out.reply.push((read.request, Err(RequestError::NotLeader { leader_hint: hint })));
+        }
+    }
+}
+
+fn txn_ops_count(txn: &TxnRequest) -> usize {
+    let nested = |ops: &[RequestOp]| -> usize {
+        ops.iter()
+            .map(|op| match op {
+                RequestOp::Txn(inner) => 1 + txn_ops_count(inner),
+                _ => 1,
+            })
+            .sum()
+    };
+    txn.compare.len() + nested(&txn.success) + nested(&txn.failure)
+}
+
+fn txn_size_bytes(txn: &TxnRequest) -> usize {
+    let op_size = |op: &RequestOp| -> usize {
+        match op {
+            RequestOp::Range(range) => range.key.len() + range.range_end.len(),
+            RequestOp::Put(put) => put.key.len() + put.value.len(),
+            RequestOp::DeleteRange(delete) => delete.key.len() + delete.range_end.len(),
+            RequestOp::Txn(inner) => txn_size_bytes(inner),
+        }
+    };
+    let compares: usize = txn.compare.iter().map(|compare| compare.key.len() + 16).sum();
+    compares + txn.success.iter().map(op_size).sum::<usize>() + txn.failure.iter().map(op_size).sum::<usize>()
+}

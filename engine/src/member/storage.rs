@@ -1,0 +1,147 @@
+//! The member's disk: turns raft's persist batches and snapshots into WAL and snapshot-file
+//! operations, numbers every operation, and reports which persist batches have become durable
+//! as the host reports completions.
+//!
+//! It relies on the host performing operations in order and reporting completions in order
+//! (`api::DiskOp`'s contract), so "operation N done" means every earlier one is done too. Any
+//! failed operation halts the member: after a failed fsync nothing about durability is known.
+
+use std::collections::VecDeque;
+
+use crate::api::{DiskFault, DiskOp, DiskOpId, FileName, HaltReason};
+use crate::raft::{PersistBatch, PersistId, Snapshot};
+use crate::snap;
+use crate::types::LogIndex;
+use crate::wal::{WalRecord, WalWriter};
+
+/// Most operations in flight before the member is fail-stopped: a host that never completes
+/// disk work would otherwise grow this queue without bound.
+const INFLIGHT_OPS_COUNT_MAX: usize = 1 << 16;
+
+/// What becomes true when an operation completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Completion {
+    /// Raft's persist batch is durable.
+    Persisted(PersistId),
+    /// The snapshot at this index is durable; the WAL below it can go.
+    SnapshotSaved(LogIndex),
+}
+
+#[derive(Debug)]
+struct Inflight {
+    id: DiskOpId,
+    /// The file a failure would be blamed on (`None` for the directory).
+    file: Option<FileName>,
+    is_sync: bool,
+    completion: Option<Completion>,
+}
+
+/// The WAL writer plus the bookkeeping of operations in flight.
+#[derive(Debug)]
+pub(super) struct Storage {
+    wal: WalWriter,
+    next_op_id: u64,
+    /// Invariant: ids strictly increase from front to back.
+    inflight: VecDeque<Inflight>,
+}
+
+impl Storage {
+    pub(super) fn new(wal: WalWriter) -> Storage {
+        Storage { wal, next_op_id: 0, inflight: VecDeque::new() }
+    }
+
+    fn push(&mut self, op: DiskOp, completion: Option<Completion>, out: &mut Vec<(DiskOpId, DiskOp)>) {
+        assert!(self.inflight.len() < INFLIGHT_OPS_COUNT_MAX, "disk operations are not completing");
+        self.next_op_id += 1;
+        let id = DiskOpId(self.next_op_id);
+        let (file, is_sync) = match &op {
+            DiskOp::Create { file } | DiskOp::Append { file, .. } | DiskOp::Remove { file } => {
+                (Some(file.clone()), false)
+            }
+            DiskOp::Sync { file } => (Some(file.clone()), true),
+            DiskOp::SyncDir => (None, true),
+            DiskOp::Rename { to, .. } => (Some(to.clone()), false),
+        };
+        self.inflight.push_back(Inflight { id, file, is_sync, completion });
+        out.push((id, op));
+    }
+
+    fn push_all(&mut self, ops: Vec<DiskOp>, completion: Option<Completion>, out: &mut Vec<(DiskOpId, DiskOp)>) {
+        let count = ops.len();
+        for (position, op) in ops.into_iter().enumerate() {
+            let last = position + 1 == count;
+            self.push(op, if last { completion } else { None }, out);
+        }
+    }
+
+    /// Operations that repair what recovery found (a torn tail); nothing waits on them but
+    /// they go first, before any new append.
+    pub(super) fn repair(&mut self, ops: Vec<DiskOp>, out: &mut Vec<(DiskOpId, DiskOp)>) {
+        self.push_all(ops, None, out);
+    }
+
+    /// Writes a raft persist batch: a received snapshot's file first, then the WAL records,
+    /// then one sync whose completion makes the batch durable.
+    pub(super) fn persist(&mut self, batch: PersistBatch, out: &mut Vec<(DiskOpId, DiskOp)>) {
+        let mut records = Vec::with_capacity(batch.entries.len() + 2);
+        if let Some(snapshot) = &batch.snapshot {
+            self.push_all(snap::write_ops(snapshot), None, out);
+            records.push(WalRecord::Snapshot { index: snapshot.meta.index, term: snapshot.meta.term });
+        }
+        records.extend(batch.entries.into_iter().map(WalRecord::Entry));
+        if let Some(hard_state) = batch.hard_state {
+            records.push(WalRecord::HardState(hard_state));
+        }
+        let ops = self.wal.append(&records);
+        self.push_all(ops, None, out);
+        let sync = self.wal.sync();
+        self.push(sync, Some(Completion::Persisted(batch.id)), out);
+    }
+
+    /// Writes a snapshot taken locally, atomically, and marks it in the WAL.
+    pub(super) fn save_snapshot(&mut self, snapshot: &Snapshot, out: &mut Vec<(DiskOpId, DiskOp)>) {
+        let index = snapshot.meta.index;
+        self.push_all(snap::write_ops(snapshot), None, out);
+        let marker = WalRecord::Snapshot { index, term: snapshot.meta.term };
+        let ops = self.wal.append(&[marker]);
+        self.push_all(ops, None, out);
+        let sync = self.wal.sync();
+        self.push(sync, Some(Completion::SnapshotSaved(index)), out);
+    }
+
+    /// Once a snapshot is durable, the WAL segments and older snapshots below it can go.
+    pub(super) fn release(&mut self, index: LogIndex, out: &mut Vec<(DiskOpId, DiskOp)>) {
+        let mut ops = self.wal.release_up_to(index);
+        ops.extend(snap::cleanup_ops(self.wal.known_snapshots(), index));
+        if !ops.is_empty() {
+            ops.push(DiskOp::SyncDir);
+            self.push_all(ops, None, out);
+        }
+    }
+
+    /// Takes a completion report. Returns what became true, or why the member must halt.
+    pub(super) fn on_done(
+        &mut self,
+        op: DiskOpId,
+        result: Result<(), DiskFault>,
+    ) -> Result<Vec<Completion>, HaltReason> {
+        let Some(position) = self.inflight.iter().position(|inflight| inflight.id == op) else {
+            // A completion from before a restart, or a duplicate: nothing waits on it.
+            return Ok(Vec::new());
+        };
+        if let Err(fault) = result {
+            let failed = &self.inflight[position];
+            return Err(if failed.is_sync {
+                HaltReason::SyncFailed { file: failed.file.clone() }
+            } else {
+                HaltReason::WriteFailed {
+                    file: failed.file.clone().unwrap_or(FileName(String::from("."))),
+                    fault,
+                }
+            });
+        }
+        // Completions arrive in order, so everything up to `op` is done.
+        let done: Vec<Inflight> = self.inflight.drain(..=position).collect();
+        Ok(done.into_iter().filter_map(|inflight| inflight.completion).collect())
+    }
+}
