@@ -342,6 +342,8 @@ fn apply_record(record: WalRecord, recovered: &mut Recovered) -> Result<(), Corr
             recovered.entries.push(entry);
         }
         WalRecord::HardState(hard_state) => recovered.hard_state = Some(hard_state),
+        // Each segment repeats the latest marker in its preamble; a repeat changes nothing.
+        WalRecord::SnapshotMarker(marker) if recovered.snapshot_marker == Some(marker) => {}
         WalRecord::SnapshotMarker(marker) => {
             if marker.index > recovered.last_index {
                 // The log was replaced by the snapshot: nothing before it is contiguous with

@@ -21,8 +21,8 @@ pub struct WalConfig {
 impl WalConfig {
     /// Checks the configuration; the error says which setting is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        if self.segment_bytes_max < 4096 {
-            return Err("wal segment_bytes_max must be at least 4096 bytes".into());
+        if self.segment_bytes_max < 512 {
+            return Err("wal segment_bytes_max must be at least 512 bytes".into());
         }
         Ok(())
     }
