@@ -94,8 +94,7 @@ fn wal_file(image: &DiskImage, position: usize) -> FileName {
 fn last_wal_file(image: &DiskImage) -> FileName {
     image
         .keys()
-        .filter(|name| name.0.starts_with("wal-"))
-        .next_back()
+        .rfind(|name| name.0.starts_with("wal-"))
         .expect("segment exists")
         .clone()
 }
