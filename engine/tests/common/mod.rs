@@ -95,11 +95,16 @@ impl MemDisk {
                 self.durable_directory = self.directory.clone();
             }
             DiskOp::Rename { from, to } => {
-                let inode = self.directory.remove(from).expect("rename of a missing file");
+                let inode = self
+                    .directory
+                    .remove(from)
+                    .expect("rename of a missing file");
                 self.directory.insert(to.clone(), inode);
             }
             DiskOp::Remove { file } => {
-                self.directory.remove(file).expect("remove of a missing file");
+                self.directory
+                    .remove(file)
+                    .expect("remove of a missing file");
             }
         }
     }
