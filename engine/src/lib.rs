@@ -16,6 +16,7 @@ pub mod member;
 pub mod mvcc;
 pub mod raft;
 pub mod rng;
+pub mod snap;
 pub mod types;
 pub mod wal;
 pub mod watch;

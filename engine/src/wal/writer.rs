@@ -1,0 +1,224 @@
+//! The WAL writer: turns batches of records into disk operations, rolls over to a new segment
+//! when the current one is full, and releases segments a snapshot has made unnecessary.
+//!
+//! It never reads the disk and never waits: it only knows what it asked for. It does not decide
+//! when a batch is durable; the host's completion of the batch's final `Sync` says so.
+
+use super::format::{encode_segment_header, segment_name, SegmentHeader};
+use super::{Recovered, SnapshotMarker, WalRecord};
+use crate::api::{DiskOp, FileName};
+use crate::raft::HardState;
+use crate::types::LogIndex;
+
+/// How the writer lays out segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalConfig {
+    /// Start a new segment once the current one would grow past this many bytes. A single
+    /// record larger than this still gets written (alone in a fresh segment).
+    pub segment_bytes_max: u64,
+}
+
+impl WalConfig {
+    /// Checks the configuration; the error says which setting is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_bytes_max < 512 {
+            return Err("wal segment_bytes_max must be at least 512 bytes".into());
+        }
+        Ok(())
+    }
+}
+
+/// Builds the disk operations for appending to the WAL.
+///
+/// Invariants: `segments` is sorted by sequence without gaps; only the last segment can be the
+/// open one; `last_index` is the log's last index including snapshot markers.
+#[derive(Clone, Debug)]
+pub struct WalWriter {
+    config: WalConfig,
+    /// The segments on disk (or requested), oldest first.
+    segments: Vec<SegmentHeader>,
+    /// Whether the last segment was created by this writer and may be appended to. Segments
+    /// found at recovery are never appended to: their tail may just have been repaired.
+    open: bool,
+    /// Bytes in the open segment, including those of ops not yet completed.
+    open_segment_bytes: u64,
+    /// Records in the open segment after its preamble.
+    open_segment_records_count: u64,
+    /// The log's last index: the last entry written, or a later snapshot marker.
+    last_index: LogIndex,
+    /// The latest hard state written, repeated at the start of each new segment so that
+    /// releasing older segments never loses it.
+    hard_state: Option<HardState>,
+    /// The latest snapshot marker written, repeated likewise.
+    snapshot_marker: Option<SnapshotMarker>,
+}
+
+impl WalWriter {
+    /// A writer for an empty WAL.
+    pub fn new(config: WalConfig) -> WalWriter {
+        assert!(config.validate().is_ok(), "invalid WalConfig");
+        WalWriter {
+            config,
+            segments: Vec::new(),
+            open: false,
+            open_segment_bytes: 0,
+            open_segment_records_count: 0,
+            last_index: LogIndex(0),
+            hard_state: None,
+            snapshot_marker: None,
+        }
+    }
+
+    /// A writer that continues the WAL `recovered` describes. Its first batch goes to a new
+    /// segment. The host must have performed `recovered.repair_ops` before this writer's ops.
+    pub fn resume(config: WalConfig, recovered: &Recovered) -> WalWriter {
+        let mut writer = WalWriter::new(config);
+        writer.segments = recovered.segments().to_vec();
+        writer.last_index = recovered.last_index();
+        writer.hard_state = recovered.hard_state;
+        writer.snapshot_marker = recovered.snapshot_marker;
+        writer
+    }
+
+    /// The log's last index as the writer knows it (entries and snapshot markers).
+    pub fn last_index(&self) -> LogIndex {
+        self.last_index
+    }
+
+    /// The segments the writer considers present, oldest first.
+    pub fn segment_files(&self) -> Vec<FileName> {
+        self.segments.iter().copied().map(segment_name).collect()
+    }
+
+    /// The operations that append `records` in order and make them durable: one `Append` per
+    /// touched segment and a final `Sync`. Rolling over syncs the full segment first, so a
+    /// segment that exists on disk implies all earlier segments are complete.
+    pub fn append_batch(&mut self, records: &[WalRecord]) -> Vec<DiskOp> {
+        let mut ops = Vec::new();
+        if records.is_empty() {
+            return ops;
+        }
+        let mut pending = Vec::new();
+        for record in records {
+            let mut frame = Vec::new();
+            record.encode_frame(&mut frame);
+            let frame_bytes = frame.len() as u64;
+            if !self.open {
+                self.open_segment(&mut ops, &mut pending);
+            } else if self.open_segment_bytes + frame_bytes > self.config.segment_bytes_max
+                && self.open_segment_records_count > 0
+            {
+                self.flush(&mut ops, &mut pending);
+                ops.push(DiskOp::Sync {
+                    file: self.open_file(),
+                });
+                self.open_segment(&mut ops, &mut pending);
+            }
+            self.note_record(record);
+            pending.extend_from_slice(&frame);
+            self.open_segment_bytes += frame_bytes;
+            self.open_segment_records_count += 1;
+        }
+        self.flush(&mut ops, &mut pending);
+        ops.push(DiskOp::Sync {
+            file: self.open_file(),
+        });
+        assert!(pending.is_empty());
+        ops
+    }
+
+    /// The operations that remove every segment whose live entries are all at or below `index`
+    /// (a durable snapshot covers them). The open segment is never removed.
+    ///
+    /// NB: call this with the index of the *oldest* snapshot the member keeps, not the newest:
+    /// if the newest snapshot file turns out corrupt at the next start, recovery falls back to
+    /// an older one and needs the entries after it.
+    pub fn release_up_to(&mut self, index: LogIndex) -> Vec<DiskOp> {
+        let mut ops = Vec::new();
+        // Segment k holds no live entry above first_index(k+1) - 1, because every entry written
+        // to it became the log's last index at the time, and k+1 started just after that.
+        while self.segments.len() >= 2 && self.segments[1].first_index.0 <= index.0 + 1 {
+            let released = self.segments.remove(0);
+            assert!(released.sequence + 1 == self.segments[0].sequence);
+            ops.push(DiskOp::Remove {
+                file: segment_name(released),
+            });
+            // One directory sync per removal, so a crash can only lose removals from the end of
+            // the released prefix, never leave a hole in the sequence.
+            ops.push(DiskOp::SyncDir);
+        }
+        ops
+    }
+
+    /// Starts a new segment: create it, make its name durable, and queue its header and the
+    /// preamble (latest hard state and snapshot marker) as the start of the pending bytes.
+    fn open_segment(&mut self, ops: &mut Vec<DiskOp>, pending: &mut Vec<u8>) {
+        assert!(
+            pending.is_empty(),
+            "pending bytes belong to the previous segment"
+        );
+        let sequence = self.segments.last().map_or(1, |last| last.sequence + 1);
+        let header = SegmentHeader {
+            sequence,
+            first_index: self.last_index.next(),
+        };
+        self.segments.push(header);
+        ops.push(DiskOp::Create {
+            file: segment_name(header),
+        });
+        ops.push(DiskOp::SyncDir);
+        pending.extend_from_slice(&encode_segment_header(header));
+        if let Some(hard_state) = self.hard_state {
+            WalRecord::HardState(hard_state).encode_frame(pending);
+        }
+        if let Some(marker) = self.snapshot_marker {
+            WalRecord::SnapshotMarker(marker).encode_frame(pending);
+        }
+        self.open = true;
+        self.open_segment_bytes = pending.len() as u64;
+        self.open_segment_records_count = 0;
+    }
+
+    /// Moves the pending bytes into one `Append` to the open segment.
+    fn flush(&mut self, ops: &mut Vec<DiskOp>, pending: &mut Vec<u8>) {
+        assert!(self.open, "bytes pending without an open segment");
+        if !pending.is_empty() {
+            ops.push(DiskOp::Append {
+                file: self.open_file(),
+                bytes: core::mem::take(pending),
+            });
+        }
+    }
+
+    fn open_file(&self) -> FileName {
+        assert!(self.open);
+        segment_name(*self.segments.last().expect("an open segment exists"))
+    }
+
+    /// Tracks what a written record changes: the last index, hard state and marker.
+    fn note_record(&mut self, record: &WalRecord) {
+        match record {
+            WalRecord::Entry(entry) => {
+                assert!(entry.index.0 >= 1, "entry index 0 does not exist");
+                assert!(
+                    entry.index.0 <= self.last_index.0 + 1,
+                    "entry {} would leave a gap after {}",
+                    entry.index,
+                    self.last_index
+                );
+                self.last_index = entry.index;
+            }
+            WalRecord::HardState(hard_state) => self.hard_state = Some(*hard_state),
+            WalRecord::SnapshotMarker(marker) => {
+                if let Some(previous) = self.snapshot_marker {
+                    assert!(
+                        previous.index <= marker.index,
+                        "snapshot markers go backwards"
+                    );
+                }
+                self.snapshot_marker = Some(*marker);
+                self.last_index = self.last_index.max(marker.index);
+            }
+        }
+    }
+}
