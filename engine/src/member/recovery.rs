@@ -8,7 +8,7 @@ use core::fmt;
 use super::apply::decode_state;
 use super::storage::{Completion, Storage};
 use super::{AppliedState, Member, MemberConfig};
-use crate::api::{DiskFault, DiskImage, DiskOpId};
+use crate::api::{DiskFault, DiskImage, DiskOpId, FileName};
 use crate::lease::Lessor;
 use crate::mvcc::Store;
 use crate::raft::{self, ConfState, Restored};
@@ -77,17 +77,26 @@ pub(super) fn recover(
     config.validate().map_err(RecoveryError::Config)?;
     let mut report = RecoveryReport { fresh: image.is_empty(), ..RecoveryReport::default() };
 
-    let newest = snap::load_newest(&image).map_err(|error| RecoveryError::Snapshot(error.to_string()))?;
+    let loaded = snap::load_newest(&image).map_err(|error| RecoveryError::Snapshot(error.to_string()))?;
     let recovered = wal::recover(&image).map_err(|error| RecoveryError::Wal(error.to_string()))?;
-    report.notes.extend(newest.notes.iter().cloned());
-    if let Some(torn) = &recovered.torn_tail {
+    if !loaded.report.skipped.is_empty() {
+        report.notes.push(loaded.report.describe());
+    }
+    if let Some(torn) = &recovered.report.torn_tail {
         report.notes.push(format!(
             "cut off a torn WAL tail: {} bytes at offset {} of {}",
             torn.dropped_bytes, torn.offset, torn.file.0
         ));
     }
+    let skipped: Vec<&FileName> = loaded.report.skipped.iter().map(|(file, _)| file).collect();
+    let mut kept_snapshots: Vec<(LogIndex, FileName)> = image
+        .keys()
+        .filter(|file| !skipped.contains(file))
+        .filter_map(|file| snap::parse_snap_name(file).map(|(_, index)| (index, file.clone())))
+        .collect();
+    kept_snapshots.sort();
 
-    let (store, lessor, snapshot_meta) = match &newest.snapshot {
+    let (store, lessor, snapshot_meta) = match &loaded.newest {
         Some((_file, snapshot)) => {
             let (store, lessor) = decode_state(&snapshot.data).map_err(RecoveryError::Snapshot)?;
             report.snapshot_index = Some(snapshot.meta.index);
@@ -97,7 +106,7 @@ pub(super) fn recover(
     };
     let snapshot_index = snapshot_meta.as_ref().map_or(LogIndex(0), |meta| meta.index);
     let entries: Vec<_> =
-        recovered.entries.into_iter().filter(|entry| entry.index > snapshot_index).collect();
+        recovered.entries.iter().filter(|entry| entry.index > snapshot_index).cloned().collect();
     if let Some(first) = entries.first() {
         if first.index != snapshot_index.next() {
             return Err(RecoveryError::Gap { snapshot_index, first_wal_index: first.index });
@@ -109,7 +118,7 @@ pub(super) fn recover(
         Some(meta) => meta.conf.clone(),
         None => ConfState { voters: config.voters.clone(), learners: Vec::new() },
     };
-    let mut hard_state = recovered.hard_state;
+    let mut hard_state = recovered.hard_state.unwrap_or_default();
     hard_state.commit = hard_state.commit.max(snapshot_index);
     let raft_config = raft::Config {
         id: config.id,
@@ -135,7 +144,10 @@ pub(super) fn recover(
     let mut rng = Rng::new(config.seed ^ 0x6d65_6d62_6572);
     // Mixing in what was recovered keeps two incarnations with one seed apart as well.
     let incarnation = rng.next_u64() ^ last_index.0.rotate_left(32) ^ hard_state.term.0;
-    let mut storage = Storage::new(recovered.writer);
+    let wal_config = wal::WalConfig { segment_bytes_max: config.wal_segment_bytes_max };
+    wal_config.validate().map_err(RecoveryError::Config)?;
+    let writer = wal::WalWriter::resume(wal_config, &recovered);
+    let mut storage = Storage::new(writer, kept_snapshots);
     let mut member = Member {
         raft,
         store,
@@ -158,10 +170,10 @@ pub(super) fn recover(
         pending_reads: Default::default(),
         halted: None,
         out: Default::default(),
-        storage: Storage::new(wal::WalWriter::default()),
+        storage: Storage::new(wal::WalWriter::new(wal_config), Vec::new()),
         config,
     };
-    storage.repair(recovered.repair_ops, &mut member.out.disk);
+    storage.repair(recovered.repair_ops.clone(), &mut member.out.disk);
     member.storage = storage;
     Ok((member, report))
 }
@@ -175,9 +187,14 @@ impl Member {
             Ok(completions) => {
                 for completion in completions {
                     match completion {
-                        Completion::Persisted(id) => self.raft.on_persisted(id),
-                        Completion::SnapshotSaved(index) => {
-                            self.storage.release(index, &mut self.out.disk);
+                        Completion::Persisted(id, received) => {
+                            self.raft.on_persisted(id);
+                            if let Some((term, index)) = received {
+                                self.storage.release(term, index, &mut self.out.disk);
+                            }
+                        }
+                        Completion::SnapshotSaved(term, index) => {
+                            self.storage.release(term, index, &mut self.out.disk);
                         }
                     }
                 }

@@ -11,8 +11,12 @@ use std::collections::VecDeque;
 use crate::api::{DiskFault, DiskOp, DiskOpId, FileName, HaltReason};
 use crate::raft::{PersistBatch, PersistId, Snapshot};
 use crate::snap;
-use crate::types::LogIndex;
-use crate::wal::{WalRecord, WalWriter};
+use crate::types::{LogIndex, Term};
+use crate::wal::{SnapshotMarker, WalRecord, WalWriter};
+
+/// Snapshots kept on disk: the newest, and one older to fall back on if the newest is damaged.
+/// The WAL is released only below the oldest kept one, so the fall-back has its entries.
+const SNAPSHOTS_KEPT_COUNT: usize = 2;
 
 /// Most operations in flight before the member is fail-stopped: a host that never completes
 /// disk work would otherwise grow this queue without bound.
@@ -21,10 +25,10 @@ const INFLIGHT_OPS_COUNT_MAX: usize = 1 << 16;
 /// What becomes true when an operation completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Completion {
-    /// Raft's persist batch is durable.
-    Persisted(PersistId),
+    /// Raft's persist batch is durable; it carried a received snapshot at (term, index) if set.
+    Persisted(PersistId, Option<(Term, LogIndex)>),
     /// The snapshot at this index is durable; the WAL below it can go.
-    SnapshotSaved(LogIndex),
+    SnapshotSaved(Term, LogIndex),
 }
 
 #[derive(Debug)]
@@ -40,14 +44,22 @@ struct Inflight {
 #[derive(Debug)]
 pub(super) struct Storage {
     wal: WalWriter,
+    /// Durable, valid snapshots, oldest first.
+    snapshots: Vec<(LogIndex, FileName)>,
     next_op_id: u64,
     /// Invariant: ids strictly increase from front to back.
     inflight: VecDeque<Inflight>,
 }
 
 impl Storage {
-    pub(super) fn new(wal: WalWriter) -> Storage {
-        Storage { wal, next_op_id: 0, inflight: VecDeque::new() }
+    pub(super) fn new(wal: WalWriter, snapshots: Vec<(LogIndex, FileName)>) -> Storage {
+        assert!(snapshots.windows(2).all(|pair| pair[0].0 < pair[1].0), "oldest first");
+        Storage {
+            wal,
+            snapshots,
+            next_op_id: 0,
+            inflight: VecDeque::new(),
+        }
     }
 
     fn push(&mut self, op: DiskOp, completion: Option<Completion>, out: &mut Vec<(DiskOpId, DiskOp)>) {
@@ -86,37 +98,50 @@ impl Storage {
         let mut records = Vec::with_capacity(batch.entries.len() + 2);
         if let Some(snapshot) = &batch.snapshot {
             self.push_all(snap::write_ops(snapshot), None, out);
-            records.push(WalRecord::Snapshot { index: snapshot.meta.index, term: snapshot.meta.term });
+            records.push(WalRecord::SnapshotMarker(SnapshotMarker {
+                index: snapshot.meta.index,
+                term: snapshot.meta.term,
+            }));
         }
         records.extend(batch.entries.into_iter().map(WalRecord::Entry));
         if let Some(hard_state) = batch.hard_state {
             records.push(WalRecord::HardState(hard_state));
         }
-        let ops = self.wal.append(&records);
-        self.push_all(ops, None, out);
-        let sync = self.wal.sync();
-        self.push(sync, Some(Completion::Persisted(batch.id)), out);
+        // A received snapshot is also one to keep, and to release the WAL below once durable.
+        let received = batch.snapshot.as_ref().map(|snapshot| (snapshot.meta.term, snapshot.meta.index));
+        let completion = Completion::Persisted(batch.id, received);
+        let ops = self.wal.append_batch(&records);
+        assert!(!ops.is_empty(), "a persist batch always writes something");
+        self.push_all(ops, Some(completion), out);
     }
 
     /// Writes a snapshot taken locally, atomically, and marks it in the WAL.
     pub(super) fn save_snapshot(&mut self, snapshot: &Snapshot, out: &mut Vec<(DiskOpId, DiskOp)>) {
         let index = snapshot.meta.index;
         self.push_all(snap::write_ops(snapshot), None, out);
-        let marker = WalRecord::Snapshot { index, term: snapshot.meta.term };
-        let ops = self.wal.append(&[marker]);
-        self.push_all(ops, None, out);
-        let sync = self.wal.sync();
-        self.push(sync, Some(Completion::SnapshotSaved(index)), out);
+        let marker = SnapshotMarker { index, term: snapshot.meta.term };
+        let ops = self.wal.append_batch(&[WalRecord::SnapshotMarker(marker)]);
+        self.push_all(ops, Some(Completion::SnapshotSaved(marker.term, index)), out);
     }
 
     /// Once a snapshot is durable, the WAL segments and older snapshots below it can go.
-    pub(super) fn release(&mut self, index: LogIndex, out: &mut Vec<(DiskOpId, DiskOp)>) {
-        let mut ops = self.wal.release_up_to(index);
-        ops.extend(snap::cleanup_ops(self.wal.known_snapshots(), index));
-        if !ops.is_empty() {
-            ops.push(DiskOp::SyncDir);
-            self.push_all(ops, None, out);
+    pub(super) fn release(&mut self, term: Term, index: LogIndex, out: &mut Vec<(DiskOpId, DiskOp)>) {
+        if self.snapshots.last().is_some_and(|(newest, _)| *newest >= index) {
+            return;
         }
+        self.snapshots.push((index, snap::snap_name(term, index)));
+        let cleanup = snap::cleanup_ops(self.snapshots.iter().map(|(_, file)| file), SNAPSHOTS_KEPT_COUNT);
+        let excess_count = self.snapshots.len().saturating_sub(SNAPSHOTS_KEPT_COUNT);
+        self.snapshots.drain(..excess_count);
+        self.push_all(cleanup, None, out);
+        let oldest_kept = self.snapshots[0].0;
+        let release = self.wal.release_up_to(oldest_kept);
+        self.push_all(release, None, out);
+    }
+
+    /// A snapshot received from the leader whose persist batch is in flight.
+    pub(super) fn take_received_snapshot(&mut self) -> Option<(Term, LogIndex)> {
+        self.pending_snapshot_saved.take()
     }
 
     /// Takes a completion report. Returns what became true, or why the member must halt.
