@@ -277,7 +277,6 @@ impl Store {
         if from.0 > to {
             return Ok(events);
         }
-        let range = KeyRange::new(key, range_end);
         let lower = ChangeRevision {
             main: from.0,
             sub: 0,
@@ -286,6 +285,24 @@ impl Store {
             main: to,
             sub: u32::MAX,
         };
+        // One key changes at most once per revision, so its own history is the short way and
+        // the limit can never split a revision there.
+        if range_end.is_empty() {
+            let Some(history) = self.keys.get(key) else {
+                return Ok(events);
+            };
+            let first = history
+                .changes
+                .partition_point(|change| change.revision < lower);
+            for change in &history.changes[first..] {
+                if change.revision > upper || events.len() >= events_count_max {
+                    break;
+                }
+                events.push(self.event_at(key, change.revision));
+            }
+            return Ok(events);
+        }
+        let range = KeyRange::new(key, range_end);
         for (revision, changed_key) in self.log.range(lower..=upper) {
             let last_main = events.last().map(|event: &Event| event.kv.mod_revision.0);
             if events.len() >= events_count_max && last_main != Some(revision.main) {
