@@ -1,2 +1,530 @@
-//! The multi-version key-value store: revisions, the key index with generations, range, put,
-//! delete, txn and compaction. (Being built.)
+//! The multi-version key-value store (etcd's `mvcc` package), in memory: revisions, the key
+//! index with generations, range, put, delete, txn, compaction, the event history that watches
+//! catch up from, a deterministic hash and snapshots.
+//!
+//! Revisions follow etcd: a fresh store is at revision 1 (nothing written yet), every write
+//! request that changes something takes the next main revision, and the changes of one request
+//! share it with increasing sub revisions. A request that changes nothing (a delete of missing
+//! keys, a txn whose branch only reads) does not bump the revision. A failing request leaves the
+//! store unchanged: every check runs before the first change is made.
+//!
+//! This module does not know leases (the caller says whether a lease exists, and revokes leases
+//! through `delete_keys`), watchers (see `watch`, which reads `events`), raft or the member's
+//! response headers (only `header.revision` is filled here). It performs no I/O: persistence is
+//! the host's business, through `encode_snapshot`/`decode_snapshot` and the raft log.
+
+mod describe;
+mod index;
+mod range;
+mod snapshot;
+mod txn;
+
+pub use describe::{
+    describe_bytes, describe_delete, describe_error, describe_event, describe_key_value,
+    describe_put, describe_range, describe_txn,
+};
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::kv::{
+    DeleteRangeRequest, DeleteRangeResponse, Event, EventType, KeyValue, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestError, TxnRequest, TxnResponse,
+};
+use crate::types::{LeaseId, Revision};
+use index::{key_value, ChangeRevision, KeyHistory, KeyRange};
+
+/// The revision of a fresh store, as in etcd: the first write gets revision 2.
+pub const REVISION_INITIAL: Revision = Revision(1);
+
+/// The outcome of a write request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteResult<R> {
+    /// The response to the client (header fields other than `revision` left default).
+    pub response: R,
+    /// The store revision after the write (unchanged if the request changed nothing).
+    pub revision: Revision,
+    /// The changes, in order. `prev_kv` is always filled when the key existed before the
+    /// change; the member strips it for watchers that did not ask for it.
+    pub events: Vec<Event>,
+}
+
+/// etcd's multi-version store.
+///
+/// Invariants: `compacted <= current`; every change in
+/// `keys` has a main revision in `(.., current]`, and `log` holds exactly the revisions of the
+/// changes in `keys`, each mapped to its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    /// Every key with retained history, in key order.
+    keys: BTreeMap<Vec<u8>, KeyHistory>,
+    /// Every retained change by revision, for event catch-up in revision order.
+    log: BTreeMap<ChangeRevision, Vec<u8>>,
+    /// The last written main revision.
+    current: i64,
+    /// Reads below this main revision fail; 0 before the first compaction.
+    compacted: i64,
+}
+
+/// The changes of one write request being applied: they all take main revision `main`.
+struct WriteBatch {
+    main: i64,
+    sub_next: u32,
+    events: Vec<Event>,
+}
+
+impl WriteBatch {
+    fn new(store: &Store) -> WriteBatch {
+        WriteBatch {
+            main: store.current + 1,
+            sub_next: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// The revision a read inside this request sees: its own changes once it has made one.
+    fn read_main(&self) -> i64 {
+        if self.sub_next > 0 {
+            self.main
+        } else {
+            self.main - 1
+        }
+    }
+
+    fn take_revision(&mut self) -> ChangeRevision {
+        let revision = ChangeRevision {
+            main: self.main,
+            sub: self.sub_next,
+        };
+        self.sub_next += 1;
+        revision
+    }
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store::new()
+    }
+}
+
+impl Store {
+    /// An empty store at revision 1, never compacted.
+    pub fn new() -> Store {
+        Store {
+            keys: BTreeMap::new(),
+            log: BTreeMap::new(),
+            current: REVISION_INITIAL.0,
+            compacted: 0,
+        }
+    }
+
+    /// The last written revision (1 on a fresh store).
+    pub fn revision(&self) -> Revision {
+        Revision(self.current)
+    }
+
+    /// The revision of the last compaction (0 if never compacted). Reads at revisions below it
+    /// fail with `Compacted`; reads at it succeed.
+    pub fn compacted_revision(&self) -> Revision {
+        Revision(self.compacted)
+    }
+
+    /// How many keys have retained history (live or deleted but not yet compacted away).
+    pub fn key_history_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// etcd's Range at `request.revision` (0 = latest). `header.revision` is the current revision.
+    pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, RequestError> {
+        range::check_range(request, self.current, self.compacted)?;
+        Ok(self.range_at(request, self.current))
+    }
+
+    /// etcd's Put. `lease_exists` is asked only when `request.lease` is not 0.
+    pub fn put(
+        &mut self,
+        request: &PutRequest,
+        lease_exists: &dyn Fn(LeaseId) -> bool,
+    ) -> Result<WriteResult<PutResponse>, RequestError> {
+        self.check_put(request, self.current, lease_exists)?;
+        let mut batch = WriteBatch::new(self);
+        let response = self.apply_put(request, &mut batch);
+        Ok(self.finish(batch, response))
+    }
+
+    /// etcd's DeleteRange. Deleting nothing does not bump the revision.
+    pub fn delete_range(
+        &mut self,
+        request: &DeleteRangeRequest,
+    ) -> Result<WriteResult<DeleteRangeResponse>, RequestError> {
+        if request.key.is_empty() {
+            return Err(RequestError::EmptyKey);
+        }
+        let mut batch = WriteBatch::new(self);
+        let response = self.apply_delete_range(request, &mut batch);
+        Ok(self.finish(batch, response))
+    }
+
+    /// etcd's Txn: compares are evaluated against the state before the txn; the lease and
+    /// key checks apply to the puts of the branches that run. A failed check leaves the store
+    /// unchanged.
+    pub fn txn(
+        &mut self,
+        request: &TxnRequest,
+        lease_exists: &dyn Fn(LeaseId) -> bool,
+    ) -> Result<WriteResult<TxnResponse>, RequestError> {
+        txn::check_static(request)?;
+        let mut path = Vec::new();
+        self.txn_path(request, &mut path);
+        self.check_txn(request, &path, &mut 0, lease_exists)?;
+        let mut batch = WriteBatch::new(self);
+        let mut cursor = 0;
+        let mut response = self.apply_txn(request, &path, &mut cursor, &mut batch);
+        assert_eq!(
+            cursor,
+            path.len(),
+            "txn execution must follow the whole path"
+        );
+        response.header.revision = Revision(batch.read_main());
+        Ok(self.finish(batch, response))
+    }
+
+    /// Deletes `keys` (those that exist) in one revision, as a lease revoke or expiry does.
+    /// Deleting nothing does not bump the revision.
+    pub fn delete_keys(&mut self, keys: &[Vec<u8>]) -> WriteResult<()> {
+        let mut batch = WriteBatch::new(self);
+        for key in keys {
+            self.apply_delete_key(key, &mut batch);
+        }
+        self.finish(batch, ())
+    }
+
+    /// Discards history that no read at or above `revision` can see. Fails with `Compacted` if
+    /// `revision` is at or below the last compaction and `FutureRevision` if above the current.
+    pub fn compact(&mut self, revision: Revision) -> Result<(), RequestError> {
+        if revision.0 <= self.compacted {
+            return Err(RequestError::Compacted {
+                requested: revision,
+                compacted: Revision(self.compacted),
+            });
+        }
+        if revision.0 > self.current {
+            return Err(RequestError::FutureRevision {
+                requested: revision,
+                current: Revision(self.current),
+            });
+        }
+        let touched = self.compact_candidates(revision.0);
+        for key in touched {
+            let history = self
+                .keys
+                .get_mut(&key)
+                .expect("log names a key without history");
+            for dropped in history.compact(revision.0) {
+                let removed = self.log.remove(&dropped);
+                assert!(
+                    removed.as_deref() == Some(key.as_slice()),
+                    "log and key index disagree"
+                );
+            }
+            if history.changes.is_empty() {
+                self.keys.remove(&key);
+            }
+        }
+        self.compacted = revision.0;
+        Ok(())
+    }
+
+    /// Keys that may hold history to drop at `at`: those changed since the last compaction.
+    /// A key untouched since then already holds at most one change at or below `at`, a put.
+    fn compact_candidates(&self, at: i64) -> BTreeSet<Vec<u8>> {
+        let from = ChangeRevision {
+            main: self.compacted + 1,
+            sub: 0,
+        };
+        let to = ChangeRevision {
+            main: at,
+            sub: u32::MAX,
+        };
+        self.log
+            .range(from..=to)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// The changes to keys in `key`/`range_end` (as in a range) with main revision in
+    /// `from..=to_inclusive`, in revision order, `prev_kv` filled where the key existed before.
+    /// `to_inclusive` is clamped to the current revision. Events of one revision are never
+    /// split: whole revisions are returned while fewer than `events_count_max` events are
+    /// collected, so one revision larger than the limit still comes out whole.
+    /// Fails with `Compacted` when `from <= compacted_revision()`.
+    pub fn events(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        from: Revision,
+        to_inclusive: Revision,
+        events_count_max: usize,
+    ) -> Result<Vec<Event>, RequestError> {
+        assert!(events_count_max > 0, "events_count_max must be positive");
+        if from.0 <= self.compacted {
+            return Err(RequestError::Compacted {
+                requested: from,
+                compacted: Revision(self.compacted),
+            });
+        }
+        let to = to_inclusive.0.min(self.current);
+        let mut events = Vec::new();
+        if from.0 > to {
+            return Ok(events);
+        }
+        let lower = ChangeRevision {
+            main: from.0,
+            sub: 0,
+        };
+        let upper = ChangeRevision {
+            main: to,
+            sub: u32::MAX,
+        };
+        // One key changes at most once per revision, so its own history is the short way and
+        // the limit can never split a revision there.
+        if range_end.is_empty() {
+            let Some(history) = self.keys.get(key) else {
+                return Ok(events);
+            };
+            let first = history
+                .changes
+                .partition_point(|change| change.revision < lower);
+            for change in &history.changes[first..] {
+                if change.revision > upper || events.len() >= events_count_max {
+                    break;
+                }
+                events.push(self.event_at(key, change.revision));
+            }
+            return Ok(events);
+        }
+        let range = KeyRange::new(key, range_end);
+        for (revision, changed_key) in self.log.range(lower..=upper) {
+            let last_main = events.last().map(|event: &Event| event.kv.mod_revision.0);
+            if events.len() >= events_count_max && last_main != Some(revision.main) {
+                break;
+            }
+            if range.contains(changed_key) {
+                events.push(self.event_at(changed_key, *revision));
+            }
+        }
+        Ok(events)
+    }
+
+    /// The event for the change of `key` at `revision`, with the key's previous state.
+    fn event_at(&self, key: &[u8], revision: ChangeRevision) -> Event {
+        let history = &self.keys[key];
+        let index = history
+            .index_of(revision)
+            .expect("log names a change the key lacks");
+        let prev_kv = index.checked_sub(1).and_then(|prev_index| {
+            let prev = &history.changes[prev_index];
+            prev.put
+                .as_ref()
+                .map(|put| key_value(key, prev.revision, put, true))
+        });
+        match &history.changes[index].put {
+            Some(put) => Event {
+                kind: EventType::Put,
+                kv: key_value(key, revision, put, true),
+                prev_kv,
+            },
+            None => Event {
+                kind: EventType::Delete,
+                kv: tombstone_kv(key, revision),
+                prev_kv,
+            },
+        }
+    }
+
+    /// Ends a write request: the revision moves on only if something changed.
+    fn finish<R>(&mut self, batch: WriteBatch, response: R) -> WriteResult<R> {
+        assert_eq!(batch.main, self.current + 1, "one write request at a time");
+        assert_eq!(
+            batch.events.len(),
+            batch.sub_next as usize,
+            "one event per change"
+        );
+        if batch.sub_next > 0 {
+            self.current = batch.main;
+        }
+        WriteResult {
+            response,
+            revision: Revision(self.current),
+            events: batch.events,
+        }
+    }
+
+    /// Writes a put of `key` in `batch`; returns the previous key-value if the key existed.
+    fn write_put(
+        &mut self,
+        key: &[u8],
+        value: Vec<u8>,
+        lease: LeaseId,
+        batch: &mut WriteBatch,
+    ) -> Option<KeyValue> {
+        assert!(!key.is_empty(), "put of an empty key");
+        let read_main = batch.read_main();
+        let revision = batch.take_revision();
+        let history = self.keys.entry(key.to_vec()).or_default();
+        let prev_kv = history
+            .live_at(read_main)
+            .map(|(rev, put)| key_value(key, rev, put, true));
+        history.push_put(revision, value, lease);
+        let (_, put) = history
+            .live_at(revision.main)
+            .expect("a put makes the key live");
+        let kv = key_value(key, revision, put, true);
+        let replaced = self.log.insert(revision, key.to_vec());
+        assert!(replaced.is_none(), "two changes at one revision");
+        batch.events.push(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: prev_kv.clone(),
+        });
+        prev_kv
+    }
+
+    /// Deletes `key` in `batch` if it exists; returns its previous key-value.
+    fn apply_delete_key(&mut self, key: &[u8], batch: &mut WriteBatch) -> Option<KeyValue> {
+        let read_main = batch.read_main();
+        let history = self.keys.get_mut(key)?;
+        let prev_kv = history
+            .live_at(read_main)
+            .map(|(rev, put)| key_value(key, rev, put, true))?;
+        let revision = batch.take_revision();
+        history.push_tombstone(revision);
+        let replaced = self.log.insert(revision, key.to_vec());
+        assert!(replaced.is_none(), "two changes at one revision");
+        batch.events.push(Event {
+            kind: EventType::Delete,
+            kv: tombstone_kv(key, revision),
+            prev_kv: Some(prev_kv.clone()),
+        });
+        Some(prev_kv)
+    }
+
+    fn apply_put(&mut self, request: &PutRequest, batch: &mut WriteBatch) -> PutResponse {
+        let current = self.keys.get(request.key.as_slice()).and_then(|history| {
+            history
+                .live_at(batch.read_main())
+                .map(|(_, put)| (put.value.clone(), put.lease))
+        });
+        let needs_current = request.ignore_value || request.ignore_lease;
+        assert!(
+            !needs_current || current.is_some(),
+            "ignore_* on a missing key passed checks"
+        );
+        let (value, lease) = match current {
+            Some((value, lease)) => (
+                if request.ignore_value {
+                    value
+                } else {
+                    request.value.clone()
+                },
+                if request.ignore_lease {
+                    lease
+                } else {
+                    request.lease
+                },
+            ),
+            None => (request.value.clone(), request.lease),
+        };
+        let prev_kv = self.write_put(&request.key, value, lease, batch);
+        let mut response = PutResponse::default();
+        response.header.revision = Revision(batch.main);
+        response.prev_kv = if request.prev_kv { prev_kv } else { None };
+        response
+    }
+
+    fn apply_delete_range(
+        &mut self,
+        request: &DeleteRangeRequest,
+        batch: &mut WriteBatch,
+    ) -> DeleteRangeResponse {
+        let range = KeyRange::new(&request.key, &request.range_end);
+        let read_main = batch.read_main();
+        let live_keys: Vec<Vec<u8>> = match range.bounds() {
+            None => Vec::new(),
+            Some(bounds) => self
+                .keys
+                .range::<[u8], _>(bounds)
+                .filter(|(_, history)| history.live_at(read_main).is_some())
+                .map(|(key, _)| key.clone())
+                .collect(),
+        };
+        let mut response = DeleteRangeResponse::default();
+        for key in &live_keys {
+            let prev_kv = self
+                .apply_delete_key(key, batch)
+                .expect("live key must delete");
+            if request.prev_kv {
+                response.prev_kvs.push(prev_kv);
+            }
+        }
+        response.deleted = live_keys.len() as i64;
+        response.header.revision = Revision(batch.read_main());
+        response
+    }
+
+    /// Checks a put against the state at main revision `at`: key, lease and ignore_* rules.
+    fn check_put(
+        &self,
+        request: &PutRequest,
+        at: i64,
+        lease_exists: &dyn Fn(LeaseId) -> bool,
+    ) -> Result<(), RequestError> {
+        if request.key.is_empty() {
+            return Err(RequestError::EmptyKey);
+        }
+        if request.lease != LeaseId(0) && !request.ignore_lease && !lease_exists(request.lease) {
+            return Err(RequestError::LeaseNotFound {
+                lease: request.lease,
+            });
+        }
+        if request.ignore_value || request.ignore_lease {
+            let exists = self
+                .keys
+                .get(request.key.as_slice())
+                .is_some_and(|history| history.live_at(at).is_some());
+            if !exists {
+                return Err(RequestError::KeyNotFound);
+            }
+        }
+        Ok(())
+    }
+
+    /// Debug check of the struct invariant; O(history), for tests.
+    pub fn check_invariants(&self) {
+        let mut change_count = 0;
+        for (key, history) in &self.keys {
+            assert!(
+                history.is_well_formed(self.current),
+                "malformed history of {key:?}"
+            );
+            for change in &history.changes {
+                assert_eq!(
+                    self.log.get(&change.revision),
+                    Some(key),
+                    "log misses a change"
+                );
+            }
+            change_count += history.changes.len();
+        }
+        assert_eq!(change_count, self.log.len(), "log holds changes no key has");
+        assert!(self.compacted <= self.current, "compacted past current");
+    }
+}
+
+/// The key-value of a deletion event: key and mod revision only, as in etcd.
+fn tombstone_kv(key: &[u8], revision: ChangeRevision) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        mod_revision: Revision(revision.main),
+        ..KeyValue::default()
+    }
+}

@@ -1,0 +1,139 @@
+//! The MVCC store as bytes (a snapshot payload) and as a 64-bit hash for comparing members.
+//!
+//! The snapshot payload is the retained history only (the revision log is rebuilt on decode),
+//! encoded through one private bincode function; framing, checksums and versioning of the
+//! snapshot file are the snapshot writer's business, not this module's. Decoding checks every
+//! invariant of the store and rejects a payload that breaks one.
+
+use std::collections::BTreeMap;
+
+use super::index::KeyHistory;
+use super::Store;
+
+/// The encoded form of a store: its scalars and every key's retained history, in key order.
+#[derive(bincode::Encode, bincode::Decode)]
+struct StoreImage {
+    current: i64,
+    compacted: i64,
+    keys: Vec<(Vec<u8>, KeyHistory)>,
+}
+
+/// The one place the store meets bincode (engine::codec holds no helper yet).
+fn codec_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// FNV-1a, 64 bit: simple, stable across platforms and releases (unlike std's hashers).
+struct Fnv64(u64);
+
+impl Fnv64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(Fnv64::PRIME);
+        }
+    }
+
+    /// Length-prefixed, so that ("ab", "c") and ("a", "bc") hash differently.
+    fn field(&mut self, bytes: &[u8]) {
+        self.number(bytes.len() as i64);
+        self.bytes(bytes);
+    }
+
+    fn number(&mut self, number: i64) {
+        self.bytes(&number.to_le_bytes());
+    }
+}
+
+impl Store {
+    /// A deterministic hash of the whole retained history: revisions, compaction point and
+    /// every retained change of every key. Two members that applied the same writes and
+    /// compactions have the same hash on every platform.
+    pub fn hash(&self) -> u64 {
+        let mut hasher = Fnv64(Fnv64::OFFSET_BASIS);
+        hasher.number(self.current);
+        hasher.number(self.compacted);
+        for (key, history) in &self.keys {
+            hasher.field(key);
+            hasher.number(history.changes.len() as i64);
+            for change in &history.changes {
+                hasher.number(change.revision.main);
+                hasher.number(i64::from(change.revision.sub));
+                match &change.put {
+                    None => hasher.number(-1),
+                    Some(put) => {
+                        hasher.number(put.create_revision);
+                        hasher.number(put.version);
+                        hasher.number(put.lease.0);
+                        hasher.field(&put.value);
+                    }
+                }
+            }
+        }
+        hasher.0
+    }
+
+    /// The store as a snapshot payload.
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let image = StoreImage {
+            current: self.current,
+            compacted: self.compacted,
+            keys: self
+                .keys
+                .iter()
+                .map(|(key, history)| (key.clone(), history.clone()))
+                .collect(),
+        };
+        bincode::encode_to_vec(&image, codec_config()).expect("encoding to a Vec cannot fail")
+    }
+
+    /// A store from a snapshot payload made by `encode_snapshot`. Fails, saying why, on bytes
+    /// that do not decode or that break an invariant of the store.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<Store, String> {
+        let (image, read_bytes): (StoreImage, usize) =
+            bincode::decode_from_slice(bytes, codec_config())
+                .map_err(|error| format!("mvcc snapshot does not decode: {error}"))?;
+        if read_bytes != bytes.len() {
+            return Err(format!(
+                "mvcc snapshot has {} trailing bytes",
+                bytes.len() - read_bytes
+            ));
+        }
+        if image.current < super::REVISION_INITIAL.0 || image.compacted < 0 {
+            return Err(format!(
+                "mvcc snapshot has invalid revisions {}/{}",
+                image.current, image.compacted
+            ));
+        }
+        if image.compacted > image.current {
+            return Err("mvcc snapshot is compacted past its current revision".to_string());
+        }
+        let mut store = Store::new();
+        store.current = image.current;
+        store.compacted = image.compacted;
+        let mut keys = BTreeMap::new();
+        for (key, history) in image.keys {
+            if key.is_empty() || !history.is_well_formed(image.current) {
+                return Err(format!(
+                    "mvcc snapshot has a malformed history for key {key:?}"
+                ));
+            }
+            for change in &history.changes {
+                if store.log.insert(change.revision, key.clone()).is_some() {
+                    return Err(format!(
+                        "mvcc snapshot has two changes at {:?}",
+                        change.revision
+                    ));
+                }
+            }
+            if keys.insert(key, history).is_some() {
+                return Err("mvcc snapshot names a key twice".to_string());
+            }
+        }
+        store.keys = keys;
+        Ok(store)
+    }
+}
