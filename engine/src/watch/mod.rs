@@ -310,6 +310,7 @@ impl WatchHub {
         if fits {
             watcher.pending_events_count += batch.events.len();
             watcher.pending.push_back(batch);
+            assert!(watcher.pending_events_count <= self.config.pending_events_count_max);
             return;
         }
         // Overflow: keep what is buffered and resume from this revision out of history later.
