@@ -53,6 +53,22 @@ impl Harness {
         outcomes[0].clone()
     }
 
+    /// A keep-alive on `member`; a required checkpoint reset is committed on every member
+    /// before the keep-alive is answered, as the member does.
+    fn renew(&mut self, member: &str, id: LeaseId) -> String {
+        let now = self.now;
+        match self.member(member).renew(id, now) {
+            Ok(renewal) if renewal.checkpoint_reset_required => {
+                for lessor in &mut self.members {
+                    lessor.checkpoint(id, 0);
+                }
+                format!("ttl={}s after checkpoint reset", renewal.ttl_seconds)
+            }
+            Ok(renewal) => format!("ttl={}s", renewal.ttl_seconds),
+            Err(error) => format!("error {}", error.code()),
+        }
+    }
+
     fn step(&mut self, line: &str) {
         let words: Vec<&str> = line.split_whitespace().collect();
         let now = self.now;
@@ -101,12 +117,7 @@ impl Harness {
                 self.member(member).demote();
                 "ok".to_string()
             }
-            ["renew", member, id] => {
-                match self.member(member).renew(LeaseId(id.parse().unwrap()), now) {
-                    Ok(ttl) => format!("ttl={ttl}s"),
-                    Err(error) => format!("error {}", error.code()),
-                }
-            }
+            ["renew", member, id] => self.renew(member, LeaseId(id.parse().unwrap())),
             ["expire", member] => {
                 let expired = self.member(member).expired(now, 16);
                 let mut text = format!("expired {}", render_ids(&expired));
@@ -247,9 +258,10 @@ fn lease_keepalive_and_errors() {
     insta::assert_snapshot!("lease_keepalive_and_errors", output);
 }
 
-/// Goal: a renewal replaces a stale checkpoint cluster-wide, so a later leader does not restart
-/// the lease from the old, shorter remaining TTL. Method: checkpoint at 4 s (6 s left), renew at
-/// 5 s, take the checkpoint the renewal scheduled, change leader and check the new expiry.
+/// Goal: a renewal clears a stale checkpoint cluster-wide before it is answered, so a later
+/// leader does not restart the lease from the old, shorter remaining TTL. Method: checkpoint at
+/// 4 s (6 s left), renew at 5 s (which commits a reset), change leader and check the new expiry
+/// is a full TTL from the promotion.
 #[test]
 fn lease_renew_replaces_checkpoint() {
     let output = run("

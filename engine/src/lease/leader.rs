@@ -117,21 +117,6 @@ impl LeaderClock {
         Some(self.clocks.get(&id)?.expiry.since(now))
     }
 
-    /// A keep-alive: the lease expires a full TTL from `now`.
-    pub(super) fn renew(
-        &mut self,
-        config: &LessorConfig,
-        id: LeaseId,
-        ttl_seconds: i64,
-        now: Instant,
-        checkpoint_now: bool,
-    ) {
-        self.start(config, id, ttl_seconds, now);
-        if checkpoint_now {
-            self.reschedule_checkpoint(id, Some(now));
-        }
-    }
-
     fn reschedule_checkpoint(&mut self, id: LeaseId, at: Option<Instant>) {
         let clock = self.clocks.get_mut(&id).expect("a clock to reschedule");
         if let Some(old) = clock.checkpoint_at {

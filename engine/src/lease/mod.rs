@@ -87,6 +87,15 @@ pub struct Granted {
     pub ttl_seconds: i64,
 }
 
+/// The outcome of a successful keep-alive on the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Renewal {
+    /// The TTL the lease now has again, in seconds.
+    pub ttl_seconds: i64,
+    /// The member must commit `checkpoint(id, 0)` before answering; see [`Lessor::renew`].
+    pub checkpoint_reset_required: bool,
+}
+
 /// The answer to a time-to-live query on the leader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimeToLive {
@@ -393,7 +402,12 @@ impl Lessor {
 
     /// A keep-alive on the leader: the lease expires a full TTL from `now`. An expired lease
     /// (revoke pending) cannot be renewed, as in etcd.
-    pub fn renew(&mut self, id: LeaseId, now: Instant) -> Result<i64, RequestError> {
+    ///
+    /// When the lease carries a checkpoint, `checkpoint_reset_required` is set: the member must
+    /// propose `checkpoint(id, 0)` and answer the keep-alive only once it applied (as etcd's
+    /// `Renew` does), or a leader elected in between would restart the lease from the stale,
+    /// shorter checkpoint and cut the TTL the client was promised.
+    pub fn renew(&mut self, id: LeaseId, now: Instant) -> Result<Renewal, RequestError> {
         let clock = self
             .leader
             .as_mut()
@@ -405,11 +419,12 @@ impl Lessor {
         if clock.is_expired(id, now) {
             return Err(RequestError::LeaseNotFound { lease: id });
         }
-        // A stale checkpoint would make the next leader restart the lease too short: schedule
-        // a checkpoint right away to replace it.
-        let checkpoint_now = lease.remaining_ttl_seconds > 0;
-        clock.renew(&self.config, id, lease.ttl_seconds, now, checkpoint_now);
-        Ok(lease.ttl_seconds)
+        clock.start(&self.config, id, lease.ttl_seconds, now);
+        assert!(!clock.is_expired(id, now));
+        Ok(Renewal {
+            ttl_seconds: lease.ttl_seconds,
+            checkpoint_reset_required: lease.remaining_ttl_seconds > 0,
+        })
     }
 
     /// Up to `count_max` leases whose time is up, oldest expiry first, for the member to revoke
