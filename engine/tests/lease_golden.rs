@@ -69,6 +69,51 @@ impl Harness {
         }
     }
 
+    /// Applies a grant on every member; all must agree.
+    fn grant(&mut self, id: LeaseId, ttl_seconds: i64) -> String {
+        let now = self.now;
+        let outcomes: Vec<String> = self
+            .members
+            .iter_mut()
+            .map(|lessor| match lessor.grant(id, ttl_seconds, now) {
+                Ok(granted) => format!("granted {} ttl={}s", granted.id, granted.ttl_seconds),
+                Err(error) => format!("error {}", error.code()),
+            })
+            .collect();
+        assert!(outcomes.windows(2).all(|pair| pair[0] == pair[1]));
+        outcomes[0].clone()
+    }
+
+    /// Applies an attach on every member; all must agree.
+    fn attach(&mut self, id: LeaseId, key: &[u8]) -> String {
+        let outcomes: Vec<String> = self
+            .members
+            .iter_mut()
+            .map(|lessor| match lessor.attach(id, key) {
+                Ok(()) => "ok".to_string(),
+                Err(error) => format!("error {}", error.code()),
+            })
+            .collect();
+        assert!(outcomes.windows(2).all(|pair| pair[0] == pair[1]));
+        outcomes[0].clone()
+    }
+
+    /// Takes the due checkpoints on `member` and commits them on every member.
+    fn checkpoint(&mut self, member: &str) -> String {
+        let now = self.now;
+        let due = self.member(member).checkpoints_due(now, 16);
+        for (id, remaining) in &due {
+            for lessor in &mut self.members {
+                lessor.checkpoint(*id, *remaining);
+            }
+        }
+        let rendered: Vec<String> = due
+            .iter()
+            .map(|(id, seconds)| format!("{id}:{seconds}s"))
+            .collect();
+        format!("checkpointed [{}]", rendered.join(" "))
+    }
+
     fn step(&mut self, line: &str) {
         let words: Vec<&str> = line.split_whitespace().collect();
         let now = self.now;
@@ -77,36 +122,8 @@ impl Harness {
                 self.now = self.now + Duration::from_millis(ms.parse().unwrap());
                 format!("now={}ms", self.now.0 / 1_000_000)
             }
-            ["grant", id, ttl] => {
-                let outcomes: Vec<String> = self
-                    .members
-                    .iter_mut()
-                    .map(|lessor| {
-                        match lessor.grant(LeaseId(id.parse().unwrap()), ttl.parse().unwrap(), now)
-                        {
-                            Ok(granted) => {
-                                format!("granted {} ttl={}s", granted.id, granted.ttl_seconds)
-                            }
-                            Err(error) => format!("error {}", error.code()),
-                        }
-                    })
-                    .collect();
-                assert!(outcomes.windows(2).all(|pair| pair[0] == pair[1]));
-                outcomes[0].clone()
-            }
-            ["attach", id, key] => {
-                let id = LeaseId(id.parse().unwrap());
-                let outcomes: Vec<String> = self
-                    .members
-                    .iter_mut()
-                    .map(|lessor| match lessor.attach(id, key.as_bytes()) {
-                        Ok(()) => "ok".to_string(),
-                        Err(error) => format!("error {}", error.code()),
-                    })
-                    .collect();
-                assert!(outcomes.windows(2).all(|pair| pair[0] == pair[1]));
-                outcomes[0].clone()
-            }
+            ["grant", id, ttl] => self.grant(LeaseId(id.parse().unwrap()), ttl.parse().unwrap()),
+            ["attach", id, key] => self.attach(LeaseId(id.parse().unwrap()), key.as_bytes()),
             ["revoke", id] => self.apply_revoke(LeaseId(id.parse().unwrap())),
             ["promote", member, grace_ms] => {
                 let grace = Duration::from_millis(grace_ms.parse().unwrap());
@@ -130,19 +147,7 @@ impl Harness {
                 let expired = self.member(member).expired(now, 16);
                 format!("expired {}", render_ids(&expired))
             }
-            ["checkpoint", member] => {
-                let due = self.member(member).checkpoints_due(now, 16);
-                for (id, remaining) in &due {
-                    for lessor in &mut self.members {
-                        lessor.checkpoint(*id, *remaining);
-                    }
-                }
-                let rendered: Vec<String> = due
-                    .iter()
-                    .map(|(id, secs)| format!("{id}:{secs}s"))
-                    .collect();
-                format!("checkpointed [{}]", rendered.join(" "))
-            }
+            ["checkpoint", member] => self.checkpoint(member),
             ["ttl", member, id] => {
                 match self
                     .member(member)

@@ -89,7 +89,7 @@ impl Harness {
             }
         }
         match self.hub.create(request, &self.store) {
-            Ok(id) => format!("created watch={id}"),
+            Ok(id) => describe_response(&self.hub.created_response(id)),
             Err(error) => format!("error {}", error.code()),
         }
     }

@@ -221,50 +221,7 @@ impl World {
                 prev_kv,
                 filter,
                 fragment,
-            } => {
-                if self.clients.len() >= 8 {
-                    return;
-                }
-                let key = KEYS[key_index].to_vec();
-                let range_end = match range_kind {
-                    0 => Vec::new(),
-                    1 => vec![key[0] + 2],
-                    _ => vec![0],
-                };
-                let current = self.store.current_revision();
-                let start_revision = match start_back {
-                    None => Revision(0),
-                    Some(back) => Revision((current.0 + 2 - i64::from(back)).max(1)),
-                };
-                let request = WatchCreateRequest {
-                    key,
-                    range_end,
-                    start_revision,
-                    prev_kv,
-                    fragment,
-                    filters: WatchFilters {
-                        no_put: filter == 1,
-                        no_delete: filter == 2,
-                    },
-                    ..WatchCreateRequest::default()
-                };
-                let start = if start_revision.0 == 0 {
-                    current.next()
-                } else {
-                    start_revision
-                };
-                self.clients.push(Client {
-                    request,
-                    start,
-                    current_id: WatchId(0),
-                    received: Vec::new(),
-                    cancelled_at: None,
-                    paused: false,
-                    high_water: Revision(0),
-                    in_fragment: false,
-                });
-                self.create(self.clients.len() - 1);
-            }
+            } => self.add_client(key_index, range_kind, start_back, prev_kv, filter, fragment),
             Op::Pause(index) => {
                 if let Some(client) = self.clients.get_mut(index) {
                     if client.cancelled_at.is_none() {
@@ -292,6 +249,60 @@ impl World {
             Op::Progress => self.hub.request_progress(&mut out),
         }
         self.route(out);
+    }
+
+    /// A new client watching a random range with random options and start revision.
+    fn add_client(
+        &mut self,
+        key_index: usize,
+        range_kind: u8,
+        start_back: Option<u8>,
+        prev_kv: bool,
+        filter: u8,
+        fragment: bool,
+    ) {
+        if self.clients.len() >= 8 {
+            return;
+        }
+        let key = KEYS[key_index].to_vec();
+        let range_end = match range_kind {
+            0 => Vec::new(),
+            1 => vec![key[0] + 2],
+            _ => vec![0],
+        };
+        let current = self.store.current_revision();
+        let start_revision = match start_back {
+            None => Revision(0),
+            Some(back) => Revision((current.0 + 2 - i64::from(back)).max(1)),
+        };
+        let request = WatchCreateRequest {
+            key,
+            range_end,
+            start_revision,
+            prev_kv,
+            fragment,
+            filters: WatchFilters {
+                no_put: filter == 1,
+                no_delete: filter == 2,
+            },
+            ..WatchCreateRequest::default()
+        };
+        let start = if start_revision.0 == 0 {
+            current.next()
+        } else {
+            start_revision
+        };
+        self.clients.push(Client {
+            request,
+            start,
+            current_id: WatchId(0),
+            received: Vec::new(),
+            cancelled_at: None,
+            paused: false,
+            high_water: Revision(0),
+            in_fragment: false,
+        });
+        self.create(self.clients.len() - 1);
     }
 
     /// A broken stream: cancel, then watch again from the last received revision + 1.

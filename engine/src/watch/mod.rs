@@ -190,6 +190,23 @@ impl WatchHub {
         Ok(id)
     }
 
+    /// The `created` confirmation etcd sends first on the stream, for the member to put in
+    /// `Actions::notify` right after a successful `create` (before any event of the watch).
+    pub fn created_response(&self, id: WatchId) -> WatchResponse {
+        assert!(
+            self.watchers.contains_key(&id),
+            "confirming an unknown watch {id}"
+        );
+        let mut header = self.header.clone();
+        header.revision = self.last_revision;
+        WatchResponse {
+            header,
+            watch_id: id,
+            created: true,
+            ..WatchResponse::default()
+        }
+    }
+
     fn choose_id(&mut self) -> WatchId {
         while self.watchers.contains_key(&WatchId(self.next_watch_id)) {
             self.next_watch_id += 1;
