@@ -380,6 +380,9 @@ impl Lessor {
     /// This member became leader: every lease restarts its clock at `now + grace +` its
     /// checkpointed remaining TTL (or its full TTL), as etcd's `Promote(extend)` does, so that a
     /// leader change never cuts a lease and never extends one by more than the grace period.
+    ///
+    /// NB: etcd also spreads the new expiries when many leases would expire at once after a
+    /// promotion; here the burst is bounded instead by `expired(now, count_max)` per call.
     pub fn promote(&mut self, now: Instant, grace: Duration) {
         let mut clock = LeaderClock::new();
         for (id, lease) in &self.leases {
