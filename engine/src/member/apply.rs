@@ -10,10 +10,10 @@ use super::Member;
 use crate::api::{HaltReason, Observation};
 use crate::codec;
 use crate::kv::{Event, RequestError, Response};
-use crate::lease::Lessor;
+use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::Store;
 use crate::raft::{decode_conf_change, ConfChange, Entry, EntryKind, Snapshot, SnapshotMeta};
-use crate::types::{LogIndex, Revision};
+use crate::types::{LeaseId, Revision};
 
 /// The application state inside a raft snapshot.
 #[derive(bincode::Encode, bincode::Decode)]
@@ -95,8 +95,12 @@ impl Member {
                 Ok(Response::Compact { header: self.header() })
             }
             Command::LeaseGrant { id, ttl_seconds } => {
-                let granted = self.lessor.grant(id, ttl_seconds, self.now, self.was_leader)?;
-                Ok(Response::LeaseGrant { header: self.header(), id, ttl_seconds: granted })
+                let granted = self.lessor.grant(id, ttl_seconds, self.now)?;
+                Ok(Response::LeaseGrant {
+                    header: self.header(),
+                    id: granted.id,
+                    ttl_seconds: granted.ttl_seconds,
+                })
             }
             Command::LeaseRevoke { id } => {
                 let keys = self.lessor.revoke(id)?;
@@ -110,6 +114,13 @@ impl Member {
                 }
                 Ok(Response::LeaseRevoke { header: self.header() })
             }
+            Command::LeaseKeepAliveReset { id, ttl_seconds } => {
+                if !self.lessor.exists(id) {
+                    return Err(RequestError::LeaseNotFound { lease: id });
+                }
+                self.lessor.checkpoint(id, 0);
+                Ok(Response::LeaseKeepAlive { header: self.header(), id, ttl_seconds })
+            }
         }
     }
 
@@ -119,17 +130,18 @@ impl Member {
             return;
         }
         for event in events {
-            if let Some(previous) = &event.prev_kv {
-                if previous.lease.0 != 0 {
-                    self.lessor.detach(previous.lease, &event.kv.key);
-                }
-            }
-            if event.kind == crate::kv::EventType::Put && event.kv.lease.0 != 0 {
-                self.lessor.attach(event.kv.lease, &event.kv.key);
+            let previous_lease = event.prev_kv.as_ref().map_or(LeaseId(0), |previous| previous.lease);
+            let is_put = event.kind == crate::kv::EventType::Put;
+            if is_put && event.kv.lease.0 != 0 {
+                // MVCC checked the lease exists before writing, so attaching cannot fail for a
+                // missing lease; a per-lease key limit would leave the key unattached on every
+                // member alike, which keeps replicas identical.
+                let _attached = self.lessor.attach(event.kv.lease, &event.kv.key);
+            } else if previous_lease.0 != 0 {
+                let _detached = self.lessor.detach(&event.kv.key);
             }
         }
-        let header = self.header();
-        self.watches.on_apply(revision, events, &header, &mut self.out.notify);
+        self.watches.on_apply(revision, events, &mut self.out.notify);
     }
 
     fn apply_conf_change(&mut self, entry: &Entry) {
@@ -184,11 +196,9 @@ impl Member {
         assert!(snapshot.meta.index > self.applied.index, "a snapshot only moves forward");
         let (store, lessor) = decode_state(&snapshot.data)
             .unwrap_or_else(|reason| panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index));
+        assert!(!self.was_leader, "a leader never installs a snapshot from another member");
         self.store = store;
         self.lessor = lessor;
-        if self.was_leader {
-            self.lessor.promote(self.now, self.config.lease_grace);
-        }
         self.watches.on_restore(&self.store);
         self.applied.index = snapshot.meta.index;
         self.applied.term = snapshot.meta.term;
@@ -202,9 +212,7 @@ impl Member {
 pub(super) fn decode_state(bytes: &[u8]) -> Result<(Store, Lessor), String> {
     let state: MemberState = codec::decode(bytes).map_err(|error| error.to_string())?;
     let store = Store::decode_snapshot(&state.store)?;
-    let lessor = Lessor::decode(&state.lessor)?;
+    let lessor = Lessor::decode(LessorConfig::default(), &state.lessor)
+        .map_err(|error| format!("{error:?}"))?;
     Ok((store, lessor))
 }
-
-/// The index an empty log starts after.
-pub(super) const EMPTY_LOG: LogIndex = LogIndex(0);

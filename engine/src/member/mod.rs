@@ -218,6 +218,9 @@ impl Member {
         if let Some(deadline) = self.lessor.next_deadline() {
             wake = wake.min(deadline);
         }
+        if let Some(deadline) = self.watches.next_deadline() {
+            wake = wake.min(deadline);
+        }
         wake.max(self.now)
     }
 
@@ -296,9 +299,31 @@ impl Member {
         self.raft.status().leader
     }
 
-    fn halt(&mut self, reason: HaltReason) {
+    pub(super) fn halt(&mut self, reason: HaltReason) {
         if self.halted.is_none() {
             self.halted = Some(reason);
         }
+    }
+}
+
+/// The MVCC store is the history that watchers catch up from.
+impl crate::watch::EventSource for Store {
+    fn current_revision(&self) -> crate::types::Revision {
+        self.revision()
+    }
+
+    fn compacted_revision(&self) -> crate::types::Revision {
+        Store::compacted_revision(self)
+    }
+
+    fn events(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        from: crate::types::Revision,
+        to_inclusive: crate::types::Revision,
+        events_count_max: usize,
+    ) -> Result<Vec<crate::kv::Event>, RequestError> {
+        Store::events(self, key, range_end, from, to_inclusive, events_count_max)
     }
 }

@@ -9,14 +9,15 @@ use super::apply::decode_state;
 use super::storage::{Completion, Storage};
 use super::{AppliedState, Member, MemberConfig};
 use crate::api::{DiskFault, DiskImage, DiskOpId, FileName};
-use crate::lease::Lessor;
+use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::Store;
 use crate::raft::{self, ConfState, Restored};
 use crate::rng::Rng;
 use crate::snap;
 use crate::types::{Instant, LogIndex, Term};
 use crate::wal;
-use crate::watch::WatchHub;
+use crate::kv::ResponseHeader;
+use crate::watch::{WatchConfig, WatchHub};
 
 /// What recovery found and did, for the host to report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,7 +103,7 @@ pub(super) fn recover(
             report.snapshot_index = Some(snapshot.meta.index);
             (store, lessor, Some(snapshot.meta.clone()))
         }
-        None => (Store::new(), Lessor::new(), None),
+        None => (Store::new(), Lessor::new(LessorConfig::default()), None),
     };
     let snapshot_index = snapshot_meta.as_ref().map_or(LogIndex(0), |meta| meta.index);
     let entries: Vec<_> =
@@ -152,7 +153,10 @@ pub(super) fn recover(
         raft,
         store,
         lessor,
-        watches: WatchHub::new(),
+        watches: WatchHub::new(
+            WatchConfig::default(),
+            ResponseHeader { cluster_id: config.cluster_id, member_id: config.id, ..ResponseHeader::default() },
+        ),
         rng,
         incarnation,
         next_sequence: 0,

@@ -6,6 +6,7 @@ use super::proposal::{Command, Proposal, ProposalId};
 use super::{Member, PendingRead, PendingWrite};
 use crate::kv::{RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
+use crate::kv::{WatchResponse};
 use crate::types::{LeaseId, RequestId};
 
 /// Most leases revoked or checkpointed per step, so a mass expiry cannot flood the log at once.
@@ -46,8 +47,8 @@ impl Member {
             Request::Txn(txn) => self.propose_command(id, Command::Txn(txn)),
             Request::Compact(compact) => self.propose_command(id, Command::Compact(compact)),
             Request::LeaseGrant(grant) => {
-                let lease = if grant.id.0 == 0 { self.choose_lease_id() } else { grant.id };
-                let command = Command::LeaseGrant { id: lease, ttl_seconds: grant.ttl_seconds };
+                // Id 0 is resolved at apply time from the lessor's replicated counter.
+                let command = Command::LeaseGrant { id: grant.id, ttl_seconds: grant.ttl_seconds };
                 self.propose_command(id, command);
             }
             Request::LeaseRevoke { id: lease } => {
@@ -87,11 +88,6 @@ impl Member {
             });
         }
         Ok(())
-    }
-
-    fn choose_lease_id(&mut self) -> LeaseId {
-        // Positive and non-zero, as etcd's generated ids are; collisions fail the grant cleanly.
-        LeaseId((self.rng.next_u64() >> 2) as i64 + 1)
     }
 
     fn next_proposal_id(&mut self) -> ProposalId {
@@ -176,16 +172,27 @@ impl Member {
     /// watch management.
     fn answer_locally(&mut self, id: RequestId, request: Request) {
         let header = self.header();
+        let hint = self.leader_hint();
+        let with_hint = |error: RequestError| match error {
+            RequestError::NotLeader { .. } => RequestError::NotLeader { leader_hint: hint },
+            other => other,
+        };
         let result = match request {
-            Request::LeaseKeepAlive { id: lease } => {
-                if self.was_leader {
-                    self.lessor
-                        .renew(lease, self.now)
-                        .map(|ttl_seconds| Response::LeaseKeepAlive { header, id: lease, ttl_seconds })
-                } else {
-                    Err(RequestError::NotLeader { leader_hint: self.leader_hint() })
+            Request::LeaseKeepAlive { id: lease } => match self.lessor.renew(lease, self.now) {
+                Ok(renewal) if renewal.checkpoint_reset_required => {
+                    // A checkpointed lease must have its checkpoint cleared through raft before
+                    // the renewal is promised, or a new leader would restart it from the old
+                    // checkpoint and cut it short (etcd's Renew does the same).
+                    let command =
+                        Command::LeaseKeepAliveReset { id: lease, ttl_seconds: renewal.ttl_seconds };
+                    self.propose_command(id, command);
+                    return;
                 }
-            }
+                Ok(renewal) => {
+                    Ok(Response::LeaseKeepAlive { header, id: lease, ttl_seconds: renewal.ttl_seconds })
+                }
+                Err(error) => Err(with_hint(error)),
+            },
             Request::LeaseTimeToLive(query) => self
                 .lessor
                 .time_to_live(query.id, self.now, query.keys)
@@ -195,18 +202,33 @@ impl Member {
                     ttl_seconds: info.ttl_seconds,
                     granted_ttl_seconds: info.granted_ttl_seconds,
                     keys: info.keys,
-                }),
+                })
+                .map_err(with_hint),
             Request::LeaseLeases => Ok(Response::LeaseLeases { header, leases: self.lessor.leases() }),
-            Request::WatchCreate(create) => self
-                .watches
-                .create(&create, &self.store, &header, &mut self.out.notify)
-                .map(|watch_id| Response::WatchCreated { header, watch_id }),
-            Request::WatchCancel { watch_id } => self
-                .watches
-                .cancel(watch_id, &header, &mut self.out.notify)
-                .map(|()| Response::WatchCanceled { header, watch_id }),
+            Request::WatchCreate(create) => match self.watches.create(create, &self.store) {
+                Ok(watch_id) => {
+                    let created = self.watches.created_response(watch_id);
+                    self.out.notify.push(created);
+                    Ok(Response::WatchCreated { header, watch_id })
+                }
+                Err(error) => Err(error),
+            },
+            Request::WatchCancel { watch_id } => match self.watches.cancel(watch_id) {
+                Ok(()) => {
+                    // The stream learns of the end too, as etcd's canceled response.
+                    self.out.notify.push(WatchResponse {
+                        header: header.clone(),
+                        watch_id,
+                        canceled: true,
+                        cancel_reason: String::from("canceled by the client"),
+                        ..WatchResponse::default()
+                    });
+                    Ok(Response::WatchCanceled { header, watch_id })
+                }
+                Err(error) => Err(error),
+            },
             Request::WatchProgress => {
-                self.watches.request_progress(&header, &mut self.out.notify);
+                self.watches.request_progress(&mut self.out.notify);
                 Ok(Response::WatchProgressRequested { header })
             }
             other => unreachable!("request {other:?} is proposed, not answered locally"),
@@ -233,9 +255,9 @@ impl Member {
 
     /// Feeds watchers that fell behind from MVCC history, and due progress notifications.
     pub(super) fn feed_watches(&mut self) {
-        let header = self.header();
-        self.watches.catch_up(&self.store, &header, &mut self.out.notify, WATCH_CATCH_UP_EVENTS_PER_STEP_MAX);
-        self.watches.progress_due(self.now, &header, &mut self.out.notify);
+        let _still_lagging =
+            self.watches.catch_up(&self.store, &mut self.out.notify, WATCH_CATCH_UP_EVENTS_PER_STEP_MAX);
+        self.watches.progress_due(self.now, &mut self.out.notify);
     }
 
     /// Answers requests that waited too long. A write's outcome is then unknown (its entry may
