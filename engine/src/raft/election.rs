@@ -154,8 +154,8 @@ impl Raft {
         // The empty entry of our term lets earlier entries commit with it (never by counting),
         // and no membership change may be proposed until it is applied.
         self.pending_conf_index = self.log.last_index().next();
-        self.leader_append(EntryKind::Normal, Vec::new())
-            .expect("a new leader can always append its empty entry");
+        // It bypasses the uncommitted limit: without it nothing could ever commit again.
+        self.leader_append_unchecked(EntryKind::Normal, Vec::new());
     }
 
     /// A message from a higher term. Returns whether to go on processing it.

@@ -190,6 +190,13 @@ impl Raft {
             }
             self.pending_conf_index = self.log.last_index().next();
         }
+        self.leader_append_unchecked(kind, data);
+        Ok(())
+    }
+
+    /// Appends an entry of our term and sends it; limits are the caller's business.
+    pub(super) fn leader_append_unchecked(&mut self, kind: EntryKind, data: Vec<u8>) {
+        assert_eq!(self.role, Role::Leader);
         let entry = Entry {
             term: self.term,
             index: self.log.last_index().next(),
@@ -204,7 +211,6 @@ impl Raft {
             .expect("leader tracks itself");
         own.next_index = last_index.next();
         self.broadcast_append();
-        Ok(())
     }
 
     /// Starts leadership transfer to `to` (leader only; otherwise ignored).
