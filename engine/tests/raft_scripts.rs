@@ -290,6 +290,8 @@ impl Cluster {
         let member = self.members.get_mut(&id).expect("known node");
         member.raft = None;
         member.disk.unsynced.clear();
+        // Messages in flight to a crashed process are lost with it.
+        self.network.retain(|message| message.to.0 != id);
     }
 
     fn restart(&mut self, id: u64) {
