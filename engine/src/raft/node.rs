@@ -462,10 +462,12 @@ impl Raft {
             .chain(&self.conf.learners)
             .copied()
             .collect();
+        let mut added = Vec::new();
         for member in members {
-            self.progress
-                .entry(member)
-                .or_insert_with(|| Progress::new(self.log.last_index().next()));
+            if !self.progress.contains_key(&member) {
+                self.progress.insert(member, Progress::new(self.log.last_index().next()));
+                added.push(member);
+            }
         }
         if self
             .transfer_target
@@ -474,8 +476,13 @@ impl Raft {
             self.transfer_target = None;
         }
         // A smaller quorum may commit more; new members need the log either way.
-        self.maybe_commit();
-        self.broadcast_append();
+        if self.maybe_commit() {
+            self.broadcast_append();
+        } else {
+            for member in added {
+                self.send_append(member, true);
+            }
+        }
     }
 
     /// Any message from a peer. Stale and misdirected ones are ignored.
