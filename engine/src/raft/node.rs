@@ -465,7 +465,8 @@ impl Raft {
         let mut added = Vec::new();
         for member in members {
             if !self.progress.contains_key(&member) {
-                self.progress.insert(member, Progress::new(self.log.last_index().next()));
+                self.progress
+                    .insert(member, Progress::new(self.log.last_index().next()));
                 added.push(member);
             }
         }
