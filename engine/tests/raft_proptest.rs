@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use engine::raft::{
-    ConfState, Config, Entry, HardState, Message, PersistBatch, Raft, Restored, Role, Snapshot,
-    SnapshotMeta,
+    ConfChange, ConfState, Config, Entry, HardState, Message, PersistBatch, Raft, Restored, Role,
+    Snapshot, SnapshotMeta,
 };
 use engine::types::{LogIndex, NodeId, Term};
 use proptest::prelude::*;
@@ -28,6 +28,7 @@ enum Action {
     Propose(usize),
     Compact(usize),
     CrashRestart(usize),
+    ChangeMembership(usize, usize, u8),
 }
 
 fn action_strategy() -> impl Strategy<Value = Action> {
@@ -43,6 +44,7 @@ fn action_strategy() -> impl Strategy<Value = Action> {
         3 => (0..5usize).prop_map(Action::Propose),
         1 => (0..5usize).prop_map(Action::Compact),
         1 => (0..5usize).prop_map(Action::CrashRestart),
+        1 => (0..5usize, 0..5usize, 0..4u8).prop_map(|(node, target, kind)| Action::ChangeMembership(node, target, kind)),
     ]
 }
 
@@ -162,6 +164,16 @@ impl World {
                 let _ = self.nodes[node % count].raft.propose(data);
             }
             Action::Compact(node) => compact(&mut self.nodes[node % count]),
+            Action::ChangeMembership(node, target, kind) => {
+                let target = NodeId((target % count) as u64 + 1);
+                let change = match kind {
+                    0 => ConfChange::AddVoter(target),
+                    1 => ConfChange::AddLearner(target),
+                    2 => ConfChange::Remove(target),
+                    _ => ConfChange::Promote(target),
+                };
+                let _ = self.nodes[node % count].raft.propose_conf_change(change);
+            }
             Action::CrashRestart(node) => {
                 let node = &mut self.nodes[node % count];
                 node.disk.unsynced.clear();
@@ -234,15 +246,8 @@ impl World {
 
 fn write_batch(disk: &mut Disk, batch: &PersistBatch) {
     if let Some(snapshot) = &batch.snapshot {
-        disk.entries
-            .retain(|entry| entry.index > snapshot.meta.index);
-        if disk
-            .entries
-            .first()
-            .is_some_and(|entry| entry.index != snapshot.meta.index.next())
-        {
-            disk.entries.clear();
-        }
+        // A snapshot replaces the whole log; the batch re-sends the entries that follow it.
+        disk.entries.clear();
         disk.snapshot = Some(snapshot.clone());
     }
     if let Some(first) = batch.entries.first() {

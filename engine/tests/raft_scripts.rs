@@ -31,15 +31,8 @@ struct Disk {
 impl Disk {
     fn write(&mut self, batch: &PersistBatch) {
         if let Some(snapshot) = &batch.snapshot {
-            let index = snapshot.meta.index;
-            self.entries.retain(|entry| entry.index > index);
-            if self
-                .entries
-                .first()
-                .is_some_and(|entry| entry.index != index.next())
-            {
-                self.entries.clear();
-            }
+            // A snapshot replaces the whole log; the batch re-sends the entries that follow it.
+            self.entries.clear();
             self.snapshot = Some(snapshot.clone());
         }
         if let Some(first) = batch.entries.first() {

@@ -213,6 +213,13 @@ impl RaftLog {
         self.entries_from(from, usize::MAX).unwrap_or_default()
     }
 
+    /// Takes every entry after the compaction point (a batch that writes a snapshot rewrites the
+    /// log after it).
+    pub(super) fn take_all_after_snapshot(&mut self) -> Vec<Entry> {
+        self.unbatched_from_index = self.last_index().next();
+        self.entries.clone()
+    }
+
     pub(super) fn has_unbatched(&self) -> bool {
         self.unbatched_from_index <= self.last_index()
     }

@@ -153,8 +153,10 @@ pub struct PersistBatch {
     /// Entries to append. The first entry's index may be <= the last persisted index: it
     /// overwrites that suffix.
     pub entries: Vec<Entry>,
-    /// A snapshot to save (written before `entries`): one received from the leader, or one the
-    /// application handed to [`Raft::compact`]. The log before it may be discarded.
+    /// A snapshot to save: one received from the leader, or one the application handed to
+    /// [`Raft::compact`]. It replaces the whole durable log: the host discards every entry it
+    /// holds, keeps the snapshot, then appends `entries` (which then start right after it; raft
+    /// re-sends any entries it keeps after a compaction point).
     pub snapshot: Option<Snapshot>,
 }
 

@@ -282,8 +282,24 @@ impl Raft {
         let hard_state = self.hard_state();
         let hard_state_changed = hard_state != self.batched_hard_state;
         self.batched_hard_state = hard_state;
-        let entries = self.log.take_unbatched();
         let snapshot = self.unbatched_snapshot.take();
+        let entries = match &snapshot {
+            // A snapshot replaces the whole durable log, so the batch carries every entry after it.
+            Some(snapshot) => {
+                assert_eq!(
+                    snapshot.meta.index,
+                    self.log.snapshot_meta().index,
+                    "only the latest snapshot is persisted"
+                );
+                self.log.take_all_after_snapshot()
+            }
+            None => self.log.take_unbatched(),
+        };
+        if let Some(first) = entries.first() {
+            assert!(snapshot
+                .as_ref()
+                .is_none_or(|snapshot| first.index == snapshot.meta.index.next()));
+        }
         self.batches_in_flight.push_back(BatchRecord {
             id,
             last_entry: entries.last().map(|entry| (entry.index, entry.term)),
