@@ -482,6 +482,15 @@ fn run_command(cluster: &mut Cluster, command: &str, args: &[&str], out: &mut St
         "crash" => cluster.crash(id()),
         "restart" => cluster.restart(id()),
         "compact" => cluster.compact(id(), out),
+        "status" | "log" | "app" => run_inspect(cluster, command, args, out),
+        _ => panic!("unknown command {command}"),
+    }
+}
+
+/// Commands that only render state: `status [ids]`, `log id`, `app id`.
+fn run_inspect(cluster: &Cluster, command: &str, args: &[&str], out: &mut String) {
+    let id = || -> u64 { args[0].parse().expect("node id") };
+    match command {
         "status" => {
             for node in all_or(cluster, args) {
                 match cluster.members[&node].raft.as_ref() {
@@ -516,7 +525,7 @@ fn run_command(cluster: &mut Cluster, command: &str, args: &[&str], out: &mut St
             )
             .unwrap();
         }
-        _ => panic!("unknown command {command}"),
+        _ => unreachable!("dispatched by run_command"),
     }
 }
 

@@ -115,21 +115,9 @@ impl Message {
         let head = format!("{}->{}", self.from, self.to);
         let term = self.term;
         match &self.body {
-            MessageBody::VoteRequest {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-                transfer,
-            } => format!(
-                "{head} {} term={term} last={last_log_term}/{last_log_index}{}",
-                if *pre_vote { "PreVoteRequest" } else { "VoteRequest" },
-                if *transfer { " transfer" } else { "" }
-            ),
-            MessageBody::VoteResponse { pre_vote, granted } => format!(
-                "{head} {} term={term} {}",
-                if *pre_vote { "PreVoteResponse" } else { "VoteResponse" },
-                if *granted { "granted" } else { "rejected" }
-            ),
+            MessageBody::VoteRequest { .. } | MessageBody::VoteResponse { .. } => {
+                self.describe_vote(&head)
+            }
             MessageBody::AppendRequest {
                 prev_log_index,
                 prev_log_term,
@@ -182,6 +170,36 @@ impl Message {
             MessageBody::ReadIndexResponse { context, index } => {
                 format!("{head} ReadIndexResponse term={term} context={context} index={index}")
             }
+        }
+    }
+
+    fn describe_vote(&self, head: &str) -> String {
+        let term = self.term;
+        match &self.body {
+            MessageBody::VoteRequest {
+                pre_vote,
+                last_log_index,
+                last_log_term,
+                transfer,
+            } => format!(
+                "{head} {} term={term} last={last_log_term}/{last_log_index}{}",
+                if *pre_vote {
+                    "PreVoteRequest"
+                } else {
+                    "VoteRequest"
+                },
+                if *transfer { " transfer" } else { "" }
+            ),
+            MessageBody::VoteResponse { pre_vote, granted } => format!(
+                "{head} {} term={term} {}",
+                if *pre_vote {
+                    "PreVoteResponse"
+                } else {
+                    "VoteResponse"
+                },
+                if *granted { "granted" } else { "rejected" }
+            ),
+            _ => unreachable!("only votes are described here"),
         }
     }
 
