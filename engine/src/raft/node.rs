@@ -68,6 +68,8 @@ pub struct Raft {
     /// A received snapshot to hand out for apply once the batch holding it is durable.
     pub(super) snapshot_to_apply: Option<(PersistId, Snapshot)>,
     pub(super) snapshot_ready_to_apply: Option<Snapshot>,
+    /// Leader only: entries were appended since the last broadcast.
+    pub(super) append_broadcast_pending: bool,
 }
 
 impl Raft {
@@ -110,6 +112,7 @@ impl Raft {
             unbatched_snapshot: None,
             snapshot_to_apply: None,
             snapshot_ready_to_apply: None,
+            append_broadcast_pending: false,
         };
         raft.batched_hard_state = raft.hard_state();
         raft.reset_election_timer();
@@ -210,7 +213,8 @@ impl Raft {
             .get_mut(&self.config.id)
             .expect("leader tracks itself");
         own.next_index = last_index.next();
-        self.broadcast_append();
+        // Sent at the next `ready`, so that a burst of proposals travels in few appends.
+        self.append_broadcast_pending = true;
     }
 
     /// Starts leadership transfer to `to` (leader only; otherwise ignored).
@@ -237,6 +241,7 @@ impl Raft {
     /// Whether [`Raft::ready`] would return something.
     pub fn has_ready(&self) -> bool {
         self.has_unbatched_writes()
+            || self.append_broadcast_pending
             || !self.outbox.is_empty()
             || self.snapshot_ready_to_apply.is_some()
             || !self.reads.ready_states_is_empty()
@@ -253,6 +258,9 @@ impl Raft {
 
     /// Takes everything pending: a batch to persist, messages to send, what to apply.
     pub fn ready(&mut self) -> Ready {
+        if std::mem::take(&mut self.append_broadcast_pending) && self.role == Role::Leader {
+            self.broadcast_append();
+        }
         let persist = self
             .has_unbatched_writes()
             .then(|| self.take_persist_batch());
@@ -369,7 +377,8 @@ impl Raft {
                 .expect("leader tracks itself");
             own.update_match(persisted_index);
             if self.maybe_commit() {
-                self.broadcast_append();
+                // Followers learn the new commit index at the next `ready`, in one round.
+                self.append_broadcast_pending = true;
             }
         }
     }
@@ -494,7 +503,8 @@ impl Raft {
         }
         // A smaller quorum may commit more; new members need the log either way.
         if self.maybe_commit() {
-            self.broadcast_append();
+            // Followers learn the new commit index at the next `ready`, in one round.
+            self.append_broadcast_pending = true;
         } else {
             for member in added {
                 self.send_append(member, true);

@@ -19,7 +19,10 @@ impl Raft {
             .filter(|id| *id != self.id())
             .collect();
         for peer in peers {
-            self.send_append(peer, true);
+            // Fill the in-flight window (in probe the first send pauses the follower).
+            if self.send_append(peer, true) {
+                while self.send_append(peer, false) {}
+            }
         }
     }
 
@@ -240,7 +243,8 @@ impl Raft {
             progress.become_replicate();
         }
         if self.maybe_commit() {
-            self.broadcast_append();
+            // Followers learn the new commit index at the next `ready`, in one round.
+            self.append_broadcast_pending = true;
         }
         // Fill the in-flight window.
         while self.send_append(from, false) {}
