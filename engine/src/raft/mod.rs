@@ -116,7 +116,9 @@ impl Config {
     }
 }
 
-/// What a restarting member recovered from its disk.
+/// What a restarting member recovered from its disk. Raft restarts with its applied index at
+/// the snapshot's index: the application restores the snapshot's state itself, and raft hands out
+/// the committed entries after it again (once durable, as always).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Restored {
     /// The last persisted hard state (default on a fresh disk).
