@@ -1,0 +1,159 @@
+//! Membership changes: the [`ConfChange`] value carried in `EntryKind::ConfChange` entries, its
+//! codec, and the pure functions that check and apply a change to a [`ConfState`] and count
+//! quorums.
+//!
+//! It does not decide when a change takes effect (raft's node does: when the entry is applied),
+//! and it supports single-member changes only, never joint consensus.
+
+use crate::raft::ConfState;
+use crate::types::NodeId;
+
+/// One membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum ConfChange {
+    /// Add a voting member.
+    AddVoter(NodeId),
+    /// Add a non-voting member that receives the log.
+    AddLearner(NodeId),
+    /// Remove a voter or learner.
+    Remove(NodeId),
+    /// Turn a learner into a voter.
+    Promote(NodeId),
+}
+
+impl ConfChange {
+    /// A stable rendering, e.g. `add-voter 4`.
+    pub fn describe(&self) -> String {
+        match self {
+            ConfChange::AddVoter(id) => format!("add-voter {id}"),
+            ConfChange::AddLearner(id) => format!("add-learner {id}"),
+            ConfChange::Remove(id) => format!("remove {id}"),
+            ConfChange::Promote(id) => format!("promote {id}"),
+        }
+    }
+}
+
+/// Encodes a change into an entry's data (bincode, standard configuration).
+pub fn encode_conf_change(change: &ConfChange) -> Vec<u8> {
+    let bytes = bincode::encode_to_vec(change, bincode::config::standard())
+        .expect("encoding a ConfChange into a Vec cannot fail");
+    assert!(!bytes.is_empty());
+    bytes
+}
+
+/// Decodes an entry's data; `None` if it is not a whole, valid change.
+pub fn decode_conf_change(bytes: &[u8]) -> Option<ConfChange> {
+    let (change, read_bytes) =
+        bincode::decode_from_slice::<ConfChange, _>(bytes, bincode::config::standard()).ok()?;
+    (read_bytes == bytes.len()).then_some(change)
+}
+
+/// True if `id` is a voter or a learner.
+pub(super) fn conf_contains(conf: &ConfState, id: NodeId) -> bool {
+    conf.voters.contains(&id) || conf.learners.contains(&id)
+}
+
+/// Whether `change` makes sense against `conf` (checked when proposing).
+pub(super) fn conf_change_valid(conf: &ConfState, change: ConfChange) -> bool {
+    match change {
+        ConfChange::AddVoter(id) => id.0 != 0 && !conf.voters.contains(&id),
+        ConfChange::AddLearner(id) => id.0 != 0 && !conf_contains(conf, id),
+        // Removing the last voter would leave a cluster that can never elect a leader.
+        ConfChange::Remove(id) => {
+            conf.learners.contains(&id) || (conf.voters.contains(&id) && conf.voters.len() > 1)
+        }
+        ConfChange::Promote(id) => conf.learners.contains(&id),
+    }
+}
+
+/// The membership after `change`. A change that no longer fits (it was validated against an
+/// older configuration) leaves the membership unchanged rather than corrupting it.
+pub(super) fn conf_apply(conf: &ConfState, change: ConfChange) -> ConfState {
+    if !conf_change_valid(conf, change) {
+        return conf.clone();
+    }
+    let mut next = conf.clone();
+    match change {
+        ConfChange::AddVoter(id) | ConfChange::Promote(id) => {
+            next.learners.retain(|learner| *learner != id);
+            next.voters.push(id);
+        }
+        ConfChange::AddLearner(id) => next.learners.push(id),
+        ConfChange::Remove(id) => {
+            next.voters.retain(|voter| *voter != id);
+            next.learners.retain(|learner| *learner != id);
+        }
+    }
+    next.voters.sort();
+    next.learners.sort();
+    assert!(
+        !next.voters.is_empty(),
+        "a change must never remove the last voter"
+    );
+    assert!(next
+        .voters
+        .iter()
+        .all(|voter| !next.learners.contains(voter)));
+    next
+}
+
+/// The number of voters that make a majority.
+pub(super) fn quorum_size(conf: &ConfState) -> usize {
+    conf.voters.len() / 2 + 1
+}
+
+/// The highest value that a majority of voters has reached, given each voter's value
+/// (`value_of` returns 0 for voters it does not know).
+pub(super) fn quorum_value(conf: &ConfState, value_of: impl Fn(NodeId) -> u64) -> u64 {
+    assert!(!conf.voters.is_empty());
+    let mut values: Vec<u64> = conf.voters.iter().map(|id| value_of(*id)).collect();
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    values[quorum_size(conf) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the quorum value is the largest value a majority reached. Method: compare against a
+    /// brute-force oracle (the max v such that at least a majority has >= v) on small inputs.
+    #[test]
+    fn quorum_value_matches_brute_force() {
+        for voter_count in 1..=5u64 {
+            let conf = ConfState {
+                voters: (1..=voter_count).map(NodeId).collect(),
+                learners: vec![],
+            };
+            for seed in 0..200u64 {
+                let value_of = |id: NodeId| (seed * 7 + id.0 * 13 + seed * id.0) % 6;
+                let oracle = (0..6u64)
+                    .filter(|v| {
+                        conf.voters.iter().filter(|id| value_of(**id) >= *v).count()
+                            >= quorum_size(&conf)
+                    })
+                    .max()
+                    .unwrap_or(0);
+                assert_eq!(quorum_value(&conf, value_of), oracle);
+            }
+        }
+    }
+
+    /// Goal: the codec round-trips and rejects junk. Method: encode every variant, decode, and
+    /// feed truncated and padded bytes.
+    #[test]
+    fn conf_change_codec_round_trips_and_rejects_junk() {
+        for change in [
+            ConfChange::AddVoter(NodeId(4)),
+            ConfChange::AddLearner(NodeId(300)),
+            ConfChange::Remove(NodeId(1)),
+            ConfChange::Promote(NodeId(u64::MAX)),
+        ] {
+            let bytes = encode_conf_change(&change);
+            assert_eq!(decode_conf_change(&bytes), Some(change));
+            let mut padded = bytes.clone();
+            padded.push(0);
+            assert_eq!(decode_conf_change(&padded), None);
+            assert_eq!(decode_conf_change(&bytes[..bytes.len() - 1]), None);
+        }
+    }
+}
