@@ -24,8 +24,15 @@ pub(super) struct MemberState {
 
 impl Member {
     pub(super) fn apply_entry(&mut self, entry: Entry) {
-        assert_eq!(entry.index, self.applied.index.next(), "entries apply in order, once");
-        assert!(entry.term >= self.applied.term, "applied terms never decrease");
+        assert_eq!(
+            entry.index,
+            self.applied.index.next(),
+            "entries apply in order, once"
+        );
+        assert!(
+            entry.term >= self.applied.term,
+            "applied terms never decrease"
+        );
         self.out.observe.push(Observation::Applied {
             index: entry.index,
             term: entry.term,
@@ -38,7 +45,7 @@ impl Member {
         }
         self.applied.index = entry.index;
         self.applied.term = entry.term;
-        if entry.index.0 % self.config.kv_hash_interval_entries == 0 {
+        if entry.index.0.is_multiple_of(self.config.kv_hash_interval_entries) {
             self.out.observe.push(Observation::KvHash {
                 index: entry.index,
                 revision: self.store.revision(),
@@ -55,7 +62,10 @@ impl Member {
         let Some(proposal) = Proposal::decode(&entry.data) else {
             // Every member would fail identically here; halting keeps the state machine
             // unforked and the evidence on disk.
-            panic!("entry {} does not decode as a proposal: the log is corrupt", entry.index);
+            panic!(
+                "entry {} does not decode as a proposal: the log is corrupt",
+                entry.index
+            );
         };
         let result = self.apply_command(proposal.command);
         if proposal.id.origin == self.config.id {
@@ -92,7 +102,9 @@ impl Member {
             }
             Command::Compact(compact) => {
                 self.store.compact(compact.revision)?;
-                Ok(Response::Compact { header: self.header() })
+                Ok(Response::Compact {
+                    header: self.header(),
+                })
             }
             Command::LeaseGrant { id, ttl_seconds } => {
                 let granted = self.lessor.grant(id, ttl_seconds, self.now)?;
@@ -106,20 +118,28 @@ impl Member {
                 let keys = self.lessor.revoke(id)?;
                 let write = self.store.delete_keys(&keys);
                 self.after_write(write.revision, &write.events);
-                Ok(Response::LeaseRevoke { header: self.header() })
+                Ok(Response::LeaseRevoke {
+                    header: self.header(),
+                })
             }
             Command::LeaseCheckpoint { remaining } => {
                 for (lease, remaining_ttl_seconds) in remaining {
                     self.lessor.checkpoint(lease, remaining_ttl_seconds);
                 }
-                Ok(Response::LeaseRevoke { header: self.header() })
+                Ok(Response::LeaseRevoke {
+                    header: self.header(),
+                })
             }
             Command::LeaseKeepAliveReset { id, ttl_seconds } => {
                 if !self.lessor.exists(id) {
                     return Err(RequestError::LeaseNotFound { lease: id });
                 }
                 self.lessor.checkpoint(id, 0);
-                Ok(Response::LeaseKeepAlive { header: self.header(), id, ttl_seconds })
+                Ok(Response::LeaseKeepAlive {
+                    header: self.header(),
+                    id,
+                    ttl_seconds,
+                })
             }
         }
     }
@@ -130,7 +150,10 @@ impl Member {
             return;
         }
         for event in events {
-            let previous_lease = event.prev_kv.as_ref().map_or(LeaseId(0), |previous| previous.lease);
+            let previous_lease = event
+                .prev_kv
+                .as_ref()
+                .map_or(LeaseId(0), |previous| previous.lease);
             let is_put = event.kind == crate::kv::EventType::Put;
             if is_put && event.kv.lease.0 != 0 {
                 // MVCC checked the lease exists before writing, so attaching cannot fail for a
@@ -141,7 +164,8 @@ impl Member {
                 let _detached = self.lessor.detach(&event.kv.key);
             }
         }
-        self.watches.on_apply(revision, events, &mut self.out.notify);
+        self.watches
+            .on_apply(revision, events, &mut self.out.notify);
     }
 
     fn apply_conf_change(&mut self, entry: &Entry) {
@@ -175,7 +199,10 @@ impl Member {
     /// Snapshots the applied state, hands it to raft (which compacts its log) and to storage
     /// (which writes it atomically and releases the WAL below it once durable).
     pub(super) fn take_snapshot(&mut self) {
-        let state = MemberState { store: self.store.encode_snapshot(), lessor: self.lessor.encode() };
+        let state = MemberState {
+            store: self.store.encode_snapshot(),
+            lessor: self.lessor.encode(),
+        };
         let snapshot = Snapshot {
             meta: SnapshotMeta {
                 index: self.applied.index,
@@ -187,16 +214,26 @@ impl Member {
         assert!(snapshot.meta.index > self.applied.snapshot_index);
         self.applied.snapshot_index = snapshot.meta.index;
         self.storage.save_snapshot(&snapshot, &mut self.out.disk);
-        self.out.observe.push(Observation::Snapshot { index: snapshot.meta.index, installed: false });
+        self.out.observe.push(Observation::Snapshot {
+            index: snapshot.meta.index,
+            installed: false,
+        });
         self.raft.compact(snapshot);
     }
 
     /// Replaces the state machine with a snapshot received from the leader.
     pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
-        assert!(snapshot.meta.index > self.applied.index, "a snapshot only moves forward");
-        let (store, lessor) = decode_state(&snapshot.data)
-            .unwrap_or_else(|reason| panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index));
-        assert!(!self.was_leader, "a leader never installs a snapshot from another member");
+        assert!(
+            snapshot.meta.index > self.applied.index,
+            "a snapshot only moves forward"
+        );
+        let (store, lessor) = decode_state(&snapshot.data).unwrap_or_else(|reason| {
+            panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index)
+        });
+        assert!(
+            !self.was_leader,
+            "a leader never installs a snapshot from another member"
+        );
         self.store = store;
         self.lessor = lessor;
         self.watches.on_restore(&self.store);
@@ -204,7 +241,10 @@ impl Member {
         self.applied.term = snapshot.meta.term;
         self.applied.conf = snapshot.meta.conf.clone();
         self.applied.snapshot_index = snapshot.meta.index;
-        self.out.observe.push(Observation::Snapshot { index: snapshot.meta.index, installed: true });
+        self.out.observe.push(Observation::Snapshot {
+            index: snapshot.meta.index,
+            installed: true,
+        });
     }
 }
 

@@ -87,7 +87,9 @@ impl MemberConfig {
             return Err("snapshot and kv-hash intervals must be positive".into());
         }
         if self.pending_requests_count_max == 0 || self.ticks_per_step_max == 0 {
-            return Err("pending_requests_count_max and ticks_per_step_max must be positive".into());
+            return Err(
+                "pending_requests_count_max and ticks_per_step_max must be positive".into(),
+            );
         }
         if self.wal_segment_bytes_max < 4096 {
             return Err("wal_segment_bytes_max must be at least 4096".into());

@@ -22,8 +22,7 @@ use crate::api::{Actions, DiskImage, Envelope, HaltReason, Input, Observation};
 use crate::kv::{RangeRequest, RequestError, ResponseHeader};
 use crate::lease::Lessor;
 use crate::mvcc::Store;
-use crate::raft::{ConfState, Raft};
-use crate::rng::Rng;
+use crate::raft::{ConfState, Raft, Role};
 use crate::types::{Instant, LogIndex, NodeId, RequestId, Term};
 use crate::watch::WatchHub;
 
@@ -70,7 +69,6 @@ pub struct Member {
     lessor: Lessor,
     watches: WatchHub,
     storage: Storage,
-    rng: Rng,
     /// Distinguishes this incarnation's proposals from those of earlier ones.
     incarnation: u64,
     next_sequence: u64,
@@ -144,8 +142,8 @@ impl Member {
         MemberStatus {
             id: self.config.id,
             term: raft.term,
-            leader: raft.leader,
-            is_leader: raft.leader == Some(self.config.id),
+            leader: (raft.leader.0 != 0).then_some(raft.leader),
+            is_leader: raft.role == Role::Leader,
             commit_index: raft.commit_index,
             applied_index: self.applied.index,
             revision: self.store.revision(),
@@ -202,7 +200,11 @@ impl Member {
     fn finish_step(&mut self) -> Actions {
         let mut actions = core::mem::take(&mut self.out);
         actions.halt = self.halted.clone();
-        actions.wake_at = if self.halted.is_some() { None } else { Some(self.next_wake()) };
+        actions.wake_at = if self.halted.is_some() {
+            None
+        } else {
+            Some(self.next_wake())
+        };
         let header = self.header();
         for response in &mut actions.notify {
             response.header.cluster_id = header.cluster_id;
@@ -213,7 +215,9 @@ impl Member {
     }
 
     fn next_wake(&self) -> Instant {
-        let tick = self.next_tick_at.unwrap_or(self.now + self.config.tick_interval);
+        let tick = self
+            .next_tick_at
+            .unwrap_or(self.now + self.config.tick_interval);
         let mut wake = tick;
         if let Some(deadline) = self.lessor.next_deadline() {
             wake = wake.min(deadline);
@@ -246,14 +250,20 @@ impl Member {
         let mut rounds = 0;
         while self.halted.is_none() && self.raft.has_ready() {
             rounds += 1;
-            assert!(rounds <= READY_ROUNDS_MAX, "raft keeps producing output: livelock");
+            assert!(
+                rounds <= READY_ROUNDS_MAX,
+                "raft keeps producing output: livelock"
+            );
             let ready = self.raft.ready();
             if let Some(batch) = ready.persist {
                 self.storage.persist(batch, &mut self.out.disk);
             }
             for message in ready.messages {
                 assert_ne!(message.to, self.config.id);
-                self.out.send.push(Envelope { to: message.to, message });
+                self.out.send.push(Envelope {
+                    to: message.to,
+                    message,
+                });
             }
             if let Some(snapshot) = ready.apply_snapshot {
                 self.install_snapshot(snapshot);
@@ -275,10 +285,12 @@ impl Member {
 
     fn notice_role_change(&mut self) {
         let status = self.raft.status();
-        let is_leader = status.leader == Some(self.config.id);
+        let is_leader = status.role == Role::Leader;
         if is_leader && !self.was_leader {
             self.lessor.promote(self.now, self.config.lease_grace);
-            self.out.observe.push(Observation::BecameLeader { term: status.term });
+            self.out
+                .observe
+                .push(Observation::BecameLeader { term: status.term });
         } else if !is_leader && self.was_leader {
             self.lessor.demote();
         }
@@ -296,7 +308,8 @@ impl Member {
     }
 
     fn leader_hint(&self) -> Option<NodeId> {
-        self.raft.status().leader
+        let leader = self.raft.status().leader;
+        (leader.0 != 0).then_some(leader)
     }
 
     pub(super) fn halt(&mut self, reason: HaltReason) {

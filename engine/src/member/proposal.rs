@@ -23,12 +23,22 @@ pub(crate) enum Command {
     DeleteRange(DeleteRangeRequest),
     Txn(TxnRequest),
     Compact(CompactionRequest),
-    LeaseGrant { id: LeaseId, ttl_seconds: i64 },
-    LeaseRevoke { id: LeaseId },
+    LeaseGrant {
+        id: LeaseId,
+        ttl_seconds: i64,
+    },
+    LeaseRevoke {
+        id: LeaseId,
+    },
     /// A keep-alive that must clear the lease's checkpoint before it is answered.
-    LeaseKeepAliveReset { id: LeaseId, ttl_seconds: i64 },
+    LeaseKeepAliveReset {
+        id: LeaseId,
+        ttl_seconds: i64,
+    },
     /// Remaining TTLs checkpointed by the leader, so a new leader neither extends nor cuts them.
-    LeaseCheckpoint { remaining: Vec<(LeaseId, i64)> },
+    LeaseCheckpoint {
+        remaining: Vec<(LeaseId, i64)>,
+    },
 }
 
 /// One log entry's payload.

@@ -9,6 +9,7 @@ use super::apply::decode_state;
 use super::storage::{Completion, Storage};
 use super::{AppliedState, Member, MemberConfig};
 use crate::api::{DiskFault, DiskImage, DiskOpId, FileName};
+use crate::kv::ResponseHeader;
 use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::Store;
 use crate::raft::{self, ConfState, Restored};
@@ -16,7 +17,6 @@ use crate::rng::Rng;
 use crate::snap;
 use crate::types::{Instant, LogIndex, Term};
 use crate::wal;
-use crate::kv::ResponseHeader;
 use crate::watch::{WatchConfig, WatchHub};
 
 /// What recovery found and did, for the host to report.
@@ -61,7 +61,10 @@ impl fmt::Display for RecoveryError {
                  remove the member and add it back empty so it catches up from the leader"
             ),
             RecoveryError::Snapshot(reason) => write!(formatter, "no usable snapshot: {reason}"),
-            RecoveryError::Gap { snapshot_index, first_wal_index } => write!(
+            RecoveryError::Gap {
+                snapshot_index,
+                first_wal_index,
+            } => write!(
                 formatter,
                 "the WAL starts at entry {first_wal_index} but the newest usable snapshot ends at \
                  {snapshot_index}: entries in between are missing; restore the data directory or \
@@ -76,9 +79,13 @@ pub(super) fn recover(
     image: DiskImage,
 ) -> Result<(Member, RecoveryReport), RecoveryError> {
     config.validate().map_err(RecoveryError::Config)?;
-    let mut report = RecoveryReport { fresh: image.is_empty(), ..RecoveryReport::default() };
+    let mut report = RecoveryReport {
+        fresh: image.is_empty(),
+        ..RecoveryReport::default()
+    };
 
-    let loaded = snap::load_newest(&image).map_err(|error| RecoveryError::Snapshot(error.to_string()))?;
+    let loaded =
+        snap::load_newest(&image).map_err(|error| RecoveryError::Snapshot(error.to_string()))?;
     let recovered = wal::recover(&image).map_err(|error| RecoveryError::Wal(error.to_string()))?;
     if !loaded.report.skipped.is_empty() {
         report.notes.push(loaded.report.describe());
@@ -105,19 +112,45 @@ pub(super) fn recover(
         }
         None => (Store::new(), Lessor::new(LessorConfig::default()), None),
     };
-    let snapshot_index = snapshot_meta.as_ref().map_or(LogIndex(0), |meta| meta.index);
-    let entries: Vec<_> =
-        recovered.entries.iter().filter(|entry| entry.index > snapshot_index).cloned().collect();
+    let snapshot_index = snapshot_meta
+        .as_ref()
+        .map_or(LogIndex(0), |meta| meta.index);
+    // A snapshot received from the leader replaces the whole log. The WAL keeps entries written
+    // before its marker; if the one at the snapshot's index is from another term, everything
+    // after it belongs to a discarded history and must not come back.
+    let stale_suffix = snapshot_meta.as_ref().is_some_and(|meta| {
+        recovered
+            .entries
+            .iter()
+            .any(|entry| entry.index == meta.index && entry.term != meta.term)
+    });
+    if stale_suffix {
+        report.notes.push(format!(
+            "dropped WAL entries after snapshot {snapshot_index} that it replaced"
+        ));
+    }
+    let entries: Vec<_> = recovered
+        .entries
+        .iter()
+        .filter(|entry| entry.index > snapshot_index && !stale_suffix)
+        .cloned()
+        .collect();
     if let Some(first) = entries.first() {
         if first.index != snapshot_index.next() {
-            return Err(RecoveryError::Gap { snapshot_index, first_wal_index: first.index });
+            return Err(RecoveryError::Gap {
+                snapshot_index,
+                first_wal_index: first.index,
+            });
         }
     }
     report.entries_count = entries.len() as u64;
 
     let conf = match &snapshot_meta {
         Some(meta) => meta.conf.clone(),
-        None => ConfState { voters: config.voters.clone(), learners: Vec::new() },
+        None => ConfState {
+            voters: config.voters.clone(),
+            learners: Vec::new(),
+        },
     };
     let mut hard_state = recovered.hard_state.unwrap_or_default();
     hard_state.commit = hard_state.commit.max(snapshot_index);
@@ -140,12 +173,19 @@ pub(super) fn recover(
         entries,
         conf: conf.clone(),
     };
-    let raft = raft::Raft::new(raft_config, restored);
+    let mut raft = raft::Raft::new(raft_config, restored);
+    if let Some((_file, snapshot)) = loaded.newest {
+        // Raft needs the snapshot's bytes to serve followers behind it.
+        raft.compact(snapshot);
+    }
 
     let mut rng = Rng::new(config.seed ^ 0x6d65_6d62_6572);
+    // NB: the incarnation is random per seed, so hosts must vary the seed across restarts.
     // Mixing in what was recovered keeps two incarnations with one seed apart as well.
     let incarnation = rng.next_u64() ^ last_index.0.rotate_left(32) ^ hard_state.term.0;
-    let wal_config = wal::WalConfig { segment_bytes_max: config.wal_segment_bytes_max };
+    let wal_config = wal::WalConfig {
+        segment_bytes_max: config.wal_segment_bytes_max,
+    };
     wal_config.validate().map_err(RecoveryError::Config)?;
     let writer = wal::WalWriter::resume(wal_config, &recovered);
     let mut storage = Storage::new(writer, kept_snapshots);
@@ -155,9 +195,12 @@ pub(super) fn recover(
         lessor,
         watches: WatchHub::new(
             WatchConfig::default(),
-            ResponseHeader { cluster_id: config.cluster_id, member_id: config.id, ..ResponseHeader::default() },
+            ResponseHeader {
+                cluster_id: config.cluster_id,
+                member_id: config.id,
+                ..ResponseHeader::default()
+            },
         ),
-        rng,
         incarnation,
         next_sequence: 0,
         next_read_context: 0,

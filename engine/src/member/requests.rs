@@ -4,10 +4,10 @@
 
 use super::proposal::{Command, Proposal, ProposalId};
 use super::{Member, PendingRead, PendingWrite};
+use crate::kv::WatchResponse;
 use crate::kv::{RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
-use crate::kv::{WatchResponse};
-use crate::types::{LeaseId, RequestId};
+use crate::types::RequestId;
 
 /// Most leases revoked or checkpointed per step, so a mass expiry cannot flood the log at once.
 const LEASE_DUTIES_PER_STEP_MAX: usize = 64;
@@ -33,7 +33,9 @@ impl Member {
                 | Request::LeaseRevoke { .. }
         );
         if needs_slot && pending_count >= self.config.pending_requests_count_max as usize {
-            self.out.reply.push((id, Err(RequestError::TooManyRequests)));
+            self.out
+                .reply
+                .push((id, Err(RequestError::TooManyRequests)));
             return;
         }
         match request {
@@ -48,7 +50,10 @@ impl Member {
             Request::Compact(compact) => self.propose_command(id, Command::Compact(compact)),
             Request::LeaseGrant(grant) => {
                 // Id 0 is resolved at apply time from the lessor's replicated counter.
-                let command = Command::LeaseGrant { id: grant.id, ttl_seconds: grant.ttl_seconds };
+                let command = Command::LeaseGrant {
+                    id: grant.id,
+                    ttl_seconds: grant.ttl_seconds,
+                };
                 self.propose_command(id, command);
             }
             Request::LeaseRevoke { id: lease } => {
@@ -101,12 +106,17 @@ impl Member {
 
     fn propose_command(&mut self, request: RequestId, command: Command) {
         let proposal_id = self.next_proposal_id();
-        let bytes = Proposal { id: proposal_id, command }.encode();
+        let bytes = Proposal {
+            id: proposal_id,
+            command,
+        }
+        .encode();
         match self.raft.propose(bytes) {
             Ok(()) => {
                 let deadline = self.now + self.config.request_timeout;
-                let previous =
-                    self.pending_writes.insert(proposal_id, PendingWrite { request, deadline });
+                let previous = self
+                    .pending_writes
+                    .insert(proposal_id, PendingWrite { request, deadline });
                 assert!(previous.is_none(), "proposal ids are unique");
             }
             Err(error) => {
@@ -119,14 +129,20 @@ impl Member {
     /// A proposal of the member's own (lease duties): nobody waits for its answer.
     fn propose_duty(&mut self, command: Command) -> bool {
         let proposal_id = self.next_proposal_id();
-        let bytes = Proposal { id: proposal_id, command }.encode();
+        let bytes = Proposal {
+            id: proposal_id,
+            command,
+        }
+        .encode();
         self.raft.propose(bytes).is_ok()
     }
 
     fn propose_error(&self, error: ProposeError) -> RequestError {
         match error {
             ProposeError::TooManyUncommitted => RequestError::TooManyRequests,
-            _ => RequestError::NotLeader { leader_hint: self.leader_hint() },
+            _ => RequestError::NotLeader {
+                leader_hint: self.leader_hint(),
+            },
         }
     }
 
@@ -136,7 +152,12 @@ impl Member {
         match self.raft.read_index(context) {
             Ok(()) => {
                 let deadline = self.now + self.config.request_timeout;
-                let read = PendingRead { request, range, deadline, index: None };
+                let read = PendingRead {
+                    request,
+                    range,
+                    deadline,
+                    index: None,
+                };
                 self.pending_reads.insert(context, read);
             }
             Err(error) => {
@@ -183,14 +204,18 @@ impl Member {
                     // A checkpointed lease must have its checkpoint cleared through raft before
                     // the renewal is promised, or a new leader would restart it from the old
                     // checkpoint and cut it short (etcd's Renew does the same).
-                    let command =
-                        Command::LeaseKeepAliveReset { id: lease, ttl_seconds: renewal.ttl_seconds };
+                    let command = Command::LeaseKeepAliveReset {
+                        id: lease,
+                        ttl_seconds: renewal.ttl_seconds,
+                    };
                     self.propose_command(id, command);
                     return;
                 }
-                Ok(renewal) => {
-                    Ok(Response::LeaseKeepAlive { header, id: lease, ttl_seconds: renewal.ttl_seconds })
-                }
+                Ok(renewal) => Ok(Response::LeaseKeepAlive {
+                    header,
+                    id: lease,
+                    ttl_seconds: renewal.ttl_seconds,
+                }),
                 Err(error) => Err(with_hint(error)),
             },
             Request::LeaseTimeToLive(query) => self
@@ -204,7 +229,10 @@ impl Member {
                     keys: info.keys,
                 })
                 .map_err(with_hint),
-            Request::LeaseLeases => Ok(Response::LeaseLeases { header, leases: self.lessor.leases() }),
+            Request::LeaseLeases => Ok(Response::LeaseLeases {
+                header,
+                leases: self.lessor.leases(),
+            }),
             Request::WatchCreate(create) => match self.watches.create(create, &self.store) {
                 Ok(watch_id) => {
                     let created = self.watches.created_response(watch_id);
@@ -247,7 +275,9 @@ impl Member {
                 break;
             }
         }
-        let remaining = self.lessor.checkpoints_due(self.now, LEASE_DUTIES_PER_STEP_MAX);
+        let remaining = self
+            .lessor
+            .checkpoints_due(self.now, LEASE_DUTIES_PER_STEP_MAX);
         if !remaining.is_empty() {
             let _accepted = self.propose_duty(Command::LeaseCheckpoint { remaining });
         }
@@ -255,8 +285,11 @@ impl Member {
 
     /// Feeds watchers that fell behind from MVCC history, and due progress notifications.
     pub(super) fn feed_watches(&mut self) {
-        let _still_lagging =
-            self.watches.catch_up(&self.store, &mut self.out.notify, WATCH_CATCH_UP_EVENTS_PER_STEP_MAX);
+        let _still_lagging = self.watches.catch_up(
+            &self.store,
+            &mut self.out.notify,
+            WATCH_CATCH_UP_EVENTS_PER_STEP_MAX,
+        );
         self.watches.progress_due(self.now, &mut self.out.notify);
     }
 
@@ -271,8 +304,13 @@ impl Member {
             .map(|(id, _)| *id)
             .collect();
         for proposal_id in expired_writes {
-            let write = self.pending_writes.remove(&proposal_id).expect("listed above");
-            self.out.reply.push((write.request, Err(RequestError::LeaderChanged)));
+            let write = self
+                .pending_writes
+                .remove(&proposal_id)
+                .expect("listed above");
+            self.out
+                .reply
+                .push((write.request, Err(RequestError::LeaderChanged)));
         }
         let expired_reads: Vec<_> = self
             .pending_reads
@@ -283,7 +321,10 @@ impl Member {
         let hint = self.leader_hint();
         for context in expired_reads {
             let read = self.pending_reads.remove(&context).expect("listed above");
-            self.out.reply.push((read.request, Err(RequestError::NotLeader { leader_hint: hint })));
+            self.out.reply.push((
+                read.request,
+                Err(RequestError::NotLeader { leader_hint: hint }),
+            ));
         }
     }
 }
@@ -309,6 +350,12 @@ fn txn_size_bytes(txn: &TxnRequest) -> usize {
             RequestOp::Txn(inner) => txn_size_bytes(inner),
         }
     };
-    let compares: usize = txn.compare.iter().map(|compare| compare.key.len() + 16).sum();
-    compares + txn.success.iter().map(op_size).sum::<usize>() + txn.failure.iter().map(op_size).sum::<usize>()
+    let compares: usize = txn
+        .compare
+        .iter()
+        .map(|compare| compare.key.len() + 16)
+        .sum();
+    compares
+        + txn.success.iter().map(op_size).sum::<usize>()
+        + txn.failure.iter().map(op_size).sum::<usize>()
 }

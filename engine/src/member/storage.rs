@@ -53,7 +53,10 @@ pub(super) struct Storage {
 
 impl Storage {
     pub(super) fn new(wal: WalWriter, snapshots: Vec<(LogIndex, FileName)>) -> Storage {
-        assert!(snapshots.windows(2).all(|pair| pair[0].0 < pair[1].0), "oldest first");
+        assert!(
+            snapshots.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "oldest first"
+        );
         Storage {
             wal,
             snapshots,
@@ -62,8 +65,16 @@ impl Storage {
         }
     }
 
-    fn push(&mut self, op: DiskOp, completion: Option<Completion>, out: &mut Vec<(DiskOpId, DiskOp)>) {
-        assert!(self.inflight.len() < INFLIGHT_OPS_COUNT_MAX, "disk operations are not completing");
+    fn push(
+        &mut self,
+        op: DiskOp,
+        completion: Option<Completion>,
+        out: &mut Vec<(DiskOpId, DiskOp)>,
+    ) {
+        assert!(
+            self.inflight.len() < INFLIGHT_OPS_COUNT_MAX,
+            "disk operations are not completing"
+        );
         self.next_op_id += 1;
         let id = DiskOpId(self.next_op_id);
         let (file, is_sync) = match &op {
@@ -74,11 +85,21 @@ impl Storage {
             DiskOp::SyncDir => (None, true),
             DiskOp::Rename { to, .. } => (Some(to.clone()), false),
         };
-        self.inflight.push_back(Inflight { id, file, is_sync, completion });
+        self.inflight.push_back(Inflight {
+            id,
+            file,
+            is_sync,
+            completion,
+        });
         out.push((id, op));
     }
 
-    fn push_all(&mut self, ops: Vec<DiskOp>, completion: Option<Completion>, out: &mut Vec<(DiskOpId, DiskOp)>) {
+    fn push_all(
+        &mut self,
+        ops: Vec<DiskOp>,
+        completion: Option<Completion>,
+        out: &mut Vec<(DiskOpId, DiskOp)>,
+    ) {
         let count = ops.len();
         for (position, op) in ops.into_iter().enumerate() {
             let last = position + 1 == count;
@@ -108,7 +129,10 @@ impl Storage {
             records.push(WalRecord::HardState(hard_state));
         }
         // A received snapshot is also one to keep, and to release the WAL below once durable.
-        let received = batch.snapshot.as_ref().map(|snapshot| (snapshot.meta.term, snapshot.meta.index));
+        let received = batch
+            .snapshot
+            .as_ref()
+            .map(|snapshot| (snapshot.meta.term, snapshot.meta.index));
         let completion = Completion::Persisted(batch.id, received);
         let ops = self.wal.append_batch(&records);
         assert!(!ops.is_empty(), "a persist batch always writes something");
@@ -119,29 +143,43 @@ impl Storage {
     pub(super) fn save_snapshot(&mut self, snapshot: &Snapshot, out: &mut Vec<(DiskOpId, DiskOp)>) {
         let index = snapshot.meta.index;
         self.push_all(snap::write_ops(snapshot), None, out);
-        let marker = SnapshotMarker { index, term: snapshot.meta.term };
+        let marker = SnapshotMarker {
+            index,
+            term: snapshot.meta.term,
+        };
         let ops = self.wal.append_batch(&[WalRecord::SnapshotMarker(marker)]);
-        self.push_all(ops, Some(Completion::SnapshotSaved(marker.term, index)), out);
+        self.push_all(
+            ops,
+            Some(Completion::SnapshotSaved(marker.term, index)),
+            out,
+        );
     }
 
     /// Once a snapshot is durable, the WAL segments and older snapshots below it can go.
-    pub(super) fn release(&mut self, term: Term, index: LogIndex, out: &mut Vec<(DiskOpId, DiskOp)>) {
-        if self.snapshots.last().is_some_and(|(newest, _)| *newest >= index) {
+    pub(super) fn release(
+        &mut self,
+        term: Term,
+        index: LogIndex,
+        out: &mut Vec<(DiskOpId, DiskOp)>,
+    ) {
+        if self
+            .snapshots
+            .last()
+            .is_some_and(|(newest, _)| *newest >= index)
+        {
             return;
         }
         self.snapshots.push((index, snap::snap_name(term, index)));
-        let cleanup = snap::cleanup_ops(self.snapshots.iter().map(|(_, file)| file), SNAPSHOTS_KEPT_COUNT);
+        let cleanup = snap::cleanup_ops(
+            self.snapshots.iter().map(|(_, file)| file),
+            SNAPSHOTS_KEPT_COUNT,
+        );
         let excess_count = self.snapshots.len().saturating_sub(SNAPSHOTS_KEPT_COUNT);
         self.snapshots.drain(..excess_count);
         self.push_all(cleanup, None, out);
         let oldest_kept = self.snapshots[0].0;
         let release = self.wal.release_up_to(oldest_kept);
         self.push_all(release, None, out);
-    }
-
-    /// A snapshot received from the leader whose persist batch is in flight.
-    pub(super) fn take_received_snapshot(&mut self) -> Option<(Term, LogIndex)> {
-        self.pending_snapshot_saved.take()
     }
 
     /// Takes a completion report. Returns what became true, or why the member must halt.
@@ -157,7 +195,9 @@ impl Storage {
         if let Err(fault) = result {
             let failed = &self.inflight[position];
             return Err(if failed.is_sync {
-                HaltReason::SyncFailed { file: failed.file.clone() }
+                HaltReason::SyncFailed {
+                    file: failed.file.clone(),
+                }
             } else {
                 HaltReason::WriteFailed {
                     file: failed.file.clone().unwrap_or(FileName(String::from("."))),
@@ -167,6 +207,9 @@ impl Storage {
         }
         // Completions arrive in order, so everything up to `op` is done.
         let done: Vec<Inflight> = self.inflight.drain(..=position).collect();
-        Ok(done.into_iter().filter_map(|inflight| inflight.completion).collect())
+        Ok(done
+            .into_iter()
+            .filter_map(|inflight| inflight.completion)
+            .collect())
     }
 }
