@@ -335,17 +335,13 @@ impl Lessor {
                 .map(|(id, lease)| (id.0, lease.clone()))
                 .collect(),
         };
-        bincode::encode_to_vec(&image, bincode::config::standard()).expect("encoding to a Vec")
+        crate::codec::encode(&image)
     }
 
     /// Rebuilds a follower-mode lessor from [`Lessor::encode`] output, checking its invariants.
     pub fn decode(config: LessorConfig, bytes: &[u8]) -> Result<Lessor, LessorDecodeError> {
-        let (image, read_bytes): (LessorImage, usize) =
-            bincode::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|error| LessorDecodeError::Malformed(error.to_string()))?;
-        if read_bytes != bytes.len() {
-            return Err(LessorDecodeError::Malformed("trailing bytes".into()));
-        }
+        let image: LessorImage = crate::codec::decode(bytes)
+            .map_err(|error| LessorDecodeError::Malformed(error.to_string()))?;
         if image.version != IMAGE_VERSION {
             return Err(LessorDecodeError::Malformed(format!(
                 "unknown version {}",

@@ -1,7 +1,7 @@
 //! The MVCC store as bytes (a snapshot payload) and as a 64-bit hash for comparing members.
 //!
 //! The snapshot payload is the retained history only (the revision log is rebuilt on decode),
-//! encoded through one private bincode function; framing, checksums and versioning of the
+//! encoded through `crate::codec`; framing, checksums and versioning of the
 //! snapshot file are the snapshot writer's business, not this module's. Decoding checks every
 //! invariant of the store and rejects a payload that breaks one.
 
@@ -16,11 +16,6 @@ struct StoreImage {
     current: i64,
     compacted: i64,
     keys: Vec<(Vec<u8>, KeyHistory)>,
-}
-
-/// The one place the store meets bincode (engine::codec holds no helper yet).
-fn codec_config() -> bincode::config::Configuration {
-    bincode::config::standard()
 }
 
 /// FNV-1a, 64 bit: simple, stable across platforms and releases (unlike std's hashers).
@@ -87,21 +82,14 @@ impl Store {
                 .map(|(key, history)| (key.clone(), history.clone()))
                 .collect(),
         };
-        bincode::encode_to_vec(&image, codec_config()).expect("encoding to a Vec cannot fail")
+        crate::codec::encode(&image)
     }
 
     /// A store from a snapshot payload made by `encode_snapshot`. Fails, saying why, on bytes
     /// that do not decode or that break an invariant of the store.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<Store, String> {
-        let (image, read_bytes): (StoreImage, usize) =
-            bincode::decode_from_slice(bytes, codec_config())
-                .map_err(|error| format!("mvcc snapshot does not decode: {error}"))?;
-        if read_bytes != bytes.len() {
-            return Err(format!(
-                "mvcc snapshot has {} trailing bytes",
-                bytes.len() - read_bytes
-            ));
-        }
+        let image: StoreImage = crate::codec::decode(bytes)
+            .map_err(|error| format!("mvcc snapshot does not decode: {error}"))?;
         if image.current < super::REVISION_INITIAL.0 || image.compacted < 0 {
             return Err(format!(
                 "mvcc snapshot has invalid revisions {}/{}",

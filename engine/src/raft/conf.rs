@@ -33,19 +33,16 @@ impl ConfChange {
     }
 }
 
-/// Encodes a change into an entry's data (bincode, standard configuration).
+/// Encodes a change into an entry's data (through `crate::codec`).
 pub fn encode_conf_change(change: &ConfChange) -> Vec<u8> {
-    let bytes = bincode::encode_to_vec(change, bincode::config::standard())
-        .expect("encoding a ConfChange into a Vec cannot fail");
+    let bytes = crate::codec::encode(change);
     assert!(!bytes.is_empty());
     bytes
 }
 
 /// Decodes an entry's data; `None` if it is not a whole, valid change.
 pub fn decode_conf_change(bytes: &[u8]) -> Option<ConfChange> {
-    let (change, read_bytes) =
-        bincode::decode_from_slice::<ConfChange, _>(bytes, bincode::config::standard()).ok()?;
-    (read_bytes == bytes.len()).then_some(change)
+    crate::codec::decode(bytes).ok()
 }
 
 /// True if `id` is a voter or a learner.
