@@ -95,13 +95,13 @@ pub struct WorkloadConfig {
 }
 
 impl WorkloadConfig {
-    /// The default: 8 clients and 2 watchers, about 40 requests per second each.
+    /// The default: 8 clients and 2 watchers, about 8 requests per second each.
     pub fn etcd_like() -> WorkloadConfig {
         WorkloadConfig {
             client_count: 8,
             watcher_count: 2,
-            think_ns_min: 5_000_000,
-            think_ns_max: 40_000_000,
+            think_ns_min: 40_000_000,
+            think_ns_max: 200_000_000,
             request_timeout_ns: 1_000_000_000,
             small_keys_count: 8,
             large_keys_count: 1_000,

@@ -357,8 +357,16 @@ impl World {
         let id = self.processes[node].id();
         match self.processes[node].start() {
             Ok(notes) => {
-                self.trace
-                    .event(now, format_args!("n{id} start notes={}", notes.len()));
+                let incarnation = self.processes[node].incarnation();
+                let verb = if incarnation == 0 { "start" } else { "restart" };
+                let stored_bytes = self.processes[node].disk.used_bytes();
+                self.trace.event(
+                    now,
+                    format_args!(
+                        "n{id} {verb} incarnation={incarnation} disk_bytes={stored_bytes} notes={}",
+                        notes.len()
+                    ),
+                );
                 self.step_member(now, node, Input::Timer);
             }
             Err(reason) => {
