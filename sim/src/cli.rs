@@ -190,3 +190,56 @@ pub fn bench_command(args: &BenchArgs) -> i32 {
     println!("{result}");
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{run_command, scenario_named, RunArgs};
+
+    /// Goal: `sim run --out DIR` writes the four artifacts, the summary carries the fields other
+    /// tools rely on, and the exit status follows the verdict. Method: run the default scenario
+    /// into a temporary directory and read the files back.
+    #[test]
+    fn run_command_writes_artifacts_and_summary() {
+        let dir = std::env::temp_dir().join(format!("detcd-sim-cli-test-{}", std::process::id()));
+        let args = RunArgs {
+            seed: 4,
+            out: Some(dir.clone()),
+            ..RunArgs::default()
+        };
+        let status = run_command(&args);
+        for name in [
+            "history.jsonl",
+            "watches.jsonl",
+            "trace.jsonl",
+            "summary.json",
+        ] {
+            assert!(dir.join(name).is_file(), "{name} missing");
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        for field in [
+            "seed",
+            "scenario",
+            "verdict",
+            "trace_hash",
+            "ops",
+            "events",
+            "sim_ms",
+            "wall_ms",
+            "failures",
+        ] {
+            assert!(summary.get(field).is_some(), "summary lacks {field}");
+        }
+        assert_eq!(status, i32::from(summary["verdict"] == "fail"));
+        let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+        assert_eq!(
+            history.lines().count() as u64,
+            summary["ops"].as_u64().unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(scenario_named(Some("no_such_scenario"))
+            .unwrap_err()
+            .contains("default"));
+    }
+}
