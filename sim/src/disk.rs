@@ -17,7 +17,7 @@ use engine::types::{Duration, Instant};
 use crate::rng::SimRng;
 
 /// Latency and capacity of a disk.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DiskConfig {
     /// Latency of a create, append, rename or remove (ns), drawn uniformly.
     pub op_latency_ns_min: u64,
@@ -48,7 +48,10 @@ impl DiskConfig {
 }
 
 /// The disk faults a scenario can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum DiskFaultKind {
     /// The next sync fails; its data may or may not have become durable.
     FailedSync,

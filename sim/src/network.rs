@@ -14,7 +14,7 @@ use petgraph::graphmap::DiGraphMap;
 use crate::rng::SimRng;
 
 /// Link behaviour, in integer units (nanoseconds, parts per million).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkConfig {
     /// Each link's base one-way latency is drawn once from this range (ns).
     pub link_latency_ns_min: u64,
@@ -67,7 +67,10 @@ impl NetworkConfig {
 }
 
 /// The partition shapes the fault schedule can ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum PartitionKind {
     /// Two random groups that cannot reach each other in either direction.
     Symmetric,

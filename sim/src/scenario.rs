@@ -9,7 +9,7 @@ use crate::network::{NetworkConfig, PartitionKind};
 use crate::workload::WorkloadConfig;
 
 /// The verdict of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every check held.
@@ -29,7 +29,7 @@ impl Verdict {
 }
 
 /// Fault kinds and how often each is injected, in events per simulated minute.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FaultRates {
     /// Partitions of each kind, per minute.
     pub partitions_per_minute: Vec<(PartitionKind, u32)>,
@@ -56,7 +56,7 @@ pub struct FaultRates {
 }
 
 /// The faults the design claims to survive, as limits the schedule respects.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FaultBudget {
     /// Members that may receive corrupting disk faults over the run (at most a minority keeps
     /// every entry intact on a majority).
@@ -77,7 +77,7 @@ impl FaultBudget {
 }
 
 /// One simulated scenario.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scenario {
     /// A sentence in snake_case, e.g. `default` or `leader_partitioned_during_compaction`.
     pub name: String,
@@ -269,5 +269,22 @@ mod tests {
         let mut too_much = Scenario::no_faults();
         too_much.budget.down_members_max = 3;
         assert!(too_much.validate().is_err());
+    }
+
+    /// Goal: scenarios survive a round trip through JSON, so the scenarios crate can store them
+    /// as files with serde. Method: serialise and parse every built-in, compare.
+    #[test]
+    fn scenarios_round_trip_through_json() {
+        for name in Scenario::BUILT_IN {
+            let scenario = Scenario::by_name(name).unwrap();
+            let text = serde_json::to_string(&scenario).unwrap();
+            let parsed: Scenario = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, scenario, "{name}");
+        }
+        let text = serde_json::to_string(&Scenario::default_scenario()).unwrap();
+        assert!(
+            text.contains("\"isolate_leader\"") && text.contains("\"bit_flip\""),
+            "{text}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use engine::types::{LeaseId, Revision};
 use crate::rng::{SimRng, PPM};
 
 /// Relative weights of each kind of request.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpMix {
     /// Linearizable single-key and prefix ranges.
     pub range: u32,
@@ -68,7 +68,7 @@ impl OpMix {
 }
 
 /// Who sends what, how often.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkloadConfig {
     /// Clients issuing requests, each with at most one outstanding.
     pub client_count: u32,

@@ -236,10 +236,13 @@ impl World {
         self.trace.event(
             Instant(0),
             format_args!(
-                "start scenario={} seed={} members={}",
+                "start scenario={} seed={} members={} budget=corrupted<={},down<={} beyond_model={}",
                 self.scenario.name,
                 self.seed,
-                self.processes.len()
+                self.processes.len(),
+                self.scenario.budget.corrupted_members_max,
+                self.scenario.budget.down_members_max,
+                self.scenario.beyond_model,
             ),
         );
         for node in 0..self.processes.len() {
