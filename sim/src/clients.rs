@@ -92,7 +92,7 @@ fn client_latency(rng: &mut SimRng) -> Duration {
     Duration(rng.range_inclusive(CLIENT_LATENCY_NS_MIN, CLIENT_LATENCY_NS_MAX))
 }
 
-impl World {
+impl<M: crate::process::HostedMember> World<M> {
     fn take_request_id(&mut self) -> u64 {
         let id = self.request_id_next;
         self.request_id_next += 1;

@@ -24,7 +24,7 @@ enum FaultChoice {
 /// How many toggles a flapping partition makes.
 const FLAP_TOGGLES_COUNT: u32 = 6;
 
-impl World {
+impl<M: crate::process::HostedMember> World<M> {
     fn fault_menu(&self) -> Vec<(FaultChoice, u32)> {
         let faults = &self.scenario.faults;
         let mut menu: Vec<(FaultChoice, u32)> = Vec::new();
@@ -82,10 +82,10 @@ impl World {
         self.schedule_next_fault(now);
     }
 
-    fn refuse(&mut self, now: Instant, what: &str) {
+    fn refuse(&mut self, now: Instant, what: &str, why: &str) {
         self.counts.faults_refused += 1;
         self.trace
-            .event(now, format_args!("fault refused {what} (budget)"));
+            .event(now, format_args!("fault refused {what} ({why})"));
     }
 
     fn random_node(&mut self, eligible: &[usize]) -> Option<usize> {
@@ -110,7 +110,7 @@ impl World {
 
     fn start_partition(&mut self, now: Instant, kind: PartitionKind) {
         if self.partition_active || self.processes.len() < 2 {
-            return self.refuse(now, kind.name());
+            return self.refuse(now, kind.name(), "a partition holds");
         }
         let partition = self.network.plan(kind, self.leader_hint);
         self.network.apply(&partition);
@@ -187,7 +187,7 @@ impl World {
 
     fn crash_fault(&mut self, now: Instant) {
         if self.down_count() >= self.scenario.budget.down_members_max {
-            return self.refuse(now, "crash");
+            return self.refuse(now, "crash", "budget");
         }
         let up = self.up_nodes();
         if let Some(node) = self.random_node(&up) {
@@ -197,7 +197,7 @@ impl World {
 
     fn pause_fault(&mut self, now: Instant) {
         if self.down_count() >= self.scenario.budget.down_members_max {
-            return self.refuse(now, "pause");
+            return self.refuse(now, "pause", "budget");
         }
         let up = self.up_nodes();
         let Some(node) = self.random_node(&up) else {
@@ -227,7 +227,7 @@ impl World {
             eligible.retain(|node| budget_left || corrupted.contains(&self.processes[*node].id()));
         }
         let Some(node) = self.random_node(&eligible) else {
-            return self.refuse(now, kind.name());
+            return self.refuse(now, kind.name(), "budget");
         };
         let id = self.processes[node].id();
         let window_ms = self.fault_rng.range_inclusive(100, 2_000);

@@ -25,5 +25,6 @@ pub mod trace;
 pub mod workload;
 mod world;
 
-pub use report::{replay_command, run, Artifacts, RunOptions, RunReport};
+pub use process::HostedMember;
+pub use report::{replay_command, run, run_with, Artifacts, RunOptions, RunReport};
 pub use scenario::{Scenario, Verdict};

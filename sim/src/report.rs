@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde_json::{json, Value};
 
 use crate::invariants::Failure;
+use crate::process::HostedMember;
 use crate::scenario::{Scenario, Verdict};
 use crate::trace::{hash_hex, TraceLine};
 use crate::world::{Counts, World};
@@ -67,8 +68,18 @@ pub fn replay_command(scenario: &str, seed: u64) -> String {
     format!("detcd sim run --scenario {scenario} --seed {seed}")
 }
 
-/// Runs one seed of `scenario`. A panic of the simulator itself becomes a failed report.
+/// Runs one seed of `scenario` with the engine's member. A panic of the simulator itself
+/// becomes a failed report.
 pub fn run(scenario: &Scenario, seed: u64, options: RunOptions) -> (RunReport, Artifacts) {
+    run_with::<engine::member::Member>(scenario, seed, options)
+}
+
+/// Runs one seed of `scenario` hosting members of type `M` (tests use stand-ins).
+pub fn run_with<M: HostedMember>(
+    scenario: &Scenario,
+    seed: u64,
+    options: RunOptions,
+) -> (RunReport, Artifacts) {
     if let Err(problem) = scenario.validate() {
         return (
             failed_report(scenario, seed, "scenario_invalid", problem),
@@ -76,7 +87,7 @@ pub fn run(scenario: &Scenario, seed: u64, options: RunOptions) -> (RunReport, A
         );
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut world = World::new(scenario.clone(), seed, options.keep_artifacts);
+        let mut world = World::<M>::new(scenario.clone(), seed, options.keep_artifacts);
         world.run();
         finish(world)
     }));
@@ -118,7 +129,7 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
     }
 }
 
-fn finish(mut world: World) -> (RunReport, Artifacts) {
+fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
     let mut failures = world.invariants.failures().to_vec();
     let checks_verdict = if failures.is_empty() {
         Verdict::Pass

@@ -15,7 +15,7 @@ use crate::clock::SimClock;
 use crate::disk::SimDisk;
 use crate::invariants::Invariants;
 use crate::network::Network;
-use crate::process::{Process, StepOutcome};
+use crate::process::{HostedMember, Process, StepOutcome};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, Stream};
 use crate::scenario::Scenario;
@@ -135,11 +135,11 @@ pub struct Counts {
 }
 
 /// One run in progress.
-pub(crate) struct World {
+pub(crate) struct World<M: HostedMember> {
     pub(crate) scenario: Scenario,
     pub(crate) seed: u64,
     pub(crate) queue: EventQueue<Event>,
-    pub(crate) processes: Vec<Process>,
+    pub(crate) processes: Vec<Process<M>>,
     pub(crate) network: Network,
     pub(crate) clients: Vec<ClientState>,
     pub(crate) watchers: Vec<WatcherState>,
@@ -161,9 +161,9 @@ pub(crate) struct World {
     pub(crate) ended: bool,
 }
 
-impl World {
+impl<M: HostedMember> World<M> {
     /// A world at time zero, with every member started on an empty disk.
-    pub(crate) fn new(scenario: Scenario, seed: u64, keep_artifacts: bool) -> World {
+    pub(crate) fn new(scenario: Scenario, seed: u64, keep_artifacts: bool) -> World<M> {
         let member_count = scenario.member_count;
         let ids: Vec<NodeId> = (1..=u64::from(member_count)).map(NodeId).collect();
         let processes = (0..member_count)
