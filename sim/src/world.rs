@@ -53,12 +53,12 @@ pub(crate) enum Event {
     RequestArrives {
         op_id: u64,
         node: usize,
-        request: Request,
+        request: Box<Request>,
     },
     ReplyArrives {
         client: usize,
         op_id: u64,
-        result: Result<Response, RequestError>,
+        result: Box<Result<Response, RequestError>>,
     },
     ClientTimeout {
         client: usize,
@@ -324,7 +324,7 @@ impl<M: HostedMember> World<M> {
                     node,
                     Input::Request {
                         id: RequestId(op_id),
-                        request,
+                        request: *request,
                     },
                 );
             }
@@ -332,7 +332,7 @@ impl<M: HostedMember> World<M> {
                 client,
                 op_id,
                 result,
-            } => self.client_reply(now, client, op_id, result),
+            } => self.client_reply(now, client, op_id, *result),
             Event::ClientTimeout { client, op_id } => self.client_timeout(now, client, op_id),
             Event::WatcherStart { watcher } => self.watcher_start(now, watcher),
             Event::WatchTimeout { watcher, op_id } => self.watch_timeout(now, watcher, op_id),
