@@ -61,6 +61,9 @@ enum SimCommand {
         /// First seed.
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
+        /// Run only shard i of n (`i/n`), for spreading a campaign over machines.
+        #[arg(long)]
+        shard: Option<String>,
         /// End the output with one JSON object.
         #[arg(long)]
         json: bool,
@@ -106,6 +109,7 @@ fn main() -> anyhow::Result<()> {
             time,
             jobs,
             first_seed,
+            shard,
             json,
         }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
             scenario,
@@ -113,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             time,
             jobs,
             first_seed,
+            shard,
             json,
         }),
         Command::Bench(BenchCommand::Sim { scenario, seeds }) => {

@@ -68,7 +68,12 @@ pub(crate) struct WatcherState {
     /// The member and its watch id of the open stream.
     open: Option<(usize, Option<WatchId>)>,
     records: Vec<WatchRecord>,
+    /// The highest revision seen over every stream, where a re-opened stream resumes.
     last_revision: Revision,
+    /// The highest revision seen on the open stream (non-decreasing within a stream).
+    stream_revision: Revision,
+    /// When the open stream's last response arrived.
+    last_arrival: Instant,
 }
 
 impl WatcherState {
@@ -79,6 +84,8 @@ impl WatcherState {
             open: None,
             records: Vec::new(),
             last_revision: Revision(0),
+            stream_revision: Revision(0),
+            last_arrival: Instant(0),
         }
     }
 
@@ -329,6 +336,7 @@ impl<M: crate::process::HostedMember> World<M> {
             canceled: None,
         });
         state.open = Some((node, None));
+        state.stream_revision = Revision(0);
         self.counts.watches += 1;
         self.routes.insert(op_id, RequestRoute::Watcher(watcher));
         let arrival = now + client_latency(&mut self.watchers[watcher].rng);
@@ -391,15 +399,34 @@ impl<M: crate::process::HostedMember> World<M> {
         else {
             return;
         };
-        let arrival = now + client_latency(&mut self.watchers[watcher].rng);
+        let latency = client_latency(&mut self.watchers[watcher].rng);
         let state = &mut self.watchers[watcher];
+        // One stream is one ordered connection: a later response never arrives earlier.
+        let arrival = (now + latency).max(state.last_arrival);
+        state.last_arrival = arrival;
         let record = state
             .records
             .last_mut()
             .expect("an open stream has a record");
+        let stream_floor = Revision(record.start_revision).max(state.stream_revision);
+        let out_of_order = response
+            .events
+            .iter()
+            .map(|event| event.kv.mod_revision)
+            .find(|revision| *revision < stream_floor);
         record.push_events(arrival, &response.events);
         if let Some(last) = response.events.last() {
             state.last_revision = state.last_revision.max(last.kv.mod_revision);
+            state.stream_revision = state.stream_revision.max(last.kv.mod_revision);
+        }
+        if let Some(revision) = out_of_order {
+            let message = format!(
+                "watch {} on n{} delivered revision {revision} after revision {stream_floor}",
+                record.watch,
+                node + 1
+            );
+            self.invariants
+                .record("watch_revisions_ordered", now, message);
         }
         if response.canceled {
             let reason = if response.cancel_reason.is_empty() {

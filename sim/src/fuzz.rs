@@ -28,6 +28,9 @@ pub struct FuzzArgs {
     pub jobs: Option<usize>,
     /// The first seed; seeds count up from it.
     pub first_seed: u64,
+    /// Run only shard `i` of `n` (`i/n`): the seeds `first_seed + k*n + i`, so `n` machines
+    /// with the same arguments cover disjoint seeds.
+    pub shard: Option<String>,
     /// End with one JSON line.
     pub json: bool,
 }
@@ -54,6 +57,18 @@ pub fn parse_duration_seconds(text: &str) -> Result<u64, String> {
     Ok(value * scale)
 }
 
+/// Parses a shard `i/n` with `i < n`.
+pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("bad shard {text:?}: use i/n with 0 <= i < n, e.g. 2/8");
+    let (index, count) = text.split_once('/').ok_or_else(bad)?;
+    let index: u64 = index.trim().parse().map_err(|_| bad())?;
+    let count: u64 = count.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok((index, count))
+}
+
 /// Runs `detcd sim fuzz`; returns the exit status (1 if any seed failed).
 pub fn fuzz_command(args: &FuzzArgs) -> i32 {
     let scenario = match scenario_named(args.scenario.as_deref()) {
@@ -65,6 +80,13 @@ pub fn fuzz_command(args: &FuzzArgs) -> i32 {
     };
     let budget_seconds = match args.time.as_deref().map(parse_duration_seconds).transpose() {
         Ok(budget) => budget,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 2;
+        }
+    };
+    let (shard_index, shard_count) = match args.shard.as_deref().map(parse_shard).transpose() {
+        Ok(shard) => shard.unwrap_or((0, 1)),
         Err(message) => {
             eprintln!("error: {message}");
             return 2;
@@ -90,23 +112,24 @@ pub fn fuzz_command(args: &FuzzArgs) -> i32 {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let stopwatch = Stopwatch::start();
-    let next_seed = AtomicU64::new(args.first_seed);
+    let next_position = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel::<RunReport>();
     let mut reports: Vec<RunReport> = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let sender = sender.clone();
-            let (next_seed, stop, scenario) = (&next_seed, &stop, &scenario);
-            let end_seed = seed_count.map(|count| args.first_seed + count);
+            let (next_position, stop, scenario) = (&next_position, &stop, &scenario);
+            let first_seed = args.first_seed;
             spawn_worker(scope, move || loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let seed = next_seed.fetch_add(1, Ordering::Relaxed);
-                if end_seed.is_some_and(|end| seed >= end) {
+                let position = next_position.fetch_add(1, Ordering::Relaxed);
+                if seed_count.is_some_and(|count| position >= count) {
                     break;
                 }
+                let seed = first_seed + position * shard_count + shard_index;
                 let (report, _) = run(scenario, seed, RunOptions::default());
                 if sender.send(report).is_err() {
                     break;
@@ -206,5 +229,16 @@ mod tests {
         assert_eq!(parse_duration_seconds("1h"), Ok(3600));
         assert!(parse_duration_seconds("5x").is_err());
         assert!(parse_duration_seconds("m").is_err());
+    }
+
+    /// Goal: shards parse only when the index is below the count.
+    /// Method: good and bad inputs.
+    #[test]
+    fn shards_parse() {
+        assert_eq!(super::parse_shard("2/8"), Ok((2, 8)));
+        assert_eq!(super::parse_shard("0/1"), Ok((0, 1)));
+        assert!(super::parse_shard("8/8").is_err());
+        assert!(super::parse_shard("1/0").is_err());
+        assert!(super::parse_shard("x").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Inline safety checks that every run asserts until the checkers crate is connected: at most one
 //! leader per term, no two members applying different entries at one index, and no acknowledged
 //! write missing after recovery (no read or write that starts after a write was acknowledged may
-//! see an older revision than that write's).
+//! see an older revision than that write's). The clients also record here when one watch stream
+//! delivers a revision below one it already delivered.
 //!
 //! A violation becomes a [`Failure`] of the run, never a panic. These checks see only the
 //! members' observations and client replies; they do not replace the linearizability checker.
