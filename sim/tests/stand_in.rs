@@ -4,10 +4,13 @@
 //! host, not consensus.
 
 use engine::api::{Actions, DiskImage, DiskOp, DiskOpId, FileName, HaltReason, Input, Observation};
-use engine::kv::{PutResponse, RangeResponse, Request, RequestError, Response, ResponseHeader};
+use engine::kv::{
+    Event, EventType, KeyValue, PutResponse, RangeResponse, Request, RequestError, Response,
+    ResponseHeader, WatchResponse,
+};
 use engine::member::{MemberConfig, RecoveryError, RecoveryReport};
 use engine::raft::Message;
-use engine::types::{Duration, Instant, LogIndex, NodeId, RequestId, Revision, Term};
+use engine::types::{Duration, Instant, LogIndex, NodeId, RequestId, Revision, Term, WatchId};
 use sim::{run_with, HostedMember, RunOptions, Scenario, Verdict};
 
 /// How the stand-in behaves.
@@ -18,6 +21,8 @@ const ACK_BEFORE_SYNC: u8 = 1;
 const TWO_LEADERS: u8 = 2;
 /// Plants a bug: the leader panics on its 50th write.
 const PANIC: u8 = 3;
+/// Plants a bug: every tenth watch event carries an older revision.
+const WATCH_DISORDER: u8 = 4;
 
 const LEADER: NodeId = NodeId(1);
 const RECORD_BYTES: usize = 8;
@@ -39,6 +44,8 @@ struct FixedLeader<const MODE: u8> {
     /// Replies held until their sync completes: (sync op, request, revision).
     held: Vec<(DiskOpId, RequestId, i64)>,
     writes_count: u64,
+    /// Open watches; each durable write notifies all of them.
+    watches: Vec<WatchId>,
 }
 
 impl<const MODE: u8> HostedMember for FixedLeader<MODE> {
@@ -56,6 +63,7 @@ impl<const MODE: u8> HostedMember for FixedLeader<MODE> {
             op_next: 0,
             held: Vec::new(),
             writes_count: 0,
+            watches: Vec::new(),
         };
         Ok((member, RecoveryReport::default()))
     }
@@ -133,6 +141,17 @@ impl<const MODE: u8> FixedLeader<MODE> {
         match request {
             Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_) => {
                 self.on_write(id, actions)
+            }
+            Request::WatchCreate(_) => {
+                let watch_id = WatchId(self.watches.len() as i64 + 1);
+                self.watches.push(watch_id);
+                actions.reply.push((
+                    id,
+                    Ok(Response::WatchCreated {
+                        header: self.header(),
+                        watch_id,
+                    }),
+                ));
             }
             Request::Range(_) => {
                 let range = RangeResponse {
@@ -214,6 +233,35 @@ impl<const MODE: u8> FixedLeader<MODE> {
                 term: Term(1),
                 digest,
             });
+            self.notify_watches(revision, actions);
+        }
+    }
+
+    fn notify_watches(&self, revision: i64, actions: &mut Actions) {
+        let shown = if MODE == WATCH_DISORDER && revision % 10 == 0 {
+            revision - 5
+        } else {
+            revision
+        };
+        for watch_id in &self.watches {
+            let kv = KeyValue {
+                key: b"s00".to_vec(),
+                mod_revision: Revision(shown),
+                version: 1,
+                ..KeyValue::default()
+            };
+            let event = Event {
+                kind: EventType::Put,
+                kv,
+                prev_kv: None,
+            };
+            let response = WatchResponse {
+                header: self.header(),
+                watch_id: *watch_id,
+                events: vec![event],
+                ..WatchResponse::default()
+            };
+            actions.notify.push(response);
         }
     }
 }
@@ -259,6 +307,42 @@ fn a_correct_stand_in_passes() {
             assert_eq!(report.trace_hash, again.trace_hash);
         }
     }
+}
+
+/// Goal: watch streams are routed to their watchers and recorded, and a stream whose revisions
+/// go backwards is caught. Method: run the correct stand-in with artifacts and count recorded
+/// events; then plant out-of-order events.
+#[test]
+fn watch_events_are_recorded_and_disorder_is_caught() {
+    let (report, artifacts) = run_with::<FixedLeader<CORRECT>>(
+        &Scenario::crash_restart(),
+        1,
+        RunOptions {
+            keep_artifacts: true,
+        },
+    );
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.failures);
+    let events_count: usize = artifacts
+        .watches
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["events"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(
+        events_count > 100,
+        "only {events_count} watch events recorded"
+    );
+    let (report, _) =
+        run_with::<FixedLeader<WATCH_DISORDER>>(&Scenario::no_faults(), 1, RunOptions::default());
+    assert!(
+        checks(&report).contains(&"watch_revisions_ordered"),
+        "{:?}",
+        report.failures
+    );
 }
 
 /// Goal: acknowledging writes before they are durable is caught once a crash loses them.
