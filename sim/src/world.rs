@@ -15,7 +15,7 @@ use crate::clock::SimClock;
 use crate::disk::SimDisk;
 use crate::invariants::Invariants;
 use crate::network::Network;
-use crate::process::{HostedMember, Process, StepOutcome};
+use crate::process::{HostedMember, Process, ProcessState, StepOutcome};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, Stream};
 use crate::scenario::Scenario;
@@ -343,7 +343,7 @@ impl<M: HostedMember> World<M> {
                 remaining,
                 cut,
             } => self.flap_toggle(now, epoch, remaining, cut),
-            Event::Restart { node } => self.restart_member(now, node),
+            Event::Restart { node } => self.restart_member(node),
             Event::Resume { node } => self.resume_member(now, node),
             Event::Heal => self.heal(now),
             Event::LivenessDeadline => self.liveness_deadline(now),
@@ -527,19 +527,20 @@ impl<M: HostedMember> World<M> {
         }
     }
 
-    fn restart_member(&mut self, now: Instant, node: usize) {
-        if self.processes[node].state() == &crate::process::ProcessState::Down {
+    /// Restarts member `node` if it is still down (the heal may have restarted it already).
+    fn restart_member(&mut self, node: usize) {
+        if self.processes[node].state() == &ProcessState::Down {
             self.counts.restarts += 1;
-            let _ = now;
             self.start_member(node);
         }
     }
 
+    /// Resumes member `node` if it is still paused (it may have crashed, or the heal resumed it).
     fn resume_member(&mut self, now: Instant, node: usize) {
-        let buffered = self.processes[node].resume();
-        if self.processes[node].state() != &crate::process::ProcessState::Up {
+        if self.processes[node].state() != &ProcessState::Paused {
             return;
         }
+        let buffered = self.processes[node].resume();
         let id = self.processes[node].id();
         self.trace.event(
             now,
