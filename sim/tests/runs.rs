@@ -127,29 +127,38 @@ fn history_lines_follow_the_spec() {
     assert!(!artifacts.watches.is_empty());
 }
 
-/// Goal: the trace of a short fixed seed stays the same; a diff means behaviour changed or
-/// determinism broke. Method: snapshot its first 40 lines (VOPR style).
+/// Goal: the traces of short fixed seeds stay the same; a diff means behaviour changed or
+/// determinism broke. Method: snapshot the first 40 lines (VOPR style) of a crash-heavy default
+/// run and of a partition-heavy run, which show every partition kind's cut links.
 #[test]
-fn golden_trace_of_a_short_seed() {
-    let mut scenario = Scenario::default_scenario();
-    scenario.safety_ms = 10_000;
-    scenario.liveness_bound_ms = 2_000;
-    scenario.faults.crashes_per_minute = 30;
-    scenario.faults.pauses_per_minute = 12;
-    let (_, artifacts) = run(
-        &scenario,
-        7,
-        RunOptions {
-            keep_artifacts: true,
-        },
-    );
-    let lines: Vec<&str> = artifacts
-        .trace
-        .iter()
-        .take(40)
-        .map(|line| line.text.as_str())
-        .collect();
-    insta::assert_snapshot!(lines.join("\n"));
+fn golden_traces_of_short_seeds() {
+    let mut crashes = Scenario::default_scenario();
+    crashes.safety_ms = 10_000;
+    crashes.liveness_bound_ms = 2_000;
+    crashes.faults.crashes_per_minute = 30;
+    crashes.faults.pauses_per_minute = 12;
+    let mut partitions = Scenario::partitions_only();
+    partitions.safety_ms = 20_000;
+    partitions.liveness_bound_ms = 2_000;
+    for (name, scenario, seed) in [
+        ("default_seed_7", crashes, 7),
+        ("partitions_only_seed_3", partitions, 3),
+    ] {
+        let (_, artifacts) = run(
+            &scenario,
+            seed,
+            RunOptions {
+                keep_artifacts: true,
+            },
+        );
+        let lines: Vec<&str> = artifacts
+            .trace
+            .iter()
+            .take(40)
+            .map(|line| line.text.as_str())
+            .collect();
+        insta::assert_snapshot!(name, lines.join("\n"));
+    }
 }
 
 /// Goal: a beyond-model scenario says so and is judged against its expected verdict.
@@ -190,5 +199,48 @@ fn in_model_faults_respect_the_budget() {
                 safety_failures(&report)
             );
         }
+    }
+}
+
+/// Goal: injected crashes and pauses never leave more than a minority down at once during the
+/// safety phase. Method: replay the trace of crash-heavy runs, tracking which members are down
+/// (crash or pause until restart or resume), and check the peak against the budget.
+#[test]
+fn crashes_and_pauses_stay_within_the_down_budget() {
+    let scenario = Scenario::crash_restart();
+    for seed in 0..4 {
+        let (_, artifacts) = run(
+            &scenario,
+            seed,
+            RunOptions {
+                keep_artifacts: true,
+            },
+        );
+        let mut down = std::collections::BTreeSet::new();
+        let mut peak = 0;
+        let mut saw_crash = false;
+        for line in &artifacts.trace {
+            let words: Vec<&str> = line.text.split(' ').collect();
+            if words.get(1) == Some(&"heal") {
+                break;
+            }
+            match words.get(2).copied() {
+                Some("crash") | Some("pause") => {
+                    saw_crash |= words[2] == "crash";
+                    down.insert(words[1].to_string());
+                }
+                Some("restart") | Some("resume") => {
+                    down.remove(words[1]);
+                }
+                _ => {}
+            }
+            peak = peak.max(down.len());
+        }
+        assert!(saw_crash, "seed {seed}: no crash injected");
+        assert!(
+            peak <= scenario.budget.down_members_max as usize,
+            "seed {seed}: {peak} down at once"
+        );
+        assert!(peak >= 1);
     }
 }
