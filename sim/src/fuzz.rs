@@ -69,29 +69,31 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((index, count))
 }
 
-/// Runs `detcd sim fuzz`; returns the exit status (1 if any seed failed).
-pub fn fuzz_command(args: &FuzzArgs) -> i32 {
-    let scenario = match scenario_named(args.scenario.as_deref()) {
-        Ok(scenario) => scenario,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return 2;
-        }
-    };
-    let budget_seconds = match args.time.as_deref().map(parse_duration_seconds).transpose() {
-        Ok(budget) => budget,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return 2;
-        }
-    };
-    let (shard_index, shard_count) = match args.shard.as_deref().map(parse_shard).transpose() {
-        Ok(shard) => shard.unwrap_or((0, 1)),
-        Err(message) => {
-            eprintln!("error: {message}");
-            return 2;
-        }
-    };
+/// A campaign resolved from the arguments.
+struct Plan {
+    scenario: crate::scenario::Scenario,
+    budget_seconds: Option<u64>,
+    shard_index: u64,
+    shard_count: u64,
+    /// `None`: run until the time budget is spent.
+    seed_count: Option<u64>,
+    first_seed: u64,
+    jobs: usize,
+}
+
+fn plan(args: &FuzzArgs) -> Result<Plan, String> {
+    let scenario = scenario_named(args.scenario.as_deref())?;
+    let budget_seconds = args
+        .time
+        .as_deref()
+        .map(parse_duration_seconds)
+        .transpose()?;
+    let (shard_index, shard_count) = args
+        .shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()?
+        .unwrap_or((0, 1));
     let seed_count = match (args.seeds, budget_seconds) {
         (Some(count), _) => Some(count),
         (None, Some(_)) => None,
@@ -101,6 +103,18 @@ pub fn fuzz_command(args: &FuzzArgs) -> i32 {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
+    Ok(Plan {
+        scenario,
+        budget_seconds,
+        shard_index,
+        shard_count,
+        seed_count,
+        first_seed: args.first_seed,
+        jobs,
+    })
+}
+
+fn progress_bar(seed_count: Option<u64>) -> ProgressBar {
     let progress = match seed_count {
         Some(count) => ProgressBar::new(count),
         None => ProgressBar::new_spinner(),
@@ -111,26 +125,51 @@ pub fn fuzz_command(args: &FuzzArgs) -> i32 {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    progress
+}
+
+/// Runs `detcd sim fuzz`; returns the exit status (1 if any seed failed).
+pub fn fuzz_command(args: &FuzzArgs) -> i32 {
+    let plan = match plan(args) {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 2;
+        }
+    };
+    let progress = progress_bar(plan.seed_count);
     let stopwatch = Stopwatch::start();
+    let reports = run_pool(&plan, &progress, &stopwatch);
+    progress.finish_and_clear();
+    summarize(
+        &plan.scenario.name,
+        reports,
+        stopwatch.elapsed_seconds(),
+        plan.jobs,
+        args.json,
+    )
+}
+
+/// Runs the plan's seeds on its worker threads and collects every report.
+fn run_pool(plan: &Plan, progress: &ProgressBar, stopwatch: &Stopwatch) -> Vec<RunReport> {
     let next_position = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel::<RunReport>();
     let mut reports: Vec<RunReport> = Vec::new();
     std::thread::scope(|scope| {
-        for _ in 0..jobs {
+        for _ in 0..plan.jobs {
             let sender = sender.clone();
-            let (next_position, stop, scenario) = (&next_position, &stop, &scenario);
-            let first_seed = args.first_seed;
+            let (next_position, stop) = (&next_position, &stop);
             spawn_worker(scope, move || loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 let position = next_position.fetch_add(1, Ordering::Relaxed);
-                if seed_count.is_some_and(|count| position >= count) {
+                if plan.seed_count.is_some_and(|count| position >= count) {
                     break;
                 }
-                let seed = first_seed + position * shard_count + shard_index;
-                let (report, _) = run(scenario, seed, RunOptions::default());
+                let seed = plan.first_seed + position * plan.shard_count + plan.shard_index;
+                let (report, _) = run(&plan.scenario, seed, RunOptions::default());
                 if sender.send(report).is_err() {
                     break;
                 }
@@ -143,19 +182,15 @@ pub fn fuzz_command(args: &FuzzArgs) -> i32 {
             progress.inc(1);
             progress.set_message(format!("{failed_count} failed"));
             reports.push(report);
-            if budget_seconds.is_some_and(|budget| stopwatch.elapsed_seconds() >= budget as f64) {
+            if plan
+                .budget_seconds
+                .is_some_and(|budget| stopwatch.elapsed_seconds() >= budget as f64)
+            {
                 stop.store(true, Ordering::Relaxed);
             }
         }
     });
-    progress.finish_and_clear();
-    summarize(
-        &scenario.name,
-        reports,
-        stopwatch.elapsed_seconds(),
-        jobs,
-        args.json,
-    )
+    reports
 }
 
 /// Spawns one worker of a scoped pool.
