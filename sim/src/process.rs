@@ -15,6 +15,7 @@ use engine::types::{Instant, NodeId};
 use crate::clock::SimClock;
 use crate::disk::SimDisk;
 use crate::rng::SimRng;
+use crate::scenario::MemberTuning;
 
 /// Inputs buffered while a process is paused, at most; later ones are dropped (a full socket).
 pub const INBOX_COUNT_MAX: usize = 4096;
@@ -79,6 +80,7 @@ pub enum StepOutcome {
 pub struct Process<M: HostedMember = Member> {
     id: NodeId,
     voters: Vec<NodeId>,
+    tuning: MemberTuning,
     member: Option<M>,
     state: ProcessState,
     /// Bumped at each crash, so events of an earlier life are recognised and ignored.
@@ -101,6 +103,7 @@ impl<M: HostedMember> Process<M> {
     pub fn new(
         id: NodeId,
         voters: Vec<NodeId>,
+        tuning: MemberTuning,
         disk: SimDisk,
         clock: SimClock,
         rng: SimRng,
@@ -109,6 +112,7 @@ impl<M: HostedMember> Process<M> {
         Process {
             id,
             voters,
+            tuning,
             member: None,
             state: ProcessState::Down,
             incarnation: 0,
@@ -141,7 +145,9 @@ impl<M: HostedMember> Process<M> {
     /// (the process is then dead).
     pub fn start(&mut self) -> Result<Vec<String>, String> {
         assert_eq!(self.state, ProcessState::Down, "only a down process starts");
-        let config = MemberConfig::new(self.id, self.voters.clone(), self.rng.next_u64());
+        let mut config = MemberConfig::new(self.id, self.voters.clone(), self.rng.next_u64());
+        config.snapshot_interval_entries = self.tuning.snapshot_interval_entries;
+        config.wal_segment_bytes_max = self.tuning.wal_segment_bytes_max;
         let image = self.disk.image();
         match catch_unwind(AssertUnwindSafe(|| M::start(config, image))) {
             Ok(Ok((member, report))) => {
@@ -278,6 +284,7 @@ mod tests {
         Process::new(
             NodeId(1),
             voters,
+            crate::scenario::MemberTuning::frequent_snapshots(),
             disk,
             SimClock::new(0),
             SimRng::for_stream(1, Stream::Member(0)),

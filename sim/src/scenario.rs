@@ -55,6 +55,27 @@ pub struct FaultRates {
     pub clock_skew_ms_max: u64,
 }
 
+/// Member settings a scenario may change from the engine's defaults, so that rare paths
+/// (snapshots, WAL segment rotation) happen within a short run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberTuning {
+    /// Snapshot and compact the raft log every this many applied entries.
+    pub snapshot_interval_entries: u64,
+    /// Start a new WAL segment after this many bytes.
+    pub wal_segment_bytes_max: u64,
+}
+
+impl MemberTuning {
+    /// Snapshots every 500 entries and 256 KiB WAL segments: both happen several times in a
+    /// one-minute run.
+    pub fn frequent_snapshots() -> MemberTuning {
+        MemberTuning {
+            snapshot_interval_entries: 500,
+            wal_segment_bytes_max: 256 * 1024,
+        }
+    }
+}
+
 /// The faults the design claims to survive, as limits the schedule respects.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FaultBudget {
@@ -89,6 +110,8 @@ pub struct Scenario {
     pub liveness_bound_ms: u64,
     /// How long the run goes on after liveness was shown, so members catch up (ms).
     pub drain_ms: u64,
+    /// Member settings.
+    pub member: MemberTuning,
     /// Client traffic.
     pub workload: WorkloadConfig,
     /// Links during the safety phase.
@@ -156,6 +179,7 @@ impl Scenario {
             safety_ms: 60_000,
             liveness_bound_ms: 10_000,
             drain_ms: 1_000,
+            member: MemberTuning::frequent_snapshots(),
             workload: WorkloadConfig::etcd_like(),
             network: NetworkConfig::reliable(),
             disk: DiskConfig::ssd(),

@@ -179,6 +179,7 @@ impl<M: HostedMember> World<M> {
                 Process::new(
                     ids[index as usize],
                     ids.clone(),
+                    scenario.member.clone(),
                     disk,
                     SimClock::new(skew_ns),
                     member_rng,
