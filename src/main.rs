@@ -37,7 +37,7 @@ enum SimCommand {
         /// End the output with one JSON object.
         #[arg(long)]
         json: bool,
-        /// Write history.jsonl, watches.jsonl, trace.jsonl and summary.json here.
+        /// Write history.jsonl, watches.jsonl, trace.jsonl, events.jsonl and summary.json here.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Run the seed twice and fail if the trace hashes differ.

@@ -46,7 +46,8 @@ pub struct RunArgs {
     pub seed: u64,
     /// End with one JSON line.
     pub json: bool,
-    /// Write `history.jsonl`, `watches.jsonl`, `trace.jsonl` and `summary.json` here.
+    /// Write `history.jsonl`, `watches.jsonl`, `trace.jsonl`, `events.jsonl` and `summary.json`
+    /// here.
     pub out: Option<PathBuf>,
     /// Run twice and fail if the trace hashes differ.
     pub check_determinism: bool,
@@ -129,6 +130,7 @@ pub fn write_artifacts(
         .iter()
         .map(|line| json!({"time_ns": line.time.0, "line": line.text}).to_string());
     write_lines(&dir.join("trace.jsonl"), trace)?;
+    write_lines(&dir.join("events.jsonl"), artifacts.events.iter().cloned())?;
     std::fs::write(
         dir.join("summary.json"),
         format!("{:#}\n", report.to_json(wall_ms)),
@@ -211,6 +213,7 @@ mod tests {
             "history.jsonl",
             "watches.jsonl",
             "trace.jsonl",
+            "events.jsonl",
             "summary.json",
         ] {
             assert!(dir.join(name).is_file(), "{name} missing");

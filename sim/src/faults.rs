@@ -274,6 +274,7 @@ impl<M: crate::process::HostedMember> World<M> {
     /// resumes paused ones, then requires progress within the liveness bound.
     pub(crate) fn heal(&mut self, now: Instant) {
         self.phase = Phase::Liveness { healed_at: now };
+        self.record_event(|| Some(crate::events::faults_healed_line(now)));
         self.network.heal_all();
         self.partition_active = false;
         self.flapping_partition = None;

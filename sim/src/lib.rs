@@ -11,6 +11,7 @@ pub mod cli;
 mod clients;
 pub mod clock;
 pub mod disk;
+pub mod events;
 mod faults;
 pub mod fuzz;
 pub mod history;

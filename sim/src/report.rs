@@ -61,6 +61,8 @@ pub struct Artifacts {
     pub watches: Vec<String>,
     /// Trace lines.
     pub trace: Vec<TraceLine>,
+    /// Cluster events for the checkers (`events.jsonl`).
+    pub events: Vec<String>,
 }
 
 /// The command that replays `seed` of `scenario`.
@@ -165,6 +167,7 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
             Vec::new()
         },
         trace: world.trace.take_lines(),
+        events: world.event_lines.take().unwrap_or_default(),
     };
     let report = RunReport {
         seed: world.seed,

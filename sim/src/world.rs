@@ -150,6 +150,8 @@ pub(crate) struct World<M: HostedMember> {
     pub(crate) invariants: Invariants,
     pub(crate) trace: Trace,
     pub(crate) history_lines: Option<Vec<String>>,
+    /// Cluster events for the checkers (`events.jsonl`), when artifacts are kept.
+    pub(crate) event_lines: Option<Vec<String>>,
     pub(crate) phase: Phase,
     pub(crate) leader_hint: Option<NodeId>,
     pub(crate) partition_epoch: u64,
@@ -220,6 +222,7 @@ impl<M: HostedMember> World<M> {
             invariants: Invariants::new(),
             trace: Trace::new(keep_artifacts, TRACE_LINES_KEPT_MAX),
             history_lines: keep_artifacts.then(Vec::new),
+            event_lines: keep_artifacts.then(Vec::new),
             phase: Phase::Safety,
             leader_hint: None,
             partition_epoch: 0,
@@ -363,6 +366,9 @@ impl<M: HostedMember> World<M> {
             Ok(notes) => {
                 let incarnation = self.processes[node].incarnation();
                 let verb = if incarnation == 0 { "start" } else { "restart" };
+                if incarnation > 0 {
+                    self.record_event(|| Some(crate::events::restarted_line(id, now)));
+                }
                 let stored_bytes = self.processes[node].disk.used_bytes();
                 self.trace.event(
                     now,
@@ -464,7 +470,17 @@ impl<M: HostedMember> World<M> {
             .schedule(time, Event::MemberTimer { node, incarnation });
     }
 
+    /// Keeps a cluster event line, rendered only when artifacts are kept.
+    pub(crate) fn record_event(&mut self, render: impl FnOnce() -> Option<String>) {
+        if let Some(lines) = &mut self.event_lines {
+            if let Some(line) = render() {
+                lines.push(line);
+            }
+        }
+    }
+
     fn observe(&mut self, now: Instant, id: NodeId, observation: &Observation) {
+        self.record_event(|| crate::events::observation_line(id, now, observation));
         match observation {
             Observation::BecameLeader { term } => {
                 self.trace
@@ -514,6 +530,7 @@ impl<M: HostedMember> World<M> {
             self.counts.crashes += 1;
             let id = self.processes[node].id();
             self.trace.event(now, format_args!("n{id} crash"));
+            self.record_event(|| Some(crate::events::crashed_line(id, now)));
             self.cancel_watches_on(now, node, "member crashed");
             if self.leader_hint == Some(id) {
                 self.leader_hint = None;
