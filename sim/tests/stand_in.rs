@@ -309,8 +309,8 @@ fn a_correct_stand_in_passes() {
     }
 }
 
-/// Goal: watch streams are routed to their watchers and recorded, and a stream whose revisions
-/// go backwards is caught. Method: run the correct stand-in with artifacts and count recorded
+/// Goal: watch streams are routed to their watchers and recorded, the cluster events for the
+/// checkers are kept, and a stream whose revisions go backwards is caught. Method: run the correct stand-in with artifacts and count recorded
 /// events; then plant out-of-order events.
 #[test]
 fn watch_events_are_recorded_and_disorder_is_caught() {
@@ -336,6 +336,19 @@ fn watch_events_are_recorded_and_disorder_is_caught() {
         events_count > 100,
         "only {events_count} watch events recorded"
     );
+    for tag in [
+        "leader_elected",
+        "applied",
+        "crashed",
+        "restarted",
+        "faults_healed",
+    ] {
+        let needle = format!("\"event\":\"{tag}\"");
+        assert!(
+            artifacts.events.iter().any(|line| line.contains(&needle)),
+            "no {tag} event"
+        );
+    }
     let (report, _) =
         run_with::<FixedLeader<WATCH_DISORDER>>(&Scenario::no_faults(), 1, RunOptions::default());
     assert!(
