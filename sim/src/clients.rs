@@ -186,6 +186,22 @@ impl<M: crate::process::HostedMember> World<M> {
             .outstanding
             .take()
             .expect("checked above");
+        if let Ok(response) = &result {
+            if !response_fits(&outstanding.request, response) {
+                // A reply of the wrong kind is a member bug; what the request did is unknown.
+                let message = format!(
+                    "request {op_id} of kind {:?} got a reply of another kind",
+                    recorded_kind(&outstanding.request)
+                );
+                self.invariants.record("response_kind", now, message);
+                self.counts.ops_unknown += 1;
+                self.record_operation(client, &outstanding, None);
+                let think = self.clients[client].think_time(&self.scenario.workload);
+                self.queue
+                    .schedule(now + think, Event::ClientWake { client });
+                return;
+            }
+        }
         match &result {
             Ok(response) => {
                 self.counts.ops_ok += 1;
@@ -481,6 +497,35 @@ fn recorded_kind(request: &Request) -> Option<&'static str> {
         Request::Compact(_) => "compact",
         _ => return None,
     })
+}
+
+/// Whether `response` is the kind of answer `request` calls for.
+fn response_fits(request: &Request, response: &Response) -> bool {
+    matches!(
+        (request, response),
+        (Request::Range(_), Response::Range(_))
+            | (Request::Put(_), Response::Put(_))
+            | (Request::DeleteRange(_), Response::DeleteRange(_))
+            | (Request::Txn(_), Response::Txn(_))
+            | (Request::Compact(_), Response::Compact { .. })
+            | (Request::LeaseGrant(_), Response::LeaseGrant { .. })
+            | (Request::LeaseRevoke { .. }, Response::LeaseRevoke { .. })
+            | (
+                Request::LeaseKeepAlive { .. },
+                Response::LeaseKeepAlive { .. }
+            )
+            | (
+                Request::LeaseTimeToLive(_),
+                Response::LeaseTimeToLive { .. }
+            )
+            | (Request::LeaseLeases, Response::LeaseLeases { .. })
+            | (Request::WatchCreate(_), Response::WatchCreated { .. })
+            | (Request::WatchCancel { .. }, Response::WatchCanceled { .. })
+            | (
+                Request::WatchProgress,
+                Response::WatchProgressRequested { .. }
+            )
+    )
 }
 
 /// A one-line summary of an operation and its outcome for the trace hash.
