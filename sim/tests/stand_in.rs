@@ -5,8 +5,8 @@
 
 use engine::api::{Actions, DiskImage, DiskOp, DiskOpId, FileName, HaltReason, Input, Observation};
 use engine::kv::{
-    Event, EventType, KeyValue, PutResponse, RangeResponse, Request, RequestError, Response,
-    ResponseHeader, WatchResponse,
+    DeleteRangeResponse, Event, EventType, KeyValue, PutResponse, RangeResponse, Request,
+    RequestError, Response, ResponseHeader, TxnResponse, WatchResponse,
 };
 use engine::member::{MemberConfig, RecoveryError, RecoveryReport};
 use engine::raft::Message;
@@ -41,8 +41,8 @@ struct FixedLeader<const MODE: u8> {
     ready: bool,
     started: bool,
     op_next: u64,
-    /// Replies held until their sync completes: (sync op, request, revision).
-    held: Vec<(DiskOpId, RequestId, i64)>,
+    /// Replies held until their sync completes: (sync op, request id, request, revision).
+    held: Vec<(DiskOpId, RequestId, Request, i64)>,
     writes_count: u64,
     /// Open watches; each durable write notifies all of them.
     watches: Vec<WatchId>,
@@ -140,7 +140,7 @@ impl<const MODE: u8> FixedLeader<MODE> {
         }
         match request {
             Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_) => {
-                self.on_write(id, actions)
+                self.on_write(id, request, actions)
             }
             Request::WatchCreate(_) => {
                 let watch_id = WatchId(self.watches.len() as i64 + 1);
@@ -166,7 +166,7 @@ impl<const MODE: u8> FixedLeader<MODE> {
         }
     }
 
-    fn on_write(&mut self, id: RequestId, actions: &mut Actions) {
+    fn on_write(&mut self, id: RequestId, request: Request, actions: &mut Actions) {
         self.writes_count += 1;
         assert!(
             !(MODE == PANIC && self.writes_count == 50),
@@ -183,19 +183,14 @@ impl<const MODE: u8> FixedLeader<MODE> {
             },
         ));
         if MODE == ACK_BEFORE_SYNC {
-            actions.reply.push((id, Ok(self.put_response())));
+            actions
+                .reply
+                .push((id, Ok(write_response(&request, self.header()))));
             return;
         }
         let sync = self.next_op();
         actions.disk.push((sync, DiskOp::Sync { file: log_file() }));
-        self.held.push((sync, id, self.revision));
-    }
-
-    fn put_response(&self) -> Response {
-        Response::Put(PutResponse {
-            header: self.header(),
-            prev_kv: None,
-        })
+        self.held.push((sync, id, request, self.revision));
     }
 
     fn on_disk_done(
@@ -213,20 +208,16 @@ impl<const MODE: u8> FixedLeader<MODE> {
         }
         self.ready = true;
         let (done, waiting): (Vec<_>, Vec<_>) =
-            self.held.drain(..).partition(|(sync, _, _)| *sync <= op);
+            self.held.drain(..).partition(|(sync, _, _, _)| *sync <= op);
         self.held = waiting;
-        for (_, request, revision) in done {
+        for (_, id, request, revision) in done {
             let header = ResponseHeader {
                 revision: Revision(revision),
                 ..self.header()
             };
-            actions.reply.push((
-                request,
-                Ok(Response::Put(PutResponse {
-                    header,
-                    prev_kv: None,
-                })),
-            ));
+            actions
+                .reply
+                .push((id, Ok(write_response(&request, header))));
             let digest = revision as u64;
             actions.observe.push(Observation::Applied {
                 index: LogIndex(revision as u64),
@@ -263,6 +254,26 @@ impl<const MODE: u8> FixedLeader<MODE> {
             };
             actions.notify.push(response);
         }
+    }
+}
+
+/// The reply to a write the stand-in performed (every write "changes" one key).
+fn write_response(request: &Request, header: ResponseHeader) -> Response {
+    match request {
+        Request::DeleteRange(_) => Response::DeleteRange(DeleteRangeResponse {
+            header,
+            deleted: 1,
+            prev_kvs: Vec::new(),
+        }),
+        Request::Txn(_) => Response::Txn(TxnResponse {
+            header,
+            succeeded: true,
+            responses: Vec::new(),
+        }),
+        _ => Response::Put(PutResponse {
+            header,
+            prev_kv: None,
+        }),
     }
 }
 
