@@ -23,6 +23,8 @@ const TWO_LEADERS: u8 = 2;
 const PANIC: u8 = 3;
 /// Plants a bug: every tenth watch event carries an older revision.
 const WATCH_DISORDER: u8 = 4;
+/// Plants a bug: every write is answered with a put response, whatever it was.
+const WRONG_KIND: u8 = 5;
 
 const LEADER: NodeId = NodeId(1);
 const RECORD_BYTES: usize = 8;
@@ -215,6 +217,11 @@ impl<const MODE: u8> FixedLeader<MODE> {
                 revision: Revision(revision),
                 ..self.header()
             };
+            let request = if MODE == WRONG_KIND {
+                Request::Put(Default::default())
+            } else {
+                request
+            };
             actions
                 .reply
                 .push((id, Ok(write_response(&request, header))));
@@ -401,6 +408,19 @@ fn two_leaders_in_one_term_are_caught() {
         run_with::<FixedLeader<TWO_LEADERS>>(&Scenario::no_faults(), 1, RunOptions::default());
     assert!(
         checks(&report).contains(&"one_leader_per_term"),
+        "{:?}",
+        report.failures
+    );
+}
+
+/// Goal: a reply of the wrong kind (a put response to a delete) is a finding and leaves the
+/// history parseable. Method: plant the bug and check the failure.
+#[test]
+fn a_reply_of_the_wrong_kind_is_caught() {
+    let (report, _) =
+        run_with::<FixedLeader<WRONG_KIND>>(&Scenario::no_faults(), 1, RunOptions::default());
+    assert!(
+        checks(&report).contains(&"response_kind"),
         "{:?}",
         report.failures
     );
