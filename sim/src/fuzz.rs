@@ -139,7 +139,12 @@ pub fn fuzz_command(args: &FuzzArgs) -> i32 {
     };
     let progress = progress_bar(plan.seed_count);
     let stopwatch = Stopwatch::start();
+    // Panics inside runs become failing reports with their message; printing each one as well
+    // would bury the progress bar, so the hook stays quiet while the pool runs.
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let reports = run_pool(&plan, &progress, &stopwatch);
+    std::panic::set_hook(previous_hook);
     progress.finish_and_clear();
     summarize(
         &plan.scenario.name,
