@@ -381,7 +381,10 @@ impl<M: HostedMember> World<M> {
             }
             Err(reason) => {
                 self.trace.event(now, format_args!("n{id} dead {reason}"));
-                if !self.scenario.beyond_model {
+                // Refusing to start on a disk that took silent corruption is a fair fail-stop
+                // (the rest of the cluster still has a quorum); refusing after crashes and
+                // torn writes alone is not, since the design claims to survive those.
+                if !self.scenario.beyond_model && !self.corrupted.contains(&id) {
                     self.invariants
                         .record("member_recovery", now, format!("n{id}: {reason}"));
                 }
