@@ -28,7 +28,8 @@ enum Command {
 enum SimCommand {
     /// Run one seed of a scenario and print its verdict and trace hash.
     Run {
-        /// Scenario name (default: `default`).
+        /// Scenario name (default: `default`; built in: no_faults, partitions_only, crash_restart,
+        /// disk_faults, clock_faults, disk_corruption_on_a_majority).
         #[arg(long)]
         scenario: Option<String>,
         /// The seed.
