@@ -39,13 +39,13 @@ pub(crate) enum Event {
     Deliver {
         from: NodeId,
         node: usize,
-        message: PeerMessage,
+        message: Box<PeerMessage>,
     },
     DiskDone {
         node: usize,
         incarnation: u32,
         op_id: DiskOpId,
-        op: DiskOp,
+        op: Box<DiskOp>,
     },
     ClientWake {
         client: usize,
@@ -303,7 +303,14 @@ impl<M: HostedMember> World<M> {
             } => {
                 // A link cut while the message was in flight loses it too.
                 if self.network.can_reach(from, self.processes[node].id()) {
-                    self.step_member(now, node, Input::Receive { from, message });
+                    self.step_member(
+                        now,
+                        node,
+                        Input::Receive {
+                            from,
+                            message: *message,
+                        },
+                    );
                 }
             }
             Event::DiskDone {
@@ -420,7 +427,7 @@ impl<M: HostedMember> World<M> {
                     node,
                     incarnation,
                     op_id,
-                    op,
+                    op: Box::new(op),
                 },
             );
         }
@@ -431,7 +438,7 @@ impl<M: HostedMember> World<M> {
             };
             let delays = self.network.transmit(id, envelope.to);
             for delay in delays {
-                let message = envelope.message.clone();
+                let message = Box::new(envelope.message.clone());
                 self.queue.schedule(
                     now + delay,
                     Event::Deliver {
