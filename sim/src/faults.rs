@@ -270,8 +270,9 @@ impl<M: crate::process::HostedMember> World<M> {
         self.set_timer(node, now);
     }
 
-    /// Ends the safety phase: heals the network, disks and clocks, restarts crashed members and
-    /// resumes paused ones, then requires progress within the liveness bound.
+    /// Ends the safety phase: no more faults; the network, disks and clocks heal, and a random
+    /// quorum core of members that can still run is brought up at once (restarted or resumed).
+    /// Then the cluster must commit a write within the liveness bound, whatever the others do.
     pub(crate) fn heal(&mut self, now: Instant) {
         self.phase = Phase::Liveness { healed_at: now };
         self.record_event(|| Some(crate::events::faults_healed_line(now)));
@@ -284,13 +285,23 @@ impl<M: crate::process::HostedMember> World<M> {
             ..self.scenario.network.clone()
         };
         self.network.set_config(healed_network);
+        let core = self.quorum_core();
+        let core_text: Vec<String> = core.iter().map(|node| format!("n{}", node + 1)).collect();
         self.trace.event(
             now,
-            format_args!("heal liveness_bound_ms={}", self.scenario.liveness_bound_ms),
+            format_args!(
+                "heal core={} liveness_bound_ms={}",
+                core_text.join(","),
+                self.scenario.liveness_bound_ms
+            ),
         );
         for node in 0..self.processes.len() {
             self.processes[node].disk.heal();
             self.processes[node].clock.set_drift(now, 0);
+            if !core.contains(&node) {
+                // Outside the core, members come back on their own schedule (or never).
+                continue;
+            }
             match self.processes[node].state() {
                 crate::process::ProcessState::Paused => {
                     self.queue.schedule(now, Event::Resume { node })
@@ -305,6 +316,25 @@ impl<M: crate::process::HostedMember> World<M> {
             now + Duration::from_millis(self.scenario.liveness_bound_ms),
             Event::LivenessDeadline,
         );
+    }
+
+    /// A random majority of the members that are not dead (all of them if fewer remain), sorted.
+    fn quorum_core(&mut self) -> Vec<usize> {
+        let mut candidates: Vec<usize> = (0..self.processes.len())
+            .filter(|node| {
+                !matches!(
+                    self.processes[*node].state(),
+                    crate::process::ProcessState::Dead { .. }
+                )
+            })
+            .collect();
+        for index in (1..candidates.len()).rev() {
+            let other = self.fault_rng.below(index as u64 + 1) as usize;
+            candidates.swap(index, other);
+        }
+        candidates.truncate(self.processes.len() / 2 + 1);
+        candidates.sort_unstable();
+        candidates
     }
 
     /// A write called after the heal succeeded: the cluster is live again.
