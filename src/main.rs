@@ -1,5 +1,7 @@
 //! The `detcd` command line: wiring only. Every subcommand delegates to a library crate.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 /// detcd: a deterministic etcd-compatible store and the seeded simulator that checks it.
@@ -14,14 +16,114 @@ struct Cli {
 enum Command {
     /// Print the version of every component.
     Version,
+    /// Run the seeded simulator.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SimCommand {
+    /// Run one seed of a scenario and print its verdict and trace hash.
+    Run {
+        /// Scenario name (default: `default`; built in: no_faults, partitions_only, crash_restart,
+        /// disk_faults, clock_faults, disk_corruption_on_a_majority).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// The seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// End the output with one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Write history.jsonl, watches.jsonl, trace.jsonl, events.jsonl and summary.json here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run the seed twice and fail if the trace hashes differ.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Run many seeds on worker threads and summarise the failures.
+    Fuzz {
+        /// Scenario name (default: `default`).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Number of seeds (default 100 unless --time is given).
+        #[arg(long, conflicts_with = "time")]
+        seeds: Option<u64>,
+        /// Wall-time budget: 30s, 5m, 1h.
+        #[arg(long)]
+        time: Option<String>,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Run only shard i of n (`i/n`), for spreading a campaign over machines.
+        #[arg(long)]
+        shard: Option<String>,
+        /// End the output with one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Seeds per second and simulated-to-wall time ratio on one core, checks included.
+    Sim {
+        /// Scenario name (default: `default`).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Seeds to run.
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    let status = match cli.command {
         Command::Version => {
             println!("detcd {}", env!("CARGO_PKG_VERSION"));
+            0
         }
-    }
-    Ok(())
+        Command::Sim(SimCommand::Run {
+            scenario,
+            seed,
+            json,
+            out,
+            check_determinism,
+        }) => sim::cli::run_command(&sim::cli::RunArgs {
+            scenario,
+            seed,
+            json,
+            out,
+            check_determinism,
+        }),
+        Command::Sim(SimCommand::Fuzz {
+            scenario,
+            seeds,
+            time,
+            jobs,
+            first_seed,
+            shard,
+            json,
+        }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
+            scenario,
+            seeds,
+            time,
+            jobs,
+            first_seed,
+            shard,
+            json,
+        }),
+        Command::Bench(BenchCommand::Sim { scenario, seeds }) => {
+            sim::cli::bench_command(&sim::cli::BenchArgs { scenario, seeds })
+        }
+    };
+    std::process::exit(status);
 }

@@ -2,5 +2,30 @@
 //! around a cluster of engine members, with fault injection and a recorder of histories and traces.
 //!
 //! One seed drives one run; every random choice flows from per-component `rand_chacha` streams
-//! derived from that seed. It must never read the wall clock, spawn threads inside a run, or let
-//! unordered iteration reach an output. May use: `engine`, `checkers`. (Being built.)
+//! derived from that seed. It must never read the wall clock inside a run, spawn threads inside a
+//! run, or let unordered iteration reach an output. Only `cli` (wall time for reports) and
+//! `fuzz` (worker threads, each running whole seeds) step outside that, with a stated reason.
+//! May use: `engine` (and later `checkers`).
+
+pub mod cli;
+mod clients;
+pub mod clock;
+pub mod disk;
+pub mod events;
+mod faults;
+pub mod fuzz;
+pub mod history;
+pub mod invariants;
+pub mod network;
+pub mod process;
+pub mod queue;
+pub mod report;
+pub mod rng;
+pub mod scenario;
+pub mod trace;
+pub mod workload;
+mod world;
+
+pub use process::HostedMember;
+pub use report::{replay_command, run, run_with, Artifacts, RunOptions, RunReport};
+pub use scenario::{Scenario, Verdict};

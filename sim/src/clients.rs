@@ -1,0 +1,591 @@
+//! Simulated clients and watchers: they send requests to any member (not only the leader), time
+//! out, record what they saw in the history, and feed the inline invariants.
+//!
+//! Clients reach members over their own links (latency from the client's stream); partitions do
+//! not cut them, but a crashed or paused member never answers, so the client times out and
+//! records an unknown outcome.
+
+use engine::kv::{Request, RequestError, Response, WatchCreateRequest, WatchResponse};
+use engine::types::{Duration, Instant, Revision, WatchId};
+
+use crate::history::{op_json, operation_line, WatchRecord};
+use crate::rng::SimRng;
+use crate::workload::{Generator, WorkloadConfig};
+use crate::world::{Event, Phase, World};
+
+/// One-way client link latency range (ns).
+const CLIENT_LATENCY_NS_MIN: u64 = 100_000;
+const CLIENT_LATENCY_NS_MAX: u64 = 500_000;
+/// Watch streams recorded per watcher at most; later ones are not opened.
+pub const WATCHES_PER_WATCHER_MAX: usize = 256;
+/// A watcher waits this long before re-opening a stream that ended.
+const WATCH_RETRY_MS: u64 = 500;
+
+/// Who a request belongs to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RequestRoute {
+    Client(usize),
+    Watcher(usize),
+}
+
+/// A request a client is waiting for.
+#[derive(Debug)]
+pub(crate) struct Outstanding {
+    op_id: u64,
+    call: Instant,
+    request: Request,
+}
+
+/// One client: its generator and at most one outstanding request.
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    generator: Generator,
+    outstanding: Option<Outstanding>,
+}
+
+impl ClientState {
+    pub(crate) fn new(generator: Generator) -> ClientState {
+        ClientState {
+            generator,
+            outstanding: None,
+        }
+    }
+
+    pub(crate) fn think_time(&mut self, workload: &WorkloadConfig) -> Duration {
+        Duration(
+            self.generator
+                .rng()
+                .range_inclusive(workload.think_ns_min, workload.think_ns_max),
+        )
+    }
+}
+
+/// One watcher: a stream over every key, re-opened when it ends.
+#[derive(Debug)]
+pub(crate) struct WatcherState {
+    client_index: u32,
+    rng: SimRng,
+    /// The member and its watch id of the open stream.
+    open: Option<(usize, Option<WatchId>)>,
+    records: Vec<WatchRecord>,
+    /// The highest revision seen over every stream, where a re-opened stream resumes.
+    last_revision: Revision,
+    /// The highest revision seen on the open stream (non-decreasing within a stream).
+    stream_revision: Revision,
+    /// When the open stream's last response arrived.
+    last_arrival: Instant,
+}
+
+impl WatcherState {
+    pub(crate) fn new(client_index: u32, rng: SimRng) -> WatcherState {
+        WatcherState {
+            client_index,
+            rng,
+            open: None,
+            records: Vec::new(),
+            last_revision: Revision(0),
+            stream_revision: Revision(0),
+            last_arrival: Instant(0),
+        }
+    }
+
+    /// The recorded streams' lines.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.records.iter().map(WatchRecord::line)
+    }
+}
+
+fn client_latency(rng: &mut SimRng) -> Duration {
+    Duration(rng.range_inclusive(CLIENT_LATENCY_NS_MIN, CLIENT_LATENCY_NS_MAX))
+}
+
+impl<M: crate::process::HostedMember> World<M> {
+    fn take_request_id(&mut self) -> u64 {
+        let id = self.request_id_next;
+        self.request_id_next += 1;
+        id
+    }
+
+    fn choose_member(&mut self, rng_owner: usize) -> usize {
+        let member_count = self.processes.len() as u64;
+        let hint = self.leader_hint.and_then(|leader| self.node_index(leader));
+        let rng = self.clients[rng_owner].generator.rng();
+        match hint {
+            Some(leader) if rng.chance_ppm(500_000) => leader,
+            _ => rng.below(member_count) as usize,
+        }
+    }
+
+    pub(crate) fn client_wake(&mut self, now: Instant, client: usize) {
+        if self.clients[client].outstanding.is_some() {
+            return;
+        }
+        let node = self.choose_member(client);
+        let request = self.clients[client].generator.next_request();
+        let op_id = self.take_request_id();
+        let arrival = now + client_latency(self.clients[client].generator.rng());
+        self.routes.insert(op_id, RequestRoute::Client(client));
+        self.queue.schedule(
+            arrival,
+            Event::RequestArrives {
+                op_id,
+                node,
+                request: Box::new(request.clone()),
+            },
+        );
+        let timeout = Duration(self.scenario.workload.request_timeout_ns);
+        self.queue
+            .schedule(now + timeout, Event::ClientTimeout { client, op_id });
+        self.clients[client].outstanding = Some(Outstanding {
+            op_id,
+            call: now,
+            request,
+        });
+    }
+
+    /// A member answered request `request_id`: send the reply back over the client's link.
+    pub(crate) fn route_reply(
+        &mut self,
+        now: Instant,
+        node: usize,
+        request_id: engine::types::RequestId,
+        result: Result<Response, RequestError>,
+    ) {
+        match self.routes.remove(&request_id.0) {
+            Some(RequestRoute::Client(client)) => {
+                let arrival = now + client_latency(self.clients[client].generator.rng());
+                self.queue.schedule(
+                    arrival,
+                    Event::ReplyArrives {
+                        client,
+                        op_id: request_id.0,
+                        result: Box::new(result),
+                    },
+                );
+            }
+            Some(RequestRoute::Watcher(watcher)) => self.watcher_reply(now, watcher, node, result),
+            None => {}
+        }
+    }
+
+    pub(crate) fn client_reply(
+        &mut self,
+        now: Instant,
+        client: usize,
+        op_id: u64,
+        result: Result<Response, RequestError>,
+    ) {
+        let matches = self.clients[client]
+            .outstanding
+            .as_ref()
+            .is_some_and(|outstanding| outstanding.op_id == op_id);
+        if !matches {
+            return;
+        }
+        let outstanding = self.clients[client]
+            .outstanding
+            .take()
+            .expect("checked above");
+        if let Ok(response) = &result {
+            if !response_fits(&outstanding.request, response) {
+                // A reply of the wrong kind is a member bug; what the request did is unknown.
+                let message = format!(
+                    "request {op_id} of kind {:?} got a reply of another kind",
+                    recorded_kind(&outstanding.request)
+                );
+                self.invariants.record("response_kind", now, message);
+                self.counts.ops_unknown += 1;
+                self.record_operation(client, &outstanding, None);
+                let think = self.clients[client].think_time(&self.scenario.workload);
+                self.queue
+                    .schedule(now + think, Event::ClientWake { client });
+                return;
+            }
+        }
+        match &result {
+            Ok(response) => {
+                self.counts.ops_ok += 1;
+                self.clients[client].generator.observe(response);
+                self.check_response(now, outstanding.call, &outstanding.request, response);
+            }
+            Err(error) => {
+                self.counts.ops_error += 1;
+                if let RequestError::LeaseNotFound { lease } = error {
+                    self.clients[client].generator.forget_lease(*lease);
+                }
+            }
+        }
+        self.record_operation(client, &outstanding, Some((now, &result)));
+        let think = self.clients[client].think_time(&self.scenario.workload);
+        self.queue
+            .schedule(now + think, Event::ClientWake { client });
+    }
+
+    pub(crate) fn client_timeout(&mut self, now: Instant, client: usize, op_id: u64) {
+        let matches = self.clients[client]
+            .outstanding
+            .as_ref()
+            .is_some_and(|outstanding| outstanding.op_id == op_id);
+        if !matches {
+            return;
+        }
+        let outstanding = self.clients[client]
+            .outstanding
+            .take()
+            .expect("checked above");
+        self.routes.remove(&op_id);
+        self.counts.ops_unknown += 1;
+        self.record_operation(client, &outstanding, None);
+        let think = self.clients[client].think_time(&self.scenario.workload);
+        self.queue
+            .schedule(now + think, Event::ClientWake { client });
+    }
+
+    /// Feeds a successful response to the inline checks and to the liveness probe.
+    fn check_response(
+        &mut self,
+        now: Instant,
+        call: Instant,
+        request: &Request,
+        response: &Response,
+    ) {
+        let (revision, acknowledged_write, linearizable) = match (request, response) {
+            (Request::Put(_), Response::Put(put)) => (put.header.revision, true, true),
+            (Request::DeleteRange(_), Response::DeleteRange(delete)) => {
+                (delete.header.revision, delete.deleted > 0, true)
+            }
+            (Request::Txn(_), Response::Txn(txn)) => (txn.header.revision, txn.succeeded, true),
+            (Request::Range(range), Response::Range(result)) => {
+                (result.header.revision, false, !range.serializable)
+            }
+            _ => return,
+        };
+        if linearizable {
+            self.invariants
+                .on_linearizable_result(now, call, revision, request_kind(request));
+        }
+        if acknowledged_write {
+            self.invariants.on_write_acknowledged(now, revision);
+        }
+        let is_write = matches!(
+            request,
+            Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_)
+        );
+        if let Phase::Liveness { healed_at } = self.phase {
+            if is_write && call >= healed_at && self.liveness_shown_at.is_none() {
+                self.liveness_shown(now, healed_at);
+            }
+        }
+    }
+
+    fn record_operation(
+        &mut self,
+        client: usize,
+        outstanding: &Outstanding,
+        outcome: Option<(Instant, &Result<Response, RequestError>)>,
+    ) {
+        let Some(kind) = recorded_kind(&outstanding.request) else {
+            return;
+        };
+        self.counts.ops += 1;
+        // The hash covers a compact rendering of every operation: building the JSON line costs
+        // more than the rest of a run, so it is built only when the history is kept.
+        let compact = compact_line(outstanding.op_id, client, outstanding.call, kind, outcome);
+        self.trace.hash_only(&compact);
+        if let Some(lines) = &mut self.history_lines {
+            let op = op_json(&outstanding.request).expect("recorded kinds render");
+            lines.push(operation_line(
+                outstanding.op_id,
+                client as u32,
+                outstanding.call,
+                &op,
+                outcome,
+            ));
+        }
+    }
+
+    /// Records every still-outstanding operation with unknown outcome (the run ended).
+    pub(crate) fn finish_open_operations(&mut self) {
+        for client in 0..self.clients.len() {
+            if let Some(outstanding) = self.clients[client].outstanding.take() {
+                self.counts.ops_unknown += 1;
+                self.record_operation(client, &outstanding, None);
+            }
+        }
+        for watcher in &mut self.watchers {
+            for record in &watcher.records {
+                self.trace.hash_only(&record.line());
+            }
+        }
+    }
+
+    pub(crate) fn watcher_start(&mut self, now: Instant, watcher: usize) {
+        if self.watchers[watcher].open.is_some()
+            || self.watchers[watcher].records.len() >= WATCHES_PER_WATCHER_MAX
+        {
+            return;
+        }
+        let node = self.watchers[watcher]
+            .rng
+            .below(self.processes.len() as u64) as usize;
+        let start_revision = if self.watchers[watcher].last_revision.0 > 0 {
+            self.watchers[watcher].last_revision.next()
+        } else {
+            Revision(0)
+        };
+        let request = WatchCreateRequest {
+            key: b"\0".to_vec(),
+            range_end: b"\0".to_vec(),
+            start_revision,
+            ..Default::default()
+        };
+        let op_id = self.take_request_id();
+        let state = &mut self.watchers[watcher];
+        state.records.push(WatchRecord {
+            watch: op_id,
+            client: state.client_index,
+            call: now,
+            key: request.key.clone(),
+            range_end: request.range_end.clone(),
+            start_revision: start_revision.0,
+            events: Vec::new(),
+            canceled: None,
+        });
+        state.open = Some((node, None));
+        state.stream_revision = Revision(0);
+        self.counts.watches += 1;
+        self.routes.insert(op_id, RequestRoute::Watcher(watcher));
+        let arrival = now + client_latency(&mut self.watchers[watcher].rng);
+        self.queue.schedule(
+            arrival,
+            Event::RequestArrives {
+                op_id,
+                node,
+                request: Box::new(Request::WatchCreate(request)),
+            },
+        );
+        let timeout = Duration(self.scenario.workload.request_timeout_ns);
+        self.queue
+            .schedule(now + timeout, Event::WatchTimeout { watcher, op_id });
+    }
+
+    /// A watch creation that got no answer ends its stream, so the watcher can try elsewhere.
+    pub(crate) fn watch_timeout(&mut self, now: Instant, watcher: usize, op_id: u64) {
+        let state = &self.watchers[watcher];
+        let waiting = state.open.is_some_and(|(_, watch_id)| watch_id.is_none());
+        if waiting
+            && state
+                .records
+                .last()
+                .is_some_and(|record| record.watch == op_id)
+        {
+            self.routes.remove(&op_id);
+            self.end_watch(now, watcher, "timeout", 0);
+        }
+    }
+
+    fn watcher_reply(
+        &mut self,
+        now: Instant,
+        watcher: usize,
+        node: usize,
+        result: Result<Response, RequestError>,
+    ) {
+        let state = &mut self.watchers[watcher];
+        match result {
+            Ok(Response::WatchCreated { watch_id, .. }) => {
+                state.open = Some((node, Some(watch_id)))
+            }
+            Ok(_) | Err(_) => {
+                let reason = match &result {
+                    Err(error) => error.code().to_string(),
+                    Ok(_) => "unexpected response".to_string(),
+                };
+                self.end_watch(now, watcher, &reason, 0);
+            }
+        }
+    }
+
+    /// Routes a member's watch response to the watcher whose stream it belongs to.
+    pub(crate) fn route_notify(&mut self, now: Instant, node: usize, response: WatchResponse) {
+        let Some(watcher) = self
+            .watchers
+            .iter()
+            .position(|state| state.open == Some((node, Some(response.watch_id))))
+        else {
+            return;
+        };
+        let latency = client_latency(&mut self.watchers[watcher].rng);
+        let state = &mut self.watchers[watcher];
+        // One stream is one ordered connection: a later response never arrives earlier.
+        let arrival = (now + latency).max(state.last_arrival);
+        state.last_arrival = arrival;
+        let record = state
+            .records
+            .last_mut()
+            .expect("an open stream has a record");
+        let stream_floor = Revision(record.start_revision).max(state.stream_revision);
+        let out_of_order = response
+            .events
+            .iter()
+            .map(|event| event.kv.mod_revision)
+            .find(|revision| *revision < stream_floor);
+        record.push_events(arrival, &response.events);
+        if let Some(last) = response.events.last() {
+            state.last_revision = state.last_revision.max(last.kv.mod_revision);
+            state.stream_revision = state.stream_revision.max(last.kv.mod_revision);
+        }
+        if let Some(revision) = out_of_order {
+            let message = format!(
+                "watch {} on n{} delivered revision {revision} after revision {stream_floor}",
+                record.watch,
+                node + 1
+            );
+            self.invariants
+                .record("watch_revisions_ordered", now, message);
+        }
+        if response.canceled {
+            let reason = if response.cancel_reason.is_empty() {
+                "canceled".to_string()
+            } else {
+                response.cancel_reason.clone()
+            };
+            self.end_watch(arrival, watcher, &reason, response.compact_revision.0);
+        }
+    }
+
+    fn end_watch(&mut self, now: Instant, watcher: usize, reason: &str, compact_revision: i64) {
+        let state = &mut self.watchers[watcher];
+        if let Some(record) = state.records.last_mut() {
+            record.cancel(now, reason, compact_revision);
+        }
+        state.open = None;
+        self.queue.schedule(
+            now + Duration::from_millis(WATCH_RETRY_MS),
+            Event::WatcherStart { watcher },
+        );
+    }
+
+    /// Ends the streams served by member `node` (it crashed).
+    pub(crate) fn cancel_watches_on(&mut self, now: Instant, node: usize, reason: &str) {
+        for watcher in 0..self.watchers.len() {
+            if self.watchers[watcher]
+                .open
+                .is_some_and(|(served_by, _)| served_by == node)
+            {
+                self.end_watch(now, watcher, reason, 0);
+            }
+        }
+    }
+
+    /// The recorded watch lines, in watcher order.
+    pub(crate) fn watch_lines(&self) -> Vec<String> {
+        self.watchers.iter().flat_map(WatcherState::lines).collect()
+    }
+}
+
+/// The history's `op.type` of a request, or `None` when the format has no type for it.
+fn recorded_kind(request: &Request) -> Option<&'static str> {
+    Some(match request {
+        Request::Range(_) => "range",
+        Request::Put(_) => "put",
+        Request::DeleteRange(_) => "delete",
+        Request::Txn(_) => "txn",
+        Request::LeaseGrant(_) => "lease_grant",
+        Request::LeaseRevoke { .. } => "lease_revoke",
+        Request::LeaseKeepAlive { .. } => "lease_keepalive",
+        Request::Compact(_) => "compact",
+        _ => return None,
+    })
+}
+
+/// Whether `response` is the kind of answer `request` calls for.
+fn response_fits(request: &Request, response: &Response) -> bool {
+    matches!(
+        (request, response),
+        (Request::Range(_), Response::Range(_))
+            | (Request::Put(_), Response::Put(_))
+            | (Request::DeleteRange(_), Response::DeleteRange(_))
+            | (Request::Txn(_), Response::Txn(_))
+            | (Request::Compact(_), Response::Compact { .. })
+            | (Request::LeaseGrant(_), Response::LeaseGrant { .. })
+            | (Request::LeaseRevoke { .. }, Response::LeaseRevoke { .. })
+            | (
+                Request::LeaseKeepAlive { .. },
+                Response::LeaseKeepAlive { .. }
+            )
+            | (
+                Request::LeaseTimeToLive(_),
+                Response::LeaseTimeToLive { .. }
+            )
+            | (Request::LeaseLeases, Response::LeaseLeases { .. })
+            | (Request::WatchCreate(_), Response::WatchCreated { .. })
+            | (Request::WatchCancel { .. }, Response::WatchCanceled { .. })
+            | (
+                Request::WatchProgress,
+                Response::WatchProgressRequested { .. }
+            )
+    )
+}
+
+/// A one-line summary of an operation and its outcome for the trace hash.
+fn compact_line(
+    op_id: u64,
+    client: usize,
+    call: Instant,
+    kind: &str,
+    outcome: Option<(Instant, &Result<Response, RequestError>)>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut line = format!("op {op_id} c{client} {kind} call={}", call.0);
+    match outcome {
+        None => line.push_str(" unknown"),
+        Some((returned, Err(error))) => {
+            let _ = write!(line, " return={} error={}", returned.0, error.code());
+        }
+        Some((returned, Ok(response))) => {
+            let _ = write!(line, " return={} ok", returned.0);
+            match response {
+                Response::Range(range) => {
+                    let _ = write!(
+                        line,
+                        " revision={} count={}",
+                        range.header.revision, range.count
+                    );
+                }
+                Response::Put(put) => {
+                    let _ = write!(line, " revision={}", put.header.revision);
+                }
+                Response::DeleteRange(delete) => {
+                    let _ = write!(
+                        line,
+                        " revision={} deleted={}",
+                        delete.header.revision, delete.deleted
+                    );
+                }
+                Response::Txn(txn) => {
+                    let _ = write!(
+                        line,
+                        " revision={} succeeded={}",
+                        txn.header.revision, txn.succeeded
+                    );
+                }
+                Response::LeaseGrant { id, .. } => {
+                    let _ = write!(line, " lease={id}");
+                }
+                _ => {}
+            }
+        }
+    }
+    line
+}
+
+fn request_kind(request: &Request) -> &'static str {
+    match request {
+        Request::Range(_) => "range",
+        Request::Put(_) => "put",
+        Request::DeleteRange(_) => "delete",
+        Request::Txn(_) => "txn",
+        _ => "request",
+    }
+}

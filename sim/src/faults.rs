@@ -1,0 +1,372 @@
+//! The fault schedule: when and which faults hit the cluster during the safety phase, within the
+//! scenario's fault budget, and the heal that starts the liveness phase.
+//!
+//! Every choice draws from the fault stream, so the schedule does not shift when the workload
+//! or the network draws differently. Faults the budget refuses are counted and traced, not
+//! silently dropped.
+
+use engine::types::{Duration, Instant, NodeId};
+
+use crate::disk::DiskFaultKind;
+use crate::network::{NetworkConfig, PartitionKind};
+use crate::world::{Event, Phase, World};
+
+/// A fault the schedule can draw.
+#[derive(Clone, Copy, Debug)]
+enum FaultChoice {
+    Partition(PartitionKind),
+    Crash,
+    Pause,
+    Disk(DiskFaultKind),
+    Clock,
+}
+
+/// How many toggles a flapping partition makes.
+const FLAP_TOGGLES_COUNT: u32 = 6;
+
+impl<M: crate::process::HostedMember> World<M> {
+    fn fault_menu(&self) -> Vec<(FaultChoice, u32)> {
+        let faults = &self.scenario.faults;
+        let mut menu: Vec<(FaultChoice, u32)> = Vec::new();
+        menu.extend(
+            faults
+                .partitions_per_minute
+                .iter()
+                .map(|(kind, rate)| (FaultChoice::Partition(*kind), *rate)),
+        );
+        menu.push((FaultChoice::Crash, faults.crashes_per_minute));
+        menu.push((FaultChoice::Pause, faults.pauses_per_minute));
+        menu.extend(
+            faults
+                .disk_faults_per_minute
+                .iter()
+                .map(|(kind, rate)| (FaultChoice::Disk(*kind), *rate)),
+        );
+        menu.push((FaultChoice::Clock, faults.clock_faults_per_minute));
+        menu
+    }
+
+    /// Schedules the next fault after `now`, if faults are on and the safety phase lasts.
+    pub(crate) fn schedule_next_fault(&mut self, now: Instant) {
+        let per_minute_total: u64 = self
+            .fault_menu()
+            .iter()
+            .map(|(_, rate)| u64::from(*rate))
+            .sum();
+        if per_minute_total == 0 || self.phase != Phase::Safety {
+            return;
+        }
+        // Uniform gaps with the right mean: 60 s / total rate.
+        let mean_gap_ns = 60_000_000_000 / per_minute_total;
+        let gap = Duration(self.fault_rng.range_inclusive(1, 2 * mean_gap_ns));
+        if (now + gap).0 < Duration::from_millis(self.scenario.safety_ms).0 {
+            self.queue.schedule(now + gap, Event::Fault);
+        }
+    }
+
+    pub(crate) fn inject_fault(&mut self, now: Instant) {
+        if self.phase != Phase::Safety {
+            return;
+        }
+        let menu = self.fault_menu();
+        let weights: Vec<u32> = menu.iter().map(|(_, rate)| *rate).collect();
+        if let Some(choice) = self.fault_rng.weighted(&weights) {
+            match menu[choice].0 {
+                FaultChoice::Partition(kind) => self.start_partition(now, kind),
+                FaultChoice::Crash => self.crash_fault(now),
+                FaultChoice::Pause => self.pause_fault(now),
+                FaultChoice::Disk(kind) => self.disk_fault(now, kind),
+                FaultChoice::Clock => self.clock_fault(now),
+            }
+        }
+        self.schedule_next_fault(now);
+    }
+
+    fn refuse(&mut self, now: Instant, what: &str, why: &str) {
+        self.counts.faults_refused += 1;
+        self.trace
+            .event(now, format_args!("fault refused {what} ({why})"));
+    }
+
+    fn random_node(&mut self, eligible: &[usize]) -> Option<usize> {
+        if eligible.is_empty() {
+            return None;
+        }
+        Some(eligible[self.fault_rng.below(eligible.len() as u64) as usize])
+    }
+
+    fn up_nodes(&self) -> Vec<usize> {
+        (0..self.processes.len())
+            .filter(|node| !self.processes[*node].is_down())
+            .collect()
+    }
+
+    fn down_count(&self) -> u32 {
+        self.processes
+            .iter()
+            .filter(|process| process.is_down())
+            .count() as u32
+    }
+
+    fn start_partition(&mut self, now: Instant, kind: PartitionKind) {
+        if self.partition_active || self.processes.len() < 2 {
+            return self.refuse(now, kind.name(), "a partition holds");
+        }
+        let partition = self.network.plan(kind, self.leader_hint);
+        self.network.apply(&partition);
+        self.partition_active = true;
+        self.partition_epoch += 1;
+        self.counts.partitions += 1;
+        self.trace.event(
+            now,
+            format_args!(
+                "partition {} cut={}",
+                kind.name(),
+                self.network.describe_cut()
+            ),
+        );
+        let epoch = self.partition_epoch;
+        if kind == PartitionKind::Flapping {
+            let gap_ms = self.fault_rng.range_inclusive(200, 800);
+            let event = Event::FlapToggle {
+                epoch,
+                remaining: FLAP_TOGGLES_COUNT,
+                cut: false,
+            };
+            self.queue
+                .schedule(now + Duration::from_millis(gap_ms), event);
+            self.flapping_partition = Some(partition);
+        } else {
+            let hold_ms = self
+                .fault_rng
+                .range_inclusive(200, self.scenario.faults.partition_ms_max.max(200));
+            self.queue.schedule(
+                now + Duration::from_millis(hold_ms),
+                Event::PartitionEnd { epoch },
+            );
+        }
+    }
+
+    pub(crate) fn partition_end(&mut self, now: Instant, epoch: u64) {
+        if epoch == self.partition_epoch && self.partition_active {
+            self.network.heal_all();
+            self.partition_active = false;
+            self.flapping_partition = None;
+            self.trace.event(now, format_args!("partition healed"));
+        }
+    }
+
+    pub(crate) fn flap_toggle(&mut self, now: Instant, epoch: u64, remaining: u32, cut: bool) {
+        if epoch != self.partition_epoch || !self.partition_active {
+            return;
+        }
+        if remaining == 0 {
+            return self.partition_end(now, epoch);
+        }
+        let Some(partition) = self.flapping_partition.clone() else {
+            return;
+        };
+        if cut {
+            self.network.apply(&partition);
+        } else {
+            self.network.heal_all();
+        }
+        self.trace.event(
+            now,
+            format_args!("flap {}", if cut { "cut" } else { "heal" }),
+        );
+        let gap_ms = self.fault_rng.range_inclusive(200, 800);
+        let event = Event::FlapToggle {
+            epoch,
+            remaining: remaining - 1,
+            cut: !cut,
+        };
+        self.queue
+            .schedule(now + Duration::from_millis(gap_ms), event);
+    }
+
+    fn crash_fault(&mut self, now: Instant) {
+        if self.down_count() >= self.scenario.budget.down_members_max {
+            return self.refuse(now, "crash", "budget");
+        }
+        let up = self.up_nodes();
+        if let Some(node) = self.random_node(&up) {
+            self.crash_member(now, node);
+        }
+    }
+
+    fn pause_fault(&mut self, now: Instant) {
+        if self.down_count() >= self.scenario.budget.down_members_max {
+            return self.refuse(now, "pause", "budget");
+        }
+        let up = self.up_nodes();
+        let Some(node) = self.random_node(&up) else {
+            return;
+        };
+        if self.processes[node].pause() {
+            self.counts.pauses += 1;
+            let id = self.processes[node].id();
+            let pause_ms = self
+                .fault_rng
+                .range_inclusive(100, self.scenario.faults.pause_ms_max.max(100));
+            self.trace
+                .event(now, format_args!("n{id} pause ms={pause_ms}"));
+            self.queue.schedule(
+                now + Duration::from_millis(pause_ms),
+                Event::Resume { node },
+            );
+        }
+    }
+
+    fn disk_fault(&mut self, now: Instant, kind: DiskFaultKind) {
+        let mut eligible: Vec<usize> = (0..self.processes.len()).collect();
+        if kind.corrupts() {
+            let budget_left =
+                (self.corrupted.len() as u32) < self.scenario.budget.corrupted_members_max;
+            let corrupted = self.corrupted.clone();
+            eligible.retain(|node| budget_left || corrupted.contains(&self.processes[*node].id()));
+        }
+        let Some(node) = self.random_node(&eligible) else {
+            return self.refuse(now, kind.name(), "budget");
+        };
+        let id = self.processes[node].id();
+        let window_ms = self.fault_rng.range_inclusive(100, 2_000);
+        let Some(description) =
+            self.processes[node]
+                .disk
+                .inject(kind, now, Duration::from_millis(window_ms))
+        else {
+            return;
+        };
+        if kind.corrupts() && !self.corrupted.contains(&id) {
+            self.corrupted.push(id);
+        }
+        self.counts.disk_faults += 1;
+        self.trace
+            .event(now, format_args!("n{id} disk {description}"));
+    }
+
+    fn clock_fault(&mut self, now: Instant) {
+        let node = self.fault_rng.below(self.processes.len() as u64) as usize;
+        let id = self.processes[node].id();
+        let faults = &self.scenario.faults;
+        let (drift_max, jump_ms_max) = (faults.clock_drift_ppm_max, faults.clock_jump_ms_max);
+        if self.fault_rng.chance_ppm(500_000) {
+            let span = u64::try_from(2 * drift_max).unwrap_or(0);
+            let drift_ppm = self.fault_rng.range_inclusive(0, span) as i64 - drift_max;
+            self.processes[node].clock.set_drift(now, drift_ppm);
+            self.trace
+                .event(now, format_args!("n{id} clock drift ppm={drift_ppm}"));
+        } else {
+            let jump_ms = self.fault_rng.range_inclusive(1, jump_ms_max.max(1));
+            self.processes[node]
+                .clock
+                .jump(now, (jump_ms * 1_000_000) as i64);
+            self.trace
+                .event(now, format_args!("n{id} clock jump ms={jump_ms}"));
+        }
+        self.counts.clock_faults += 1;
+        // The member's deadlines moved in true time: wake it now, it re-arms its timer.
+        self.set_timer(node, now);
+    }
+
+    /// Ends the safety phase: no more faults; the network, disks and clocks heal, and a random
+    /// quorum core of members that can still run is brought up at once (restarted or resumed).
+    /// Then the cluster must commit a write within the liveness bound, whatever the others do.
+    pub(crate) fn heal(&mut self, now: Instant) {
+        self.phase = Phase::Liveness { healed_at: now };
+        self.record_event(|| Some(crate::events::faults_healed_line(now)));
+        self.network.heal_all();
+        self.partition_active = false;
+        self.flapping_partition = None;
+        let healed_network = NetworkConfig {
+            drop_ppm: 0,
+            duplicate_ppm: 0,
+            ..self.scenario.network.clone()
+        };
+        self.network.set_config(healed_network);
+        let core = self.quorum_core();
+        let core_text: Vec<String> = core.iter().map(|node| format!("n{}", node + 1)).collect();
+        self.trace.event(
+            now,
+            format_args!(
+                "heal core={} liveness_bound_ms={}",
+                core_text.join(","),
+                self.scenario.liveness_bound_ms
+            ),
+        );
+        for node in 0..self.processes.len() {
+            self.processes[node].disk.heal();
+            self.processes[node].clock.set_drift(now, 0);
+            if !core.contains(&node) {
+                // Outside the core, members come back on their own schedule (or never).
+                continue;
+            }
+            match self.processes[node].state() {
+                crate::process::ProcessState::Paused => {
+                    self.queue.schedule(now, Event::Resume { node })
+                }
+                crate::process::ProcessState::Down => {
+                    self.queue.schedule(now, Event::Restart { node })
+                }
+                _ => self.set_timer(node, now),
+            }
+        }
+        self.queue.schedule(
+            now + Duration::from_millis(self.scenario.liveness_bound_ms),
+            Event::LivenessDeadline,
+        );
+    }
+
+    /// A random majority of the members that are not dead (all of them if fewer remain), sorted.
+    fn quorum_core(&mut self) -> Vec<usize> {
+        let mut candidates: Vec<usize> = (0..self.processes.len())
+            .filter(|node| {
+                !matches!(
+                    self.processes[*node].state(),
+                    crate::process::ProcessState::Dead { .. }
+                )
+            })
+            .collect();
+        for index in (1..candidates.len()).rev() {
+            let other = self.fault_rng.below(index as u64 + 1) as usize;
+            candidates.swap(index, other);
+        }
+        candidates.truncate(self.processes.len() / 2 + 1);
+        candidates.sort_unstable();
+        candidates
+    }
+
+    /// A write called after the heal succeeded: the cluster is live again.
+    pub(crate) fn liveness_shown(&mut self, now: Instant, healed_at: Instant) {
+        self.liveness_shown_at = Some(now);
+        self.phase = Phase::Drain;
+        self.trace.event(
+            now,
+            format_args!("liveness ok after_ms={}", now.since(healed_at).as_millis()),
+        );
+        self.queue.schedule(
+            now + Duration::from_millis(self.scenario.drain_ms),
+            Event::End,
+        );
+    }
+
+    pub(crate) fn liveness_deadline(&mut self, now: Instant) {
+        if self.liveness_shown_at.is_some() {
+            return;
+        }
+        let leaders = self.invariants.leader_terms_count();
+        let message = format!(
+            "no write committed within {} ms after healing (leader terms seen over the run: {leaders})",
+            self.scenario.liveness_bound_ms
+        );
+        self.trace.event(now, format_args!("liveness failed"));
+        self.invariants.record("liveness", now, message);
+        self.ended = true;
+    }
+
+    /// Members whose disks took corrupting faults.
+    pub(crate) fn corrupted_members(&self) -> &[NodeId] {
+        &self.corrupted
+    }
+}

@@ -1,0 +1,257 @@
+//! Running one seed and reporting on it: the verdict against the scenario's expectation, the
+//! trace hash, counts, failures with their replay command, and the artifacts (history, watches,
+//! trace) when asked for.
+//!
+//! Wall time is not measured here: callers that want it (the command line, the bench) add it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use serde_json::{json, Value};
+
+use crate::invariants::Failure;
+use crate::process::HostedMember;
+use crate::scenario::{Scenario, Verdict};
+use crate::trace::{hash_hex, TraceLine};
+use crate::world::{Counts, World};
+
+/// What to keep besides the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Keep the history, watch and trace lines (for `--out` and golden tests).
+    pub keep_artifacts: bool,
+}
+
+/// The outcome of one seed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// The scenario's name.
+    pub scenario: String,
+    /// Pass when the checks reached the scenario's expected verdict.
+    pub verdict: Verdict,
+    /// What the checks found, before comparing with the expectation.
+    pub checks_verdict: Verdict,
+    /// What the scenario expects.
+    pub expected_verdict: Verdict,
+    /// The scenario goes beyond the faults the design claims to survive.
+    pub beyond_model: bool,
+    /// FNV-1a over every trace and history line, as 16 hex digits.
+    pub trace_hash: String,
+    /// Simulated time at the end (ms).
+    pub sim_ms: u64,
+    /// Counters.
+    pub counts: Counts,
+    /// Trace lines written.
+    pub trace_lines: u64,
+    /// Members whose disks took corrupting faults.
+    pub corrupted_members: Vec<u64>,
+    /// What failed, with times.
+    pub failures: Vec<Failure>,
+    /// The command that replays this seed.
+    pub replay: String,
+}
+
+/// The lines a run recorded, when kept.
+#[derive(Clone, Debug, Default)]
+pub struct Artifacts {
+    /// History lines (`shared/specs/history.md`).
+    pub history: Vec<String>,
+    /// Watch lines.
+    pub watches: Vec<String>,
+    /// Trace lines.
+    pub trace: Vec<TraceLine>,
+    /// Cluster events for the checkers (`events.jsonl`).
+    pub events: Vec<String>,
+}
+
+/// The command that replays `seed` of `scenario`.
+pub fn replay_command(scenario: &str, seed: u64) -> String {
+    format!("detcd sim run --scenario {scenario} --seed {seed}")
+}
+
+/// Runs one seed of `scenario` with the engine's member. A panic of the simulator itself
+/// becomes a failed report.
+pub fn run(scenario: &Scenario, seed: u64, options: RunOptions) -> (RunReport, Artifacts) {
+    run_with::<engine::member::Member>(scenario, seed, options)
+}
+
+/// Runs one seed of `scenario` hosting members of type `M` (tests use stand-ins).
+pub fn run_with<M: HostedMember>(
+    scenario: &Scenario,
+    seed: u64,
+    options: RunOptions,
+) -> (RunReport, Artifacts) {
+    if let Err(problem) = scenario.validate() {
+        return (
+            failed_report(scenario, seed, "scenario_invalid", problem),
+            Artifacts::default(),
+        );
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut world = World::<M>::new(scenario.clone(), seed, options.keep_artifacts);
+        world.run();
+        finish(world)
+    }));
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            (
+                failed_report(scenario, seed, "simulator_panic", text),
+                Artifacts::default(),
+            )
+        }
+    }
+}
+
+fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -> RunReport {
+    RunReport {
+        seed,
+        scenario: scenario.name.clone(),
+        verdict: Verdict::Fail,
+        checks_verdict: Verdict::Fail,
+        expected_verdict: scenario.expected_verdict,
+        beyond_model: scenario.beyond_model,
+        trace_hash: hash_hex(0),
+        sim_ms: 0,
+        counts: Counts::default(),
+        trace_lines: 0,
+        corrupted_members: Vec::new(),
+        failures: vec![Failure {
+            check: check.into(),
+            time_ns: 0,
+            message,
+        }],
+        replay: replay_command(&scenario.name, seed),
+    }
+}
+
+fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
+    let mut failures = world.invariants.failures().to_vec();
+    let checks_verdict = if failures.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    let expected = world.scenario.expected_verdict;
+    let verdict = if checks_verdict == expected {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    if verdict == Verdict::Fail && checks_verdict == Verdict::Pass {
+        failures.push(Failure {
+            check: "expected_verdict".into(),
+            time_ns: world.queue.now().0,
+            message: format!(
+                "the scenario expects {} but every check passed",
+                expected.name()
+            ),
+        });
+    }
+    world.trace.event(
+        world.queue.now(),
+        format_args!("verdict {}", verdict.name()),
+    );
+    let kept = world.history_lines.is_some();
+    let artifacts = Artifacts {
+        history: world.history_lines.take().unwrap_or_default(),
+        watches: if kept {
+            world.watch_lines()
+        } else {
+            Vec::new()
+        },
+        trace: world.trace.take_lines(),
+        events: world.event_lines.take().unwrap_or_default(),
+    };
+    let report = RunReport {
+        seed: world.seed,
+        scenario: world.scenario.name.clone(),
+        verdict,
+        checks_verdict,
+        expected_verdict: expected,
+        beyond_model: world.scenario.beyond_model,
+        trace_hash: hash_hex(world.trace.hash()),
+        sim_ms: world.queue.now().0 / 1_000_000,
+        counts: world.counts.clone(),
+        trace_lines: world.trace.line_count(),
+        corrupted_members: world.corrupted_members().iter().map(|id| id.0).collect(),
+        failures,
+        replay: replay_command(&world.scenario.name, world.seed),
+    };
+    (report, artifacts)
+}
+
+impl RunReport {
+    /// The summary object: the fields other tools rely on (`seed`, `scenario`, `verdict`,
+    /// `trace_hash`, `ops`, `events`, `sim_ms`, `wall_ms`, `failures`) and more.
+    pub fn to_json(&self, wall_ms: u64) -> Value {
+        let mut value = json!({
+            "seed": self.seed,
+            "scenario": self.scenario,
+            "verdict": self.verdict.name(),
+            "checks_verdict": self.checks_verdict.name(),
+            "expected_verdict": self.expected_verdict.name(),
+            "beyond_model": self.beyond_model,
+            "trace_hash": self.trace_hash,
+            "ops": self.counts.ops,
+            "events": self.counts.events,
+            "sim_ms": self.sim_ms,
+            "wall_ms": wall_ms,
+            "failures": self.failures.iter().map(|failure| json!({
+                "check": failure.check, "time_ns": failure.time_ns, "message": failure.message,
+                "replay": self.replay,
+            })).collect::<Vec<_>>(),
+            "replay": self.replay,
+            "trace_lines": self.trace_lines,
+            "corrupted_members": self.corrupted_members,
+        });
+        value["counts"] = serde_json::to_value(&self.counts).expect("counts serialise");
+        value
+    }
+
+    /// A few readable lines for a terminal.
+    pub fn describe(&self, wall_ms: u64) -> String {
+        let counts = &self.counts;
+        let mut text = format!(
+            "scenario={} seed={} verdict={} (checks {}, expected {}{})\ntrace_hash={} sim_ms={} wall_ms={wall_ms}\n\
+             ops={} ok={} error={} unknown={} events={} messages={} crashes={} restarts={} pauses={} partitions={} disk_faults={} clock_faults={} refused={}\n",
+            self.scenario,
+            self.seed,
+            self.verdict.name(),
+            self.checks_verdict.name(),
+            self.expected_verdict.name(),
+            if self.beyond_model { ", beyond the fault model" } else { "" },
+            self.trace_hash,
+            self.sim_ms,
+            counts.ops,
+            counts.ops_ok,
+            counts.ops_error,
+            counts.ops_unknown,
+            counts.events,
+            counts.messages,
+            counts.crashes,
+            counts.restarts,
+            counts.pauses,
+            counts.partitions,
+            counts.disk_faults,
+            counts.clock_faults,
+            counts.faults_refused,
+        );
+        for failure in &self.failures {
+            text.push_str(&format!(
+                "FAIL {} at t={}ms: {}\n  replay: {}\n",
+                failure.check,
+                failure.time_ns / 1_000_000,
+                failure.message,
+                self.replay
+            ));
+        }
+        text
+    }
+}

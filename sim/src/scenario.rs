@@ -1,0 +1,314 @@
+//! What one run simulates: cluster size, durations, workload, network, disks, the fault kinds
+//! with their rates, and the fault budget. Plain data with a few built-in named scenarios.
+//!
+//! Scenario files (the `scenarios` crate) will build these values; this module does not parse
+//! anything. Names are sentences in snake_case.
+
+use crate::disk::{DiskConfig, DiskFaultKind};
+use crate::network::{NetworkConfig, PartitionKind};
+use crate::workload::WorkloadConfig;
+
+/// The verdict of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every check held.
+    Pass,
+    /// At least one check failed.
+    Fail,
+}
+
+impl Verdict {
+    /// `pass` or `fail`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+/// Fault kinds and how often each is injected, in events per simulated minute.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FaultRates {
+    /// Partitions of each kind, per minute.
+    pub partitions_per_minute: Vec<(PartitionKind, u32)>,
+    /// How long a partition holds (ms), drawn uniformly up to this.
+    pub partition_ms_max: u64,
+    /// Member crashes per minute (a restart follows after a downtime).
+    pub crashes_per_minute: u32,
+    /// Longest downtime after a crash (ms).
+    pub downtime_ms_max: u64,
+    /// Member pauses per minute (stop, then resume with stale timers).
+    pub pauses_per_minute: u32,
+    /// Longest pause (ms).
+    pub pause_ms_max: u64,
+    /// Disk faults of each kind, per minute.
+    pub disk_faults_per_minute: Vec<(DiskFaultKind, u32)>,
+    /// Clock faults per minute (drift change, jump).
+    pub clock_faults_per_minute: u32,
+    /// Largest drift (ppm) a clock fault sets.
+    pub clock_drift_ppm_max: i64,
+    /// Largest forward jump (ms) a clock fault makes.
+    pub clock_jump_ms_max: u64,
+    /// Largest initial skew (ms) between member clocks.
+    pub clock_skew_ms_max: u64,
+}
+
+/// Member settings a scenario may change from the engine's defaults, so that rare paths
+/// (snapshots, WAL segment rotation) happen within a short run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberTuning {
+    /// Snapshot and compact the raft log every this many applied entries.
+    pub snapshot_interval_entries: u64,
+    /// Start a new WAL segment after this many bytes.
+    pub wal_segment_bytes_max: u64,
+}
+
+impl MemberTuning {
+    /// Snapshots every 500 entries and 256 KiB WAL segments: both happen several times in a
+    /// one-minute run.
+    pub fn frequent_snapshots() -> MemberTuning {
+        MemberTuning {
+            snapshot_interval_entries: 500,
+            wal_segment_bytes_max: 256 * 1024,
+        }
+    }
+}
+
+/// The faults the design claims to survive, as limits the schedule respects.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FaultBudget {
+    /// Members that may receive corrupting disk faults over the run (at most a minority keeps
+    /// every entry intact on a majority).
+    pub corrupted_members_max: u32,
+    /// Members that may be down (crashed, paused, halted) at once.
+    pub down_members_max: u32,
+}
+
+impl FaultBudget {
+    /// The budget the design claims to survive for `member_count` members: a minority.
+    pub fn in_model(member_count: u32) -> FaultBudget {
+        let tolerated = (member_count - 1) / 2;
+        FaultBudget {
+            corrupted_members_max: tolerated,
+            down_members_max: tolerated,
+        }
+    }
+}
+
+/// One simulated scenario.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Scenario {
+    /// A sentence in snake_case, e.g. `default` or `leader_partitioned_during_compaction`.
+    pub name: String,
+    /// Members in the cluster.
+    pub member_count: u32,
+    /// Length of the safety phase, with faults (ms of simulated time).
+    pub safety_ms: u64,
+    /// After healing, the cluster must elect a leader and commit a write within this (ms).
+    pub liveness_bound_ms: u64,
+    /// How long the run goes on after liveness was shown, so members catch up (ms).
+    pub drain_ms: u64,
+    /// Member settings.
+    pub member: MemberTuning,
+    /// Client traffic.
+    pub workload: WorkloadConfig,
+    /// Links during the safety phase.
+    pub network: NetworkConfig,
+    /// Each member's disk.
+    pub disk: DiskConfig,
+    /// Faults to inject.
+    pub faults: FaultRates,
+    /// Limits on faults.
+    pub budget: FaultBudget,
+    /// The scenario exceeds what the design claims to survive.
+    pub beyond_model: bool,
+    /// The verdict the checks are expected to reach (`Pass` unless beyond the model).
+    pub expected_verdict: Verdict,
+}
+
+impl Scenario {
+    /// Names of the built-in scenarios.
+    pub const BUILT_IN: [&'static str; 7] = [
+        "default",
+        "no_faults",
+        "partitions_only",
+        "crash_restart",
+        "disk_faults",
+        "clock_faults",
+        "disk_corruption_on_a_majority",
+    ];
+
+    /// The built-in scenario called `name`.
+    pub fn by_name(name: &str) -> Option<Scenario> {
+        Some(match name {
+            "default" => Scenario::default_scenario(),
+            "no_faults" => Scenario::no_faults(),
+            "partitions_only" => Scenario::partitions_only(),
+            "crash_restart" => Scenario::crash_restart(),
+            "disk_faults" => Scenario::disk_faults(),
+            "clock_faults" => Scenario::clock_faults(),
+            "disk_corruption_on_a_majority" => Scenario::disk_corruption_on_a_majority(),
+            _ => return None,
+        })
+    }
+
+    /// 5 members, 60 s of faults of every kind within the budget, then a liveness phase.
+    pub fn default_scenario() -> Scenario {
+        Scenario {
+            name: "default".into(),
+            faults: FaultRates {
+                partitions_per_minute: PartitionKind::ALL.iter().map(|kind| (*kind, 1)).collect(),
+                crashes_per_minute: 4,
+                pauses_per_minute: 3,
+                disk_faults_per_minute: DiskFaultKind::ALL.iter().map(|kind| (*kind, 1)).collect(),
+                clock_faults_per_minute: 3,
+                ..Scenario::no_faults().faults
+            },
+            network: NetworkConfig::lossy(),
+            ..Scenario::no_faults()
+        }
+    }
+
+    /// 5 members, a reliable network, no faults: the baseline.
+    pub fn no_faults() -> Scenario {
+        Scenario {
+            name: "no_faults".into(),
+            member_count: 5,
+            safety_ms: 60_000,
+            liveness_bound_ms: 10_000,
+            drain_ms: 1_000,
+            member: MemberTuning::frequent_snapshots(),
+            workload: WorkloadConfig::etcd_like(),
+            network: NetworkConfig::reliable(),
+            disk: DiskConfig::ssd(),
+            faults: FaultRates {
+                partition_ms_max: 5_000,
+                downtime_ms_max: 5_000,
+                pause_ms_max: 3_000,
+                clock_drift_ppm_max: 50_000,
+                clock_jump_ms_max: 2_000,
+                clock_skew_ms_max: 500,
+                ..FaultRates::default()
+            },
+            budget: FaultBudget::in_model(5),
+            beyond_model: false,
+            expected_verdict: Verdict::Pass,
+        }
+    }
+
+    /// Every partition kind, frequently, on a lossy network; no process, disk or clock faults.
+    pub fn partitions_only() -> Scenario {
+        let mut scenario = Scenario::no_faults();
+        scenario.name = "partitions_only".into();
+        scenario.network = NetworkConfig::lossy();
+        scenario.faults.partitions_per_minute =
+            PartitionKind::ALL.iter().map(|kind| (*kind, 3)).collect();
+        scenario
+    }
+
+    /// Frequent crashes (torn tails) and pauses, within the budget.
+    pub fn crash_restart() -> Scenario {
+        let mut scenario = Scenario::no_faults();
+        scenario.name = "crash_restart".into();
+        scenario.faults.crashes_per_minute = 12;
+        scenario.faults.pauses_per_minute = 6;
+        scenario
+    }
+
+    /// Every disk fault kind, corrupting ones on a minority only.
+    pub fn disk_faults() -> Scenario {
+        let mut scenario = Scenario::no_faults();
+        scenario.name = "disk_faults".into();
+        scenario.faults.disk_faults_per_minute =
+            DiskFaultKind::ALL.iter().map(|kind| (*kind, 4)).collect();
+        scenario.faults.crashes_per_minute = 2;
+        scenario
+    }
+
+    /// Clock drift, skew and jumps on every member.
+    pub fn clock_faults() -> Scenario {
+        let mut scenario = Scenario::no_faults();
+        scenario.name = "clock_faults".into();
+        scenario.faults.clock_faults_per_minute = 20;
+        scenario.faults.clock_skew_ms_max = 5_000;
+        scenario
+    }
+
+    /// Beyond the model: silent corruption on every member, then crashes that force recovery
+    /// from the damaged disks. The checks are expected to fail.
+    pub fn disk_corruption_on_a_majority() -> Scenario {
+        let mut scenario = Scenario::disk_faults();
+        scenario.name = "disk_corruption_on_a_majority".into();
+        scenario.faults.disk_faults_per_minute =
+            vec![(DiskFaultKind::BitFlip, 30), (DiskFaultKind::LostWrite, 30)];
+        scenario.faults.crashes_per_minute = 10;
+        scenario.budget.corrupted_members_max = scenario.member_count;
+        scenario.beyond_model = true;
+        scenario.expected_verdict = Verdict::Fail;
+        scenario
+    }
+
+    /// Checks the scenario's limits; the error names the wrong setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.member_count == 0 || self.member_count > 9 {
+            return Err(format!("member_count {} must be 1..=9", self.member_count));
+        }
+        if self.workload.client_count == 0 {
+            return Err("workload.client_count must be at least 1".into());
+        }
+        let tolerated = (self.member_count - 1) / 2;
+        let beyond = self.budget.corrupted_members_max > tolerated
+            || self.budget.down_members_max > tolerated;
+        if beyond && !self.beyond_model {
+            return Err(
+                "the fault budget exceeds a minority: set beyond_model and an expected verdict"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Scenario, Verdict};
+
+    /// Goal: every built-in scenario exists under its own name, validates, and only the
+    /// beyond-model one expects a failure. Method: look each one up by name.
+    #[test]
+    fn built_ins_are_named_and_valid() {
+        for name in Scenario::BUILT_IN {
+            let scenario = Scenario::by_name(name).expect(name);
+            assert_eq!(scenario.name, name);
+            scenario.validate().unwrap();
+            assert_eq!(
+                scenario.beyond_model,
+                scenario.expected_verdict == Verdict::Fail,
+                "{name}"
+            );
+        }
+        assert!(Scenario::by_name("nope").is_none());
+        let mut too_much = Scenario::no_faults();
+        too_much.budget.down_members_max = 3;
+        assert!(too_much.validate().is_err());
+    }
+
+    /// Goal: scenarios survive a round trip through JSON, so the scenarios crate can store them
+    /// as files with serde. Method: serialise and parse every built-in, compare.
+    #[test]
+    fn scenarios_round_trip_through_json() {
+        for name in Scenario::BUILT_IN {
+            let scenario = Scenario::by_name(name).unwrap();
+            let text = serde_json::to_string(&scenario).unwrap();
+            let parsed: Scenario = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, scenario, "{name}");
+        }
+        let text = serde_json::to_string(&Scenario::default_scenario()).unwrap();
+        assert!(
+            text.contains("\"isolate_leader\"") && text.contains("\"bit_flip\""),
+            "{text}"
+        );
+    }
+}

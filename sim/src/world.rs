@@ -1,0 +1,583 @@
+//! The discrete-event loop of one run: the world owns the queue, the processes, the network, the
+//! clients and the recorder, pops events in time order and routes each member's `Actions`.
+//!
+//! Client handling lives in `clients`, fault injection in `faults`, the run's report in `report`.
+//! Nothing here reads the wall clock; one seed and one scenario determine every event.
+
+use std::collections::BTreeMap;
+
+use engine::api::{Actions, DiskOp, DiskOpId, Input, Observation, PeerMessage};
+use engine::kv::{Request, RequestError, Response};
+use engine::types::{Duration, Instant, NodeId, RequestId};
+
+use crate::clients::{ClientState, RequestRoute, WatcherState};
+use crate::clock::SimClock;
+use crate::disk::SimDisk;
+use crate::invariants::Invariants;
+use crate::network::Network;
+use crate::process::{HostedMember, Process, ProcessState, StepOutcome};
+use crate::queue::EventQueue;
+use crate::rng::{SimRng, Stream};
+use crate::scenario::Scenario;
+use crate::trace::Trace;
+use crate::workload::Generator;
+
+/// Events waiting in the queue at most (a guard against feedback loops).
+pub const QUEUE_EVENTS_COUNT_MAX: usize = 2_000_000;
+/// Events processed per run at most; a run that needs more fails instead of hanging.
+pub const RUN_EVENTS_COUNT_MAX: u64 = 50_000_000;
+/// Trace lines kept in memory when asked to keep them.
+pub const TRACE_LINES_KEPT_MAX: usize = 1_000_000;
+
+/// Everything that can happen at an instant.
+#[derive(Debug)]
+pub(crate) enum Event {
+    MemberTimer {
+        node: usize,
+        incarnation: u32,
+    },
+    Deliver {
+        from: NodeId,
+        node: usize,
+        message: Box<PeerMessage>,
+    },
+    DiskDone {
+        node: usize,
+        incarnation: u32,
+        op_id: DiskOpId,
+        op: Box<DiskOp>,
+    },
+    ClientWake {
+        client: usize,
+    },
+    RequestArrives {
+        op_id: u64,
+        node: usize,
+        request: Box<Request>,
+    },
+    ReplyArrives {
+        client: usize,
+        op_id: u64,
+        result: Box<Result<Response, RequestError>>,
+    },
+    ClientTimeout {
+        client: usize,
+        op_id: u64,
+    },
+    WatcherStart {
+        watcher: usize,
+    },
+    WatchTimeout {
+        watcher: usize,
+        op_id: u64,
+    },
+    Fault,
+    PartitionEnd {
+        epoch: u64,
+    },
+    FlapToggle {
+        epoch: u64,
+        remaining: u32,
+        cut: bool,
+    },
+    Restart {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+    },
+    Heal,
+    LivenessDeadline,
+    End,
+}
+
+/// The run's phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Safety,
+    Liveness { healed_at: Instant },
+    Drain,
+}
+
+/// Counters for the report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Counts {
+    /// Operations recorded in the history.
+    pub ops: u64,
+    /// Operations with a successful response.
+    pub ops_ok: u64,
+    /// Operations with a definite error.
+    pub ops_error: u64,
+    /// Operations with unknown outcome (timeouts, end of run).
+    pub ops_unknown: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Messages sent between members.
+    pub messages: u64,
+    /// Crashes, including halts.
+    pub crashes: u64,
+    /// Halts requested by members.
+    pub halts: u64,
+    /// Restarts.
+    pub restarts: u64,
+    /// Pauses.
+    pub pauses: u64,
+    /// Partitions applied.
+    pub partitions: u64,
+    /// Disk faults injected.
+    pub disk_faults: u64,
+    /// Clock faults injected.
+    pub clock_faults: u64,
+    /// Faults the budget refused.
+    pub faults_refused: u64,
+    /// Watch streams opened.
+    pub watches: u64,
+}
+
+/// One run in progress.
+pub(crate) struct World<M: HostedMember> {
+    pub(crate) scenario: Scenario,
+    pub(crate) seed: u64,
+    pub(crate) queue: EventQueue<Event>,
+    pub(crate) processes: Vec<Process<M>>,
+    pub(crate) network: Network,
+    pub(crate) clients: Vec<ClientState>,
+    pub(crate) watchers: Vec<WatcherState>,
+    /// Requests a member may still answer, by request id.
+    pub(crate) routes: BTreeMap<u64, RequestRoute>,
+    pub(crate) request_id_next: u64,
+    pub(crate) fault_rng: SimRng,
+    pub(crate) invariants: Invariants,
+    pub(crate) trace: Trace,
+    pub(crate) history_lines: Option<Vec<String>>,
+    /// Cluster events for the checkers (`events.jsonl`), when artifacts are kept.
+    pub(crate) event_lines: Option<Vec<String>>,
+    pub(crate) phase: Phase,
+    pub(crate) leader_hint: Option<NodeId>,
+    pub(crate) partition_epoch: u64,
+    pub(crate) partition_active: bool,
+    pub(crate) flapping_partition: Option<crate::network::Partition>,
+    pub(crate) corrupted: Vec<NodeId>,
+    pub(crate) counts: Counts,
+    pub(crate) liveness_shown_at: Option<Instant>,
+    pub(crate) ended: bool,
+}
+
+impl<M: HostedMember> World<M> {
+    /// A world at time zero, with every member started on an empty disk.
+    pub(crate) fn new(scenario: Scenario, seed: u64, keep_artifacts: bool) -> World<M> {
+        let member_count = scenario.member_count;
+        let ids: Vec<NodeId> = (1..=u64::from(member_count)).map(NodeId).collect();
+        let processes = (0..member_count)
+            .map(|index| {
+                let disk = SimDisk::new(
+                    scenario.disk.clone(),
+                    SimRng::for_stream(seed, Stream::Disk(index)),
+                );
+                let mut clock_rng = SimRng::for_stream(seed, Stream::Clock(index));
+                let skew_ns =
+                    clock_rng.range_inclusive(0, scenario.faults.clock_skew_ms_max * 1_000_000);
+                let member_rng = SimRng::for_stream(seed, Stream::Member(index));
+                Process::new(
+                    ids[index as usize],
+                    ids.clone(),
+                    scenario.member.clone(),
+                    disk,
+                    SimClock::new(skew_ns),
+                    member_rng,
+                )
+            })
+            .collect();
+        let network = Network::new(
+            &ids,
+            scenario.network.clone(),
+            SimRng::for_stream(seed, Stream::Network),
+        );
+        let clients = (0..scenario.workload.client_count)
+            .map(|index| {
+                let rng = SimRng::for_stream(seed, Stream::Client(index));
+                ClientState::new(Generator::new(scenario.workload.clone(), index, rng))
+            })
+            .collect();
+        let watchers = (0..scenario.workload.watcher_count)
+            .map(|index| {
+                let client_index = scenario.workload.client_count + index;
+                WatcherState::new(
+                    client_index,
+                    SimRng::for_stream(seed, Stream::Client(client_index)),
+                )
+            })
+            .collect();
+        World {
+            fault_rng: SimRng::for_stream(seed, Stream::Faults),
+            scenario,
+            seed,
+            queue: EventQueue::new(QUEUE_EVENTS_COUNT_MAX),
+            processes,
+            network,
+            clients,
+            watchers,
+            routes: BTreeMap::new(),
+            request_id_next: 1,
+            invariants: Invariants::new(),
+            trace: Trace::new(keep_artifacts, TRACE_LINES_KEPT_MAX),
+            history_lines: keep_artifacts.then(Vec::new),
+            event_lines: keep_artifacts.then(Vec::new),
+            phase: Phase::Safety,
+            leader_hint: None,
+            partition_epoch: 0,
+            partition_active: false,
+            flapping_partition: None,
+            corrupted: Vec::new(),
+            counts: Counts::default(),
+            liveness_shown_at: None,
+            ended: false,
+        }
+    }
+
+    /// Runs the world to its end.
+    pub(crate) fn run(&mut self) {
+        self.trace.event(
+            Instant(0),
+            format_args!(
+                "start scenario={} seed={} members={} budget=corrupted<={},down<={} beyond_model={}",
+                self.scenario.name,
+                self.seed,
+                self.processes.len(),
+                self.scenario.budget.corrupted_members_max,
+                self.scenario.budget.down_members_max,
+                self.scenario.beyond_model,
+            ),
+        );
+        for node in 0..self.processes.len() {
+            self.start_member(node);
+        }
+        for client in 0..self.clients.len() {
+            let think = self.clients[client].think_time(&self.scenario.workload);
+            self.queue
+                .schedule(Instant(0) + think, Event::ClientWake { client });
+        }
+        for watcher in 0..self.watchers.len() {
+            self.queue.schedule(
+                Instant(0) + Duration::from_millis(10),
+                Event::WatcherStart { watcher },
+            );
+        }
+        self.schedule_next_fault(Instant(0));
+        self.queue.schedule(
+            Instant(0) + Duration::from_millis(self.scenario.safety_ms),
+            Event::Heal,
+        );
+        while let Some((now, event)) = self.queue.pop() {
+            self.counts.events += 1;
+            if self.counts.events > RUN_EVENTS_COUNT_MAX {
+                self.invariants.record(
+                    "event_budget",
+                    now,
+                    format!("more than {RUN_EVENTS_COUNT_MAX} events"),
+                );
+                break;
+            }
+            self.handle(now, event);
+            if self.ended {
+                break;
+            }
+        }
+        self.finish_open_operations();
+    }
+
+    fn handle(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::MemberTimer { node, incarnation } => {
+                if self.processes[node].incarnation() == incarnation
+                    && self.processes[node].timer_at == Some(now)
+                {
+                    self.processes[node].timer_at = None;
+                    self.step_member(now, node, Input::Timer);
+                }
+            }
+            Event::Deliver {
+                from,
+                node,
+                message,
+            } => {
+                // A link cut while the message was in flight loses it too.
+                if self.network.can_reach(from, self.processes[node].id()) {
+                    self.step_member(
+                        now,
+                        node,
+                        Input::Receive {
+                            from,
+                            message: *message,
+                        },
+                    );
+                }
+            }
+            Event::DiskDone {
+                node,
+                incarnation,
+                op_id,
+                op,
+            } => {
+                if self.processes[node].incarnation() == incarnation {
+                    let result = self.processes[node].disk.perform(&op, now);
+                    self.step_member(now, node, Input::DiskDone { op: op_id, result });
+                }
+            }
+            Event::ClientWake { client } => self.client_wake(now, client),
+            Event::RequestArrives {
+                op_id,
+                node,
+                request,
+            } => {
+                self.step_member(
+                    now,
+                    node,
+                    Input::Request {
+                        id: RequestId(op_id),
+                        request: *request,
+                    },
+                );
+            }
+            Event::ReplyArrives {
+                client,
+                op_id,
+                result,
+            } => self.client_reply(now, client, op_id, *result),
+            Event::ClientTimeout { client, op_id } => self.client_timeout(now, client, op_id),
+            Event::WatcherStart { watcher } => self.watcher_start(now, watcher),
+            Event::WatchTimeout { watcher, op_id } => self.watch_timeout(now, watcher, op_id),
+            Event::Fault => self.inject_fault(now),
+            Event::PartitionEnd { epoch } => self.partition_end(now, epoch),
+            Event::FlapToggle {
+                epoch,
+                remaining,
+                cut,
+            } => self.flap_toggle(now, epoch, remaining, cut),
+            Event::Restart { node } => self.restart_member(node),
+            Event::Resume { node } => self.resume_member(now, node),
+            Event::Heal => self.heal(now),
+            Event::LivenessDeadline => self.liveness_deadline(now),
+            Event::End => {
+                self.trace.event(now, format_args!("end"));
+                self.ended = true;
+            }
+        }
+    }
+
+    /// Starts (or restarts) member `node` from its disk and kicks it with a timer.
+    pub(crate) fn start_member(&mut self, node: usize) {
+        let now = self.queue.now();
+        let id = self.processes[node].id();
+        match self.processes[node].start() {
+            Ok(notes) => {
+                let incarnation = self.processes[node].incarnation();
+                let verb = if incarnation == 0 { "start" } else { "restart" };
+                if incarnation > 0 {
+                    self.record_event(|| Some(crate::events::restarted_line(id, now)));
+                }
+                let stored_bytes = self.processes[node].disk.used_bytes();
+                self.trace.event(
+                    now,
+                    format_args!(
+                        "n{id} {verb} incarnation={incarnation} disk_bytes={stored_bytes} notes={}",
+                        notes.len()
+                    ),
+                );
+                self.step_member(now, node, Input::Timer);
+            }
+            Err(reason) => {
+                self.trace.event(now, format_args!("n{id} dead {reason}"));
+                // Refusing to start on a disk that took silent corruption is a fair fail-stop
+                // (the rest of the cluster still has a quorum); refusing after crashes and
+                // torn writes alone is not, since the design claims to survive those.
+                if !self.scenario.beyond_model && !self.corrupted.contains(&id) {
+                    self.invariants
+                        .record("member_recovery", now, format!("n{id}: {reason}"));
+                }
+            }
+        }
+    }
+
+    /// Steps member `node` with `input` and carries out what it asks.
+    pub(crate) fn step_member(&mut self, now: Instant, node: usize, input: Input) {
+        match self.processes[node].step(now, input) {
+            StepOutcome::Ran(actions) => self.carry_out(now, node, actions),
+            StepOutcome::Buffered | StepOutcome::NotRunning => {}
+            StepOutcome::Panicked(reason) => {
+                let id = self.processes[node].id();
+                self.trace.event(now, format_args!("n{id} panic"));
+                self.invariants
+                    .record("member_panic", now, format!("n{id}: {reason}"));
+            }
+        }
+    }
+
+    fn carry_out(&mut self, now: Instant, node: usize, actions: Actions) {
+        let id = self.processes[node].id();
+        for observation in &actions.observe {
+            self.observe(now, id, observation);
+        }
+        let incarnation = self.processes[node].incarnation();
+        for (op_id, op) in actions.disk {
+            let done = self.processes[node].disk_completion_time(&op, now);
+            self.queue.schedule(
+                done,
+                Event::DiskDone {
+                    node,
+                    incarnation,
+                    op_id,
+                    op: Box::new(op),
+                },
+            );
+        }
+        for envelope in actions.send {
+            self.counts.messages += 1;
+            let Some(target) = self.node_index(envelope.to) else {
+                continue;
+            };
+            let delays = self.network.transmit(id, envelope.to);
+            for delay in delays {
+                let message = Box::new(envelope.message.clone());
+                self.queue.schedule(
+                    now + delay,
+                    Event::Deliver {
+                        from: id,
+                        node: target,
+                        message,
+                    },
+                );
+            }
+        }
+        for (request_id, result) in actions.reply {
+            self.route_reply(now, node, request_id, result);
+        }
+        for response in actions.notify {
+            self.route_notify(now, node, response);
+        }
+        if let Some(reason) = actions.halt {
+            self.counts.halts += 1;
+            self.trace.event(now, format_args!("n{id} halt {reason:?}"));
+            self.crash_member(now, node);
+            return;
+        }
+        if let Some(wake_local) = actions.wake_at {
+            let wake_true = self.processes[node].clock.true_time_of(wake_local, now);
+            self.set_timer(node, wake_true);
+        }
+    }
+
+    /// Makes sure member `node` gets a timer event at `time` (keeping an earlier one).
+    pub(crate) fn set_timer(&mut self, node: usize, time: Instant) {
+        let process = &mut self.processes[node];
+        if process.timer_at.is_some_and(|scheduled| scheduled <= time) {
+            // The earlier event wakes it first, and the member re-arms its timer then.
+            return;
+        }
+        process.timer_at = Some(time);
+        let incarnation = process.incarnation();
+        self.queue
+            .schedule(time, Event::MemberTimer { node, incarnation });
+    }
+
+    /// Keeps a cluster event line, rendered only when artifacts are kept.
+    pub(crate) fn record_event(&mut self, render: impl FnOnce() -> Option<String>) {
+        if let Some(lines) = &mut self.event_lines {
+            if let Some(line) = render() {
+                lines.push(line);
+            }
+        }
+    }
+
+    fn observe(&mut self, now: Instant, id: NodeId, observation: &Observation) {
+        self.record_event(|| crate::events::observation_line(id, now, observation));
+        match observation {
+            Observation::BecameLeader { term } => {
+                self.trace
+                    .event(now, format_args!("n{id} leader term={term}"));
+                self.leader_hint = Some(id);
+                self.invariants.on_leader(now, id, *term);
+            }
+            Observation::Applied {
+                index,
+                term,
+                digest,
+            } => {
+                self.trace
+                    .hash_only(&format!("applied n{id} {index} {term} {digest:016x}"));
+                self.invariants.on_applied(now, id, *index, *term, *digest);
+            }
+            Observation::KvHash {
+                index,
+                revision,
+                hash,
+            } => {
+                self.trace.event(
+                    now,
+                    format_args!(
+                        "n{id} kv_hash index={index} revision={revision} hash={hash:016x}"
+                    ),
+                );
+            }
+            Observation::Snapshot { index, installed } => {
+                self.trace.event(
+                    now,
+                    format_args!("n{id} snapshot index={index} installed={installed}"),
+                );
+            }
+        }
+    }
+
+    /// The position of member `id` in `processes`.
+    pub(crate) fn node_index(&self, id: NodeId) -> Option<usize> {
+        let index = usize::try_from(id.0).ok()?.checked_sub(1)?;
+        (index < self.processes.len()).then_some(index)
+    }
+
+    /// Crashes member `node` now and cancels what it had in flight for clients.
+    pub(crate) fn crash_member(&mut self, now: Instant, node: usize) {
+        if self.processes[node].crash() {
+            self.counts.crashes += 1;
+            let id = self.processes[node].id();
+            self.trace.event(now, format_args!("n{id} crash"));
+            self.record_event(|| Some(crate::events::crashed_line(id, now)));
+            self.cancel_watches_on(now, node, "member crashed");
+            if self.leader_hint == Some(id) {
+                self.leader_hint = None;
+            }
+            let downtime_ms = self
+                .fault_rng
+                .range_inclusive(100, self.scenario.faults.downtime_ms_max.max(100));
+            self.queue.schedule(
+                now + Duration::from_millis(downtime_ms),
+                Event::Restart { node },
+            );
+        }
+    }
+
+    /// Restarts member `node` if it is still down (the heal may have restarted it already).
+    fn restart_member(&mut self, node: usize) {
+        if self.processes[node].state() == &ProcessState::Down {
+            self.counts.restarts += 1;
+            self.start_member(node);
+        }
+    }
+
+    /// Resumes member `node` if it is still paused (it may have crashed, or the heal resumed it).
+    fn resume_member(&mut self, now: Instant, node: usize) {
+        if self.processes[node].state() != &ProcessState::Paused {
+            return;
+        }
+        let buffered = self.processes[node].resume();
+        let id = self.processes[node].id();
+        self.trace.event(
+            now,
+            format_args!("n{id} resume buffered={}", buffered.len()),
+        );
+        // Stale timers fire first, as after a long GC pause.
+        self.step_member(now, node, Input::Timer);
+        for input in buffered {
+            self.step_member(now, node, input);
+        }
+    }
+}
