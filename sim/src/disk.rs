@@ -312,23 +312,27 @@ impl SimDisk {
         self.misdirect_next_append = false;
     }
 
-    /// What a starting member reads: every file of the directory with its bytes, cut where a
-    /// latent read error makes a sector unreadable. Consumes the read errors (the sector is
-    /// remapped once read).
-    pub fn image(&mut self) -> DiskImage {
+    /// What a starting member's host reads: every file of the directory with its bytes. A latent
+    /// read error makes the read fail (EIO), as a real disk does: the host cannot hand the member
+    /// a truthful image, so it reports the file and offset instead of guessing. The error is
+    /// consumed either way (the sector is remapped once read).
+    pub fn image(&mut self) -> Result<DiskImage, String> {
         let mut image = DiskImage::new();
+        let mut unreadable = None;
         for (name, inode_id) in &self.volatile_dir {
             let inode = &self.inodes[inode_id];
-            let readable = self
-                .unreadable_from
-                .get(name)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .min(inode.bytes.len());
-            image.insert(name.clone(), inode.bytes[..readable].to_vec());
+            if let Some(offset) = self.unreadable_from.get(name) {
+                if *offset < inode.bytes.len() && unreadable.is_none() {
+                    unreadable = Some(format!("read error in {} at offset {offset}", name.0));
+                }
+            }
+            image.insert(name.clone(), inode.bytes.clone());
         }
         self.unreadable_from.clear();
-        image
+        match unreadable {
+            Some(reason) => Err(reason),
+            None => Ok(image),
+        }
     }
 
     /// Injects a fault at `now`, lasting `window` where it is timed. Returns a description for

@@ -148,7 +148,16 @@ impl<M: HostedMember> Process<M> {
         let mut config = MemberConfig::new(self.id, self.voters.clone(), self.rng.next_u64());
         config.snapshot_interval_entries = self.tuning.snapshot_interval_entries;
         config.wal_segment_bytes_max = self.tuning.wal_segment_bytes_max;
-        let image = self.disk.image();
+        let image = match self.disk.image() {
+            Ok(image) => image,
+            Err(reason) => {
+                let reason = format!("the disk could not be read: {reason}");
+                self.state = ProcessState::Dead {
+                    reason: reason.clone(),
+                };
+                return Err(reason);
+            }
+        };
         match catch_unwind(AssertUnwindSafe(|| M::start(config, image))) {
             Ok(Ok((member, report))) => {
                 self.member = Some(member);

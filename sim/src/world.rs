@@ -380,8 +380,9 @@ impl<M: HostedMember> World<M> {
                 self.trace.event(
                     now,
                     format_args!(
-                        "n{id} {verb} incarnation={incarnation} disk_bytes={stored_bytes} notes={}",
-                        notes.len()
+                        "n{id} {verb} incarnation={incarnation} disk_bytes={stored_bytes} notes={}{}",
+                        notes.len(),
+                        notes.iter().map(|note| format!(" | {note}")).collect::<String>()
                     ),
                 );
                 self.step_member(now, node, Input::Timer);

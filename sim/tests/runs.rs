@@ -6,10 +6,6 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sim::{run, RunOptions, Scenario, Verdict};
 
-/// The engine member is still the placeholder that answers every request with NotLeader, so no
-/// run can show liveness. Flip this when the real member lands: every in-model run must pass.
-const MEMBER_IS_PLACEHOLDER: bool = true;
-
 /// Checks that are about safety (everything except liveness).
 fn safety_failures(report: &sim::RunReport) -> Vec<String> {
     report
@@ -21,8 +17,8 @@ fn safety_failures(report: &sim::RunReport) -> Vec<String> {
 }
 
 /// Goal: the default scenario meets its shape (5 members, 60 s of faults, at least 2,000
-/// operations, faults injected), finds no safety violation, and reports the current liveness
-/// outcome with an exact replay command. Method: run three seeds and inspect the reports.
+/// operations, faults injected), passes every check, and carries the exact replay command.
+/// Method: run three seeds and inspect the reports and their JSON.
 #[test]
 fn default_scenario_reports_verdict_and_replay() {
     let scenario = Scenario::default_scenario();
@@ -48,18 +44,11 @@ fn default_scenario_reports_verdict_and_replay() {
             report.replay,
             format!("detcd sim run --scenario default --seed {seed}")
         );
-        if MEMBER_IS_PLACEHOLDER {
-            assert_eq!(report.verdict, Verdict::Fail);
-            assert_eq!(report.failures[0].check, "liveness");
-            let json = report.to_json(0);
-            assert_eq!(
-                json["failures"][0]["replay"],
-                Value::from(report.replay.clone())
-            );
-            assert_eq!(json["verdict"], "fail");
-        } else {
-            assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.failures);
-        }
+        assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.failures);
+        let json = report.to_json(0);
+        assert_eq!(json["verdict"], "pass");
+        assert_eq!(json["failures"], Value::Array(Vec::new()));
+        assert_eq!(json["seed"], Value::from(seed));
     }
 }
 

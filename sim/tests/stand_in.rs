@@ -1,7 +1,7 @@
-//! The simulator's own paths, end to end, with stand-in members instead of the engine's (which
-//! is still a placeholder): replies, disk durability and recovery, the liveness phase, and the
-//! inline checks catching planted bugs. The stand-ins are deliberately tiny; they test the
-//! host, not consensus.
+//! The simulator's own paths, end to end, with stand-in members instead of the engine's: replies,
+//! disk durability and recovery, the liveness phase, and the inline checks catching planted bugs
+//! that a correct engine never shows. The stand-ins are deliberately tiny; they test the host,
+//! not consensus.
 
 use engine::api::{Actions, DiskImage, DiskOp, DiskOpId, FileName, HaltReason, Input, Observation};
 use engine::kv::{
@@ -9,7 +9,7 @@ use engine::kv::{
     RequestError, Response, ResponseHeader, TxnResponse, WatchResponse,
 };
 use engine::member::{MemberConfig, RecoveryError, RecoveryReport};
-use engine::raft::Message;
+use engine::raft::{Message, MessageBody};
 use engine::types::{Duration, Instant, LogIndex, NodeId, RequestId, Revision, Term, WatchId};
 use sim::{run_with, HostedMember, RunOptions, Scenario, Verdict};
 
@@ -86,6 +86,8 @@ impl<const MODE: u8> HostedMember for FixedLeader<MODE> {
                     message: Message {
                         from: self.id,
                         to: LEADER,
+                        term: Term(1),
+                        body: MessageBody::HeartbeatResponse { read_sequence: 0 },
                     },
                 });
             }

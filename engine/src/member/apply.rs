@@ -45,7 +45,11 @@ impl Member {
         }
         self.applied.index = entry.index;
         self.applied.term = entry.term;
-        if entry.index.0.is_multiple_of(self.config.kv_hash_interval_entries) {
+        if entry
+            .index
+            .0
+            .is_multiple_of(self.config.kv_hash_interval_entries)
+        {
             self.out.observe.push(Observation::KvHash {
                 index: entry.index,
                 revision: self.store.revision(),

@@ -187,7 +187,20 @@ pub(super) fn recover(
         segment_bytes_max: config.wal_segment_bytes_max,
     };
     wal_config.validate().map_err(RecoveryError::Config)?;
-    let writer = wal::WalWriter::resume(wal_config, &recovered);
+    let mut writer = wal::WalWriter::resume(wal_config, &recovered);
+    let mut repair_ops = recovered.repair_ops.clone();
+    if snapshot_index > writer.last_index() {
+        // A snapshot received from the leader reached its file but the crash came before its
+        // WAL marker was synced. Writing the marker now lets the log continue after it.
+        let marker = wal::SnapshotMarker {
+            index: snapshot_index,
+            term: snapshot_meta.as_ref().map_or(Term(0), |meta| meta.term),
+        };
+        repair_ops.extend(writer.append_batch(&[wal::WalRecord::SnapshotMarker(marker)]));
+        report.notes.push(format!(
+            "the WAL ended before snapshot {snapshot_index}: marked it"
+        ));
+    }
     let mut storage = Storage::new(writer, kept_snapshots);
     let mut member = Member {
         raft,
@@ -220,7 +233,7 @@ pub(super) fn recover(
         storage: Storage::new(wal::WalWriter::new(wal_config), Vec::new()),
         config,
     };
-    storage.repair(recovered.repair_ops.clone(), &mut member.out.disk);
+    storage.repair(repair_ops, &mut member.out.disk);
     member.storage = storage;
     Ok((member, report))
 }

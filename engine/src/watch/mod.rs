@@ -442,6 +442,12 @@ impl WatchHub {
         }
         let from = watcher.next_revision;
         let to = self.last_revision;
+        if from > to {
+            // Nothing exists yet at the watcher's next revision (it started in the future, or
+            // a snapshot install moved it here): it waits for new writes like a synced one.
+            self.mark_synced(id, out);
+            return 0;
+        }
         let fetched = fetch_whole_revisions(source, watcher, from, to, budget);
         let (events, through) = match fetched {
             Ok(found) => found,
