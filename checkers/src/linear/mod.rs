@@ -36,8 +36,8 @@ impl Default for LinearConfig {
     fn default() -> LinearConfig {
         LinearConfig {
             steps_max: 200_000_000,
-            window_attempts_max: 400,
-            window_steps_max: 2_000_000,
+            window_attempts_max: 120,
+            window_steps_max: 100_000,
             window_ops_max: 2_000,
         }
     }

@@ -71,6 +71,7 @@ pub(crate) fn prepare(history: &History, tables: &Tables) -> Vec<SearchOp> {
             revision_hi,
         });
     }
+    promote_observed_writes(&mut ops);
     for (count, (id, call)) in lease_first_call.into_iter().enumerate() {
         ops.push(SearchOp {
             source: None,
@@ -85,6 +86,89 @@ pub(crate) fn prepare(history: &History, tables: &Tables) -> Vec<SearchOp> {
         });
     }
     ops
+}
+
+/// An unknown-outcome put whose (key, value) no other operation writes, and which some definite
+/// result shows, did take effect: it becomes mandatory, and if the result showed its mod revision,
+/// its revision is forced too. Sound: in any linearization that value can only come from it.
+fn promote_observed_writes(ops: &mut [SearchOp]) {
+    let mut writers: BTreeMap<(u32, u32), usize> = BTreeMap::new();
+    for op in ops.iter() {
+        count_puts(&op.op, &mut writers);
+    }
+    let mut observed: BTreeMap<(u32, u32), Option<i64>> = BTreeMap::new();
+    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
+        observe(rec, &mut observed);
+    }
+    for op in ops.iter_mut().filter(|op| op.unknown) {
+        let mut puts = Vec::new();
+        collect_puts(&op.op, &mut puts);
+        let witnessed = puts
+            .iter()
+            .filter(|pair| writers.get(pair) == Some(&1))
+            .find_map(|pair| observed.get(pair));
+        let Some(mod_revision) = witnessed else {
+            continue;
+        };
+        op.unknown = false;
+        if let Some(revision) = mod_revision {
+            op.revision_lo = revision - 1;
+            op.revision_hi = revision - 1;
+        }
+    }
+}
+
+fn collect_puts(op: &Op, puts: &mut Vec<(u32, u32)>) {
+    match op {
+        Op::Put { key, value, .. } => puts.push((*key, *value)),
+        Op::Txn {
+            success, failure, ..
+        } => success
+            .iter()
+            .chain(failure)
+            .for_each(|inner| collect_puts(inner, puts)),
+        _ => {}
+    }
+}
+
+fn count_puts(op: &Op, writers: &mut BTreeMap<(u32, u32), usize>) {
+    match op {
+        Op::Put { key, value, .. } => *writers.entry((*key, *value)).or_default() += 1,
+        Op::Txn {
+            success, failure, ..
+        } => success
+            .iter()
+            .chain(failure)
+            .for_each(|inner| count_puts(inner, writers)),
+        _ => {}
+    }
+}
+
+fn observe(rec: &Rec, observed: &mut BTreeMap<(u32, u32), Option<i64>>) {
+    let mut note = |kv: &RecKv| {
+        if let Some(value) = kv.value {
+            let entry = observed.entry((kv.key, value)).or_insert(kv.mod_revision);
+            if entry.is_none() {
+                *entry = kv.mod_revision;
+            }
+        }
+    };
+    match rec {
+        Rec::Range { kvs: Some(kvs), .. }
+        | Rec::Delete {
+            prev_kvs: Some(kvs),
+            ..
+        } => kvs.iter().for_each(note),
+        Rec::Put {
+            prev_kv: Some(Some(kv)),
+            ..
+        } => note(kv),
+        Rec::Txn {
+            responses: Some(list),
+            ..
+        } => list.iter().for_each(|inner| observe(inner, observed)),
+        _ => {}
+    }
 }
 
 fn note_leases(op: &Op, call: i64, first: &mut BTreeMap<i64, i64>) {

@@ -97,7 +97,8 @@ impl Memo {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cursor {
-    /// The next candidate follows `after` in the definite (0) or unknown (1) list.
+    /// The next candidate follows `after` in the definite (0), unknown key-writing (1) or other
+    /// unknown (2) list.
     At {
         list: u8,
         after: u32,
@@ -133,6 +134,10 @@ pub(crate) struct Search<'a> {
     by_return: Links,
     by_bound: Links,
     unknown: Links,
+    unknown_other: Links,
+    /// The two unknown lists' members sorted by call, to find where a backward scan starts.
+    unknown_sorted: [Vec<u32>; 2],
+    placed_flags: Vec<bool>,
     frames: Vec<Frame>,
     op_hash: Vec<u64>,
     definite_count: usize,
@@ -154,7 +159,8 @@ impl<'a> Search<'a> {
         let definite = order(&|op| !op.unknown, &|op| op.call);
         let by_return = order(&|op| !op.unknown, &|op| op.ret);
         let by_bound = order(&|op| !op.unknown, &|op| op.revision_hi);
-        let unknown = order(&|op| op.unknown, &|op| op.call);
+        let unknown = order(&|op| op.unknown && writes_keys_only(op), &|op| op.call);
+        let unknown_other = order(&|op| op.unknown && !writes_keys_only(op), &|op| op.call);
         Search {
             ops,
             store,
@@ -164,6 +170,9 @@ impl<'a> Search<'a> {
             by_return: Links::new(ops.len(), &by_return),
             by_bound: Links::new(ops.len(), &by_bound),
             unknown: Links::new(ops.len(), &unknown),
+            unknown_other: Links::new(ops.len(), &unknown_other),
+            unknown_sorted: [unknown, unknown_other],
+            placed_flags: vec![false; ops.len()],
             frames: Vec::new(),
             op_hash: (0..ops.len()).map(|i| mix(i as u64 ^ 0x5eed)).collect(),
             steps: 0,
@@ -234,22 +243,51 @@ impl<'a> Search<'a> {
         (head != self.sentinel()).then_some(head as usize)
     }
 
+    /// Candidates in order: definite ones by call; then unknown ones latest call first (an
+    /// operation whose outcome is unknown most likely took effect soon after its call).
     fn next_candidate(&self, cursor: &mut Cursor) -> Option<u32> {
         let limit = self.earliest_return();
         loop {
             let Cursor::At { list, after } = *cursor else {
                 return None;
             };
-            let links = if list == 0 {
-                &self.definite
-            } else {
-                &self.unknown
-            };
-            let node = links.next[after as usize];
-            if node == self.sentinel() || self.ops[node as usize].call > limit {
-                *cursor = if list == 0 {
-                    Cursor::At {
+            if list == 0 {
+                let node = self.definite.next[after as usize];
+                if node == self.sentinel() || self.ops[node as usize].call > limit {
+                    *cursor = Cursor::At {
                         list: 1,
+                        after: self.sentinel(),
+                    };
+                    continue;
+                }
+                *cursor = Cursor::At { list, after: node };
+                return Some(node);
+            }
+            // Every unknown key write bumps the revision; at the ceiling all would be pruned.
+            if list == 1
+                && after == self.sentinel()
+                && self.store.revision() >= self.revision_ceiling()
+            {
+                *cursor = Cursor::At {
+                    list: 2,
+                    after: self.sentinel(),
+                };
+                continue;
+            }
+            let links = if list == 1 {
+                &self.unknown
+            } else {
+                &self.unknown_other
+            };
+            let node = if after == self.sentinel() {
+                self.latest_unplaced(list, limit)
+            } else {
+                links.prev[after as usize]
+            };
+            if node == self.sentinel() {
+                *cursor = if list == 1 {
+                    Cursor::At {
+                        list: 2,
                         after: self.sentinel(),
                     }
                 } else {
@@ -262,9 +300,32 @@ impl<'a> Search<'a> {
         }
     }
 
+    /// The unplaced operation of unknown list `list` with the latest call not after `limit`.
+    fn latest_unplaced(&self, list: u8, limit: i64) -> u32 {
+        let sorted = &self.unknown_sorted[usize::from(list - 1)];
+        let mut position = sorted.partition_point(|&node| self.ops[node as usize].call <= limit);
+        while position > 0 {
+            position -= 1;
+            let node = sorted[position];
+            if !self.placed_flags[node as usize] {
+                return node;
+            }
+        }
+        self.sentinel()
+    }
+
+    fn unknown_links(&mut self, node: u32) -> &mut Links {
+        if writes_keys_only(&self.ops[node as usize]) {
+            &mut self.unknown
+        } else {
+            &mut self.unknown_other
+        }
+    }
+
     fn unlink(&mut self, node: u32) {
+        self.placed_flags[node as usize] = true;
         if self.ops[node as usize].unknown {
-            self.unknown.remove(node);
+            self.unknown_links(node).remove(node);
         } else {
             self.definite.remove(node);
             self.by_return.remove(node);
@@ -274,8 +335,9 @@ impl<'a> Search<'a> {
     }
 
     fn relink(&mut self, node: u32) {
+        self.placed_flags[node as usize] = false;
         if self.ops[node as usize].unknown {
-            self.unknown.restore(node);
+            self.unknown_links(node).restore(node);
         } else {
             self.by_bound.restore(node);
             self.by_return.restore(node);
@@ -354,7 +416,9 @@ impl<'a> Search<'a> {
             }
             // Greedy placements still enter the set hash: a set with a read placed and one
             // without it are different nodes.
-            let greedy = !changed;
+            // Only a recorded result pins what the operation does; a mandatory operation of
+            // unknown outcome may act differently elsewhere, so it always branches.
+            let greedy = !changed && self.ops[node as usize].rec.is_some();
             let next_set_hash = set_hash ^ self.op_hash[node as usize];
             if !greedy && !memo.insert((next_set_hash, self.store.hash(self.with_history))) {
                 self.relink(node);
@@ -374,4 +438,14 @@ impl<'a> Search<'a> {
             };
         }
     }
+}
+
+/// Whether applying the operation either changes nothing or writes keys (bumping the revision).
+fn writes_keys_only(op: &SearchOp) -> bool {
+    matches!(
+        op.op,
+        crate::model::Op::Put { .. }
+            | crate::model::Op::Delete { .. }
+            | crate::model::Op::Txn { .. }
+    )
 }
