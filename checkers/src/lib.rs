@@ -3,4 +3,111 @@
 //!
 //! It knows nothing of the engine: it reads histories, which any system can produce. A checker
 //! answers pass, violation (with evidence) or unknown (budget exhausted); unknown is never a pass.
-//! (Being built.)
+//! Dependencies: serde, serde_json, thiserror only.
+
+pub mod generate;
+pub mod history;
+pub mod linear;
+pub mod model;
+
+/// A checker's answer. "Unknown" (a budget ran out) is never a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The property holds.
+    Ok,
+    /// The property is violated; the evidence.
+    Violation {
+        /// Which checker.
+        checker: String,
+        /// The smallest window of operation ids that shows it.
+        window: Vec<u64>,
+        /// Why, in plain words.
+        explanation: String,
+    },
+    /// The checker gave up undecided.
+    Unknown {
+        /// Why.
+        reason: String,
+    },
+}
+
+pub mod cli;
+pub mod trace;
+pub mod watch;
+
+pub use cli::{bench_check, check_command};
+use history::{History, WatchRecord};
+use trace::TraceEvent;
+
+/// Limits and bounds for `check_all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckConfig {
+    /// Linearizability search limits.
+    pub linear: linear::LinearConfig,
+    /// After the last fault heals, a write must commit within this (history time units).
+    pub liveness_bound: i64,
+}
+
+impl Default for CheckConfig {
+    fn default() -> CheckConfig {
+        CheckConfig {
+            linear: linear::LinearConfig::default(),
+            liveness_bound: 10_000_000_000,
+        }
+    }
+}
+
+/// One checker's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// The checker's name.
+    pub checker: &'static str,
+    /// Its verdict.
+    pub verdict: Verdict,
+}
+
+/// Runs every checker on one run: the history (with `watches` added to its own), and the trace.
+pub fn check_all(
+    history: &History,
+    watches: &[WatchRecord],
+    trace: &[TraceEvent],
+    config: &CheckConfig,
+) -> Vec<CheckResult> {
+    let mut history = history.clone();
+    history.watches.extend(watches.iter().cloned());
+    let report = linear::check_linearizable(&history, &config.linear);
+    vec![
+        CheckResult {
+            checker: linear::CHECKER,
+            verdict: report.verdict.clone(),
+        },
+        CheckResult {
+            checker: watch::CHECKER,
+            verdict: watch::check_watches(&history, report.linearization.as_ref()),
+        },
+        CheckResult {
+            checker: "election_safety",
+            verdict: trace::check_election_safety(trace),
+        },
+        CheckResult {
+            checker: "log_matching",
+            verdict: trace::check_log_matching(trace),
+        },
+        CheckResult {
+            checker: "leader_completeness",
+            verdict: trace::check_leader_completeness(trace),
+        },
+        CheckResult {
+            checker: "state_machine_safety",
+            verdict: trace::check_state_machine_safety(trace),
+        },
+        CheckResult {
+            checker: "durability",
+            verdict: trace::check_durability(&history, trace),
+        },
+        CheckResult {
+            checker: "liveness",
+            verdict: trace::check_liveness(&history, trace, config.liveness_bound),
+        },
+    ]
+}

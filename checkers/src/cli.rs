@@ -1,0 +1,253 @@
+//! The command-line layer of the checkers: `detcd check FILE...` and `detcd bench check`.
+//!
+//! This is the only module that reads files and clocks: verdicts never depend on time, but the
+//! user is told how long checking took (`check_ms`, which excludes reading). It prints; it does
+//! not decide anything a library caller could not decide through `check_all`.
+
+use crate::generate::{generate, GenerateConfig};
+use crate::history::{parse_history, History, HistoryError};
+use crate::linear::{check_linearizable, LinearConfig};
+use crate::watch::check_watches;
+use crate::Verdict;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Exit status: every file linearizable and every watch held.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: some history is not linearizable (or a watch guarantee broke).
+pub const EXIT_VIOLATION: i32 = 1;
+/// Exit status: an input could not be read or parsed.
+pub const EXIT_UNREADABLE: i32 = 2;
+/// Exit status: a check gave up undecided.
+pub const EXIT_UNKNOWN: i32 = 3;
+
+#[allow(clippy::disallowed_methods)] // Reason: check_ms is reported to the user; verdicts never read it.
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn read(path: &Path) -> Result<History, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("{}: cannot read: {error}", path.display()))?;
+    parse_history(&text).map_err(|error: HistoryError| format!("{}: {error}", path.display()))
+}
+
+fn verdict_name(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Ok => "linearizable",
+        Verdict::Violation { .. } => "not linearizable",
+        Verdict::Unknown { .. } => "unknown",
+    }
+}
+
+fn status_of(verdict: &Verdict) -> i32 {
+    match verdict {
+        Verdict::Ok => EXIT_OK,
+        Verdict::Violation { .. } => EXIT_VIOLATION,
+        Verdict::Unknown { .. } => EXIT_UNKNOWN,
+    }
+}
+
+/// Unreadable beats violation beats unknown beats ok.
+fn worse(left: i32, right: i32) -> i32 {
+    let rank = |status: i32| match status {
+        EXIT_UNREADABLE => 3,
+        EXIT_VIOLATION => 2,
+        EXIT_UNKNOWN => 1,
+        _ => 0,
+    };
+    if rank(right) > rank(left) {
+        right
+    } else {
+        left
+    }
+}
+
+/// `detcd check FILE... [--watches FILE] [--json]`: one verdict line per file; returns the exit
+/// status (0 all linearizable, 1 a violation, 2 unreadable input, 3 undecided).
+pub fn check_command(
+    files: &[PathBuf],
+    watches: Option<&Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> i32 {
+    let extra_watches = match watches.map(read).transpose() {
+        Ok(found) => found.map(|history| history.watches).unwrap_or_default(),
+        Err(message) => {
+            let _ = writeln!(out, "{message}");
+            return EXIT_UNREADABLE;
+        }
+    };
+    let mut status = EXIT_OK;
+    for file in files {
+        let mut history = match read(file) {
+            Ok(history) => history,
+            Err(message) => {
+                let line = if json {
+                    json!({"file": file.display().to_string(), "verdict": "unreadable", "error": message}).to_string()
+                } else {
+                    message
+                };
+                let _ = writeln!(out, "{line}");
+                status = worse(status, EXIT_UNREADABLE);
+                continue;
+            }
+        };
+        history.watches.extend(extra_watches.iter().cloned());
+        let started = now();
+        let report = check_linearizable(&history, &LinearConfig::default());
+        let watch_verdict = (!history.watches.is_empty())
+            .then(|| check_watches(&history, report.linearization.as_ref()));
+        let check_ms = started.elapsed().as_secs_f64() * 1000.0;
+        status = worse(status, status_of(&report.verdict));
+        if let Some(verdict) = &watch_verdict {
+            status = worse(status, status_of(verdict));
+        }
+        let line = render(
+            file,
+            &history,
+            &report.verdict,
+            watch_verdict.as_ref(),
+            check_ms,
+            json,
+        );
+        let _ = writeln!(out, "{line}");
+    }
+    status
+}
+
+fn render(
+    file: &Path,
+    history: &History,
+    verdict: &Verdict,
+    watches: Option<&Verdict>,
+    check_ms: f64,
+    json: bool,
+) -> String {
+    if json {
+        let mut object = json!({
+            "file": file.display().to_string(),
+            "verdict": verdict_name(verdict),
+            "ops": history.ops.len(),
+            "check_ms": (check_ms * 1000.0).round() / 1000.0,
+        });
+        add_details(&mut object, verdict);
+        if let Some(watch_verdict) = watches {
+            let mut inner = json!({"verdict": match watch_verdict { Verdict::Ok => "ok", Verdict::Violation { .. } => "violation", Verdict::Unknown { .. } => "unknown" }});
+            add_details(&mut inner, watch_verdict);
+            object["watches"] = inner;
+        }
+        return object.to_string();
+    }
+    let mut line = format!(
+        "{}: {} ({} ops, {:.1} ms)",
+        file.display(),
+        verdict_name(verdict),
+        history.ops.len(),
+        check_ms
+    );
+    line.push_str(&detail_text(verdict));
+    if let Some(watch_verdict) = watches {
+        match watch_verdict {
+            Verdict::Ok => line.push_str("; watches hold"),
+            other => line.push_str(&format!("; watches:{}", detail_text(other))),
+        }
+    }
+    line
+}
+
+fn detail_text(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Ok => String::new(),
+        Verdict::Violation {
+            checker,
+            window,
+            explanation,
+        } => format!(": [{checker}] window {window:?}: {explanation}"),
+        Verdict::Unknown { reason } => format!(": {reason}"),
+    }
+}
+
+fn add_details(object: &mut Value, verdict: &Verdict) {
+    match verdict {
+        Verdict::Ok => {}
+        Verdict::Violation {
+            checker,
+            window,
+            explanation,
+        } => {
+            object["checker"] = json!(checker);
+            object["window"] = json!(window);
+            object["explanation"] = json!(explanation);
+        }
+        Verdict::Unknown { reason } => object["reason"] = json!(reason),
+    }
+}
+
+/// `detcd bench check`: times the linearizability check of generated linearizable histories
+/// (1k, 10k, 100k operations at concurrency 4, 16, 64, with and without unknown outcomes) and of
+/// small hard ones (one key, 5 clients, many unknown outcomes, no revisions). `quick` shrinks it.
+pub fn bench_check(quick: bool) -> Value {
+    let sizes: &[usize] = if quick {
+        &[200, 1_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    let mut rows = Vec::new();
+    for &ops_count in sizes {
+        for clients_count in [4, 16, 64] {
+            for unknown_percent in [0, 5] {
+                let config = GenerateConfig {
+                    ops_count,
+                    clients_count,
+                    keys_count: 64,
+                    unknown_percent,
+                    revisions: true,
+                    seed: 42,
+                };
+                rows.push(time_one(&config));
+            }
+        }
+    }
+    let hard_count = if quick { 5 } else { 50 };
+    let mut hard_ms = 0.0;
+    let mut hard_verdicts = Vec::new();
+    for seed in 0..hard_count {
+        let config = GenerateConfig {
+            ops_count: 80,
+            clients_count: 5,
+            keys_count: 1,
+            unknown_percent: 30,
+            revisions: false,
+            seed,
+        };
+        let row = time_one(&config);
+        hard_ms += row["check_ms"].as_f64().unwrap_or(0.0);
+        hard_verdicts.push(row["verdict"].clone());
+    }
+    json!({
+        "generated": rows,
+        "hard_single_key": {"histories": hard_count, "ops_each": 80, "clients": 5, "unknown_percent": 30,
+                            "total_check_ms": hard_ms, "verdicts_all_linearizable": hard_verdicts.iter().all(|v| v == "linearizable")},
+    })
+}
+
+#[cfg(test)]
+mod tests;
+
+fn time_one(config: &GenerateConfig) -> Value {
+    let mut history = generate(config);
+    history.watches.clear();
+    let started = now();
+    let report = check_linearizable(&history, &LinearConfig::default());
+    let check_ms = started.elapsed().as_secs_f64() * 1000.0;
+    json!({
+        "ops": config.ops_count,
+        "concurrency": config.clients_count,
+        "unknown_percent": config.unknown_percent,
+        "verdict": verdict_name(&report.verdict),
+        "steps": report.steps,
+        "check_ms": (check_ms * 10.0).round() / 10.0,
+    })
+}

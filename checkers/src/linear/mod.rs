@@ -1,0 +1,222 @@
+//! The linearizability checker for the etcd model of the history spec: decomposes the history
+//! soundly (per-key partitions when no revision couples keys; quiescent segments), searches each
+//! part, and on failure shrinks to a minimal failing window with a plain explanation.
+//!
+//! The search itself is in `search`; the sequential store in `crate::model`. Budgets are steps,
+//! never time: the same history always gets the same verdict.
+
+mod prepare;
+mod search;
+mod window;
+
+use crate::history::{describe_request, History, Request};
+use crate::model::{Op, Store, Tables};
+use crate::Verdict;
+use prepare::{partition_by_key, prepare, quiescent_segments, SearchOp};
+use search::{Ended, Search};
+
+/// The checker's name in verdicts.
+pub const CHECKER: &str = "linearizability";
+
+/// Search limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearConfig {
+    /// Steps the whole search may take before answering "unknown".
+    pub steps_max: u64,
+    /// Re-checks spent shrinking a failing window.
+    pub window_attempts_max: usize,
+    /// Steps each re-check may take.
+    pub window_steps_max: u64,
+    /// Above this many definite operations, the window is the neighbourhood of the stuck point
+    /// rather than a minimised one.
+    pub window_ops_max: usize,
+}
+
+impl Default for LinearConfig {
+    fn default() -> LinearConfig {
+        LinearConfig {
+            steps_max: 200_000_000,
+            window_attempts_max: 120,
+            window_steps_max: 100_000,
+            window_ops_max: 2_000,
+        }
+    }
+}
+
+/// A linearization found: the operations that took effect, in order.
+#[derive(Debug, Clone)]
+pub struct Linearization {
+    /// Interned keys and values.
+    pub tables: Tables,
+    /// (history op index, or `None` for a lease expiry; the compiled request; the call time).
+    pub steps: Vec<(Option<usize>, Op, i64)>,
+}
+
+/// The verdict, the linearization when one was found, and the steps spent.
+#[derive(Debug, Clone)]
+pub struct LinearReport {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// A witness order when linearizable (and not split per key).
+    pub linearization: Option<Linearization>,
+    /// Search steps spent.
+    pub steps: u64,
+}
+
+enum Decision {
+    Linear(Vec<usize>),
+    Impossible,
+    GaveUp,
+}
+
+fn needs_history(ops: &[SearchOp]) -> bool {
+    fn historical(op: &Op) -> bool {
+        match op {
+            Op::Range { revision, .. } => *revision != 0,
+            Op::Txn {
+                success, failure, ..
+            } => success.iter().chain(failure).any(historical),
+            _ => false,
+        }
+    }
+    ops.iter().any(|op| historical(&op.op))
+}
+
+/// Decides ops (sorted by call): quiescent segments first (a pass is a pass), and the whole search
+/// when a segment fails (another end state of an earlier segment might have worked).
+fn decide(ops: &[SearchOp], key_count: usize, steps_max: u64, steps: &mut u64) -> Decision {
+    let with_history = needs_history(ops);
+    let mut store = Store::new(key_count);
+    let mut order = Vec::with_capacity(ops.len());
+    let mut segmented_ok = true;
+    for segment in quiescent_segments(ops) {
+        let start = segment.start;
+        let mut search = Search::new(&ops[segment], store, with_history);
+        let ended = search.run(steps_max.saturating_sub(*steps), None);
+        *steps += search.steps;
+        match ended {
+            Ended::Linearized(placed) => {
+                order.extend(placed.into_iter().map(|index| index + start))
+            }
+            Ended::GaveUp => return Decision::GaveUp,
+            Ended::Impossible { .. } | Ended::Stopped => {
+                segmented_ok = false;
+                break;
+            }
+        }
+        store = search.into_store();
+        store.forget_undo();
+    }
+    if segmented_ok {
+        return Decision::Linear(order);
+    }
+    let mut search = Search::new(ops, Store::new(key_count), with_history);
+    let ended = search.run(steps_max.saturating_sub(*steps), None);
+    *steps += search.steps;
+    match ended {
+        Ended::Linearized(placed) => Decision::Linear(placed),
+        Ended::Impossible { .. } => Decision::Impossible,
+        Ended::GaveUp | Ended::Stopped => Decision::GaveUp,
+    }
+}
+
+/// Checks a history for linearizability.
+pub fn check_linearizable(history: &History, config: &LinearConfig) -> LinearReport {
+    let tables = Tables::build(history);
+    let mut ops = prepare(history, &tables);
+    ops.sort_by_key(|op| (op.call, op.id));
+    let mut steps = 0;
+    if let Some(parts) =
+        partition_by_key(&ops).filter(|parts| parts.len() > 1 && history.watches.is_empty())
+    {
+        for part in &parts {
+            match decide(part, tables.key_count(), config.steps_max, &mut steps) {
+                Decision::Linear(_) => {}
+                Decision::GaveUp => return gave_up(steps),
+                Decision::Impossible => {
+                    let verdict = window::violation(history, &tables, part, config);
+                    return LinearReport {
+                        verdict,
+                        linearization: None,
+                        steps,
+                    };
+                }
+            }
+        }
+        return LinearReport {
+            verdict: Verdict::Ok,
+            linearization: None,
+            steps,
+        };
+    }
+    match decide(&ops, tables.key_count(), config.steps_max, &mut steps) {
+        Decision::Linear(order) => {
+            let steps_list = order
+                .iter()
+                .map(|&index| (ops[index].source, ops[index].op.clone(), ops[index].call));
+            let linearization = Linearization {
+                steps: steps_list.collect(),
+                tables,
+            };
+            LinearReport {
+                verdict: Verdict::Ok,
+                linearization: Some(linearization),
+                steps,
+            }
+        }
+        Decision::GaveUp => gave_up(steps),
+        Decision::Impossible => {
+            let verdict = window::violation(history, &tables, &ops, config);
+            LinearReport {
+                verdict,
+                linearization: None,
+                steps,
+            }
+        }
+    }
+}
+
+fn gave_up(steps: u64) -> LinearReport {
+    LinearReport {
+        verdict: Verdict::Unknown {
+            reason: format!("linearizability search gave up after {steps} steps"),
+        },
+        linearization: None,
+        steps,
+    }
+}
+
+/// Renders an operation for explanations: `op 7 (client 2, put "a"="1")`.
+fn describe_op(history: &History, op: &SearchOp) -> String {
+    match op.source {
+        Some(index) => {
+            let source = &history.ops[index];
+            format!(
+                "op {} (client {}, {})",
+                source.id,
+                source.client,
+                describe_request(&source.request)
+            )
+        }
+        None => match op.op {
+            Op::Expire { id } => format!("the expiry of lease {id}"),
+            _ => "a virtual operation".to_string(),
+        },
+    }
+}
+
+/// Whether a request can never change the store (a relaxed read constrains nothing).
+pub fn is_read_request(request: &Request) -> bool {
+    is_read(request)
+}
+
+fn is_read(request: &Request) -> bool {
+    match request {
+        Request::Range(_) | Request::LeaseKeepAlive { .. } => true,
+        Request::Txn(txn) => txn.success.iter().chain(&txn.failure).all(is_read),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,451 @@
+//! The linearizability search, in the manner of Wing & Gong, Lowe and Porcupine: depth-first
+//! over "which pending operation takes effect next", with real-time pruning (only operations
+//! called before the earliest pending return are candidates), memoisation of (linearized set,
+//! store state) by incremental hashes, and three reductions:
+//! - an operation that leaves the store unchanged is placed at once without branching (moving it
+//!   earlier never breaks a linearization);
+//! - recorded revisions bound the store's revision before each operation, so writes with recorded
+//!   revisions have a forced order, and a store past some pending operation's bound is dead;
+//! - unknown outcomes are tried only after definite ones, and never when they change nothing.
+//!
+//! Budgets count steps, never time. It decides one segment from one start state; decomposition
+//! and explanations live in the parent module.
+
+use super::prepare::SearchOp;
+use crate::model::{matches, mix, Mark, Store};
+
+/// Dancing-links list over operation indices; index `len` is the sentinel.
+struct Links {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+}
+
+impl Links {
+    fn new(count: usize, order: &[u32]) -> Links {
+        let sentinel = count as u32;
+        let mut links = Links {
+            next: vec![sentinel; count + 1],
+            prev: vec![sentinel; count + 1],
+        };
+        let mut last = sentinel;
+        for &node in order {
+            links.next[last as usize] = node;
+            links.prev[node as usize] = last;
+            last = node;
+        }
+        links.next[last as usize] = sentinel;
+        links.prev[sentinel as usize] = last;
+        links
+    }
+
+    fn remove(&mut self, node: u32) {
+        let (prev, next) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[prev as usize] = next;
+        self.prev[next as usize] = prev;
+    }
+
+    /// Re-inserts `node`; valid only in the reverse order of removals.
+    fn restore(&mut self, node: u32) {
+        let (prev, next) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[prev as usize] = node;
+        self.prev[next as usize] = node;
+    }
+}
+
+/// Open-addressing set of 128-bit keys with a fixed hash: deterministic and compact.
+struct Memo {
+    slots: Vec<(u64, u64)>,
+    used: usize,
+}
+
+impl Memo {
+    const EMPTY: (u64, u64) = (0, 0);
+
+    fn new() -> Memo {
+        Memo {
+            slots: vec![Self::EMPTY; 1024],
+            used: 0,
+        }
+    }
+
+    /// Inserts; false if it was already there.
+    fn insert(&mut self, key: (u64, u64)) -> bool {
+        let key = if key == Self::EMPTY { (1, 0) } else { key };
+        if (self.used + 1) * 2 > self.slots.len() {
+            let doubled = vec![Self::EMPTY; self.slots.len() * 2];
+            let old = std::mem::replace(&mut self.slots, doubled);
+            self.used = 0;
+            for entry in old.into_iter().filter(|entry| *entry != Self::EMPTY) {
+                self.insert(entry);
+            }
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = (mix(key.0 ^ key.1.rotate_left(29)) as usize) & mask;
+        loop {
+            if self.slots[slot] == Self::EMPTY {
+                self.slots[slot] = key;
+                self.used += 1;
+                return true;
+            }
+            if self.slots[slot] == key {
+                return false;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    /// The next candidate follows `after` in the definite (0), unknown key-writing (1) or other
+    /// unknown (2) list.
+    At {
+        list: u8,
+        after: u32,
+    },
+    Exhausted,
+}
+
+struct Frame {
+    op: u32,
+    mark: Mark,
+    greedy: bool,
+    parent_cursor: Cursor,
+}
+
+/// How a search ended.
+pub(crate) enum Ended {
+    /// Every definite operation placed; the order of placed operations (indices into the slice).
+    Linearized(Vec<usize>),
+    /// No order exists; the greatest number of definite operations ever placed.
+    Impossible { deepest: usize },
+    /// The step budget ran out.
+    GaveUp,
+    /// Stopped on reaching the requested depth (for explanations).
+    Stopped,
+}
+
+/// One search over a slice of operations from a start state.
+pub(crate) struct Search<'a> {
+    ops: &'a [SearchOp],
+    store: Store,
+    with_history: bool,
+    definite: Links,
+    by_return: Links,
+    by_bound: Links,
+    unknown: Links,
+    unknown_other: Links,
+    /// The two unknown lists' members sorted by call, to find where a backward scan starts.
+    unknown_sorted: [Vec<u32>; 2],
+    placed_flags: Vec<bool>,
+    frames: Vec<Frame>,
+    op_hash: Vec<u64>,
+    definite_count: usize,
+    /// Steps taken so far.
+    pub steps: u64,
+}
+
+impl<'a> Search<'a> {
+    /// Prepares a search of `ops` from `store`.
+    pub(crate) fn new(ops: &'a [SearchOp], store: Store, with_history: bool) -> Search<'a> {
+        assert!(ops.len() < u32::MAX as usize, "too many operations");
+        let order = |filter: &dyn Fn(&SearchOp) -> bool, key: &dyn Fn(&SearchOp) -> i64| {
+            let mut indices: Vec<u32> = (0..ops.len() as u32)
+                .filter(|&i| filter(&ops[i as usize]))
+                .collect();
+            indices.sort_by_key(|&i| (key(&ops[i as usize]), i));
+            indices
+        };
+        let definite = order(&|op| !op.unknown, &|op| op.call);
+        let by_return = order(&|op| !op.unknown, &|op| op.ret);
+        let by_bound = order(&|op| !op.unknown, &|op| op.revision_hi);
+        let unknown = order(&|op| op.unknown && writes_keys_only(op), &|op| op.call);
+        let unknown_other = order(&|op| op.unknown && !writes_keys_only(op), &|op| op.call);
+        Search {
+            ops,
+            store,
+            with_history,
+            definite_count: definite.len(),
+            definite: Links::new(ops.len(), &definite),
+            by_return: Links::new(ops.len(), &by_return),
+            by_bound: Links::new(ops.len(), &by_bound),
+            unknown: Links::new(ops.len(), &unknown),
+            unknown_other: Links::new(ops.len(), &unknown_other),
+            unknown_sorted: [unknown, unknown_other],
+            placed_flags: vec![false; ops.len()],
+            frames: Vec::new(),
+            op_hash: (0..ops.len()).map(|i| mix(i as u64 ^ 0x5eed)).collect(),
+            steps: 0,
+        }
+    }
+
+    fn sentinel(&self) -> u32 {
+        self.ops.len() as u32
+    }
+
+    /// The store (at the end state after `Linearized`, at the stop point after `Stopped`).
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Gives back the store (at the end state after `Linearized`).
+    pub(crate) fn into_store(self) -> Store {
+        self.store
+    }
+
+    /// Rolls the store back to `mark` (after a `try_apply` made for explaining).
+    pub(crate) fn undo_to(&mut self, mark: Mark) {
+        self.store.undo_to(mark);
+    }
+
+    /// Operations placed so far, in order.
+    pub(crate) fn placed(&self) -> Vec<usize> {
+        self.frames.iter().map(|frame| frame.op as usize).collect()
+    }
+
+    /// Definite operations that may be placed next (by real time), earliest return first.
+    pub(crate) fn candidates(&self) -> Vec<usize> {
+        let limit = self.earliest_return();
+        let mut out = Vec::new();
+        let mut node = self.definite.next[self.sentinel() as usize];
+        while node != self.sentinel() && self.ops[node as usize].call <= limit {
+            out.push(node as usize);
+            node = self.definite.next[node as usize];
+        }
+        out.sort_by_key(|&index| (self.ops[index].ret, index));
+        out
+    }
+
+    fn earliest_return(&self) -> i64 {
+        let head = self.by_return.next[self.sentinel() as usize];
+        if head == self.sentinel() {
+            i64::MAX
+        } else {
+            self.ops[head as usize].ret
+        }
+    }
+
+    fn revision_ceiling(&self) -> i64 {
+        let head = self.by_bound.next[self.sentinel() as usize];
+        if head == self.sentinel() {
+            i64::MAX
+        } else {
+            self.ops[head as usize].revision_hi
+        }
+    }
+
+    /// The pending definite operation with the lowest revision bound, other than `node`.
+    pub(crate) fn tightest_bound_except(&self, node: usize) -> Option<usize> {
+        let mut head = self.by_bound.next[self.sentinel() as usize];
+        if head as usize == node {
+            head = self.by_bound.next[head as usize];
+        }
+        (head != self.sentinel()).then_some(head as usize)
+    }
+
+    /// Candidates in order: definite ones by call; then unknown ones latest call first (an
+    /// operation whose outcome is unknown most likely took effect soon after its call).
+    fn next_candidate(&self, cursor: &mut Cursor) -> Option<u32> {
+        let limit = self.earliest_return();
+        loop {
+            let Cursor::At { list, after } = *cursor else {
+                return None;
+            };
+            if list == 0 {
+                let node = self.definite.next[after as usize];
+                if node == self.sentinel() || self.ops[node as usize].call > limit {
+                    *cursor = Cursor::At {
+                        list: 1,
+                        after: self.sentinel(),
+                    };
+                    continue;
+                }
+                *cursor = Cursor::At { list, after: node };
+                return Some(node);
+            }
+            // Every unknown key write bumps the revision; at the ceiling all would be pruned.
+            if list == 1
+                && after == self.sentinel()
+                && self.store.revision() >= self.revision_ceiling()
+            {
+                *cursor = Cursor::At {
+                    list: 2,
+                    after: self.sentinel(),
+                };
+                continue;
+            }
+            let links = if list == 1 {
+                &self.unknown
+            } else {
+                &self.unknown_other
+            };
+            let node = if after == self.sentinel() {
+                self.latest_unplaced(list, limit)
+            } else {
+                links.prev[after as usize]
+            };
+            if node == self.sentinel() {
+                *cursor = if list == 1 {
+                    Cursor::At {
+                        list: 2,
+                        after: self.sentinel(),
+                    }
+                } else {
+                    Cursor::Exhausted
+                };
+                continue;
+            }
+            *cursor = Cursor::At { list, after: node };
+            return Some(node);
+        }
+    }
+
+    /// The unplaced operation of unknown list `list` with the latest call not after `limit`.
+    fn latest_unplaced(&self, list: u8, limit: i64) -> u32 {
+        let sorted = &self.unknown_sorted[usize::from(list - 1)];
+        let mut position = sorted.partition_point(|&node| self.ops[node as usize].call <= limit);
+        while position > 0 {
+            position -= 1;
+            let node = sorted[position];
+            if !self.placed_flags[node as usize] {
+                return node;
+            }
+        }
+        self.sentinel()
+    }
+
+    fn unknown_links(&mut self, node: u32) -> &mut Links {
+        if writes_keys_only(&self.ops[node as usize]) {
+            &mut self.unknown
+        } else {
+            &mut self.unknown_other
+        }
+    }
+
+    fn unlink(&mut self, node: u32) {
+        self.placed_flags[node as usize] = true;
+        if self.ops[node as usize].unknown {
+            self.unknown_links(node).remove(node);
+        } else {
+            self.definite.remove(node);
+            self.by_return.remove(node);
+            self.by_bound.remove(node);
+            self.definite_count -= 1;
+        }
+    }
+
+    fn relink(&mut self, node: u32) {
+        self.placed_flags[node as usize] = false;
+        if self.ops[node as usize].unknown {
+            self.unknown_links(node).restore(node);
+        } else {
+            self.by_bound.restore(node);
+            self.by_return.restore(node);
+            self.definite.restore(node);
+            self.definite_count += 1;
+        }
+    }
+
+    /// Applies `node` and checks its recorded result; on failure the store is unchanged.
+    pub(crate) fn try_apply(&mut self, node: usize) -> Result<bool, ()> {
+        let op = &self.ops[node];
+        let revision = self.store.revision();
+        if revision < op.revision_lo || revision > op.revision_hi {
+            return Err(());
+        }
+        let mark = self.store.mark();
+        let outcome = self.store.apply(&op.op);
+        if op.rec.as_ref().is_some_and(|rec| !matches(rec, &outcome)) {
+            self.store.undo_to(mark);
+            return Err(());
+        }
+        Ok(self.store.mark() != mark)
+    }
+
+    /// Runs until every definite operation is placed, none can be, the budget runs out, or
+    /// (with `stop_at`) that many definite operations are placed.
+    pub(crate) fn run(&mut self, steps_max: u64, stop_at: Option<usize>) -> Ended {
+        let total = self.definite_count;
+        let mut memo = Memo::new();
+        let mut set_hash: u64 = 0;
+        let mut deepest = 0;
+        let mut cursor = Cursor::At {
+            list: 0,
+            after: self.sentinel(),
+        };
+        loop {
+            let placed = total - self.definite_count;
+            if self.definite_count == 0 {
+                return Ended::Linearized(self.placed());
+            }
+            if stop_at == Some(placed) {
+                return Ended::Stopped;
+            }
+            deepest = deepest.max(placed);
+            self.steps += 1;
+            if self.steps > steps_max {
+                return Ended::GaveUp;
+            }
+            let Some(node) = self.next_candidate(&mut cursor) else {
+                let Some(frame) = self.frames.pop() else {
+                    return Ended::Impossible { deepest };
+                };
+                self.relink(frame.op);
+                self.store.undo_to(frame.mark);
+                set_hash ^= self.op_hash[frame.op as usize];
+                cursor = if frame.greedy {
+                    Cursor::Exhausted
+                } else {
+                    frame.parent_cursor
+                };
+                continue;
+            };
+            let mark = self.store.mark();
+            let Ok(changed) = self.try_apply(node as usize) else {
+                continue;
+            };
+            let unknown = self.ops[node as usize].unknown;
+            if unknown && !changed {
+                continue;
+            }
+            self.unlink(node);
+            if self.store.revision() > self.revision_ceiling() {
+                self.relink(node);
+                self.store.undo_to(mark);
+                continue;
+            }
+            // Greedy placements still enter the set hash: a set with a read placed and one
+            // without it are different nodes.
+            // Only a recorded result pins what the operation does; a mandatory operation of
+            // unknown outcome may act differently elsewhere, so it always branches.
+            let greedy = !changed && self.ops[node as usize].rec.is_some();
+            let next_set_hash = set_hash ^ self.op_hash[node as usize];
+            if !greedy && !memo.insert((next_set_hash, self.store.hash(self.with_history))) {
+                self.relink(node);
+                self.store.undo_to(mark);
+                continue;
+            }
+            set_hash = next_set_hash;
+            self.frames.push(Frame {
+                op: node,
+                mark,
+                greedy,
+                parent_cursor: cursor,
+            });
+            cursor = Cursor::At {
+                list: 0,
+                after: self.sentinel(),
+            };
+        }
+    }
+}
+
+/// Whether applying the operation either changes nothing or writes keys (bumping the revision).
+fn writes_keys_only(op: &SearchOp) -> bool {
+    matches!(
+        op.op,
+        crate::model::Op::Put { .. }
+            | crate::model::Op::Delete { .. }
+            | crate::model::Op::Txn { .. }
+    )
+}

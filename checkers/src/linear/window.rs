@@ -1,0 +1,241 @@
+//! Turning "no linearization exists" into evidence: a minimal failing window and a plain
+//! explanation of which operation cannot be placed and what it saw against what was possible.
+//!
+//! A window is a set of operations kept as recorded; every other write is relaxed to an unknown
+//! outcome and every other read dropped. Relaxing only adds linearizations, so a window that still
+//! fails proves the whole history fails. Shrinking is delta debugging under a re-check budget.
+
+use super::prepare::SearchOp;
+use super::search::{Ended, Search};
+use super::{describe_op, is_read, needs_history, LinearConfig, CHECKER};
+use crate::history::History;
+use crate::model::{explain_mismatch, Store, Tables};
+use crate::Verdict;
+
+/// Builds the violation verdict for operations (sorted by call) that have no linearization.
+pub(super) fn violation(
+    history: &History,
+    tables: &Tables,
+    ops: &[SearchOp],
+    config: &LinearConfig,
+) -> Verdict {
+    let definite: Vec<usize> = (0..ops.len())
+        .filter(|&index| !ops[index].unknown)
+        .collect();
+    let (window_ops, keep) = if definite.len() <= config.window_ops_max {
+        let keep = shrink(history, tables, ops, definite, config);
+        (relax(history, ops, &keep), keep)
+    } else {
+        (ops.to_vec(), definite)
+    };
+    let stuck = explain(history, tables, &window_ops, config);
+    let mut window: Vec<u64> = match (&stuck, definite_is_whole(ops, &keep, config)) {
+        // A large history is not minimised: show the neighbourhood of the stuck point.
+        (Some(stuck), true) => stuck
+            .neighbourhood
+            .iter()
+            .map(|&index| window_ops[index].id)
+            .collect(),
+        _ => keep.iter().map(|&index| ops[index].id).collect(),
+    };
+    window.sort_unstable();
+    window.dedup();
+    let explanation = stuck.map_or_else(
+        || {
+            "no order of the window's operations is consistent with real time and the store"
+                .to_string()
+        },
+        |stuck| stuck.text,
+    );
+    Verdict::Violation {
+        checker: CHECKER.to_string(),
+        window,
+        explanation,
+    }
+}
+
+fn definite_is_whole(ops: &[SearchOp], keep: &[usize], config: &LinearConfig) -> bool {
+    keep.len() > config.window_ops_max && keep.len() == ops.iter().filter(|op| !op.unknown).count()
+}
+
+/// Keeps `keep` (indices into `ops`) as recorded; relaxes other writes, drops other reads.
+fn relax(history: &History, ops: &[SearchOp], keep: &[usize]) -> Vec<SearchOp> {
+    let mut kept = vec![false; ops.len()];
+    keep.iter().for_each(|&index| kept[index] = true);
+    let mut out = Vec::with_capacity(ops.len());
+    for (index, op) in ops.iter().enumerate() {
+        if kept[index] || op.unknown {
+            out.push(op.clone());
+            continue;
+        }
+        let source = op
+            .source
+            .expect("definite operations come from the history");
+        if is_read(&history.ops[source].request) {
+            continue;
+        }
+        let mut relaxed = op.clone();
+        relaxed.unknown = true;
+        relaxed.rec = None;
+        relaxed.ret = i64::MAX;
+        relaxed.revision_lo = 0;
+        relaxed.revision_hi = i64::MAX;
+        out.push(relaxed);
+    }
+    out
+}
+
+fn still_fails(
+    history: &History,
+    tables: &Tables,
+    ops: &[SearchOp],
+    keep: &[usize],
+    steps_max: u64,
+) -> bool {
+    let relaxed = relax(history, ops, keep);
+    let mut search = Search::new(
+        &relaxed,
+        Store::new(tables.key_count()),
+        needs_history(&relaxed),
+    );
+    matches!(search.run(steps_max, None), Ended::Impossible { .. })
+}
+
+/// Delta debugging over the kept operations: drop chunks while the rest still fails.
+fn shrink(
+    history: &History,
+    tables: &Tables,
+    ops: &[SearchOp],
+    mut keep: Vec<usize>,
+    config: &LinearConfig,
+) -> Vec<usize> {
+    let mut attempts = 0;
+    let mut chunks = 2;
+    while keep.len() >= 2 && attempts < config.window_attempts_max {
+        let chunk_len = keep.len().div_ceil(chunks);
+        let mut reduced = false;
+        for start in (0..keep.len()).step_by(chunk_len) {
+            if attempts >= config.window_attempts_max {
+                break;
+            }
+            attempts += 1;
+            let candidate: Vec<usize> = keep[..start]
+                .iter()
+                .chain(keep[(start + chunk_len).min(keep.len())..].iter())
+                .copied()
+                .collect();
+            if still_fails(history, tables, ops, &candidate, config.window_steps_max) {
+                keep = candidate;
+                chunks = (chunks - 1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if chunks >= keep.len() {
+                break;
+            }
+            chunks = (chunks * 2).min(keep.len());
+        }
+    }
+    keep
+}
+
+struct Stuck {
+    text: String,
+    neighbourhood: Vec<usize>,
+}
+
+/// Finds the deepest point the search reaches and says why nothing can go next there.
+fn explain(
+    history: &History,
+    tables: &Tables,
+    ops: &[SearchOp],
+    config: &LinearConfig,
+) -> Option<Stuck> {
+    let with_history = needs_history(ops);
+    let mut search = Search::new(ops, Store::new(tables.key_count()), with_history);
+    let Ended::Impossible { deepest } = search.run(config.steps_max, None) else {
+        return None;
+    };
+    let mut search = Search::new(ops, Store::new(tables.key_count()), with_history);
+    if !matches!(search.run(config.steps_max, Some(deepest)), Ended::Stopped) {
+        return None;
+    }
+    let placed = search.placed();
+    let candidates = search.candidates();
+    let mut reasons = Vec::new();
+    for &candidate in candidates.iter().take(3) {
+        reasons.push(format!(
+            "{} cannot take effect next: {}",
+            describe_op(history, &ops[candidate]),
+            reason(history, &mut search, tables, ops, candidate)
+        ));
+    }
+    let recent: Vec<String> = placed
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|&index| describe_op(history, &ops[index]))
+        .collect();
+    let text = format!(
+        "after {} operations in the only orders real time allows (last: {}), with the store at revision {}: {}",
+        placed.len(),
+        if recent.is_empty() { "none".to_string() } else { recent.join(", ") },
+        search.store().revision(),
+        reasons.join("; and ")
+    );
+    let neighbourhood = placed
+        .iter()
+        .rev()
+        .take(20)
+        .chain(candidates.iter())
+        .copied()
+        .collect();
+    Some(Stuck {
+        text,
+        neighbourhood,
+    })
+}
+
+fn reason(
+    history: &History,
+    search: &mut Search<'_>,
+    tables: &Tables,
+    ops: &[SearchOp],
+    candidate: usize,
+) -> String {
+    let op = &ops[candidate];
+    let revision = search.store().revision();
+    if revision < op.revision_lo || revision > op.revision_hi {
+        let bound = if op.revision_lo == op.revision_hi {
+            format!("{}", op.revision_lo)
+        } else {
+            format!("between {} and {}", op.revision_lo, op.revision_hi)
+        };
+        return format!("its result needs the store at revision {bound} before it, but the store is at revision {revision}");
+    }
+    let mark = search.store().mark();
+    if search.try_apply(candidate).is_ok() {
+        let after = search.store().revision();
+        search.undo_to(mark);
+        if let Some(bound) = search
+            .tightest_bound_except(candidate)
+            .filter(|&other| ops[other].revision_hi < after)
+        {
+            return format!(
+                "it would move the store to revision {after}, but {} must still take effect and needs the store at revision {} at most",
+                describe_op(history, &ops[bound]),
+                ops[bound].revision_hi
+            );
+        }
+        return "it can take effect here, but then some later operation cannot (every order was tried)".to_string();
+    }
+    let mut scratch = search.store().clone();
+    let outcome = scratch.apply(&op.op);
+    match &op.rec {
+        Some(rec) => explain_mismatch(rec, &outcome, tables),
+        None => "it cannot take effect".to_string(),
+    }
+}

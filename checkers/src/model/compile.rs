@@ -1,0 +1,509 @@
+//! Compiling history requests and results into the model's compact form: every key and value is
+//! interned to a small integer whose order is the byte order, so the store compares and hashes
+//! integers instead of byte strings.
+//!
+//! It does not decide anything about correctness; it only translates (and renders back).
+
+use crate::history::{
+    self, Bytes, CompareOp, CompareTarget, CompareValue, KeyValue, Request, Response,
+};
+
+/// An interned key; ids are ordered as the keys' bytes.
+pub type KeyId = u32;
+/// An interned value; ids are ordered as the values' bytes.
+pub type ValueId = u32;
+
+/// Sorted tables of every key and value a history mentions.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    keys: Vec<Bytes>,
+    values: Vec<Bytes>,
+}
+
+/// A compiled request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Keys `lo..hi` at `revision` (0 latest), at most `limit` (0 unlimited).
+    Range {
+        /// First key id.
+        lo: KeyId,
+        /// One past the last key id.
+        hi: KeyId,
+        /// Read revision, 0 for latest.
+        revision: i64,
+        /// Limit, 0 for none.
+        limit: i64,
+    },
+    /// Put.
+    Put {
+        /// Key.
+        key: KeyId,
+        /// Value.
+        value: ValueId,
+        /// Lease, 0 for none.
+        lease: i64,
+        /// Whether the previous kv is returned.
+        prev_kv: bool,
+    },
+    /// Delete keys `lo..hi`.
+    Delete {
+        /// First key id.
+        lo: KeyId,
+        /// One past the last key id.
+        hi: KeyId,
+        /// Whether deleted kvs are returned.
+        prev_kv: bool,
+    },
+    /// Txn.
+    Txn {
+        /// Compares.
+        compares: Vec<Cmp>,
+        /// Success branch.
+        success: Vec<Op>,
+        /// Failure branch.
+        failure: Vec<Op>,
+    },
+    /// Grant lease `id` (0: an id nobody can name, so no observable effect).
+    LeaseGrant {
+        /// The id.
+        id: i64,
+        /// TTL, seconds.
+        ttl_seconds: i64,
+    },
+    /// Revoke a lease (deleting its keys).
+    LeaseRevoke {
+        /// The id.
+        id: i64,
+    },
+    /// One keepalive.
+    LeaseKeepAlive {
+        /// The id.
+        id: i64,
+    },
+    /// Compact at a revision.
+    Compact {
+        /// The revision.
+        revision: i64,
+    },
+    /// A lease expiring by itself (a virtual operation the checker adds).
+    Expire {
+        /// The id.
+        id: i64,
+    },
+}
+
+/// A compiled compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmp {
+    /// Key.
+    pub key: KeyId,
+    /// Target.
+    pub target: CompareTarget,
+    /// Operator.
+    pub op: CompareOp,
+    /// Right-hand side: a value id for target value, else an integer.
+    pub value: i64,
+}
+
+/// A recorded kv, compiled; `None` fields were not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecKv {
+    /// Key.
+    pub key: KeyId,
+    /// Value.
+    pub value: Option<ValueId>,
+    /// Create revision.
+    pub create_revision: Option<i64>,
+    /// Mod revision.
+    pub mod_revision: Option<i64>,
+    /// Version.
+    pub version: Option<i64>,
+    /// Lease.
+    pub lease: Option<i64>,
+}
+
+/// A recorded result, compiled; `None` fields were not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rec {
+    /// Range.
+    Range {
+        /// Header revision.
+        revision: Option<i64>,
+        /// Kvs.
+        kvs: Option<Vec<RecKv>>,
+        /// Count.
+        count: Option<i64>,
+    },
+    /// Put.
+    Put {
+        /// Revision.
+        revision: Option<i64>,
+        /// Previous kv (outer None: not recorded).
+        prev_kv: Option<Option<RecKv>>,
+    },
+    /// Delete.
+    Delete {
+        /// Revision.
+        revision: Option<i64>,
+        /// Deleted count.
+        deleted: Option<i64>,
+        /// Deleted kvs.
+        prev_kvs: Option<Vec<RecKv>>,
+    },
+    /// Txn.
+    Txn {
+        /// Revision.
+        revision: Option<i64>,
+        /// Branch taken.
+        succeeded: Option<bool>,
+        /// Nested results.
+        responses: Option<Vec<Rec>>,
+    },
+    /// Lease grant.
+    LeaseGrant {
+        /// TTL.
+        ttl_seconds: Option<i64>,
+    },
+    /// Lease revoke.
+    LeaseRevoke {
+        /// Revision.
+        revision: Option<i64>,
+    },
+    /// Keepalive.
+    LeaseKeepAlive {
+        /// TTL.
+        ttl_seconds: Option<i64>,
+    },
+    /// Compact.
+    Compact {
+        /// Revision.
+        revision: Option<i64>,
+    },
+    /// A modelled error.
+    Error(ErrorCode),
+}
+
+/// The errors the sequential store can produce (others carry no information).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Read or compaction below the compacted revision.
+    Compacted,
+    /// Read or compaction above the current revision.
+    FutureRevision,
+    /// The lease does not exist.
+    LeaseNotFound,
+    /// Granting a lease id that exists.
+    LeaseExists,
+}
+
+impl ErrorCode {
+    /// etcd's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::Compacted => "compacted",
+            ErrorCode::FutureRevision => "future_revision",
+            ErrorCode::LeaseNotFound => "lease_not_found",
+            ErrorCode::LeaseExists => "lease_exists",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<ErrorCode> {
+        [
+            ErrorCode::Compacted,
+            ErrorCode::FutureRevision,
+            ErrorCode::LeaseNotFound,
+            ErrorCode::LeaseExists,
+        ]
+        .into_iter()
+        .find(|code| code.name() == name)
+    }
+}
+
+impl Tables {
+    /// Interns every key and value of the history (and of the watches).
+    pub fn build(history: &history::History) -> Tables {
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        for op in &history.ops {
+            collect_request(&op.request, &mut keys, &mut values);
+            if let Some(result) = &op.result {
+                collect_response(result, &mut keys, &mut values);
+            }
+        }
+        for watch in &history.watches {
+            keys.push(watch.key.clone());
+            for event in &watch.events {
+                collect_kv(&event.kv, &mut keys, &mut values);
+                if let Some(prev) = &event.prev_kv {
+                    collect_kv(prev, &mut keys, &mut values);
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        values.sort();
+        values.dedup();
+        Tables { keys, values }
+    }
+
+    /// Number of interned keys.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The id of a key the history mentions.
+    pub fn key(&self, key: &[u8]) -> KeyId {
+        let index = self
+            .keys
+            .binary_search_by(|probe| probe.as_slice().cmp(key));
+        to_id(index.expect("every key was interned"))
+    }
+
+    /// The id of a value the history mentions.
+    pub fn value(&self, value: &[u8]) -> ValueId {
+        let index = self
+            .values
+            .binary_search_by(|probe| probe.as_slice().cmp(value));
+        to_id(index.expect("every value was interned"))
+    }
+
+    /// Key ids `lo..hi` covered by `key` .. `range_end` (etcd's rules, `"\0"` = to the end).
+    pub fn span(&self, key: &[u8], range_end: Option<&[u8]>) -> (KeyId, KeyId) {
+        let lo = to_id(self.keys.partition_point(|probe| probe.as_slice() < key));
+        match range_end {
+            None => (self.key(key), self.key(key) + 1),
+            Some([0]) => (lo, to_id(self.keys.len())),
+            Some(end) => {
+                let hi = to_id(self.keys.partition_point(|probe| probe.as_slice() < end));
+                (lo, hi.max(lo))
+            }
+        }
+    }
+
+    /// Renders a key for explanations.
+    pub fn show_key(&self, key: KeyId) -> String {
+        history::show_bytes(&self.keys[key as usize])
+    }
+
+    /// Renders a value for explanations.
+    pub fn show_value(&self, value: ValueId) -> String {
+        history::show_bytes(&self.values[value as usize])
+    }
+
+    /// The bytes of a key.
+    pub fn key_bytes(&self, key: KeyId) -> &[u8] {
+        &self.keys[key as usize]
+    }
+
+    /// The bytes of a value.
+    pub fn value_bytes(&self, value: ValueId) -> &[u8] {
+        &self.values[value as usize]
+    }
+
+    /// Compiles a request; `lease_id` names a server-chosen lease id from the result.
+    pub fn op(&self, request: &Request, granted_id: Option<i64>) -> Op {
+        match request {
+            Request::Range(range) => {
+                let (lo, hi) = self.span(&range.key, range.range_end.as_deref());
+                Op::Range {
+                    lo,
+                    hi,
+                    revision: range.revision,
+                    limit: range.limit,
+                }
+            }
+            Request::Put(put) => Op::Put {
+                key: self.key(&put.key),
+                value: self.value(&put.value),
+                lease: put.lease,
+                prev_kv: put.prev_kv,
+            },
+            Request::Delete(delete) => {
+                let (lo, hi) = self.span(&delete.key, delete.range_end.as_deref());
+                Op::Delete {
+                    lo,
+                    hi,
+                    prev_kv: delete.prev_kv,
+                }
+            }
+            Request::Txn(txn) => Op::Txn {
+                compares: txn
+                    .compare
+                    .iter()
+                    .map(|compare| self.cmp(compare))
+                    .collect(),
+                success: txn
+                    .success
+                    .iter()
+                    .map(|inner| self.op(inner, None))
+                    .collect(),
+                failure: txn
+                    .failure
+                    .iter()
+                    .map(|inner| self.op(inner, None))
+                    .collect(),
+            },
+            Request::LeaseGrant { ttl_seconds, id } => Op::LeaseGrant {
+                id: if *id != 0 {
+                    *id
+                } else {
+                    granted_id.unwrap_or(0)
+                },
+                ttl_seconds: *ttl_seconds,
+            },
+            Request::LeaseRevoke { id } => Op::LeaseRevoke { id: *id },
+            Request::LeaseKeepAlive { id } => Op::LeaseKeepAlive { id: *id },
+            Request::Compact { revision } => Op::Compact {
+                revision: *revision,
+            },
+        }
+    }
+
+    fn cmp(&self, compare: &history::Compare) -> Cmp {
+        let value = match &compare.value {
+            CompareValue::Bytes(bytes) => i64::from(self.value(bytes)),
+            CompareValue::Int(number) => *number,
+        };
+        Cmp {
+            key: self.key(&compare.key),
+            target: compare.target,
+            op: compare.op,
+            value,
+        }
+    }
+
+    /// Compiles a recorded result; `None` for errors the store does not model (no information).
+    pub fn rec(&self, response: &Response) -> Option<Rec> {
+        Some(match response {
+            Response::Range {
+                revision,
+                kvs,
+                count,
+            } => Rec::Range {
+                revision: *revision,
+                kvs: kvs
+                    .as_ref()
+                    .map(|list| list.iter().map(|kv| self.kv(kv)).collect()),
+                count: *count,
+            },
+            Response::Put { revision, prev_kv } => Rec::Put {
+                revision: *revision,
+                prev_kv: prev_kv
+                    .as_ref()
+                    .map(|prev| prev.as_ref().map(|kv| self.kv(kv))),
+            },
+            Response::Delete {
+                revision,
+                deleted,
+                prev_kvs,
+            } => Rec::Delete {
+                revision: *revision,
+                deleted: *deleted,
+                prev_kvs: prev_kvs
+                    .as_ref()
+                    .map(|list| list.iter().map(|kv| self.kv(kv)).collect()),
+            },
+            Response::Txn {
+                revision,
+                succeeded,
+                responses,
+            } => Rec::Txn {
+                revision: *revision,
+                succeeded: *succeeded,
+                responses: match responses {
+                    None => None,
+                    Some(list) => Some(
+                        list.iter()
+                            .map(|inner| self.rec(inner))
+                            .collect::<Option<_>>()?,
+                    ),
+                },
+            },
+            Response::LeaseGrant { ttl_seconds, .. } => Rec::LeaseGrant {
+                ttl_seconds: *ttl_seconds,
+            },
+            Response::LeaseRevoke { revision } => Rec::LeaseRevoke {
+                revision: *revision,
+            },
+            Response::LeaseKeepAlive { ttl_seconds } => Rec::LeaseKeepAlive {
+                ttl_seconds: *ttl_seconds,
+            },
+            Response::Compact { revision } => Rec::Compact {
+                revision: *revision,
+            },
+            Response::Error { code, .. } => Rec::Error(ErrorCode::from_name(code)?),
+        })
+    }
+
+    /// Compiles a recorded kv.
+    pub fn kv(&self, kv: &KeyValue) -> RecKv {
+        RecKv {
+            key: self.key(&kv.key),
+            value: kv.value.as_ref().map(|value| self.value(value)),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease,
+        }
+    }
+}
+
+fn to_id(index: usize) -> u32 {
+    u32::try_from(index).expect("fewer than 2^32 distinct keys and values")
+}
+
+fn collect_request(request: &Request, keys: &mut Vec<Bytes>, values: &mut Vec<Bytes>) {
+    match request {
+        Request::Range(range) => keys.push(range.key.clone()),
+        Request::Put(put) => {
+            keys.push(put.key.clone());
+            values.push(put.value.clone());
+        }
+        Request::Delete(delete) => keys.push(delete.key.clone()),
+        Request::Txn(txn) => {
+            for compare in &txn.compare {
+                keys.push(compare.key.clone());
+                if let CompareValue::Bytes(bytes) = &compare.value {
+                    values.push(bytes.clone());
+                }
+            }
+            for inner in txn.success.iter().chain(&txn.failure) {
+                collect_request(inner, keys, values);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn collect_response(response: &Response, keys: &mut Vec<Bytes>, values: &mut Vec<Bytes>) {
+    match response {
+        Response::Range {
+            kvs: Some(list), ..
+        }
+        | Response::Delete {
+            prev_kvs: Some(list),
+            ..
+        } => {
+            list.iter().for_each(|kv| collect_kv(kv, keys, values));
+        }
+        Response::Put {
+            prev_kv: Some(Some(kv)),
+            ..
+        } => collect_kv(kv, keys, values),
+        Response::Txn {
+            responses: Some(list),
+            ..
+        } => {
+            list.iter()
+                .for_each(|inner| collect_response(inner, keys, values));
+        }
+        _ => {}
+    }
+}
+
+fn collect_kv(kv: &KeyValue, keys: &mut Vec<Bytes>, values: &mut Vec<Bytes>) {
+    keys.push(kv.key.clone());
+    if let Some(value) = &kv.value {
+        values.push(value.clone());
+    }
+}

@@ -1,0 +1,549 @@
+//! The sequential etcd store of the history spec: one revision counter, versions, create and mod
+//! revisions, txns with compares, leases and compaction, over interned keys and values.
+//!
+//! It is the reference the linearizability search replays operations on, and the store the
+//! history generator (tests, bench) runs. Every mutation is undoable (the search backtracks) and
+//! keeps an incremental state hash (the search memoises). It knows nothing of time: lease expiry
+//! is an explicit operation (`Op::Expire`) placed by whoever drives it.
+
+pub mod compile;
+mod matching;
+
+pub use compile::{Cmp, ErrorCode, KeyId, Op, Rec, RecKv, Tables, ValueId};
+pub use matching::{describe_outcome, explain_mismatch, matches};
+
+use crate::history::{CompareOp, CompareTarget};
+use std::collections::BTreeMap;
+
+/// The live state of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyState {
+    /// Value.
+    pub value: ValueId,
+    /// Revision that created the key (since its last deletion).
+    pub create_revision: i64,
+    /// Revision of the last change.
+    pub mod_revision: i64,
+    /// Puts since creation.
+    pub version: i64,
+    /// Attached lease, 0 for none.
+    pub lease: i64,
+}
+
+/// What the store answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Range.
+    Range {
+        /// Header revision.
+        revision: i64,
+        /// Kvs after `limit`.
+        kvs: Vec<(KeyId, KeyState)>,
+        /// Keys in range before `limit`.
+        count: i64,
+    },
+    /// Put.
+    Put {
+        /// New revision.
+        revision: i64,
+        /// Previous state of the key.
+        prev: Option<(KeyId, KeyState)>,
+        /// Whether the request asked for it.
+        prev_kv: bool,
+    },
+    /// Delete.
+    Delete {
+        /// Revision after.
+        revision: i64,
+        /// Deleted kvs (always computed; compared only if asked for).
+        deleted: Vec<(KeyId, KeyState)>,
+        /// Whether the request asked for them.
+        prev_kv: bool,
+    },
+    /// Txn.
+    Txn {
+        /// Revision after.
+        revision: i64,
+        /// Branch taken.
+        succeeded: bool,
+        /// Nested outcomes.
+        responses: Vec<Outcome>,
+    },
+    /// Lease grant.
+    LeaseGrant {
+        /// TTL.
+        ttl_seconds: i64,
+    },
+    /// Lease revoke.
+    LeaseRevoke {
+        /// Revision after.
+        revision: i64,
+    },
+    /// Keepalive.
+    LeaseKeepAlive {
+        /// TTL.
+        ttl_seconds: i64,
+    },
+    /// Compact.
+    Compact {
+        /// Revision.
+        revision: i64,
+    },
+    /// Lease expiry.
+    Expire,
+    /// Error: nothing changed.
+    Error(ErrorCode),
+}
+
+/// One entry of a key's history. `state` `None` is a deletion (tombstone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    revision: i64,
+    state: Option<KeyState>,
+}
+
+#[derive(Debug, Clone)]
+enum Undo {
+    KeyPushed(KeyId),
+    Revision(i64),
+    Compacted(i64),
+    LeaseAdded(i64),
+    LeaseRemoved(i64, i64),
+}
+
+/// The sequential store. Invariant: every key's versions are in non-decreasing revision order and
+/// no version is above `revision` outside an applying txn.
+#[derive(Debug, Clone)]
+pub struct Store {
+    revision: i64,
+    compact_revision: i64,
+    keys: Vec<Vec<Version>>,
+    leases: BTreeMap<i64, i64>,
+    undo: Vec<Undo>,
+    kv_hash: u64,
+    lease_hash: u64,
+    history_hash: u64,
+}
+
+/// A position in the undo log (see `Store::mark`, `Store::undo_to`).
+pub type Mark = usize;
+
+/// SplitMix64 finaliser: a cheap, well-mixing hash of one word.
+pub fn mix(word: u64) -> u64 {
+    let mut z = word.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn state_hash(key: KeyId, state: &KeyState) -> u64 {
+    let mut hash = mix(u64::from(key) ^ 0x51);
+    for field in [
+        i64::from(state.value),
+        state.create_revision,
+        state.mod_revision,
+        state.version,
+        state.lease,
+    ] {
+        hash = mix(hash ^ field as u64);
+    }
+    hash
+}
+
+fn version_hash(key: KeyId, version: &Version) -> u64 {
+    let base = match &version.state {
+        Some(state) => state_hash(key, state),
+        None => mix(u64::from(key) ^ 0xdead),
+    };
+    mix(base ^ version.revision as u64)
+}
+
+impl Store {
+    /// An empty store at revision 1 (etcd's first revision) over `key_count` interned keys.
+    pub fn new(key_count: usize) -> Store {
+        Store {
+            revision: 1,
+            compact_revision: 0,
+            keys: vec![Vec::new(); key_count],
+            leases: BTreeMap::new(),
+            undo: Vec::new(),
+            kv_hash: 0,
+            lease_hash: 0,
+            history_hash: 0,
+        }
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The live state of a key.
+    pub fn get(&self, key: KeyId) -> Option<KeyState> {
+        self.keys[key as usize]
+            .last()
+            .and_then(|version| version.state)
+    }
+
+    /// The state of a key as of `revision`.
+    pub fn get_at(&self, key: KeyId, revision: i64) -> Option<KeyState> {
+        let versions = &self.keys[key as usize];
+        let count = versions.partition_point(|version| version.revision <= revision);
+        count.checked_sub(1).and_then(|index| versions[index].state)
+    }
+
+    /// The changes recorded at `revision`: (key, new state or deletion).
+    pub fn changes_at(&self, revision: i64) -> Vec<(KeyId, Option<KeyState>)> {
+        let mut out = Vec::new();
+        for (key, versions) in self.keys.iter().enumerate() {
+            for version in versions
+                .iter()
+                .filter(|version| version.revision == revision)
+            {
+                out.push((key as KeyId, version.state));
+            }
+        }
+        out
+    }
+
+    /// The whole change log: (revision, key, state) for every change, by revision then key.
+    pub fn change_log(&self) -> Vec<(i64, KeyId, Option<KeyState>)> {
+        let mut out: Vec<(i64, KeyId, Option<KeyState>)> = Vec::new();
+        for (key, versions) in self.keys.iter().enumerate() {
+            out.extend(
+                versions
+                    .iter()
+                    .map(|version| (version.revision, key as KeyId, version.state)),
+            );
+        }
+        out.sort_by_key(|(revision, key, _)| (*revision, *key));
+        out
+    }
+
+    /// A hash of everything that decides future answers; with `with_history`, also of the past
+    /// (needed when reads at old revisions exist).
+    pub fn hash(&self, with_history: bool) -> u64 {
+        let mut hash =
+            self.kv_hash ^ mix(self.revision as u64) ^ mix(!(self.compact_revision as u64));
+        hash ^= self.lease_hash.rotate_left(17);
+        if with_history {
+            hash ^= self.history_hash.rotate_left(31);
+        }
+        hash
+    }
+
+    /// The current undo position.
+    pub fn mark(&self) -> Mark {
+        self.undo.len()
+    }
+
+    /// Forgets undo information (for drivers that never backtrack).
+    pub fn forget_undo(&mut self) {
+        self.undo.clear();
+    }
+
+    /// Rolls back every change made since `mark`.
+    pub fn undo_to(&mut self, mark: Mark) {
+        assert!(mark <= self.undo.len(), "undo mark is ahead of the log");
+        while self.undo.len() > mark {
+            match self.undo.pop().expect("length checked") {
+                Undo::KeyPushed(key) => {
+                    let version = self.keys[key as usize].pop().expect("pushed version");
+                    self.history_hash ^= version_hash(key, &version);
+                    if let Some(state) = &version.state {
+                        self.kv_hash ^= state_hash(key, state);
+                    }
+                    if let Some(state) = self.get(key) {
+                        self.kv_hash ^= state_hash(key, &state);
+                    }
+                }
+                Undo::Revision(old) => self.revision = old,
+                Undo::Compacted(old) => self.compact_revision = old,
+                Undo::LeaseAdded(id) => {
+                    let ttl = self.leases.remove(&id).expect("added lease");
+                    self.lease_hash ^= mix(id as u64 ^ mix(ttl as u64));
+                }
+                Undo::LeaseRemoved(id, ttl) => {
+                    self.leases.insert(id, ttl);
+                    self.lease_hash ^= mix(id as u64 ^ mix(ttl as u64));
+                }
+            }
+        }
+    }
+
+    fn push_version(&mut self, key: KeyId, revision: i64, state: Option<KeyState>) {
+        let versions = &self.keys[key as usize];
+        assert!(
+            versions.last().is_none_or(|last| last.revision <= revision),
+            "revisions go back"
+        );
+        if let Some(old) = self.get(key) {
+            self.kv_hash ^= state_hash(key, &old);
+        }
+        let version = Version { revision, state };
+        self.history_hash ^= version_hash(key, &version);
+        if let Some(new) = &state {
+            self.kv_hash ^= state_hash(key, new);
+        }
+        self.keys[key as usize].push(version);
+        self.undo.push(Undo::KeyPushed(key));
+    }
+
+    fn set_revision(&mut self, revision: i64) {
+        assert!(revision >= self.revision, "the revision counter only grows");
+        self.undo.push(Undo::Revision(self.revision));
+        self.revision = revision;
+    }
+
+    fn remove_lease(&mut self, id: i64) {
+        let ttl = self.leases.remove(&id).expect("lease exists");
+        self.lease_hash ^= mix(id as u64 ^ mix(ttl as u64));
+        self.undo.push(Undo::LeaseRemoved(id, ttl));
+    }
+
+    /// Applies one operation; errors leave the store unchanged.
+    pub fn apply(&mut self, op: &Op) -> Outcome {
+        let mark = self.mark();
+        let mut wrote = false;
+        let outcome = self.apply_inner(op, self.revision + 1, &mut wrote);
+        if matches!(outcome, Outcome::Error(_)) {
+            self.undo_to(mark);
+            return outcome;
+        }
+        if wrote {
+            self.set_revision(self.revision + 1);
+        }
+        fix_revision(outcome, self.revision)
+    }
+
+    /// Applies `op` as part of a write at `write_revision`; sets `wrote` when a key changed.
+    fn apply_inner(&mut self, op: &Op, write_revision: i64, wrote: &mut bool) -> Outcome {
+        match op {
+            Op::Range {
+                lo,
+                hi,
+                revision,
+                limit,
+            } => self.range(*lo, *hi, *revision, *limit),
+            Op::Put {
+                key,
+                value,
+                lease,
+                prev_kv,
+            } => {
+                if *lease != 0 && !self.leases.contains_key(lease) {
+                    return Outcome::Error(ErrorCode::LeaseNotFound);
+                }
+                let prev = self.get(*key);
+                let state = KeyState {
+                    value: *value,
+                    create_revision: prev.map_or(write_revision, |old| old.create_revision),
+                    mod_revision: write_revision,
+                    version: prev.map_or(1, |old| old.version + 1),
+                    lease: *lease,
+                };
+                self.push_version(*key, write_revision, Some(state));
+                *wrote = true;
+                Outcome::Put {
+                    revision: 0,
+                    prev: prev.map(|old| (*key, old)),
+                    prev_kv: *prev_kv,
+                }
+            }
+            Op::Delete { lo, hi, prev_kv } => {
+                let deleted = self.delete_span(*lo, *hi, write_revision, |_| true);
+                *wrote |= !deleted.is_empty();
+                Outcome::Delete {
+                    revision: 0,
+                    deleted,
+                    prev_kv: *prev_kv,
+                }
+            }
+            Op::Txn {
+                compares,
+                success,
+                failure,
+            } => {
+                let succeeded = compares.iter().all(|compare| self.compare(compare));
+                let branch = if succeeded { success } else { failure };
+                let mut responses = Vec::with_capacity(branch.len());
+                for inner in branch {
+                    let outcome = self.apply_inner(inner, write_revision, wrote);
+                    if let Outcome::Error(code) = outcome {
+                        return Outcome::Error(code);
+                    }
+                    responses.push(outcome);
+                }
+                Outcome::Txn {
+                    revision: 0,
+                    succeeded,
+                    responses,
+                }
+            }
+            Op::LeaseGrant { id, ttl_seconds } => self.grant(*id, *ttl_seconds),
+            Op::LeaseRevoke { id } | Op::Expire { id } => {
+                if !self.leases.contains_key(id) {
+                    return Outcome::Error(ErrorCode::LeaseNotFound);
+                }
+                let lease = *id;
+                let deleted =
+                    self.delete_span(0, self.keys.len() as KeyId, write_revision, |state| {
+                        state.lease == lease
+                    });
+                *wrote |= !deleted.is_empty();
+                self.remove_lease(lease);
+                if matches!(op, Op::Expire { .. }) {
+                    Outcome::Expire
+                } else {
+                    Outcome::LeaseRevoke { revision: 0 }
+                }
+            }
+            Op::LeaseKeepAlive { id } => match self.leases.get(id) {
+                Some(ttl) => Outcome::LeaseKeepAlive { ttl_seconds: *ttl },
+                None => Outcome::Error(ErrorCode::LeaseNotFound),
+            },
+            Op::Compact { revision } => self.compact(*revision),
+        }
+    }
+
+    fn grant(&mut self, id: i64, ttl_seconds: i64) -> Outcome {
+        // NB: a server-chosen id that the history never learnt cannot be named by any later
+        // operation, so such a grant has no observable effect and is not recorded.
+        if id == 0 {
+            return Outcome::LeaseGrant { ttl_seconds };
+        }
+        if self.leases.contains_key(&id) {
+            return Outcome::Error(ErrorCode::LeaseExists);
+        }
+        self.leases.insert(id, ttl_seconds);
+        self.lease_hash ^= mix(id as u64 ^ mix(ttl_seconds as u64));
+        self.undo.push(Undo::LeaseAdded(id));
+        Outcome::LeaseGrant { ttl_seconds }
+    }
+
+    fn compact(&mut self, revision: i64) -> Outcome {
+        if revision > self.revision {
+            return Outcome::Error(ErrorCode::FutureRevision);
+        }
+        if revision <= self.compact_revision {
+            return Outcome::Error(ErrorCode::Compacted);
+        }
+        self.undo.push(Undo::Compacted(self.compact_revision));
+        self.compact_revision = revision;
+        Outcome::Compact { revision: 0 }
+    }
+
+    fn range(&self, lo: KeyId, hi: KeyId, revision: i64, limit: i64) -> Outcome {
+        if revision > self.revision {
+            return Outcome::Error(ErrorCode::FutureRevision);
+        }
+        if revision > 0 && revision < self.compact_revision {
+            return Outcome::Error(ErrorCode::Compacted);
+        }
+        let mut kvs = Vec::new();
+        let mut count = 0;
+        for key in lo..hi {
+            let state = if revision == 0 {
+                self.get(key)
+            } else {
+                self.get_at(key, revision)
+            };
+            if let Some(state) = state {
+                count += 1;
+                if limit <= 0 || (kvs.len() as i64) < limit {
+                    kvs.push((key, state));
+                }
+            }
+        }
+        Outcome::Range {
+            revision: 0,
+            kvs,
+            count,
+        }
+    }
+
+    fn delete_span(
+        &mut self,
+        lo: KeyId,
+        hi: KeyId,
+        write_revision: i64,
+        select: impl Fn(&KeyState) -> bool,
+    ) -> Vec<(KeyId, KeyState)> {
+        let mut deleted = Vec::new();
+        for key in lo..hi {
+            if let Some(state) = self.get(key) {
+                if select(&state) {
+                    self.push_version(key, write_revision, None);
+                    deleted.push((key, state));
+                }
+            }
+        }
+        deleted
+    }
+
+    fn compare(&self, compare: &Cmp) -> bool {
+        let state = self.get(compare.key);
+        let left = match (compare.target, &state) {
+            (CompareTarget::Value, None) => return false,
+            (CompareTarget::Value, Some(state)) => i64::from(state.value),
+            (CompareTarget::Version, _) => state.map_or(0, |state| state.version),
+            (CompareTarget::Create, _) => state.map_or(0, |state| state.create_revision),
+            (CompareTarget::Mod, _) => state.map_or(0, |state| state.mod_revision),
+            (CompareTarget::Lease, _) => state.map_or(0, |state| state.lease),
+        };
+        match compare.op {
+            CompareOp::Equal => left == compare.value,
+            CompareOp::NotEqual => left != compare.value,
+            CompareOp::Less => left < compare.value,
+            CompareOp::Greater => left > compare.value,
+        }
+    }
+
+    /// Leases currently granted.
+    pub fn lease_ids(&self) -> Vec<i64> {
+        self.leases.keys().copied().collect()
+    }
+
+    /// Number of interned keys the store was built for.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// Top-level outcomes carry the store's revision after the operation (etcd's header revision).
+fn fix_revision(outcome: Outcome, revision: i64) -> Outcome {
+    match outcome {
+        Outcome::Range { kvs, count, .. } => Outcome::Range {
+            revision,
+            kvs,
+            count,
+        },
+        Outcome::Put { prev, prev_kv, .. } => Outcome::Put {
+            revision,
+            prev,
+            prev_kv,
+        },
+        Outcome::Delete {
+            deleted, prev_kv, ..
+        } => Outcome::Delete {
+            revision,
+            deleted,
+            prev_kv,
+        },
+        Outcome::Txn {
+            succeeded,
+            responses,
+            ..
+        } => Outcome::Txn {
+            revision,
+            succeeded,
+            responses,
+        },
+        Outcome::LeaseRevoke { .. } => Outcome::LeaseRevoke { revision },
+        Outcome::Compact { .. } => Outcome::Compact { revision },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;
