@@ -158,7 +158,11 @@ fn liveness() {
         &[healed.clone(), elected(1, 1, 95)],
         10
     )));
-    assert!(!ok(check_liveness(&history, std::slice::from_ref(&healed), 50)));
+    assert!(!ok(check_liveness(
+        &history,
+        std::slice::from_ref(&healed),
+        50
+    )));
     let round_trip: Vec<TraceEvent> =
         serde_json::from_str(&serde_json::to_string(&vec![healed.clone()]).expect("json"))
             .expect("json");

@@ -5,6 +5,7 @@
 //! Everything here is replicated state: it must depend only on the entries, never on this
 //! member's time or role, or members would fork.
 
+use super::dedupe::AppliedProposals;
 use super::proposal::{self, Command, Proposal};
 use super::Member;
 use crate::api::{HaltReason, Observation};
@@ -20,6 +21,7 @@ use crate::types::{LeaseId, Revision};
 pub(super) struct MemberState {
     pub(super) store: Vec<u8>,
     pub(super) lessor: Vec<u8>,
+    pub(super) applied_proposals: AppliedProposals,
 }
 
 impl Member {
@@ -71,6 +73,13 @@ impl Member {
                 entry.index
             );
         };
+        if !self
+            .applied_proposals
+            .first_application(proposal.id, entry.index)
+        {
+            // A second copy of an applied proposal: every member skips it alike.
+            return;
+        }
         let result = self.apply_command(proposal.command);
         if proposal.id.origin == self.config.id {
             if let Some(pending) = self.pending_writes.remove(&proposal.id) {
@@ -206,6 +215,7 @@ impl Member {
         let state = MemberState {
             store: self.store.encode_snapshot(),
             lessor: self.lessor.encode(),
+            applied_proposals: self.applied_proposals.clone(),
         };
         let snapshot = Snapshot {
             meta: SnapshotMeta {
@@ -231,15 +241,17 @@ impl Member {
             snapshot.meta.index > self.applied.index,
             "a snapshot only moves forward"
         );
-        let (store, lessor) = decode_state(&snapshot.data).unwrap_or_else(|reason| {
-            panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index)
-        });
+        let (store, lessor, applied_proposals) =
+            decode_state(&snapshot.data).unwrap_or_else(|reason| {
+                panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index)
+            });
         assert!(
             !self.was_leader,
             "a leader never installs a snapshot from another member"
         );
         self.store = store;
         self.lessor = lessor;
+        self.applied_proposals = applied_proposals;
         self.watches.on_restore(&self.store);
         self.applied.index = snapshot.meta.index;
         self.applied.term = snapshot.meta.term;
@@ -253,10 +265,10 @@ impl Member {
 }
 
 /// Decodes the application state of a snapshot.
-pub(super) fn decode_state(bytes: &[u8]) -> Result<(Store, Lessor), String> {
+pub(super) fn decode_state(bytes: &[u8]) -> Result<(Store, Lessor, AppliedProposals), String> {
     let state: MemberState = codec::decode(bytes).map_err(|error| error.to_string())?;
     let store = Store::decode_snapshot(&state.store)?;
     let lessor = Lessor::decode(LessorConfig::default(), &state.lessor)
         .map_err(|error| format!("{error:?}"))?;
-    Ok((store, lessor))
+    Ok((store, lessor, state.applied_proposals))
 }

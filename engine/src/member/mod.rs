@@ -8,6 +8,7 @@
 
 mod apply;
 mod config;
+mod dedupe;
 mod proposal;
 mod recovery;
 mod requests;
@@ -78,6 +79,8 @@ pub struct Member {
     next_tick_at: Option<Instant>,
     was_leader: bool,
     applied: AppliedState,
+    /// Replicated: which proposals were applied, so a duplicate in the log is skipped.
+    applied_proposals: dedupe::AppliedProposals,
     pending_writes: BTreeMap<ProposalId, PendingWrite>,
     pending_reads: BTreeMap<u64, PendingRead>,
     halted: Option<HaltReason>,

@@ -104,13 +104,19 @@ pub(super) fn recover(
         .collect();
     kept_snapshots.sort();
 
-    let (store, lessor, snapshot_meta) = match &loaded.newest {
+    let (store, lessor, applied_proposals, snapshot_meta) = match &loaded.newest {
         Some((_file, snapshot)) => {
-            let (store, lessor) = decode_state(&snapshot.data).map_err(RecoveryError::Snapshot)?;
+            let (store, lessor, applied) =
+                decode_state(&snapshot.data).map_err(RecoveryError::Snapshot)?;
             report.snapshot_index = Some(snapshot.meta.index);
-            (store, lessor, Some(snapshot.meta.clone()))
+            (store, lessor, applied, Some(snapshot.meta.clone()))
         }
-        None => (Store::new(), Lessor::new(LessorConfig::default()), None),
+        None => (
+            Store::new(),
+            Lessor::new(LessorConfig::default()),
+            Default::default(),
+            None,
+        ),
     };
     let snapshot_index = snapshot_meta
         .as_ref()
@@ -226,6 +232,7 @@ pub(super) fn recover(
             conf,
             snapshot_index,
         },
+        applied_proposals,
         pending_writes: Default::default(),
         pending_reads: Default::default(),
         halted: None,
