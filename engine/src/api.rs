@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::kv::{Request, RequestError, Response, WatchResponse};
 use crate::raft::Message;
-use crate::types::{Instant, LogIndex, NodeId, RequestId, Revision, Term};
+use crate::types::{Instant, LogIndex, NodeId, RequestId, Revision, Term, WatchId};
 
 /// A message between members. Inside the simulator it travels as a value.
 pub type PeerMessage = Message;
@@ -95,6 +95,15 @@ pub enum Input {
         id: RequestId,
         /// The request.
         request: Request,
+    },
+    /// The client stream of a watch is full (`slow: true`: the host cannot deliver more now)
+    /// or has drained (`slow: false`). A slow watch's events are buffered up to a limit and then
+    /// fed later from MVCC history: never skipped. Unknown watches are ignored.
+    WatchBackpressure {
+        /// The watch.
+        watch_id: WatchId,
+        /// Whether its stream is full.
+        slow: bool,
     },
     /// A disk operation completed.
     DiskDone {

@@ -524,6 +524,10 @@ pub enum RequestError {
     EmptyKey,
     /// `ignore_value` or `ignore_lease` on a key that does not exist.
     KeyNotFound,
+    /// A put with `ignore_value` also carries a value.
+    ValueProvided,
+    /// A put with `ignore_lease` also names a lease.
+    LeaseProvided,
     /// A watch id given by the client is taken.
     WatchIdExists {
         /// The watch.
@@ -558,6 +562,8 @@ impl RequestError {
             RequestError::DuplicateKey => "duplicate_key",
             RequestError::EmptyKey => "empty_key",
             RequestError::KeyNotFound => "key_not_found",
+            RequestError::ValueProvided => "value_provided",
+            RequestError::LeaseProvided => "lease_provided",
             RequestError::WatchIdExists { .. } => "watch_id_exists",
             RequestError::WatchNotFound { .. } => "watch_not_found",
             RequestError::TooManyRequests => "too_many_requests",

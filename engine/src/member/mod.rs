@@ -176,6 +176,14 @@ impl Member {
             }
             Input::Request { id, request } => self.on_request(id, request),
             Input::DiskDone { op, result } => self.on_disk_done(op, result),
+            Input::WatchBackpressure { watch_id, slow } => {
+                // A watch that ended meanwhile has nothing to pause or resume.
+                let _known = if slow {
+                    self.watches.pause(watch_id)
+                } else {
+                    self.watches.resume(watch_id, &mut self.out.notify)
+                };
+            }
         }
         if self.halted.is_none() {
             self.advance_ticks();

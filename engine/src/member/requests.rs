@@ -5,7 +5,7 @@
 use super::proposal::{Command, Proposal, ProposalId};
 use super::{Member, PendingRead, PendingWrite};
 use crate::kv::WatchResponse;
-use crate::kv::{RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
+use crate::kv::{PutRequest, RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
 use crate::types::RequestId;
 
@@ -70,8 +70,12 @@ impl Member {
             Request::Put(put) if put.key.is_empty() => Err(RequestError::EmptyKey),
             Request::Range(range) if range.key.is_empty() => Err(RequestError::EmptyKey),
             Request::DeleteRange(delete) if delete.key.is_empty() => Err(RequestError::EmptyKey),
-            Request::Put(put) => self.check_size(put.key.len() + put.value.len()),
+            Request::Put(put) => {
+                check_put_flags(put)?;
+                self.check_size(put.key.len() + put.value.len())
+            }
             Request::Txn(txn) => {
+                check_txn_puts(txn)?;
                 let ops_count = txn_ops_count(txn);
                 if ops_count > self.config.txn_ops_count_max as usize {
                     return Err(RequestError::TooManyOps {
@@ -327,6 +331,32 @@ impl Member {
             ));
         }
     }
+}
+
+/// etcd's gateway rules for a put: `ignore_value` forbids a value, `ignore_lease` a lease.
+fn check_put_flags(put: &PutRequest) -> Result<(), RequestError> {
+    if put.key.is_empty() {
+        return Err(RequestError::EmptyKey);
+    }
+    if put.ignore_value && !put.value.is_empty() {
+        return Err(RequestError::ValueProvided);
+    }
+    if put.ignore_lease && put.lease.0 != 0 {
+        return Err(RequestError::LeaseProvided);
+    }
+    Ok(())
+}
+
+/// The put rules for every put in a txn, nested ones included (etcd checks both branches).
+fn check_txn_puts(txn: &TxnRequest) -> Result<(), RequestError> {
+    for op in txn.success.iter().chain(txn.failure.iter()) {
+        match op {
+            RequestOp::Put(put) => check_put_flags(put)?,
+            RequestOp::Txn(inner) => check_txn_puts(inner)?,
+            RequestOp::Range(_) | RequestOp::DeleteRange(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn txn_ops_count(txn: &TxnRequest) -> usize {
