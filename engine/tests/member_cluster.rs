@@ -17,7 +17,7 @@ use engine::kv::{
     RequestError, Response, WatchCreateRequest, WatchResponse,
 };
 use engine::member::{Member, MemberConfig};
-use engine::types::{Duration, Instant, LeaseId, NodeId, RequestId, Revision};
+use engine::types::{Duration, Instant, LeaseId, NodeId, RequestId, Revision, WatchId};
 
 const STEP: Duration = Duration::from_millis(10);
 const WORK_ITEMS_PER_SETTLE_MAX: usize = 1_000_000;
@@ -207,6 +207,44 @@ impl Cluster {
             self.advance(Duration::from_millis(100));
         }
         panic!("no leader elected within 50 s");
+    }
+
+    fn follower_of(&self, leader: NodeId) -> NodeId {
+        self.voters
+            .iter()
+            .copied()
+            .find(|id| *id != leader)
+            .unwrap()
+    }
+
+    /// Creates a watch on `[key, range_end)` at member `id`.
+    fn watch(&mut self, id: NodeId, key: &str, range_end: &str) -> WatchId {
+        let create = WatchCreateRequest {
+            key: key.into(),
+            range_end: range_end.into(),
+            ..WatchCreateRequest::default()
+        };
+        match self.call(id, Request::WatchCreate(create)) {
+            Ok(Response::WatchCreated { watch_id, .. }) => watch_id,
+            other => panic!("the watch is not created: {other:?}"),
+        }
+    }
+
+    /// Every response member `id` sent for `watch_id`, in order.
+    fn watch_responses(&self, id: NodeId, watch_id: WatchId) -> Vec<&WatchResponse> {
+        self.notifications
+            .iter()
+            .filter(|(node, response)| *node == id && response.watch_id == watch_id)
+            .map(|(_, response)| response)
+            .collect()
+    }
+
+    /// The mod revisions of every event member `id` sent for `watch_id`, in order.
+    fn watch_revisions(&self, id: NodeId, watch_id: WatchId) -> Vec<Revision> {
+        self.watch_responses(id, watch_id)
+            .iter()
+            .flat_map(|response| response.events.iter().map(|event| event.kv.mod_revision))
+            .collect()
     }
 
     fn send(&mut self, id: NodeId, request: Request) -> RequestId {
@@ -441,21 +479,8 @@ fn a_lease_expires_through_raft_after_the_leader_changes() {
 fn a_watch_on_a_follower_sees_every_write_in_order() {
     let mut cluster = Cluster::new(3, 10_000);
     let leader = cluster.elect();
-    let follower = cluster
-        .voters
-        .iter()
-        .copied()
-        .find(|id| *id != leader)
-        .unwrap();
-    let create = WatchCreateRequest {
-        key: "w/".into(),
-        range_end: "w0".into(),
-        ..WatchCreateRequest::default()
-    };
-    let created = cluster.call(follower, Request::WatchCreate(create));
-    let Ok(Response::WatchCreated { watch_id, .. }) = created else {
-        panic!("{created:?}")
-    };
+    let follower = cluster.follower_of(leader);
+    let watch_id = cluster.watch(follower, "w/", "w0");
     let mut revisions = Vec::new();
     for index in 0..5 {
         revisions.push(revision_of(
@@ -466,23 +491,13 @@ fn a_watch_on_a_follower_sees_every_write_in_order() {
             .expect("written");
     }
     cluster.advance(Duration::from_millis(200));
-    let responses: Vec<&WatchResponse> = cluster
-        .notifications
-        .iter()
-        .filter(|(id, response)| *id == follower && response.watch_id == watch_id)
-        .map(|(_, response)| response)
-        .collect();
+    let responses = cluster.watch_responses(follower, watch_id);
     assert!(responses[0].created, "the creation is confirmed first");
-    let seen: Vec<Revision> = responses
-        .iter()
-        .flat_map(|response| response.events.iter())
-        .map(|event| event.kv.mod_revision)
-        .collect();
-    assert_eq!(seen, revisions);
     assert!(responses
         .iter()
         .flat_map(|response| response.events.iter())
         .all(|event| event.kind == EventType::Put));
+    assert_eq!(cluster.watch_revisions(follower, watch_id), revisions);
 }
 
 /// Goal: snapshots compact the log, a member cut off during compaction catches up by snapshot,
@@ -542,22 +557,8 @@ fn a_lagging_member_catches_up_by_snapshot_and_restarts_from_one() {
 fn a_slow_watch_catches_up_from_history_without_gaps() {
     let mut cluster = Cluster::new(3, 10_000);
     let leader = cluster.elect();
-    let follower = cluster
-        .voters
-        .iter()
-        .copied()
-        .find(|id| *id != leader)
-        .unwrap();
-    let create = WatchCreateRequest {
-        key: "p/".into(),
-        range_end: "p0".into(),
-        ..WatchCreateRequest::default()
-    };
-    let Ok(Response::WatchCreated { watch_id, .. }) =
-        cluster.call(follower, Request::WatchCreate(create))
-    else {
-        panic!("the watch is created")
-    };
+    let follower = cluster.follower_of(leader);
+    let watch_id = cluster.watch(follower, "p/", "p0");
     cluster.work.push_back((
         follower,
         Input::WatchBackpressure {
@@ -566,24 +567,16 @@ fn a_slow_watch_catches_up_from_history_without_gaps() {
         },
     ));
     cluster.settle();
-    let events_seen = |cluster: &Cluster| -> Vec<Revision> {
-        cluster
-            .notifications
-            .iter()
-            .filter(|(id, response)| *id == follower && response.watch_id == watch_id)
-            .flat_map(|(_, response)| response.events.iter().map(|event| event.kv.mod_revision))
-            .collect()
-    };
     let mut revisions = Vec::new();
     for index in 0..1100 {
-        revisions.push(revision_of(cluster.call(
-            leader,
-            put(&format!("p/{}", index % 10), &index.to_string()),
-        )));
+        let key = format!("p/{}", index % 10);
+        revisions.push(revision_of(
+            cluster.call(leader, put(&key, &index.to_string())),
+        ));
     }
     cluster.advance(Duration::from_millis(500));
     assert!(
-        events_seen(&cluster).is_empty(),
+        cluster.watch_revisions(follower, watch_id).is_empty(),
         "nothing is delivered to a full stream"
     );
     cluster.work.push_back((
@@ -595,7 +588,7 @@ fn a_slow_watch_catches_up_from_history_without_gaps() {
     ));
     cluster.settle();
     cluster.advance(Duration::from_secs(2));
-    assert_eq!(events_seen(&cluster), revisions);
+    assert_eq!(cluster.watch_revisions(follower, watch_id), revisions);
 }
 
 /// Goal: malformed requests get etcd's errors at the gateway and change nothing. Method: send a
