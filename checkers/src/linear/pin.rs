@@ -24,6 +24,9 @@ pub(crate) struct Observations {
     changes: Observed,
     /// Revisions whose whole change set some watch over every key delivered.
     complete: BTreeSet<i64>,
+    /// Per key, recorded lifetimes (create revision, mod revision, version): the key existed,
+    /// created at the first, through the second, with that version there.
+    alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>,
 }
 
 impl Observations {
@@ -41,13 +44,31 @@ impl Observations {
         if !agrees {
             return false;
         }
-        if !self.complete.contains(&revision) {
-            return true;
-        }
         let mut changed = store.changed_since(mark);
         changed.sort_unstable();
         changed.dedup();
-        changed.len() == changes.len()
+        if !changed.iter().all(|&key| self.lifetime_agrees(store, key)) {
+            return false;
+        }
+        !self.complete.contains(&revision) || changed.len() == changes.len()
+    }
+
+    /// A key changed at the store's revision R must, for every recorded lifetime spanning R,
+    /// exist with that create revision and no more puts than the version seen at its end.
+    fn lifetime_agrees(&self, store: &Store, key: KeyId) -> bool {
+        let revision = store.revision();
+        let Some(lifetimes) = self.alive.get(&key) else {
+            return true;
+        };
+        let state = store.get(key);
+        lifetimes
+            .range(..=(revision, i64::MAX, i64::MAX))
+            .filter(|(_, mod_revision, _)| *mod_revision >= revision)
+            .all(|&(create, _, version)| {
+                state.is_some_and(|state| {
+                    state.create_revision == create && state.version <= version
+                })
+            })
     }
 }
 
@@ -78,13 +99,47 @@ pub(crate) fn pin_by_revisions(
     });
     ops.sort_by_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
+    let mut alive = BTreeMap::new();
+    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
+        lifetimes(rec, &mut alive);
+    }
     (
         ops,
         Observations {
             changes: observed,
             complete,
+            alive,
         },
     )
+}
+
+fn lifetimes(rec: &Rec, alive: &mut BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>) {
+    let mut note = |kv: &RecKv| {
+        if let (Some(create), Some(modified), Some(version)) =
+            (kv.create_revision, kv.mod_revision, kv.version)
+        {
+            alive
+                .entry(kv.key)
+                .or_default()
+                .insert((create, modified, version));
+        }
+    };
+    match rec {
+        Rec::Range { kvs: Some(kvs), .. }
+        | Rec::Delete {
+            prev_kvs: Some(kvs),
+            ..
+        } => kvs.iter().for_each(note),
+        Rec::Put {
+            prev_kv: Some(Some(kv)),
+            ..
+        } => note(kv),
+        Rec::Txn {
+            responses: Some(list),
+            ..
+        } => list.iter().for_each(|inner| lifetimes(inner, alive)),
+        _ => {}
+    }
 }
 
 /// Revisions a watch over every key delivered completely: from its start (or first event) up to
