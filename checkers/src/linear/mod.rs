@@ -5,6 +5,7 @@
 //! The search itself is in `search`; the sequential store in `crate::model`. Budgets are steps,
 //! never time: the same history always gets the same verdict.
 
+mod pin;
 mod prepare;
 mod search;
 mod window;
@@ -84,14 +85,21 @@ fn needs_history(ops: &[SearchOp]) -> bool {
 
 /// Decides ops (sorted by call): quiescent segments first (a pass is a pass), and the whole search
 /// when a segment fails (another end state of an earlier segment might have worked).
-fn decide(ops: &[SearchOp], key_count: usize, steps_max: u64, steps: &mut u64) -> Decision {
+fn decide(
+    ops: &[SearchOp],
+    key_count: usize,
+    steps_max: u64,
+    steps: &mut u64,
+    observed: Option<&pin::Observations>,
+) -> Decision {
     let with_history = needs_history(ops);
     let mut store = Store::new(key_count);
     let mut order = Vec::with_capacity(ops.len());
     let mut segmented_ok = true;
     for segment in quiescent_segments(ops) {
         let start = segment.start;
-        let mut search = Search::new(&ops[segment], store, with_history);
+        let mut search =
+            Search::new(&ops[segment], store, with_history).with_observations(observed);
         let ended = search.run(steps_max.saturating_sub(*steps), None);
         *steps += search.steps;
         match ended {
@@ -110,7 +118,8 @@ fn decide(ops: &[SearchOp], key_count: usize, steps_max: u64, steps: &mut u64) -
     if segmented_ok {
         return Decision::Linear(order);
     }
-    let mut search = Search::new(ops, Store::new(key_count), with_history);
+    let mut search =
+        Search::new(ops, Store::new(key_count), with_history).with_observations(observed);
     let ended = search.run(steps_max.saturating_sub(*steps), None);
     *steps += search.steps;
     match ended {
@@ -126,11 +135,14 @@ pub fn check_linearizable(history: &History, config: &LinearConfig) -> LinearRep
     let mut ops = prepare(history, &tables);
     ops.sort_by_key(|op| (op.call, op.id));
     let mut steps = 0;
+    if let Some(report) = revision_witness(history, &tables, &ops, config, &mut steps) {
+        return report;
+    }
     if let Some(parts) =
         partition_by_key(&ops).filter(|parts| parts.len() > 1 && history.watches.is_empty())
     {
         for part in &parts {
-            match decide(part, tables.key_count(), config.steps_max, &mut steps) {
+            match decide(part, tables.key_count(), config.steps_max, &mut steps, None) {
                 Decision::Linear(_) => {}
                 Decision::GaveUp => return gave_up(steps),
                 Decision::Impossible => {
@@ -149,7 +161,7 @@ pub fn check_linearizable(history: &History, config: &LinearConfig) -> LinearRep
             steps,
         };
     }
-    match decide(&ops, tables.key_count(), config.steps_max, &mut steps) {
+    match decide(&ops, tables.key_count(), config.steps_max, &mut steps, None) {
         Decision::Linear(order) => {
             let steps_list = order
                 .iter()
@@ -174,6 +186,54 @@ pub fn check_linearizable(history: &History, config: &LinearConfig) -> LinearRep
             }
         }
     }
+}
+
+/// Steps the revision-directed witness attempt may take before the general search runs.
+const WITNESS_STEPS_MAX: u64 = 2_000_000;
+
+/// With recorded revisions, tries the pinned and pruned operations first (see `pin`): a complete
+/// order found there is a witness for the whole history, since every definite operation is in it
+/// and every included unknown-outcome operation may legally take effect. Anything else says
+/// nothing, and the general search decides.
+fn revision_witness(
+    history: &History,
+    tables: &Tables,
+    ops: &[SearchOp],
+    config: &LinearConfig,
+    steps: &mut u64,
+) -> Option<LinearReport> {
+    let with_revisions = ops
+        .iter()
+        .any(|op| !op.unknown && op.revision_lo == op.revision_hi && op.revision_hi > 0);
+    if !with_revisions {
+        return None;
+    }
+    let (narrowed, observed) = pin::pin_by_revisions(ops, &history.watches, tables);
+    let budget = WITNESS_STEPS_MAX.min(config.steps_max);
+    let Decision::Linear(order) = decide(
+        &narrowed,
+        tables.key_count(),
+        budget,
+        steps,
+        Some(&observed),
+    ) else {
+        return None;
+    };
+    // Pinning may delay a virtual operation's call; the witness reports the original one.
+    let original_call: std::collections::BTreeMap<u64, i64> =
+        ops.iter().map(|op| (op.id, op.call)).collect();
+    let steps_list = order.iter().map(|&index| {
+        let op = &narrowed[index];
+        (op.source, op.op.clone(), original_call[&op.id])
+    });
+    Some(LinearReport {
+        verdict: Verdict::Ok,
+        linearization: Some(Linearization {
+            steps: steps_list.collect(),
+            tables: tables.clone(),
+        }),
+        steps: *steps,
+    })
 }
 
 fn gave_up(steps: u64) -> LinearReport {

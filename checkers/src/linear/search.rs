@@ -11,6 +11,7 @@
 //! Budgets count steps, never time. It decides one segment from one start state; decomposition
 //! and explanations live in the parent module.
 
+use super::pin::Observations;
 use super::prepare::SearchOp;
 use crate::model::{matches, mix, Mark, Store};
 
@@ -141,6 +142,10 @@ pub(crate) struct Search<'a> {
     frames: Vec<Frame>,
     op_hash: Vec<u64>,
     definite_count: usize,
+    /// What other observations (watch events, kvs) show each revision changed; a write must agree.
+    observed: Option<&'a Observations>,
+    /// The greatest number of definite operations placed at once so far.
+    pub deepest: usize,
     /// Steps taken so far.
     pub steps: u64,
 }
@@ -175,8 +180,16 @@ impl<'a> Search<'a> {
             placed_flags: vec![false; ops.len()],
             frames: Vec::new(),
             op_hash: (0..ops.len()).map(|i| mix(i as u64 ^ 0x5eed)).collect(),
+            observed: None,
+            deepest: 0,
             steps: 0,
         }
+    }
+
+    /// Makes every write agree with what is observed at the revision it makes.
+    pub(crate) fn with_observations(mut self, observed: Option<&'a Observations>) -> Search<'a> {
+        self.observed = observed;
+        self
     }
 
     fn sentinel(&self) -> u32 {
@@ -359,6 +372,12 @@ impl<'a> Search<'a> {
             self.store.undo_to(mark);
             return Err(());
         }
+        if let Some(observed) = self.observed {
+            if self.store.revision() > revision && !observed.admits(&self.store, mark) {
+                self.store.undo_to(mark);
+                return Err(());
+            }
+        }
         Ok(self.store.mark() != mark)
     }
 
@@ -382,6 +401,7 @@ impl<'a> Search<'a> {
                 return Ended::Stopped;
             }
             deepest = deepest.max(placed);
+            self.deepest = deepest;
             self.steps += 1;
             if self.steps > steps_max {
                 return Ended::GaveUp;

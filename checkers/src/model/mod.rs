@@ -232,6 +232,24 @@ impl Store {
         hash
     }
 
+    /// Keys changed since `mark` (in change order; a key may repeat).
+    pub fn changed_since(&self, mark: Mark) -> Vec<KeyId> {
+        self.undo[mark.min(self.undo.len())..]
+            .iter()
+            .filter_map(|undo| match undo {
+                Undo::KeyPushed(key) => Some(*key),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The revision of a key's latest change (put or deletion), if it ever changed.
+    pub fn last_change_revision(&self, key: KeyId) -> Option<i64> {
+        self.keys[key as usize]
+            .last()
+            .map(|version| version.revision)
+    }
+
     /// The current undo position.
     pub fn mark(&self) -> Mark {
         self.undo.len()

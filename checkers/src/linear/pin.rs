@@ -1,0 +1,418 @@
+//! Revision-directed pinning: turns a history with recorded revisions into a nearly forced order
+//! before any search. Every revision R > 1 was produced by exactly one effective write, so
+//! - an unknown-outcome write whose effect some observation shows (a kv with its value and mod
+//!   revision, a watch event at R) is pinned to the revision it produced;
+//! - an unknown-outcome key write that can fill no unexplained revision (every revision up to the
+//!   last one observed has a definite or pinned writer, or its call comes after the last moment
+//!   that revision could have been made) is left out.
+//!
+//! This only narrows the search to a witness candidate: the caller accepts a history only when
+//! the search then finds a complete order (which is replayed on the model and respects real
+//! time), and otherwise falls back to the unrestricted search. It never decides a violation.
+
+use super::prepare::SearchOp;
+use crate::history::{EventKind, WatchRecord};
+use crate::model::{KeyId, Mark, Op, Rec, RecKv, Store, Tables, ValueId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What some observation shows was written at one revision: (key, value or `None` = deleted).
+type Observed = BTreeMap<i64, BTreeSet<(KeyId, Option<ValueId>)>>;
+
+/// What watch events and recorded kvs show about each revision's changes, for the witness search
+/// to hold every write to.
+pub(crate) struct Observations {
+    changes: Observed,
+    /// Revisions whose whole change set some watch over every key delivered.
+    complete: BTreeSet<i64>,
+    /// Per key, recorded lifetimes (create revision, mod revision, version): the key existed,
+    /// created at the first, through the second, with that version there.
+    alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>,
+}
+
+impl Observations {
+    /// Whether the write just made (changes since `mark`, now at the store's revision) agrees
+    /// with what was observed at that revision.
+    pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {
+        let revision = store.revision();
+        let Some(changes) = self.changes.get(&revision) else {
+            return !self.complete.contains(&revision);
+        };
+        let agrees = changes.iter().all(|&(key, value)| {
+            store.last_change_revision(key) == Some(revision)
+                && store.get(key).map(|state| state.value) == value
+        });
+        if !agrees {
+            return false;
+        }
+        let mut changed = store.changed_since(mark);
+        changed.sort_unstable();
+        changed.dedup();
+        if !changed.iter().all(|&key| self.lifetime_agrees(store, key)) {
+            return false;
+        }
+        !self.complete.contains(&revision) || changed.len() == changes.len()
+    }
+
+    /// A key changed at the store's revision R must, for every recorded lifetime spanning R,
+    /// exist with that create revision and no more puts than the version seen at its end.
+    fn lifetime_agrees(&self, store: &Store, key: KeyId) -> bool {
+        let revision = store.revision();
+        let Some(lifetimes) = self.alive.get(&key) else {
+            return true;
+        };
+        let state = store.get(key);
+        lifetimes
+            .range(..=(revision, i64::MAX, i64::MAX))
+            .filter(|(_, mod_revision, _)| *mod_revision >= revision)
+            .all(|&(create, _, version)| {
+                state.is_some_and(|state| {
+                    state.create_revision == create && state.version <= version
+                })
+            })
+    }
+}
+
+/// Pins and prunes `ops` for a witness attempt; returns the narrowed operations and the
+/// observations the search must respect.
+pub(crate) fn pin_by_revisions(
+    ops: &[SearchOp],
+    watches: &[WatchRecord],
+    tables: &Tables,
+) -> (Vec<SearchOp>, Observations) {
+    let mut ops = ops.to_vec();
+    delay_expiries(&mut ops);
+    let observed = observations(&ops, watches, tables);
+    pin_observed(&mut ops, &observed);
+    let written = written_revisions(&ops);
+    let last_revision = last_revision(&ops, &observed);
+    let deadline = revision_deadlines(&ops, watches, last_revision);
+    let gaps: Vec<i64> = (2..=last_revision)
+        .filter(|revision| !written.contains(revision))
+        .collect();
+    ops.retain(|op| {
+        if !op.unknown || !writes_keys(&op.op) {
+            return true;
+        }
+        gaps.iter().any(|&revision| {
+            op.call <= deadline(revision) && could_make(&op.op, observed.get(&revision))
+        })
+    });
+    ops.sort_by_key(|op| (op.call, op.id));
+    let complete = complete_revisions(watches, tables);
+    let mut alive = BTreeMap::new();
+    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
+        lifetimes(rec, &mut alive);
+    }
+    (
+        ops,
+        Observations {
+            changes: observed,
+            complete,
+            alive,
+        },
+    )
+}
+
+fn lifetimes(rec: &Rec, alive: &mut BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>) {
+    let mut note = |kv: &RecKv| {
+        if let (Some(create), Some(modified), Some(version)) =
+            (kv.create_revision, kv.mod_revision, kv.version)
+        {
+            alive
+                .entry(kv.key)
+                .or_default()
+                .insert((create, modified, version));
+        }
+    };
+    match rec {
+        Rec::Range { kvs: Some(kvs), .. }
+        | Rec::Delete {
+            prev_kvs: Some(kvs),
+            ..
+        } => kvs.iter().for_each(note),
+        Rec::Put {
+            prev_kv: Some(Some(kv)),
+            ..
+        } => note(kv),
+        Rec::Txn {
+            responses: Some(list),
+            ..
+        } => list.iter().for_each(|inner| lifetimes(inner, alive)),
+        _ => {}
+    }
+}
+
+/// Revisions a watch over every key delivered completely: from its start (or first event) up to
+/// its last event, every change is an event (the watch checker holds streams to that).
+fn complete_revisions(watches: &[WatchRecord], tables: &Tables) -> BTreeSet<i64> {
+    let mut complete = BTreeSet::new();
+    for watch in watches {
+        let (lo, hi) = tables.span(&watch.key, watch.range_end.as_deref());
+        let (Some(first), Some(last)) = (watch.events.first(), watch.events.last()) else {
+            continue;
+        };
+        if lo != 0 || hi as usize != tables.key_count() {
+            continue;
+        }
+        let start = if watch.start_revision > 0 {
+            watch.start_revision
+        } else {
+            first.revision
+        };
+        complete.extend(start..=last.revision);
+    }
+    complete
+}
+
+/// A lease expires at most once and is gone for good, so its expiry comes after every definite
+/// operation that found it alive; the witness attempt only tries expiries after those returned.
+fn delay_expiries(ops: &mut [SearchOp]) {
+    let mut alive_until: BTreeMap<i64, i64> = BTreeMap::new();
+    for op in ops.iter().filter(|op| !op.unknown) {
+        let Some(rec) = &op.rec else { continue };
+        if matches!(rec, Rec::Error(_)) {
+            continue;
+        }
+        let mut leases = Vec::new();
+        leases_used(&op.op, &mut leases);
+        for lease in leases {
+            let entry = alive_until.entry(lease).or_insert(op.ret);
+            *entry = (*entry).max(op.ret);
+        }
+    }
+    for op in ops.iter_mut() {
+        if let Op::Expire { id } = op.op {
+            if let Some(&until) = alive_until.get(&id) {
+                op.call = op.call.max(until.saturating_add(1));
+            }
+        }
+    }
+}
+
+fn leases_used(op: &Op, leases: &mut Vec<i64>) {
+    match op {
+        Op::Put { lease, .. } if *lease != 0 => leases.push(*lease),
+        Op::LeaseRevoke { id } | Op::LeaseKeepAlive { id } => leases.push(*id),
+        Op::Txn {
+            success, failure, ..
+        } => success
+            .iter()
+            .chain(failure)
+            .for_each(|inner| leases_used(inner, leases)),
+        _ => {}
+    }
+}
+
+/// Every (revision, key, value) some definite result or watch event shows as written.
+fn observations(ops: &[SearchOp], watches: &[WatchRecord], tables: &Tables) -> Observed {
+    let mut observed = Observed::new();
+    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
+        observe_rec(rec, &mut observed);
+    }
+    for event in watches.iter().flat_map(|watch| &watch.events) {
+        let key = tables.key(&event.kv.key);
+        let value = match event.kind {
+            EventKind::Put => match &event.kv.value {
+                Some(value) => Some(tables.value(value)),
+                None => continue,
+            },
+            EventKind::Delete => None,
+        };
+        observed
+            .entry(event.revision)
+            .or_default()
+            .insert((key, value));
+    }
+    observed
+}
+
+fn observe_rec(rec: &Rec, observed: &mut Observed) {
+    let mut note = |kv: &RecKv| {
+        if let (Some(value), Some(revision)) = (kv.value, kv.mod_revision) {
+            observed
+                .entry(revision)
+                .or_default()
+                .insert((kv.key, Some(value)));
+        }
+    };
+    match rec {
+        Rec::Range { kvs: Some(kvs), .. }
+        | Rec::Delete {
+            prev_kvs: Some(kvs),
+            ..
+        } => kvs.iter().for_each(note),
+        Rec::Put {
+            prev_kv: Some(Some(kv)),
+            ..
+        } => note(kv),
+        Rec::Txn {
+            responses: Some(list),
+            ..
+        } => list.iter().for_each(|inner| observe_rec(inner, observed)),
+        _ => {}
+    }
+}
+
+/// An unknown write that alone puts a (key, value) observed at revision R took effect at R.
+fn pin_observed(ops: &mut [SearchOp], observed: &Observed) {
+    let mut writers: BTreeMap<(KeyId, ValueId), usize> = BTreeMap::new();
+    for op in ops.iter() {
+        for pair in puts(&op.op) {
+            *writers.entry(pair).or_default() += 1;
+        }
+    }
+    let mut seen_at: BTreeMap<(KeyId, ValueId), i64> = BTreeMap::new();
+    for (&revision, changes) in observed {
+        for &(key, value) in changes {
+            if let Some(value) = value {
+                seen_at.entry((key, value)).or_insert(revision);
+            }
+        }
+    }
+    for op in ops.iter_mut().filter(|op| op.unknown) {
+        let pinned = puts(&op.op)
+            .into_iter()
+            .filter(|pair| writers.get(pair) == Some(&1))
+            .find_map(|pair| seen_at.get(&pair).copied());
+        if let Some(revision) = pinned {
+            op.unknown = false;
+            op.revision_lo = revision - 1;
+            op.revision_hi = revision - 1;
+        }
+    }
+}
+
+/// Revisions some definite (or pinned) operation is known to have written.
+fn written_revisions(ops: &[SearchOp]) -> BTreeSet<i64> {
+    let mut written = BTreeSet::new();
+    for op in ops.iter().filter(|op| !op.unknown) {
+        let revision = op.revision_hi.saturating_add(1);
+        let writes = match &op.rec {
+            // Pinned unknown outcomes: their bound is the revision they produced.
+            None => op.revision_lo == op.revision_hi && op.revision_hi < i64::MAX,
+            Some(Rec::Put {
+                revision: Some(_), ..
+            }) => true,
+            Some(Rec::Delete {
+                revision: Some(_),
+                deleted: Some(deleted),
+                ..
+            }) => *deleted > 0,
+            Some(Rec::Txn {
+                revision: Some(recorded),
+                succeeded: Some(succeeded),
+                ..
+            }) => {
+                // A taken branch with a put always writes at the recorded revision.
+                let Op::Txn {
+                    success, failure, ..
+                } = &op.op
+                else {
+                    continue;
+                };
+                let branch = if *succeeded { success } else { failure };
+                if branch.iter().any(|inner| !puts(inner).is_empty()) {
+                    written.insert(*recorded);
+                }
+                continue;
+            }
+            _ => false,
+        };
+        if writes {
+            written.insert(revision);
+        }
+    }
+    written
+}
+
+/// The greatest revision any definite result or observation mentions.
+fn last_revision(ops: &[SearchOp], observed: &Observed) -> i64 {
+    let from_ops = ops
+        .iter()
+        .filter(|op| !op.unknown && op.revision_hi < i64::MAX)
+        .map(|op| op.revision_hi + 1)
+        .max()
+        .unwrap_or(1);
+    let from_observed = observed.keys().next_back().copied().unwrap_or(1);
+    from_ops.max(from_observed)
+}
+
+/// For each revision R, the latest time by which the write making R must have been called: the
+/// earliest return of a definite operation that saw R or later, and the earliest arrival of a
+/// watch event at R or later.
+fn revision_deadlines(
+    ops: &[SearchOp],
+    watches: &[WatchRecord],
+    last_revision: i64,
+) -> impl Fn(i64) -> i64 {
+    let mut by_revision: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut note = |revision: i64, time: i64| {
+        let entry = by_revision.entry(revision).or_insert(time);
+        *entry = (*entry).min(time);
+    };
+    for op in ops.iter().filter(|op| !op.unknown && op.rec.is_some()) {
+        if op.revision_lo > 0 {
+            note(op.revision_lo, op.ret);
+        }
+    }
+    for event in watches.iter().flat_map(|watch| &watch.events) {
+        note(event.revision, event.time);
+    }
+    // Suffix minimum: a result at revision S >= R also bounds R.
+    let mut suffix: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut running = i64::MAX;
+    for (&revision, &time) in by_revision.iter().rev() {
+        running = running.min(time);
+        suffix.insert(revision, running);
+    }
+    move |revision: i64| {
+        if revision > last_revision {
+            return i64::MAX;
+        }
+        suffix
+            .range(revision..)
+            .next()
+            .map_or(i64::MAX, |(_, time)| *time)
+    }
+}
+
+/// Whether `op` could have made exactly the observed changes at one revision (anything when
+/// nothing was observed there).
+fn could_make(op: &Op, changes: Option<&BTreeSet<(KeyId, Option<ValueId>)>>) -> bool {
+    let Some(changes) = changes else {
+        return true;
+    };
+    let written = puts(op);
+    changes.iter().all(|&(key, value)| match value {
+        Some(value) => written.contains(&(key, value)),
+        None => deletes_key(op, key),
+    })
+}
+
+fn puts(op: &Op) -> Vec<(KeyId, ValueId)> {
+    match op {
+        Op::Put { key, value, .. } => vec![(*key, *value)],
+        Op::Txn {
+            success, failure, ..
+        } => success.iter().chain(failure).flat_map(puts).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn deletes_key(op: &Op, key: KeyId) -> bool {
+    match op {
+        Op::Delete { lo, hi, .. } => (*lo..*hi).contains(&key),
+        Op::Txn {
+            success, failure, ..
+        } => success
+            .iter()
+            .chain(failure)
+            .any(|inner| deletes_key(inner, key)),
+        _ => false,
+    }
+}
+
+/// Whether an operation writes keys whenever it changes anything (the ones a gap can hold).
+fn writes_keys(op: &Op) -> bool {
+    matches!(op, Op::Put { .. } | Op::Delete { .. } | Op::Txn { .. })
+}
