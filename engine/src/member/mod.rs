@@ -51,6 +51,16 @@ struct PendingRead {
     index: Option<LogIndex>,
 }
 
+/// A keep-alive for a lease whose time ran out on this leader but whose revoke has not applied:
+/// answering "not found" before the revoke applies could be contradicted if leadership moves
+/// and the next leader extends the lease (etcd's Renew waits likewise).
+#[derive(Debug)]
+struct PendingKeepAlive {
+    request: RequestId,
+    lease: crate::types::LeaseId,
+    deadline: Instant,
+}
+
 /// What the member has applied.
 #[derive(Debug, Clone)]
 struct AppliedState {
@@ -83,6 +93,8 @@ pub struct Member {
     applied_proposals: dedupe::AppliedProposals,
     pending_writes: BTreeMap<ProposalId, PendingWrite>,
     pending_reads: BTreeMap<u64, PendingRead>,
+    /// Invariant: at most `pending_requests_count_max` entries.
+    pending_keepalives: Vec<PendingKeepAlive>,
     halted: Option<HaltReason>,
     /// Actions accumulated during the current step (and recovery repairs before the first).
     out: Actions,
@@ -150,7 +162,9 @@ impl Member {
             commit_index: raft.commit_index,
             applied_index: self.applied.index,
             revision: self.store.revision(),
-            pending_requests_count: self.pending_writes.len() + self.pending_reads.len(),
+            pending_requests_count: self.pending_writes.len()
+                + self.pending_reads.len()
+                + self.pending_keepalives.len(),
             halted: self.halted.clone(),
         }
     }
@@ -191,6 +205,7 @@ impl Member {
             self.leader_duties();
             self.drain_raft();
             self.serve_reads();
+            self.settle_keepalives();
             self.feed_watches();
             self.expire_pending();
         }

@@ -3,7 +3,7 @@
 //! own duties (lease expiry and checkpoints). Applying committed entries is `apply.rs`'s job.
 
 use super::proposal::{Command, Proposal, ProposalId};
-use super::{Member, PendingRead, PendingWrite};
+use super::{Member, PendingKeepAlive, PendingRead, PendingWrite};
 use crate::kv::WatchResponse;
 use crate::kv::{PutRequest, RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
@@ -215,6 +215,19 @@ impl Member {
                     self.propose_command(id, command);
                     return;
                 }
+                Err(RequestError::LeaseNotFound { .. })
+                    if self.lessor.exists(lease)
+                        && self.pending_keepalives.len()
+                            < self.config.pending_requests_count_max as usize =>
+                {
+                    let deadline = self.now + self.config.request_timeout;
+                    self.pending_keepalives.push(PendingKeepAlive {
+                        request: id,
+                        lease,
+                        deadline,
+                    });
+                    return;
+                }
                 Ok(renewal) => Ok(Response::LeaseKeepAlive {
                     header,
                     id: lease,
@@ -295,6 +308,29 @@ impl Member {
             WATCH_CATCH_UP_EVENTS_PER_STEP_MAX,
         );
         self.watches.progress_due(self.now, &mut self.out.notify);
+    }
+
+    /// Answers keep-alives that waited for an expired lease's revoke: "not found" once it
+    /// applied; "not leader" (the keep-alive did nothing) if leadership or time ran out first.
+    pub(super) fn settle_keepalives(&mut self) {
+        if self.pending_keepalives.is_empty() {
+            return;
+        }
+        let hint = self.leader_hint();
+        let waiting = core::mem::take(&mut self.pending_keepalives);
+        for keepalive in waiting {
+            let result = if !self.lessor.exists(keepalive.lease) {
+                Err(RequestError::LeaseNotFound {
+                    lease: keepalive.lease,
+                })
+            } else if !self.was_leader || keepalive.deadline <= self.now {
+                Err(RequestError::NotLeader { leader_hint: hint })
+            } else {
+                self.pending_keepalives.push(keepalive);
+                continue;
+            };
+            self.out.reply.push((keepalive.request, result));
+        }
     }
 
     /// Answers requests that waited too long. A write's outcome is then unknown (its entry may
