@@ -5,9 +5,10 @@
 //! derived from that seed. It must never read the wall clock inside a run, spawn threads inside a
 //! run, or let unordered iteration reach an output. Only `cli` (wall time for reports) and
 //! `fuzz` (worker threads, each running whole seeds) step outside that, with a stated reason.
-//! May use: `engine` (and later `checkers`).
+//! May use: `engine` and `checkers` (every run is validated by every checker).
 
 pub mod cli;
+pub mod checking;
 mod clients;
 pub mod clock;
 pub mod disk;

@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use engine::api::{Actions, DiskImage, DiskOp, Input};
 use engine::member::{Member, MemberConfig, RecoveryError, RecoveryReport};
-use engine::types::{Instant, NodeId};
+use engine::types::{Instant, LogIndex, NodeId, Term};
 
 use crate::clock::SimClock;
 use crate::disk::SimDisk;
@@ -31,6 +31,16 @@ pub trait HostedMember: Sized {
     ) -> Result<(Self, RecoveryReport), RecoveryError>;
     /// Feeds one input at the member's local time `now`.
     fn step(&mut self, now: Instant, input: Input) -> Actions;
+    /// Its raft log as (index, term, digest) and its commit index, for the log checks; `None`
+    /// for members without a raft log (stand-ins), which the log checks then skip.
+    fn log_sample(&self) -> Option<(Vec<(LogIndex, Term, u64)>, LogIndex)> {
+        None
+    }
+    /// Its MVCC change log (compacted revision, retained changes), for the durability check;
+    /// `None` for members without one.
+    fn final_store(&self) -> Option<(i64, Vec<checkers::trace::StoreChange>)> {
+        None
+    }
 }
 
 impl HostedMember for Member {
@@ -43,6 +53,14 @@ impl HostedMember for Member {
 
     fn step(&mut self, now: Instant, input: Input) -> Actions {
         Member::step(self, now, input)
+    }
+
+    fn log_sample(&self) -> Option<(Vec<(LogIndex, Term, u64)>, LogIndex)> {
+        Some(self.raft_log_sample())
+    }
+
+    fn final_store(&self) -> Option<(i64, Vec<checkers::trace::StoreChange>)> {
+        Some(crate::checking::final_store(self.store()))
     }
 }
 
@@ -258,6 +276,14 @@ impl<M: HostedMember> Process<M> {
         self.state != ProcessState::Up
     }
 
+    /// The hosted member while it is up or paused (a down process holds only its disk).
+    pub fn member(&self) -> Option<&M> {
+        match self.state {
+            ProcessState::Up | ProcessState::Paused => self.member.as_ref(),
+            ProcessState::Down | ProcessState::Dead { .. } => None,
+        }
+    }
+
     /// Inputs dropped because the inbox was full during a pause.
     pub fn inbox_dropped_count(&self) -> u64 {
         self.inbox_dropped_count
@@ -281,7 +307,7 @@ mod tests {
     use crate::disk::{DiskConfig, SimDisk};
     use crate::rng::{SimRng, Stream};
     use engine::api::{DiskOp, FileName, Input};
-    use engine::types::{Instant, NodeId};
+    use engine::types::{Instant, LogIndex, NodeId, Term};
 
     fn process() -> Process {
         let config = DiskConfig {
