@@ -141,11 +141,18 @@ fn request_op(op: &RequestOp) -> Option<ch::Request> {
 
 fn compare(compare: &Compare) -> ch::Compare {
     let (target, value) = match &compare.target {
-        CompareTarget::Version(version) => (ch::CompareTarget::Version, ch::CompareValue::Int(*version)),
-        CompareTarget::Create(revision) => (ch::CompareTarget::Create, ch::CompareValue::Int(revision.0)),
+        CompareTarget::Version(version) => {
+            (ch::CompareTarget::Version, ch::CompareValue::Int(*version))
+        }
+        CompareTarget::Create(revision) => {
+            (ch::CompareTarget::Create, ch::CompareValue::Int(revision.0))
+        }
         CompareTarget::Mod(revision) => (ch::CompareTarget::Mod, ch::CompareValue::Int(revision.0)),
         CompareTarget::Lease(lease) => (ch::CompareTarget::Lease, ch::CompareValue::Int(lease.0)),
-        CompareTarget::Value(bytes) => (ch::CompareTarget::Value, ch::CompareValue::Bytes(bytes.clone())),
+        CompareTarget::Value(bytes) => (
+            ch::CompareTarget::Value,
+            ch::CompareValue::Bytes(bytes.clone()),
+        ),
     };
     let op = match compare.result {
         CompareResult::Equal => ch::CompareOp::Equal,
@@ -290,13 +297,7 @@ pub fn log_state(
 pub fn final_store(store: &engine::mvcc::Store) -> (i64, Vec<StoreChange>) {
     let compacted = store.compacted_revision();
     let changes = store
-        .events(
-            b"\0",
-            b"\0",
-            compacted.next(),
-            store.revision(),
-            usize::MAX,
-        )
+        .events(b"\0", b"\0", compacted.next(), store.revision(), usize::MAX)
         .unwrap_or_default()
         .into_iter()
         .map(|event| StoreChange {

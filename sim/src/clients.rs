@@ -292,7 +292,8 @@ impl<M: crate::process::HostedMember> World<M> {
         // more than the rest of a run, so it is built only when the history is kept.
         let compact = compact_line(outstanding.op_id, client, outstanding.call, kind, outcome);
         self.trace.hash_only(&compact);
-        let request = crate::checking::request(&outstanding.request).expect("recorded kinds convert");
+        let request =
+            crate::checking::request(&outstanding.request).expect("recorded kinds convert");
         self.check_ops.push(crate::checking::operation(
             outstanding.op_id,
             client,

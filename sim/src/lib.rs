@@ -7,8 +7,8 @@
 //! `fuzz` (worker threads, each running whole seeds) step outside that, with a stated reason.
 //! May use: `engine` and `checkers` (every run is validated by every checker).
 
-pub mod cli;
 pub mod checking;
+pub mod cli;
 mod clients;
 pub mod clock;
 pub mod disk;

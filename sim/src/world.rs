@@ -573,12 +573,8 @@ impl<M: HostedMember> World<M> {
             .member()
             .and_then(HostedMember::log_sample)
         {
-            self.check_trace.push(crate::checking::log_state(
-                id,
-                now,
-                &entries,
-                commit_index,
-            ));
+            self.check_trace
+                .push(crate::checking::log_state(id, now, &entries, commit_index));
         }
     }
 
@@ -618,11 +614,10 @@ impl<M: HostedMember> World<M> {
             let id = self.processes[node].id();
             self.trace.event(now, format_args!("n{id} crash"));
             self.record_event(|| Some(crate::events::crashed_line(id, now)));
-            self.check_trace
-                .push(checkers::trace::TraceEvent::Crashed {
-                    member: crate::checking::member(id),
-                    time: crate::checking::time_of(now),
-                });
+            self.check_trace.push(checkers::trace::TraceEvent::Crashed {
+                member: crate::checking::member(id),
+                time: crate::checking::time_of(now),
+            });
             self.cancel_watches_on(now, node, "member crashed");
             if self.leader_hint == Some(id) {
                 self.leader_hint = None;
