@@ -20,6 +20,9 @@ use crate::scenario::MemberTuning;
 /// Inputs buffered while a process is paused, at most; later ones are dropped (a full socket).
 pub const INBOX_COUNT_MAX: usize = 4096;
 
+/// A raft log sample: (index, term, payload digest) per retained entry, and the commit index.
+pub type LogSample = (Vec<(LogIndex, Term, u64)>, LogIndex);
+
 /// What the simulator needs from a member. The engine's `Member` is the one real implementation;
 /// tests host small stand-ins through it to exercise the simulator's own paths (replies,
 /// durability, recovery, the inline checks) end to end.
@@ -33,7 +36,7 @@ pub trait HostedMember: Sized {
     fn step(&mut self, now: Instant, input: Input) -> Actions;
     /// Its raft log as (index, term, digest) and its commit index, for the log checks; `None`
     /// for members without a raft log (stand-ins), which the log checks then skip.
-    fn log_sample(&self) -> Option<(Vec<(LogIndex, Term, u64)>, LogIndex)> {
+    fn log_sample(&self) -> Option<LogSample> {
         None
     }
     /// Its MVCC change log (compacted revision, retained changes), for the durability check;
@@ -55,7 +58,7 @@ impl HostedMember for Member {
         Member::step(self, now, input)
     }
 
-    fn log_sample(&self) -> Option<(Vec<(LogIndex, Term, u64)>, LogIndex)> {
+    fn log_sample(&self) -> Option<LogSample> {
         Some(self.raft_log_sample())
     }
 
@@ -307,7 +310,7 @@ mod tests {
     use crate::disk::{DiskConfig, SimDisk};
     use crate::rng::{SimRng, Stream};
     use engine::api::{DiskOp, FileName, Input};
-    use engine::types::{Instant, LogIndex, NodeId, Term};
+    use engine::types::{Instant, NodeId};
 
     fn process() -> Process {
         let config = DiskConfig {
