@@ -90,6 +90,7 @@ pub fn run_command(args: &RunArgs) -> i32 {
                     "the same seed gave trace hashes {} and {}",
                     report.trace_hash, again.trace_hash
                 ),
+                window: Vec::new(),
             });
         }
     }

@@ -292,6 +292,15 @@ impl<M: crate::process::HostedMember> World<M> {
         // more than the rest of a run, so it is built only when the history is kept.
         let compact = compact_line(outstanding.op_id, client, outstanding.call, kind, outcome);
         self.trace.hash_only(&compact);
+        let request =
+            crate::checking::request(&outstanding.request).expect("recorded kinds convert");
+        self.check_ops.push(crate::checking::operation(
+            outstanding.op_id,
+            client,
+            outstanding.call,
+            request,
+            outcome,
+        ));
         if let Some(lines) = &mut self.history_lines {
             let op = op_json(&outstanding.request).expect("recorded kinds render");
             lines.push(operation_line(
@@ -476,6 +485,14 @@ impl<M: crate::process::HostedMember> World<M> {
                 self.end_watch(now, watcher, reason, 0);
             }
         }
+    }
+
+    /// The recorded watch streams as the checkers read them, in watcher order.
+    pub(crate) fn check_watches(&self) -> Vec<checkers::history::WatchRecord> {
+        self.watchers
+            .iter()
+            .flat_map(|state| state.records.iter().map(crate::checking::watch))
+            .collect()
     }
 
     /// The recorded watch lines, in watcher order.

@@ -276,6 +276,12 @@ impl<M: crate::process::HostedMember> World<M> {
     pub(crate) fn heal(&mut self, now: Instant) {
         self.phase = Phase::Liveness { healed_at: now };
         self.record_event(|| Some(crate::events::faults_healed_line(now)));
+        self.check_trace
+            .push(checkers::trace::TraceEvent::FaultsHealed {
+                time: crate::checking::time_of(now),
+            });
+        // The logs at the end of the safety phase.
+        self.sample_all_logs(now);
         self.network.heal_all();
         self.partition_active = false;
         self.flapping_partition = None;
@@ -341,6 +347,8 @@ impl<M: crate::process::HostedMember> World<M> {
     pub(crate) fn liveness_shown(&mut self, now: Instant, healed_at: Instant) {
         self.liveness_shown_at = Some(now);
         self.phase = Phase::Drain;
+        // The logs at the end of the liveness phase.
+        self.sample_all_logs(now);
         self.trace.event(
             now,
             format_args!("liveness ok after_ms={}", now.since(healed_at).as_millis()),

@@ -221,7 +221,7 @@ pub fn operation_line(
     serde_json::to_string(&line).expect("a JSON value always serialises")
 }
 
-/// One watch stream as it is recorded.
+/// One watch stream as it is recorded (structured; rendered as JSON only when asked).
 #[derive(Clone, Debug)]
 pub struct WatchRecord {
     /// The spec's `watch` id (unique per run).
@@ -236,32 +236,23 @@ pub struct WatchRecord {
     pub range_end: Vec<u8>,
     /// Requested start revision.
     pub start_revision: i64,
-    /// Events received, already rendered.
-    pub events: Vec<Value>,
-    /// The cancellation, if the stream ended.
-    pub canceled: Option<Value>,
+    /// Events received, with their arrival times.
+    pub events: Vec<(Instant, Event)>,
+    /// The cancellation (time, reason, compact revision), if the stream ended.
+    pub canceled: Option<(Instant, String, i64)>,
 }
 
 impl WatchRecord {
     /// Adds the events of one watch response received at `time`.
     pub fn push_events(&mut self, time: Instant, events: &[Event]) {
-        for event in events {
-            let kind = match event.kind {
-                EventType::Put => "put",
-                EventType::Delete => "delete",
-            };
-            self.events.push(json!({
-                "time": time.0, "revision": event.kv.mod_revision.0, "type": kind, "kv": kv_json(&event.kv),
-            }));
-        }
+        self.events
+            .extend(events.iter().map(|event| (time, event.clone())));
     }
 
     /// Marks the stream ended at `time`.
     pub fn cancel(&mut self, time: Instant, reason: &str, compact_revision: i64) {
         if self.canceled.is_none() {
-            self.canceled = Some(
-                json!({"time": time.0, "reason": reason, "compact_revision": compact_revision}),
-            );
+            self.canceled = Some((time, reason.to_string(), compact_revision));
         }
     }
 
@@ -275,11 +266,27 @@ impl WatchRecord {
         put_bytes(&mut object, "range_end", &self.range_end);
         object.insert("start_revision".into(), self.start_revision.into());
         object.insert("prev_kv".into(), false.into());
-        object.insert("events".into(), Value::Array(self.events.clone()));
-        object.insert(
-            "canceled".into(),
-            self.canceled.clone().unwrap_or(Value::Null),
-        );
+        let events = self
+            .events
+            .iter()
+            .map(|(time, event)| {
+                let kind = match event.kind {
+                    EventType::Put => "put",
+                    EventType::Delete => "delete",
+                };
+                json!({
+                    "time": time.0, "revision": event.kv.mod_revision.0, "type": kind, "kv": kv_json(&event.kv),
+                })
+            })
+            .collect();
+        object.insert("events".into(), Value::Array(events));
+        let canceled = match &self.canceled {
+            Some((time, reason, compact_revision)) => {
+                json!({"time": time.0, "reason": reason, "compact_revision": compact_revision})
+            }
+            None => Value::Null,
+        };
+        object.insert("canceled".into(), canceled);
         serde_json::to_string(&Value::Object(object)).expect("a JSON value always serialises")
     }
 }

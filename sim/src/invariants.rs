@@ -20,6 +20,8 @@ pub struct Failure {
     pub time_ns: u64,
     /// What was seen, for humans.
     pub message: String,
+    /// For a checker's violation: the smallest window of operation ids that shows it.
+    pub window: Vec<u64>,
 }
 
 /// Most failures kept per run; later ones are counted only.
@@ -50,6 +52,7 @@ impl Invariants {
                 check: check.to_string(),
                 time_ns: time.0,
                 message,
+                window: Vec::new(),
             });
         } else {
             self.failures_dropped_count += 1;

@@ -5,8 +5,9 @@
 //! derived from that seed. It must never read the wall clock inside a run, spawn threads inside a
 //! run, or let unordered iteration reach an output. Only `cli` (wall time for reports) and
 //! `fuzz` (worker threads, each running whole seeds) step outside that, with a stated reason.
-//! May use: `engine` (and later `checkers`).
+//! May use: `engine` and `checkers` (every run is validated by every checker).
 
+pub mod checking;
 pub mod cli;
 mod clients;
 pub mod clock;

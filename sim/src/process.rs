@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use engine::api::{Actions, DiskImage, DiskOp, Input};
 use engine::member::{Member, MemberConfig, RecoveryError, RecoveryReport};
-use engine::types::{Instant, NodeId};
+use engine::types::{Instant, LogIndex, NodeId, Term};
 
 use crate::clock::SimClock;
 use crate::disk::SimDisk;
@@ -19,6 +19,9 @@ use crate::scenario::MemberTuning;
 
 /// Inputs buffered while a process is paused, at most; later ones are dropped (a full socket).
 pub const INBOX_COUNT_MAX: usize = 4096;
+
+/// A raft log sample: (index, term, payload digest) per retained entry, and the commit index.
+pub type LogSample = (Vec<(LogIndex, Term, u64)>, LogIndex);
 
 /// What the simulator needs from a member. The engine's `Member` is the one real implementation;
 /// tests host small stand-ins through it to exercise the simulator's own paths (replies,
@@ -31,6 +34,16 @@ pub trait HostedMember: Sized {
     ) -> Result<(Self, RecoveryReport), RecoveryError>;
     /// Feeds one input at the member's local time `now`.
     fn step(&mut self, now: Instant, input: Input) -> Actions;
+    /// Its raft log as (index, term, digest) and its commit index, for the log checks; `None`
+    /// for members without a raft log (stand-ins), which the log checks then skip.
+    fn log_sample(&self) -> Option<LogSample> {
+        None
+    }
+    /// Its MVCC change log (compacted revision, retained changes), for the durability check;
+    /// `None` for members without one.
+    fn final_store(&self) -> Option<(i64, Vec<checkers::trace::StoreChange>)> {
+        None
+    }
 }
 
 impl HostedMember for Member {
@@ -43,6 +56,14 @@ impl HostedMember for Member {
 
     fn step(&mut self, now: Instant, input: Input) -> Actions {
         Member::step(self, now, input)
+    }
+
+    fn log_sample(&self) -> Option<LogSample> {
+        Some(self.raft_log_sample())
+    }
+
+    fn final_store(&self) -> Option<(i64, Vec<checkers::trace::StoreChange>)> {
+        Some(crate::checking::final_store(self.store()))
     }
 }
 
@@ -256,6 +277,14 @@ impl<M: HostedMember> Process<M> {
     /// Whether the process counts as down for the fault budget.
     pub fn is_down(&self) -> bool {
         self.state != ProcessState::Up
+    }
+
+    /// The hosted member while it is up or paused (a down process holds only its disk).
+    pub fn member(&self) -> Option<&M> {
+        match self.state {
+            ProcessState::Up | ProcessState::Paused => self.member.as_ref(),
+            ProcessState::Down | ProcessState::Dead { .. } => None,
+        }
     }
 
     /// Inputs dropped because the inbox was full during a pause.

@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde_json::{json, Value};
 
+use crate::checking::{CheckOutcome, CheckVerdict};
 use crate::invariants::Failure;
 use crate::process::HostedMember;
 use crate::scenario::{Scenario, Verdict};
@@ -46,7 +47,9 @@ pub struct RunReport {
     pub trace_lines: u64,
     /// Members whose disks took corrupting faults.
     pub corrupted_members: Vec<u64>,
-    /// What failed, with times.
+    /// Every checker's result on this run (empty when the run could not finish).
+    pub checks: Vec<CheckOutcome>,
+    /// What failed, with times: the inline invariants' findings, then the checkers'.
     pub failures: Vec<Failure>,
     /// The command that replays this seed.
     pub replay: String,
@@ -122,17 +125,75 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
         counts: Counts::default(),
         trace_lines: 0,
         corrupted_members: Vec::new(),
+        checks: Vec::new(),
         failures: vec![Failure {
             check: check.into(),
             time_ns: 0,
             message,
+            window: Vec::new(),
         }],
         replay: replay_command(&scenario.name, seed),
     }
 }
 
+/// Runs every checker on the world's records and returns their outcomes and the failures they
+/// add. A violation fails as `{check: <checker>}`; an unknown verdict (a budget ran out) fails as
+/// `{check: <checker>_unknown}`, since unknown is never a pass.
+fn run_checkers<M: HostedMember>(world: &World<M>) -> (Vec<CheckOutcome>, Vec<Failure>) {
+    let history = checkers::history::History {
+        ops: world.check_ops.clone(),
+        watches: Vec::new(),
+    };
+    let config = checkers::CheckConfig {
+        liveness_bound: i64::try_from(world.scenario.liveness_bound_ms.saturating_mul(1_000_000))
+            .unwrap_or(i64::MAX),
+        ..checkers::CheckConfig::default()
+    };
+    let results = checkers::check_all(
+        &history,
+        &world.check_watches(),
+        &world.check_trace,
+        &config,
+    );
+    let outcomes = crate::checking::outcomes(results);
+    let end_ns = world.queue.now().0;
+    let failures = outcomes
+        .iter()
+        .filter(|outcome| outcome.verdict != CheckVerdict::Pass)
+        .map(|outcome| {
+            let check = match outcome.verdict {
+                CheckVerdict::Unknown => format!("{}_unknown", outcome.checker),
+                _ => outcome.checker.clone(),
+            };
+            // The latest call in the window: when the evidence was complete enough to start.
+            let time_ns = world
+                .check_ops
+                .iter()
+                .filter(|op| outcome.window.contains(&op.id))
+                .filter_map(|op| op.ret.or(Some(op.call)))
+                .max()
+                .map_or(end_ns, |time| time as u64);
+            Failure {
+                check,
+                time_ns,
+                message: outcome.explanation.clone(),
+                window: outcome.window.clone(),
+            }
+        })
+        .collect();
+    (outcomes, failures)
+}
+
 fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
+    let (checks, check_failures) = run_checkers(&world);
+    for outcome in &checks {
+        world.trace.event(
+            world.queue.now(),
+            format_args!("check {} {}", outcome.checker, outcome.verdict.name()),
+        );
+    }
     let mut failures = world.invariants.failures().to_vec();
+    failures.extend(check_failures);
     let checks_verdict = if failures.is_empty() {
         Verdict::Pass
     } else {
@@ -152,6 +213,7 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
                 "the scenario expects {} but every check passed",
                 expected.name()
             ),
+            window: Vec::new(),
         });
     }
     world.trace.event(
@@ -181,6 +243,7 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         counts: world.counts.clone(),
         trace_lines: world.trace.line_count(),
         corrupted_members: world.corrupted_members().iter().map(|id| id.0).collect(),
+        checks,
         failures,
         replay: replay_command(&world.scenario.name, world.seed),
     };
@@ -205,7 +268,11 @@ impl RunReport {
             "wall_ms": wall_ms,
             "failures": self.failures.iter().map(|failure| json!({
                 "check": failure.check, "time_ns": failure.time_ns, "message": failure.message,
-                "replay": self.replay,
+                "window": failure.window, "replay": self.replay,
+            })).collect::<Vec<_>>(),
+            "checks": self.checks.iter().map(|outcome| json!({
+                "name": outcome.checker, "verdict": outcome.verdict.name(),
+                "window": outcome.window, "explanation": outcome.explanation,
             })).collect::<Vec<_>>(),
             "replay": self.replay,
             "trace_lines": self.trace_lines,
@@ -243,9 +310,20 @@ impl RunReport {
             counts.clock_faults,
             counts.faults_refused,
         );
+        let checks: Vec<String> = self
+            .checks
+            .iter()
+            .map(|outcome| format!("{}={}", outcome.checker, outcome.verdict.name()))
+            .collect();
+        text.push_str(&format!("checks: {}\n", checks.join(" ")));
         for failure in &self.failures {
+            let window = if failure.window.is_empty() {
+                String::new()
+            } else {
+                format!(" (ops {:?})", failure.window)
+            };
             text.push_str(&format!(
-                "FAIL {} at t={}ms: {}\n  replay: {}\n",
+                "FAIL {} at t={}ms{window}: {}\n  replay: {}\n",
                 failure.check,
                 failure.time_ns / 1_000_000,
                 failure.message,

@@ -152,6 +152,10 @@ pub(crate) struct World<M: HostedMember> {
     pub(crate) history_lines: Option<Vec<String>>,
     /// Cluster events for the checkers (`events.jsonl`), when artifacts are kept.
     pub(crate) event_lines: Option<Vec<String>>,
+    /// Every recorded operation, as the checkers read it (always kept: every run is checked).
+    pub(crate) check_ops: Vec<checkers::history::Operation>,
+    /// Cluster facts for the trace checkers (always kept).
+    pub(crate) check_trace: Vec<checkers::trace::TraceEvent>,
     pub(crate) phase: Phase,
     pub(crate) leader_hint: Option<NodeId>,
     pub(crate) partition_epoch: u64,
@@ -223,6 +227,8 @@ impl<M: HostedMember> World<M> {
             trace: Trace::new(keep_artifacts, TRACE_LINES_KEPT_MAX),
             history_lines: keep_artifacts.then(Vec::new),
             event_lines: keep_artifacts.then(Vec::new),
+            check_ops: Vec::new(),
+            check_trace: Vec::new(),
             phase: Phase::Safety,
             leader_hint: None,
             partition_epoch: 0,
@@ -284,6 +290,9 @@ impl<M: HostedMember> World<M> {
             }
         }
         self.finish_open_operations();
+        let now = self.queue.now();
+        self.sample_all_logs(now);
+        self.record_final_stores();
     }
 
     fn handle(&mut self, now: Instant, event: Event) {
@@ -375,6 +384,11 @@ impl<M: HostedMember> World<M> {
                 let verb = if incarnation == 0 { "start" } else { "restart" };
                 if incarnation > 0 {
                     self.record_event(|| Some(crate::events::restarted_line(id, now)));
+                    self.check_trace
+                        .push(checkers::trace::TraceEvent::Restarted {
+                            member: crate::checking::member(id),
+                            time: crate::checking::time_of(now),
+                        });
                 }
                 let stored_bytes = self.processes[node].disk.used_bytes();
                 self.trace.event(
@@ -498,6 +512,17 @@ impl<M: HostedMember> World<M> {
                     .event(now, format_args!("n{id} leader term={term}"));
                 self.leader_hint = Some(id);
                 self.invariants.on_leader(now, id, *term);
+                self.check_trace
+                    .push(checkers::trace::TraceEvent::LeaderElected {
+                        member: crate::checking::member(id),
+                        term: checkers::trace::Term(term.0),
+                        time: crate::checking::time_of(now),
+                    });
+                // The new leader's log, for leader completeness (it must hold every entry
+                // committed before its term).
+                if let Some(node) = self.node_index(id) {
+                    self.sample_log(now, node);
+                }
             }
             Observation::Applied {
                 index,
@@ -507,12 +532,24 @@ impl<M: HostedMember> World<M> {
                 self.trace
                     .hash_only(&format!("applied n{id} {index} {term} {digest:016x}"));
                 self.invariants.on_applied(now, id, *index, *term, *digest);
+                self.check_trace.push(checkers::trace::TraceEvent::Applied {
+                    member: crate::checking::member(id),
+                    index: checkers::trace::LogIndex(index.0),
+                    term: checkers::trace::Term(term.0),
+                    digest: *digest,
+                });
             }
             Observation::KvHash {
                 index,
                 revision,
                 hash,
             } => {
+                self.check_trace.push(checkers::trace::TraceEvent::KvHash {
+                    member: crate::checking::member(id),
+                    index: checkers::trace::LogIndex(index.0),
+                    revision: revision.0,
+                    hash: *hash,
+                });
                 self.trace.event(
                     now,
                     format_args!(
@@ -525,6 +562,41 @@ impl<M: HostedMember> World<M> {
                     now,
                     format_args!("n{id} snapshot index={index} installed={installed}"),
                 );
+            }
+        }
+    }
+
+    /// Records a `LogState` sample of member `node`'s raft log, if it is running and has one.
+    pub(crate) fn sample_log(&mut self, now: Instant, node: usize) {
+        let id = self.processes[node].id();
+        if let Some((entries, commit_index)) = self.processes[node]
+            .member()
+            .and_then(HostedMember::log_sample)
+        {
+            self.check_trace
+                .push(crate::checking::log_state(id, now, &entries, commit_index));
+        }
+    }
+
+    /// Samples every running member's log (at the heal and at the end of the run).
+    pub(crate) fn sample_all_logs(&mut self, now: Instant) {
+        for node in 0..self.processes.len() {
+            self.sample_log(now, node);
+        }
+    }
+
+    /// Records every running member's final MVCC change log, for the durability check.
+    pub(crate) fn record_final_stores(&mut self) {
+        for process in &self.processes {
+            if let Some((compacted_revision, changes)) =
+                process.member().and_then(HostedMember::final_store)
+            {
+                self.check_trace
+                    .push(checkers::trace::TraceEvent::FinalStore {
+                        member: crate::checking::member(process.id()),
+                        compacted_revision,
+                        changes,
+                    });
             }
         }
     }
@@ -542,6 +614,10 @@ impl<M: HostedMember> World<M> {
             let id = self.processes[node].id();
             self.trace.event(now, format_args!("n{id} crash"));
             self.record_event(|| Some(crate::events::crashed_line(id, now)));
+            self.check_trace.push(checkers::trace::TraceEvent::Crashed {
+                member: crate::checking::member(id),
+                time: crate::checking::time_of(now),
+            });
             self.cancel_watches_on(now, node, "member crashed");
             if self.leader_hint == Some(id) {
                 self.leader_hint = None;

@@ -174,6 +174,19 @@ impl Member {
         &self.store
     }
 
+    /// The raft log as (index, term, payload digest) from the first retained entry, and raft's
+    /// commit index: a read-only sample for hosts that check log matching and leader
+    /// completeness. The digest is the one `Observation::Applied` reports for the same entry.
+    pub fn raft_log_sample(&self) -> (Vec<(LogIndex, Term, u64)>, LogIndex) {
+        let entries = self
+            .raft
+            .log_entries()
+            .iter()
+            .map(|entry| (entry.index, entry.term, proposal::digest(&entry.data)))
+            .collect();
+        (entries, self.raft.status().commit_index)
+    }
+
     /// Feeds one input at logical time `now` and returns what the host must do.
     pub fn step(&mut self, now: Instant, input: Input) -> Actions {
         if self.now < now {
