@@ -323,7 +323,7 @@ impl<M: crate::process::HostedMember> World<M> {
         }
         for watcher in &mut self.watchers {
             for record in &watcher.records {
-                self.trace.hash_only(&record.line());
+                record.hash_into(&mut self.trace);
             }
         }
     }

@@ -256,6 +256,40 @@ impl WatchRecord {
         }
     }
 
+    /// Feeds the record into the trace hash field by field (rendering JSON per run would cost
+    /// more than the run).
+    pub fn hash_into(&self, trace: &mut crate::trace::Trace) {
+        // Tag 2: a watch stream.
+        let words = [
+            2,
+            self.watch,
+            u64::from(self.client),
+            self.call.0,
+            self.start_revision as u64,
+        ];
+        trace.hash_fact(&words, &[&self.key, &self.range_end]);
+        for (time, event) in &self.events {
+            let kv = &event.kv;
+            let kind = match event.kind {
+                EventType::Put => 0,
+                EventType::Delete => 1,
+            };
+            let words = [
+                3,
+                time.0,
+                kind,
+                kv.mod_revision.0 as u64,
+                kv.create_revision.0 as u64,
+                kv.version as u64,
+                kv.lease.0 as u64,
+            ];
+            trace.hash_fact(&words, &[&kv.key, &kv.value]);
+        }
+        if let Some((time, reason, compact_revision)) = &self.canceled {
+            trace.hash_fact(&[4, time.0, *compact_revision as u64], &[reason.as_bytes()]);
+        }
+    }
+
     /// The spec's watch line.
     pub fn line(&self) -> String {
         let mut object = Map::new();

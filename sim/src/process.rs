@@ -169,6 +169,7 @@ impl<M: HostedMember> Process<M> {
         let mut config = MemberConfig::new(self.id, self.voters.clone(), self.rng.next_u64());
         config.snapshot_interval_entries = self.tuning.snapshot_interval_entries;
         config.wal_segment_bytes_max = self.tuning.wal_segment_bytes_max;
+        config.kv_hash_interval_entries = self.tuning.kv_hash_interval_entries;
         let image = match self.disk.image() {
             Ok(image) => image,
             Err(reason) => {

@@ -63,6 +63,14 @@ pub struct MemberTuning {
     pub snapshot_interval_entries: u64,
     /// Start a new WAL segment after this many bytes.
     pub wal_segment_bytes_max: u64,
+    /// Members report a hash of their key-value state at every applied index that is a
+    /// multiple of this (hashing the whole store is the run's costliest check).
+    #[serde(default = "kv_hash_interval_entries_default")]
+    pub kv_hash_interval_entries: u64,
+}
+
+fn kv_hash_interval_entries_default() -> u64 {
+    256
 }
 
 impl MemberTuning {
@@ -72,6 +80,7 @@ impl MemberTuning {
         MemberTuning {
             snapshot_interval_entries: 500,
             wal_segment_bytes_max: 256 * 1024,
+            kv_hash_interval_entries: kv_hash_interval_entries_default(),
         }
     }
 }

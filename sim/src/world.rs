@@ -529,8 +529,9 @@ impl<M: HostedMember> World<M> {
                 term,
                 digest,
             } => {
+                // Tag 1: an applied entry.
                 self.trace
-                    .hash_only(&format!("applied n{id} {index} {term} {digest:016x}"));
+                    .hash_fact(&[1, id.0, index.0, term.0, *digest], &[]);
                 self.invariants.on_applied(now, id, *index, *term, *digest);
                 self.check_trace.push(checkers::trace::TraceEvent::Applied {
                     member: crate::checking::member(id),

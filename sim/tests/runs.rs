@@ -233,3 +233,31 @@ fn crashes_and_pauses_stay_within_the_down_budget() {
         assert!(peak >= 1);
     }
 }
+
+/// Goal: the history file a run writes says the same as what the run checked in memory: parsed
+/// back with the checkers' reader (with the watch lines), it has as many operations and checks
+/// linearizable too.
+/// Method: run a seed with artifacts, check in memory (the run's own verdict), then parse the
+/// written lines and check them again.
+#[test]
+fn written_history_checks_like_the_in_memory_one() {
+    let (report, artifacts) = run(
+        &Scenario::default_scenario(),
+        11,
+        RunOptions {
+            keep_artifacts: true,
+        },
+    );
+    let in_memory = report
+        .checks
+        .iter()
+        .find(|check| check.checker == "linearizability")
+        .expect("the run checked linearizability");
+    assert_eq!(in_memory.verdict, sim::checking::CheckVerdict::Pass);
+    // The spec allows watch lines in the same file; the checker uses their events as evidence.
+    let text = [artifacts.history.join("\n"), artifacts.watches.join("\n")].join("\n");
+    let history = checkers::history::parse_history(&text).expect("the written history parses");
+    assert_eq!(history.ops.len() as u64, report.counts.ops);
+    let written = checkers::linear::check_linearizable(&history, &Default::default());
+    assert_eq!(written.verdict, checkers::Verdict::Ok);
+}

@@ -369,30 +369,18 @@ fn checks(report: &sim::RunReport) -> Vec<&str> {
 /// each run twice.
 #[test]
 fn a_correct_stand_in_passes() {
-    for name in [
-        "no_faults",
-        "partitions_only",
-        "crash_restart",
-        "clock_faults",
-    ] {
+    // Not crash_restart: the stand-in forgets its watches on a crash without ending their
+    // streams, which the watch checker rightly flags. Crashes are covered by the planted
+    // ack-before-sync test below and by the real member's runs.
+    for name in ["no_faults", "partitions_only", "clock_faults"] {
         let scenario = Scenario::by_name(name).unwrap();
         for seed in 0..3 {
             let (report, _) =
                 run_with::<FixedLeader<CORRECT>>(&scenario, seed, RunOptions::default());
-            // Known checker gap (checkers/src/watch.rs): the witness linearization may order
-            // unknown-outcome puts differently from how they happened, so a watch event can
-            // "match no write". Until the watch checker feeds events into the search, that one
-            // finding is tolerated here; every other failure fails the test.
-            let unexplained: Vec<_> = report
-                .failures
-                .iter()
-                .filter(|failure| {
-                    !(failure.check == "watch" && failure.message.contains("matches no write"))
-                })
-                .collect();
             assert!(
-                unexplained.is_empty(),
-                "{name} seed {seed}: {unexplained:?}"
+                report.failures.is_empty(),
+                "{name} seed {seed}: {:?}",
+                report.failures
             );
             assert!(
                 report.counts.ops_ok > 1_000,
