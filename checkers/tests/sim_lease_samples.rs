@@ -53,7 +53,7 @@ fn lease_expiry_before_a_late_reply_is_witnessed_directly() {
         let report = check_linearizable(&history, &LinearConfig::default());
         assert_eq!(report.verdict, Verdict::Ok, "{name}");
         assert!(
-            report.steps < 100 * history.ops.len() as u64,
+            report.steps < 10 * history.ops.len() as u64,
             "{name}: steps {}",
             report.steps
         );
