@@ -48,10 +48,19 @@ pub struct CheckConfig {
     pub liveness_bound: i64,
 }
 
+/// Steps `check_all`'s linearizability search may take by default (about a second): it runs on
+/// every simulated run, where the revision-directed witness decides real histories in a few
+/// thousand steps, so a search that needs more is reported unknown quickly rather than after
+/// the minute `LinearConfig::default()` (the `detcd check` budget) may take.
+pub const CHECK_ALL_LINEAR_STEPS_MAX: u64 = 3_000_000;
+
 impl Default for CheckConfig {
     fn default() -> CheckConfig {
         CheckConfig {
-            linear: linear::LinearConfig::default(),
+            linear: linear::LinearConfig {
+                steps_max: CHECK_ALL_LINEAR_STEPS_MAX,
+                ..linear::LinearConfig::default()
+            },
             liveness_bound: 10_000_000_000,
         }
     }

@@ -33,6 +33,8 @@ pub struct LinearConfig {
     pub window_ops_max: usize,
 }
 
+/// The budget of `detcd check`, which may spend about a minute on a hard history; `check_all`
+/// takes a smaller one by default (`crate::CHECK_ALL_LINEAR_STEPS_MAX`).
 impl Default for LinearConfig {
     fn default() -> LinearConfig {
         LinearConfig {

@@ -165,7 +165,12 @@ fn complete_revisions(watches: &[WatchRecord], tables: &Tables) -> BTreeSet<i64>
 }
 
 /// A lease expires at most once and is gone for good, so its expiry comes after every definite
-/// operation that found it alive; the witness attempt only tries expiries after those returned.
+/// operation that found it alive; the witness attempt only tries expiries after those were
+/// called. Not after they returned: a put with the lease may take effect long before its reply
+/// arrives, and the expiry can fall in between (in simulator runs: a put with lease 6 made
+/// revision 180, the expiry deleted the lease's keys at 181, and only then did the put's reply
+/// arrive). Holding expiries past those replies made the witness fail and the general search
+/// run out of budget.
 fn delay_expiries(ops: &mut [SearchOp]) {
     let mut alive_until: BTreeMap<i64, i64> = BTreeMap::new();
     for op in ops.iter().filter(|op| !op.unknown) {
@@ -176,8 +181,8 @@ fn delay_expiries(ops: &mut [SearchOp]) {
         let mut leases = Vec::new();
         leases_used(&op.op, &mut leases);
         for lease in leases {
-            let entry = alive_until.entry(lease).or_insert(op.ret);
-            *entry = (*entry).max(op.ret);
+            let entry = alive_until.entry(lease).or_insert(op.call);
+            *entry = (*entry).max(op.call);
         }
     }
     for op in ops.iter_mut() {

@@ -6,7 +6,10 @@
 //!   earlier never breaks a linearization);
 //! - recorded revisions bound the store's revision before each operation, so writes with recorded
 //!   revisions have a forced order, and a store past some pending operation's bound is dead;
-//! - unknown outcomes are tried only after definite ones, and never when they change nothing.
+//! - unknown outcomes are tried only after definite ones, and never when they change nothing;
+//! - a lease expiry is tried only after every definite operation that found the lease alive is
+//!   placed (an expiry is final, so any order with it earlier fails at that operation anyway;
+//!   without this the search tries every subset of key-less expiries at each dead end).
 //!
 //! Budgets count steps, never time. It decides one segment from one start state; decomposition
 //! and explanations live in the parent module.
@@ -142,6 +145,10 @@ pub(crate) struct Search<'a> {
     frames: Vec<Frame>,
     op_hash: Vec<u64>,
     definite_count: usize,
+    /// Per operation, the lease expiries (indices) that must come after it.
+    precedes_expiry: Vec<Vec<u32>>,
+    /// Per lease expiry, how many operations that must come before it are still unplaced.
+    expiry_waits: Vec<u32>,
     /// What other observations (watch events, kvs) show each revision changed; a write must agree.
     observed: Option<&'a Observations>,
     /// The greatest number of definite operations placed at once so far.
@@ -166,6 +173,7 @@ impl<'a> Search<'a> {
         let by_bound = order(&|op| !op.unknown, &|op| op.revision_hi);
         let unknown = order(&|op| op.unknown && writes_keys_only(op), &|op| op.call);
         let unknown_other = order(&|op| op.unknown && !writes_keys_only(op), &|op| op.call);
+        let (precedes_expiry, expiry_waits) = expiry_precedence(ops);
         Search {
             ops,
             store,
@@ -180,6 +188,8 @@ impl<'a> Search<'a> {
             placed_flags: vec![false; ops.len()],
             frames: Vec::new(),
             op_hash: (0..ops.len()).map(|i| mix(i as u64 ^ 0x5eed)).collect(),
+            precedes_expiry,
+            expiry_waits,
             observed: None,
             deepest: 0,
             steps: 0,
@@ -309,6 +319,9 @@ impl<'a> Search<'a> {
                 continue;
             }
             *cursor = Cursor::At { list, after: node };
+            if self.expiry_waits[node as usize] > 0 {
+                continue;
+            }
             return Some(node);
         }
     }
@@ -337,6 +350,9 @@ impl<'a> Search<'a> {
 
     fn unlink(&mut self, node: u32) {
         self.placed_flags[node as usize] = true;
+        for &expiry in &self.precedes_expiry[node as usize] {
+            self.expiry_waits[expiry as usize] -= 1;
+        }
         if self.ops[node as usize].unknown {
             self.unknown_links(node).remove(node);
         } else {
@@ -349,6 +365,9 @@ impl<'a> Search<'a> {
 
     fn relink(&mut self, node: u32) {
         self.placed_flags[node as usize] = false;
+        for &expiry in &self.precedes_expiry[node as usize] {
+            self.expiry_waits[expiry as usize] += 1;
+        }
         if self.ops[node as usize].unknown {
             self.unknown_links(node).restore(node);
         } else {
@@ -468,4 +487,45 @@ fn writes_keys_only(op: &SearchOp) -> bool {
             | crate::model::Op::Delete { .. }
             | crate::model::Op::Txn { .. }
     )
+}
+
+/// For each lease expiry among `ops`, the definite operations whose recorded result shows the
+/// lease alive (a put with it that succeeded, a successful revoke or keep-alive, its grant):
+/// returns, per operation, the expiries it precedes, and per expiry the count of those. A lease
+/// id granted more than once gets no constraint: after an expiry a new grant could revive it.
+fn expiry_precedence(ops: &[SearchOp]) -> (Vec<Vec<u32>>, Vec<u32>) {
+    use crate::model::{Op, Rec};
+    let mut grants: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+    for op in ops {
+        if let Op::LeaseGrant { id, .. } = op.op {
+            *grants.entry(id).or_default() += 1;
+        }
+    }
+    let expiry_of: std::collections::BTreeMap<i64, u32> = (0..ops.len() as u32)
+        .filter_map(|index| match ops[index as usize].op {
+            Op::Expire { id } => Some((id, index)),
+            _ => None,
+        })
+        .collect();
+    let mut precedes = vec![Vec::new(); ops.len()];
+    let mut waits = vec![0_u32; ops.len()];
+    for (index, op) in ops.iter().enumerate().filter(|(_, op)| !op.unknown) {
+        let lease = match (&op.op, &op.rec) {
+            (Op::Put { lease, .. }, Some(Rec::Put { .. })) => *lease,
+            (Op::LeaseRevoke { id }, Some(Rec::LeaseRevoke { .. }))
+            | (Op::LeaseGrant { id, .. }, Some(Rec::LeaseGrant { .. })) => *id,
+            (Op::LeaseKeepAlive { id }, Some(Rec::LeaseKeepAlive { ttl_seconds }))
+                if ttl_seconds.is_none_or(|ttl| ttl > 0) =>
+            {
+                *id
+            }
+            _ => continue,
+        };
+        let granted_once = grants.get(&lease).is_none_or(|&count| count <= 1);
+        if let Some(&expiry) = expiry_of.get(&lease).filter(|_| lease != 0 && granted_once) {
+            precedes[index].push(expiry);
+            waits[expiry as usize] += 1;
+        }
+    }
+    (precedes, waits)
 }
