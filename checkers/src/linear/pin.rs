@@ -27,9 +27,23 @@ pub(crate) struct Observations {
     /// Per key, recorded lifetimes (create revision, mod revision, version): the key existed,
     /// created at the first, through the second, with that version there.
     alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>,
+    /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
+    /// write that made R (or any earlier revision) had happened by then, so was called no later.
+    arrivals: BTreeMap<i64, i64>,
 }
 
 impl Observations {
+    /// Whether an operation called at `call` may have made `revision`: not when some watch
+    /// event showing that revision arrived before the call (the event reports a write that had
+    /// already happened). Sound for the witness only: a history where no called-in-time writer
+    /// exists is left to the general search, and the watch checker reports the early event.
+    pub(crate) fn called_in_time(&self, revision: i64, call: i64) -> bool {
+        self.arrivals
+            .range(revision..)
+            .next()
+            .is_none_or(|(_, &arrival)| call <= arrival)
+    }
+
     /// Whether the write just made (changes since `mark`, now at the store's revision) agrees
     /// with what was observed at that revision.
     pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {
@@ -109,6 +123,7 @@ pub(crate) fn pin_by_revisions(
             changes: observed,
             complete,
             alive,
+            arrivals: event_arrivals(watches),
         },
     )
 }
@@ -140,6 +155,21 @@ fn lifetimes(rec: &Rec, alive: &mut BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>) 
         } => list.iter().for_each(|inner| lifetimes(inner, alive)),
         _ => {}
     }
+}
+
+/// Per revision R with an event, the earliest time an event at R or later arrived.
+fn event_arrivals(watches: &[WatchRecord]) -> BTreeMap<i64, i64> {
+    let mut arrivals: BTreeMap<i64, i64> = BTreeMap::new();
+    for event in watches.iter().flat_map(|watch| &watch.events) {
+        let entry = arrivals.entry(event.revision).or_insert(event.time);
+        *entry = (*entry).min(event.time);
+    }
+    let mut running = i64::MAX;
+    for arrival in arrivals.values_mut().rev() {
+        running = running.min(*arrival);
+        *arrival = running;
+    }
+    arrivals
 }
 
 /// Revisions a watch over every key delivered completely: from its start (or first event) up to

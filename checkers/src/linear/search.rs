@@ -392,7 +392,10 @@ impl<'a> Search<'a> {
             return Err(());
         }
         if let Some(observed) = self.observed {
-            if self.store.revision() > revision && !observed.admits(&self.store, mark) {
+            let made = self.store.revision();
+            if made > revision
+                && (!observed.called_in_time(made, op.call) || !observed.admits(&self.store, mark))
+            {
                 self.store.undo_to(mark);
                 return Err(());
             }
