@@ -493,7 +493,8 @@ fn writes_keys_only(op: &SearchOp) -> bool {
 }
 
 /// For each lease expiry among `ops`, the definite operations whose recorded result shows the
-/// lease alive (a put with it that succeeded, a successful revoke or keep-alive, its grant):
+/// lease alive (a put with it that succeeded or that an observation shows took effect, a
+/// successful revoke or keep-alive, its grant):
 /// returns, per operation, the expiries it precedes, and per expiry the count of those. A lease
 /// id granted more than once gets no constraint: after an expiry a new grant could revive it.
 fn expiry_precedence(ops: &[SearchOp]) -> (Vec<Vec<u32>>, Vec<u32>) {
@@ -514,7 +515,8 @@ fn expiry_precedence(ops: &[SearchOp]) -> (Vec<Vec<u32>>, Vec<u32>) {
     let mut waits = vec![0_u32; ops.len()];
     for (index, op) in ops.iter().enumerate().filter(|(_, op)| !op.unknown) {
         let lease = match (&op.op, &op.rec) {
-            (Op::Put { lease, .. }, Some(Rec::Put { .. })) => *lease,
+            // A mandatory put without a result was pinned or promoted: observed to take effect.
+            (Op::Put { lease, .. }, Some(Rec::Put { .. }) | None) => *lease,
             (Op::LeaseRevoke { id }, Some(Rec::LeaseRevoke { .. }))
             | (Op::LeaseGrant { id, .. }, Some(Rec::LeaseGrant { .. })) => *id,
             (Op::LeaseKeepAlive { id }, Some(Rec::LeaseKeepAlive { ttl_seconds }))
