@@ -288,6 +288,10 @@ impl<'a> Search<'a> {
                     continue;
                 }
                 *cursor = Cursor::At { list, after: node };
+                // A mandatory expiry (the witness makes some so) still waits for its users.
+                if self.expiry_waits[node as usize] > 0 {
+                    continue;
+                }
                 return Some(node);
             }
             // Every unknown key write bumps the revision; at the ceiling all would be pruned.
