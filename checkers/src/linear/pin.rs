@@ -27,6 +27,9 @@ pub(crate) struct Observations {
     /// Per key, recorded lifetimes (create revision, mod revision, version): the key existed,
     /// created at the first, through the second, with that version there.
     alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>,
+    /// Per key, spans (M, S] through which a read showed it unchanged: a latest read at revision
+    /// S returned it with mod revision M.
+    unchanged: BTreeMap<KeyId, Vec<(i64, i64)>>,
     /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
     /// write that made R (or any earlier revision) had happened by then, so was called no later.
     arrivals: BTreeMap<i64, i64>,
@@ -49,7 +52,13 @@ impl Observations {
     pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {
         let revision = store.revision();
         let Some(changes) = self.changes.get(&revision) else {
-            return !self.complete.contains(&revision);
+            if self.complete.contains(&revision) {
+                return false;
+            }
+            let changed = store.changed_since(mark);
+            return changed
+                .iter()
+                .all(|&key| self.unchanged_agrees(revision, key));
         };
         let agrees = changes.iter().all(|&(key, value)| {
             store.last_change_revision(key) == Some(revision)
@@ -61,10 +70,22 @@ impl Observations {
         let mut changed = store.changed_since(mark);
         changed.sort_unstable();
         changed.dedup();
-        if !changed.iter().all(|&key| self.lifetime_agrees(store, key)) {
+        if !changed
+            .iter()
+            .all(|&key| self.lifetime_agrees(store, key) && self.unchanged_agrees(revision, key))
+        {
             return false;
         }
         !self.complete.contains(&revision) || changed.len() == changes.len()
+    }
+
+    /// A key changed at revision R must not lie in a span some read showed it unchanged.
+    fn unchanged_agrees(&self, revision: i64, key: KeyId) -> bool {
+        self.unchanged.get(&key).is_none_or(|spans| {
+            !spans
+                .iter()
+                .any(|&(modified, through)| modified < revision && revision <= through)
+        })
     }
 
     /// A key changed at the store's revision R must, for every recorded lifetime spanning R,
@@ -118,12 +139,14 @@ pub(crate) fn pin_by_revisions(
     for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
         lifetimes(rec, &mut alive);
     }
+    let unchanged = unchanged_spans(&ops);
     (
         ops,
         Observations {
             changes: observed,
             complete,
             alive,
+            unchanged,
             arrivals: event_arrivals(watches),
         },
     )
@@ -156,6 +179,55 @@ fn lifetimes(rec: &Rec, alive: &mut BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>) 
         } => list.iter().for_each(|inner| lifetimes(inner, alive)),
         _ => {}
     }
+}
+
+/// Per key, the spans (M, S] a read of the latest state showed it unchanged through: a range
+/// with header revision S returning it with mod revision M (seed 77 of the simulator: the
+/// witness put an unknown write into such a span and found out only at the next read, after a
+/// 2M-step search). A range inside a txn gives S - 1 (the txn may itself write at S, after it).
+fn unchanged_spans(ops: &[SearchOp]) -> BTreeMap<KeyId, Vec<(i64, i64)>> {
+    let mut spans: BTreeMap<KeyId, Vec<(i64, i64)>> = BTreeMap::new();
+    let mut note = |kvs: &[RecKv], through: i64| {
+        for kv in kvs {
+            if let Some(modified) = kv.mod_revision.filter(|&modified| modified < through) {
+                spans.entry(kv.key).or_default().push((modified, through));
+            }
+        }
+    };
+    for op in ops.iter().filter(|op| !op.unknown) {
+        match (&op.op, &op.rec) {
+            (
+                Op::Range { revision: 0, .. },
+                Some(Rec::Range {
+                    revision: Some(through),
+                    kvs: Some(kvs),
+                    ..
+                }),
+            ) => note(kvs, *through),
+            (
+                Op::Txn {
+                    success, failure, ..
+                },
+                Some(Rec::Txn {
+                    revision: Some(recorded),
+                    succeeded: Some(succeeded),
+                    responses: Some(list),
+                    ..
+                }),
+            ) => {
+                let branch = if *succeeded { success } else { failure };
+                for (inner, rec) in branch.iter().zip(list) {
+                    if let (Op::Range { revision: 0, .. }, Rec::Range { kvs: Some(kvs), .. }) =
+                        (inner, rec)
+                    {
+                        note(kvs, recorded - 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    spans
 }
 
 /// Per revision R with an event, the earliest time an event at R or later arrived.
