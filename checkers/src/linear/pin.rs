@@ -12,7 +12,7 @@
 
 use super::prepare::SearchOp;
 use crate::history::{EventKind, WatchRecord};
-use crate::model::{KeyId, Mark, Op, Rec, RecKv, Store, Tables, ValueId};
+use crate::model::{ErrorCode, KeyId, Mark, Op, Rec, RecKv, Store, Tables, ValueId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What some observation shows was written at one revision: (key, value or `None` = deleted).
@@ -27,15 +27,38 @@ pub(crate) struct Observations {
     /// Per key, recorded lifetimes (create revision, mod revision, version): the key existed,
     /// created at the first, through the second, with that version there.
     alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>,
+    /// Per key, spans (M, S] through which a read showed it unchanged: a latest read at revision
+    /// S returned it with mod revision M.
+    unchanged: BTreeMap<KeyId, Vec<(i64, i64)>>,
+    /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
+    /// write that made R (or any earlier revision) had happened by then, so was called no later.
+    arrivals: BTreeMap<i64, i64>,
 }
 
 impl Observations {
+    /// Whether an operation called at `call` may have made `revision`: not when some watch
+    /// event showing that revision arrived before the call (the event reports a write that had
+    /// already happened). Sound for the witness only: a history where no called-in-time writer
+    /// exists is left to the general search, and the watch checker reports the early event.
+    pub(crate) fn called_in_time(&self, revision: i64, call: i64) -> bool {
+        self.arrivals
+            .range(revision..)
+            .next()
+            .is_none_or(|(_, &arrival)| call <= arrival)
+    }
+
     /// Whether the write just made (changes since `mark`, now at the store's revision) agrees
     /// with what was observed at that revision.
     pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {
         let revision = store.revision();
         let Some(changes) = self.changes.get(&revision) else {
-            return !self.complete.contains(&revision);
+            if self.complete.contains(&revision) {
+                return false;
+            }
+            let changed = store.changed_since(mark);
+            return changed
+                .iter()
+                .all(|&key| self.unchanged_agrees(revision, key));
         };
         let agrees = changes.iter().all(|&(key, value)| {
             store.last_change_revision(key) == Some(revision)
@@ -47,10 +70,22 @@ impl Observations {
         let mut changed = store.changed_since(mark);
         changed.sort_unstable();
         changed.dedup();
-        if !changed.iter().all(|&key| self.lifetime_agrees(store, key)) {
+        if !changed
+            .iter()
+            .all(|&key| self.lifetime_agrees(store, key) && self.unchanged_agrees(revision, key))
+        {
             return false;
         }
         !self.complete.contains(&revision) || changed.len() == changes.len()
+    }
+
+    /// A key changed at revision R must not lie in a span some read showed it unchanged.
+    fn unchanged_agrees(&self, revision: i64, key: KeyId) -> bool {
+        self.unchanged.get(&key).is_none_or(|spans| {
+            !spans
+                .iter()
+                .any(|&(modified, through)| modified < revision && revision <= through)
+        })
     }
 
     /// A key changed at the store's revision R must, for every recorded lifetime spanning R,
@@ -81,6 +116,7 @@ pub(crate) fn pin_by_revisions(
 ) -> (Vec<SearchOp>, Observations) {
     let mut ops = ops.to_vec();
     delay_expiries(&mut ops);
+    require_expiries(&mut ops);
     let observed = observations(&ops, watches, tables);
     pin_observed(&mut ops, &observed);
     let written = written_revisions(&ops);
@@ -103,12 +139,15 @@ pub(crate) fn pin_by_revisions(
     for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
         lifetimes(rec, &mut alive);
     }
+    let unchanged = unchanged_spans(&ops);
     (
         ops,
         Observations {
             changes: observed,
             complete,
             alive,
+            unchanged,
+            arrivals: event_arrivals(watches),
         },
     )
 }
@@ -142,6 +181,70 @@ fn lifetimes(rec: &Rec, alive: &mut BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>) 
     }
 }
 
+/// Per key, the spans (M, S] a read of the latest state showed it unchanged through: a range
+/// with header revision S returning it with mod revision M (seed 77 of the simulator: the
+/// witness put an unknown write into such a span and found out only at the next read, after a
+/// 2M-step search). A range inside a txn gives S - 1 (the txn may itself write at S, after it).
+fn unchanged_spans(ops: &[SearchOp]) -> BTreeMap<KeyId, Vec<(i64, i64)>> {
+    let mut spans: BTreeMap<KeyId, Vec<(i64, i64)>> = BTreeMap::new();
+    let mut note = |kvs: &[RecKv], through: i64| {
+        for kv in kvs {
+            if let Some(modified) = kv.mod_revision.filter(|&modified| modified < through) {
+                spans.entry(kv.key).or_default().push((modified, through));
+            }
+        }
+    };
+    for op in ops.iter().filter(|op| !op.unknown) {
+        match (&op.op, &op.rec) {
+            (
+                Op::Range { revision: 0, .. },
+                Some(Rec::Range {
+                    revision: Some(through),
+                    kvs: Some(kvs),
+                    ..
+                }),
+            ) => note(kvs, *through),
+            (
+                Op::Txn {
+                    success, failure, ..
+                },
+                Some(Rec::Txn {
+                    revision: Some(recorded),
+                    succeeded: Some(succeeded),
+                    responses: Some(list),
+                    ..
+                }),
+            ) => {
+                let branch = if *succeeded { success } else { failure };
+                for (inner, rec) in branch.iter().zip(list) {
+                    if let (Op::Range { revision: 0, .. }, Rec::Range { kvs: Some(kvs), .. }) =
+                        (inner, rec)
+                    {
+                        note(kvs, recorded - 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    spans
+}
+
+/// Per revision R with an event, the earliest time an event at R or later arrived.
+fn event_arrivals(watches: &[WatchRecord]) -> BTreeMap<i64, i64> {
+    let mut arrivals: BTreeMap<i64, i64> = BTreeMap::new();
+    for event in watches.iter().flat_map(|watch| &watch.events) {
+        let entry = arrivals.entry(event.revision).or_insert(event.time);
+        *entry = (*entry).min(event.time);
+    }
+    let mut running = i64::MAX;
+    for arrival in arrivals.values_mut().rev() {
+        running = running.min(*arrival);
+        *arrival = running;
+    }
+    arrivals
+}
+
 /// Revisions a watch over every key delivered completely: from its start (or first event) up to
 /// its last event, every change is an event (the watch checker holds streams to that).
 fn complete_revisions(watches: &[WatchRecord], tables: &Tables) -> BTreeSet<i64> {
@@ -165,7 +268,8 @@ fn complete_revisions(watches: &[WatchRecord], tables: &Tables) -> BTreeSet<i64>
 }
 
 /// A lease expires at most once and is gone for good, so its expiry comes after every definite
-/// operation that found it alive; the witness attempt only tries expiries after those were
+/// operation that found it alive (including unknown-outcome puts with the lease that pinning
+/// showed took effect); the witness attempt only tries expiries after those were
 /// called. Not after they returned: a put with the lease may take effect long before its reply
 /// arrives, and the expiry can fall in between (in simulator runs: a put with lease 6 made
 /// revision 180, the expiry deleted the lease's keys at 181, and only then did the put's reply
@@ -174,12 +278,16 @@ fn complete_revisions(watches: &[WatchRecord], tables: &Tables) -> BTreeSet<i64>
 fn delay_expiries(ops: &mut [SearchOp]) {
     let mut alive_until: BTreeMap<i64, i64> = BTreeMap::new();
     for op in ops.iter().filter(|op| !op.unknown) {
-        let Some(rec) = &op.rec else { continue };
-        if matches!(rec, Rec::Error(_)) {
-            continue;
-        }
         let mut leases = Vec::new();
-        leases_used(&op.op, &mut leases);
+        match (&op.rec, &op.op) {
+            (Some(Rec::Error(_)), _) => continue,
+            (Some(_), _) => leases_used(&op.op, &mut leases),
+            // Pinned or promoted: an observation shows this put took effect, so its lease
+            // was alive then (seed 149: the expiry went before such a put and the witness
+            // drowned in expiry subsets).
+            (None, Op::Put { lease, .. }) if *lease != 0 => leases.push(*lease),
+            (None, _) => continue,
+        }
         for lease in leases {
             let entry = alive_until.entry(lease).or_insert(op.call);
             *entry = (*entry).max(op.call);
@@ -189,6 +297,57 @@ fn delay_expiries(ops: &mut [SearchOp]) {
         if let Op::Expire { id } = op.op {
             if let Some(&until) = alive_until.get(&id) {
                 op.call = op.call.max(until.saturating_add(1));
+            }
+        }
+    }
+}
+
+/// A lease granted once (the grant returned), never named by a revoke that may have worked,
+/// and then found missing by a definite operation called after the grant returned, can only
+/// have expired, before that operation returned: the witness attempt makes its expiry
+/// mandatory with that return as its own. The search then places it early rather than
+/// trying unobserved writes in the revision gap first and finding out many revisions later
+/// (seed 77 of the simulator: a put with lease 66 got lease_not_found; the witness filled the
+/// gap the expiry needed with an unknown put and gave up after 3M steps).
+fn require_expiries(ops: &mut [SearchOp]) {
+    let mut granted: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    let mut revoked: BTreeSet<i64> = BTreeSet::new();
+    for op in ops.iter() {
+        match (&op.op, &op.rec) {
+            (Op::LeaseGrant { id, .. }, Some(Rec::LeaseGrant { .. })) if !op.unknown => {
+                granted.entry(*id).or_default().push(op.ret)
+            }
+            (Op::LeaseGrant { id, .. }, None) => granted.entry(*id).or_default().push(i64::MAX),
+            (Op::LeaseRevoke { id }, rec) if !matches!(rec, Some(Rec::Error(_))) => {
+                revoked.insert(*id);
+            }
+            _ => {}
+        }
+    }
+    let mut gone_by: BTreeMap<i64, i64> = BTreeMap::new();
+    for op in ops.iter().filter(|op| !op.unknown) {
+        if !matches!(op.rec, Some(Rec::Error(ErrorCode::LeaseNotFound))) {
+            continue;
+        }
+        let lease = match op.op {
+            Op::Put { lease, .. } => lease,
+            Op::LeaseKeepAlive { id } | Op::LeaseRevoke { id } => id,
+            _ => continue,
+        };
+        let Some([grant_return]) = granted.get(&lease).map(Vec::as_slice) else {
+            continue;
+        };
+        if lease == 0 || revoked.contains(&lease) || op.call <= *grant_return {
+            continue;
+        }
+        let entry = gone_by.entry(lease).or_insert(op.ret);
+        *entry = (*entry).min(op.ret);
+    }
+    for op in ops.iter_mut() {
+        if let Op::Expire { id } = op.op {
+            if let Some(&ret) = gone_by.get(&id) {
+                op.unknown = false;
+                op.ret = ret;
             }
         }
     }
