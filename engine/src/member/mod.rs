@@ -20,7 +20,7 @@ pub use recovery::{RecoveryError, RecoveryReport};
 use std::collections::BTreeMap;
 
 use crate::api::{Actions, DiskImage, Envelope, HaltReason, Input, Observation};
-use crate::kv::{RangeRequest, RequestError, ResponseHeader};
+use crate::kv::{Request, RequestError, ResponseHeader};
 use crate::lease::Lessor;
 use crate::mvcc::Store;
 use crate::raft::{ConfState, Raft, Role};
@@ -41,11 +41,14 @@ struct PendingWrite {
     deadline: Instant,
 }
 
-/// A linearizable read waiting for its read index, then for the apply to reach it.
+/// A request behind a read barrier: a linearizable range, or a leader-local lease request (a
+/// keep-alive or TTL query must come from a leader confirmed by a quorum that has applied what
+/// was committed before it, or a deposed or new leader could answer from stale lease state).
+/// It waits for its read index, then for the apply to reach it.
 #[derive(Debug)]
 struct PendingRead {
     request: RequestId,
-    range: RangeRequest,
+    query: Request,
     deadline: Instant,
     /// Set once raft confirmed the read index.
     index: Option<LogIndex>,

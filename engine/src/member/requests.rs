@@ -43,7 +43,16 @@ impl Member {
                 let result = self.serve_range(&range);
                 self.out.reply.push((id, result));
             }
-            Request::Range(range) => self.start_read(id, range),
+            Request::Range(range) => self.start_read(id, Request::Range(range)),
+            Request::LeaseKeepAlive { .. } | Request::LeaseTimeToLive(_) if !self.was_leader => {
+                let hint = self.leader_hint();
+                self.out
+                    .reply
+                    .push((id, Err(RequestError::NotLeader { leader_hint: hint })));
+            }
+            query @ (Request::LeaseKeepAlive { .. } | Request::LeaseTimeToLive(_)) => {
+                self.start_read(id, query);
+            }
             Request::Put(put) => self.propose_command(id, Command::Put(put)),
             Request::DeleteRange(delete) => self.propose_command(id, Command::DeleteRange(delete)),
             Request::Txn(txn) => self.propose_command(id, Command::Txn(txn)),
@@ -150,7 +159,7 @@ impl Member {
         }
     }
 
-    fn start_read(&mut self, request: RequestId, range: RangeRequest) {
+    fn start_read(&mut self, request: RequestId, query: Request) {
         self.next_read_context += 1;
         let context = self.next_read_context;
         match self.raft.read_index(context) {
@@ -158,7 +167,7 @@ impl Member {
                 let deadline = self.now + self.config.request_timeout;
                 let read = PendingRead {
                     request,
-                    range,
+                    query,
                     deadline,
                     index: None,
                 };
@@ -188,13 +197,18 @@ impl Member {
             .collect();
         for context in ready {
             let read = self.pending_reads.remove(&context).expect("listed above");
-            let result = self.serve_range(&read.range);
-            self.out.reply.push((read.request, result));
+            match read.query {
+                Request::Range(range) => {
+                    let result = self.serve_range(&range);
+                    self.out.reply.push((read.request, result));
+                }
+                other => self.answer_locally(read.request, other),
+            }
         }
     }
 
-    /// Answers requests that need no consensus: keep-alives on the leader, lease queries and
-    /// watch management.
+    /// Answers requests that need no log entry: keep-alives and TTL queries (after their read
+    /// barrier), the lease list, and watch management.
     fn answer_locally(&mut self, id: RequestId, request: Request) {
         let header = self.header();
         let hint = self.leader_hint();
