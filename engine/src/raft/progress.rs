@@ -19,10 +19,13 @@ pub(super) enum ProgressState {
     },
     /// The follower is known to match: stream appends, at most `inflight_appends_count_max`.
     Replicate,
-    /// A snapshot at `index` is on its way; send nothing until it is answered.
+    /// A snapshot at `index` is on its way; send nothing until it is answered, or until the
+    /// follower has answered enough heartbeats that the snapshot or its answer must be lost.
     Snapshot {
         /// The snapshot's index.
         index: LogIndex,
+        /// Heartbeat responses from the follower since the snapshot was sent.
+        heartbeats_answered_count: u32,
     },
 }
 
@@ -65,7 +68,7 @@ impl Progress {
     pub(super) fn become_probe(&mut self) {
         // After a snapshot the follower holds at least the snapshot's index.
         let floor = match self.state {
-            ProgressState::Snapshot { index } => index.next(),
+            ProgressState::Snapshot { index, .. } => index.next(),
             _ => LogIndex(0),
         };
         self.state = ProgressState::Probe { paused: false };
@@ -80,7 +83,10 @@ impl Progress {
     }
 
     pub(super) fn become_snapshot(&mut self, index: LogIndex) {
-        self.state = ProgressState::Snapshot { index };
+        self.state = ProgressState::Snapshot {
+            index,
+            heartbeats_answered_count: 0,
+        };
         self.inflight_last_indexes.clear();
     }
 

@@ -286,6 +286,19 @@ impl Raft {
         if progress.state == ProgressState::Replicate && progress.is_paused(inflight_max) {
             progress.become_probe();
         }
+        // The follower answers heartbeats but not the snapshot: the snapshot or its answer was
+        // lost (a host reports no delivery failures). After an election timeout of heartbeats,
+        // probe again; the probe is refused and leads to a fresh snapshot if still needed.
+        if let ProgressState::Snapshot {
+            heartbeats_answered_count,
+            ..
+        } = &mut progress.state
+        {
+            *heartbeats_answered_count += 1;
+            if *heartbeats_answered_count >= self.config.election_timeout_ticks {
+                progress.become_probe();
+            }
+        }
         if progress.match_index < last_index {
             self.send_append(from, true);
         }
