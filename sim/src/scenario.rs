@@ -252,8 +252,11 @@ impl Scenario {
         scenario.name = "disk_corruption_on_a_majority".into();
         scenario.faults.disk_faults_per_minute =
             vec![(DiskFaultKind::BitFlip, 30), (DiskFaultKind::LostWrite, 30)];
-        scenario.faults.crashes_per_minute = 10;
+        // Crashes must reach a majority too: corruption is found when a member restarts and
+        // reads its disk, and a majority that cannot start leaves the cluster without a quorum.
+        scenario.faults.crashes_per_minute = 30;
         scenario.budget.corrupted_members_max = scenario.member_count;
+        scenario.budget.down_members_max = scenario.member_count;
         scenario.beyond_model = true;
         scenario.expected_verdict = Verdict::Fail;
         scenario
