@@ -10,17 +10,10 @@
 //! The prefixes were cut soundly: operations called before the cut time, those still running at
 //! it turned into unknown outcomes, watch events that arrived before it.
 
-use checkers::history::{parse_history, History};
-use checkers::linear::{check_linearizable, LinearConfig};
-use checkers::watch::check_watches;
-use checkers::{check_all, CheckConfig, Verdict};
+mod common;
 
-fn sample(ops: &str, watches: &str) -> History {
-    let mut history = parse_history(ops).expect("the sample history parses");
-    let watch_file = parse_history(watches).expect("the sample watches parse");
-    history.watches.extend(watch_file.watches);
-    history
-}
+use checkers::history::History;
+use common::{assert_check_all_passes, assert_witnessed_directly, sample};
 
 fn samples() -> Vec<(&'static str, History)> {
     vec![
@@ -48,17 +41,7 @@ fn lease_expiry_before_a_late_reply_is_witnessed_directly() {
     // and the watch checker, and a step count within a small multiple of the operation count
     // (the old witness failed and the search spent its whole budget).
     for (name, history) in samples() {
-        assert!(history.ops.iter().any(|op| op.result.is_none()), "{name}");
-        assert!(!history.watches.is_empty(), "{name}");
-        let report = check_linearizable(&history, &LinearConfig::default());
-        assert_eq!(report.verdict, Verdict::Ok, "{name}");
-        assert!(
-            report.steps < 10 * history.ops.len() as u64,
-            "{name}: steps {}",
-            report.steps
-        );
-        let watch = check_watches(&history, report.linearization.as_ref());
-        assert_eq!(watch, Verdict::Ok, "{name}");
+        assert_witnessed_directly(name, &history);
     }
 }
 
@@ -68,13 +51,6 @@ fn check_all_passes_both_samples_with_its_default_budget() {
     // budget) also passes them. Method: run it with no trace; require the linearizability and
     // watch verdicts to be Ok.
     for (name, history) in samples() {
-        let results = check_all(&history, &[], &[], &CheckConfig::default());
-        for checker in ["linearizability", "watch"] {
-            let result = results
-                .iter()
-                .find(|result| result.checker == checker)
-                .expect("every checker reports");
-            assert_eq!(result.verdict, Verdict::Ok, "{name} {checker}");
-        }
+        assert_check_all_passes(name, &history);
     }
 }
