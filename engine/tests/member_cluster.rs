@@ -313,12 +313,7 @@ fn revision_of(result: Result<Response, RequestError>) -> Revision {
 fn writes_and_reads_go_through_any_member() {
     let mut cluster = Cluster::new(3, 10_000);
     let leader = cluster.elect();
-    let followers: Vec<NodeId> = cluster
-        .voters
-        .iter()
-        .copied()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = cluster.followers_of(leader);
     let first = revision_of(cluster.call(followers[0], put("a", "1")));
     let second = revision_of(cluster.call(leader, put("a", "2")));
     assert_eq!(
@@ -508,12 +503,7 @@ fn a_watch_on_a_follower_sees_every_write_in_order() {
 fn a_lagging_member_catches_up_by_snapshot_and_restarts_from_one() {
     let mut cluster = Cluster::new(3, 20);
     let leader = cluster.elect();
-    let followers: Vec<NodeId> = cluster
-        .voters
-        .iter()
-        .copied()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = cluster.followers_of(leader);
     cluster.isolated.insert(followers[0]);
     for index in 0..100 {
         cluster
