@@ -209,12 +209,16 @@ impl Cluster {
         panic!("no leader elected within 50 s");
     }
 
-    fn follower_of(&self, leader: NodeId) -> NodeId {
+    fn followers_of(&self, leader: NodeId) -> Vec<NodeId> {
         self.voters
             .iter()
             .copied()
-            .find(|id| *id != leader)
-            .unwrap()
+            .filter(|id| *id != leader)
+            .collect()
+    }
+
+    fn follower_of(&self, leader: NodeId) -> NodeId {
+        self.followers_of(leader)[0]
     }
 
     /// Creates a watch on `[key, range_end)` at member `id`.
