@@ -4,8 +4,9 @@
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// Encodes bytes as padded base64.
-pub(crate) fn encode(bytes: &[u8]) -> String {
+/// Encodes bytes as padded base64 (also what other producers of histories, like the simulator,
+/// use for `*_b64` fields, so there is one encoder of the format).
+pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let word = (u32::from(chunk[0]) << 16)

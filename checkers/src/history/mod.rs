@@ -8,6 +8,7 @@ mod base64;
 mod read;
 mod write;
 
+pub use base64::encode as encode_base64;
 pub use read::{parse_history, parse_line, HistoryError, Line};
 pub use write::{operation_to_json, watch_to_json, write_history};
 

@@ -163,22 +163,7 @@ fn lifetimes(rec: &Rec, alive: &mut BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>) 
                 .insert((create, modified, version));
         }
     };
-    match rec {
-        Rec::Range { kvs: Some(kvs), .. }
-        | Rec::Delete {
-            prev_kvs: Some(kvs),
-            ..
-        } => kvs.iter().for_each(note),
-        Rec::Put {
-            prev_kv: Some(Some(kv)),
-            ..
-        } => note(kv),
-        Rec::Txn {
-            responses: Some(list),
-            ..
-        } => list.iter().for_each(|inner| lifetimes(inner, alive)),
-        _ => {}
-    }
+    rec.for_each_kv(&mut note);
 }
 
 /// Per key, the spans (M, S] a read of the latest state showed it unchanged through: a range
@@ -399,22 +384,7 @@ fn observe_rec(rec: &Rec, observed: &mut Observed) {
                 .insert((kv.key, Some(value)));
         }
     };
-    match rec {
-        Rec::Range { kvs: Some(kvs), .. }
-        | Rec::Delete {
-            prev_kvs: Some(kvs),
-            ..
-        } => kvs.iter().for_each(note),
-        Rec::Put {
-            prev_kv: Some(Some(kv)),
-            ..
-        } => note(kv),
-        Rec::Txn {
-            responses: Some(list),
-            ..
-        } => list.iter().for_each(|inner| observe_rec(inner, observed)),
-        _ => {}
-    }
+    rec.for_each_kv(&mut note);
 }
 
 /// An unknown write that alone puts a (key, value) observed at revision R took effect at R.

@@ -153,22 +153,7 @@ fn observe(rec: &Rec, observed: &mut BTreeMap<(u32, u32), Option<i64>>) {
             }
         }
     };
-    match rec {
-        Rec::Range { kvs: Some(kvs), .. }
-        | Rec::Delete {
-            prev_kvs: Some(kvs),
-            ..
-        } => kvs.iter().for_each(note),
-        Rec::Put {
-            prev_kv: Some(Some(kv)),
-            ..
-        } => note(kv),
-        Rec::Txn {
-            responses: Some(list),
-            ..
-        } => list.iter().for_each(|inner| observe(inner, observed)),
-        _ => {}
-    }
+    rec.for_each_kv(&mut note);
 }
 
 fn note_leases(op: &Op, call: i64, first: &mut BTreeMap<i64, i64>) {

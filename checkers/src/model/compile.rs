@@ -183,6 +183,29 @@ pub enum Rec {
     Error(ErrorCode),
 }
 
+impl Rec {
+    /// Calls `note` on every key-value this result recorded (range kvs, a put's prev_kv, a
+    /// delete's prev_kvs), descending into a txn's nested results.
+    pub fn for_each_kv(&self, note: &mut impl FnMut(&RecKv)) {
+        match self {
+            Rec::Range { kvs: Some(kvs), .. }
+            | Rec::Delete {
+                prev_kvs: Some(kvs),
+                ..
+            } => kvs.iter().for_each(&mut *note),
+            Rec::Put {
+                prev_kv: Some(Some(kv)),
+                ..
+            } => note(kv),
+            Rec::Txn {
+                responses: Some(list),
+                ..
+            } => list.iter().for_each(|inner| inner.for_each_kv(note)),
+            _ => {}
+        }
+    }
+}
+
 /// The errors the sequential store can produce (others carry no information).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
