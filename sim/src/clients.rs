@@ -168,6 +168,26 @@ impl<M: crate::process::HostedMember> World<M> {
         }
     }
 
+    /// The client's outstanding request, if it is `op_id`.
+    fn take_outstanding(&mut self, client: usize, op_id: u64) -> Option<Outstanding> {
+        let slot = &mut self.clients[client].outstanding;
+        if slot
+            .as_ref()
+            .is_some_and(|outstanding| outstanding.op_id == op_id)
+        {
+            slot.take()
+        } else {
+            None
+        }
+    }
+
+    /// Wakes the client for its next request after a think time.
+    pub(crate) fn schedule_next_request(&mut self, now: Instant, client: usize) {
+        let think = self.clients[client].think_time(&self.scenario.workload);
+        self.queue
+            .schedule(now + think, Event::ClientWake { client });
+    }
+
     pub(crate) fn client_reply(
         &mut self,
         now: Instant,
@@ -175,17 +195,10 @@ impl<M: crate::process::HostedMember> World<M> {
         op_id: u64,
         result: Result<Response, RequestError>,
     ) {
-        let matches = self.clients[client]
-            .outstanding
-            .as_ref()
-            .is_some_and(|outstanding| outstanding.op_id == op_id);
-        if !matches {
+        let Some(outstanding) = self.take_outstanding(client, op_id) else {
+            // A late reply or timeout for a request already settled.
             return;
-        }
-        let outstanding = self.clients[client]
-            .outstanding
-            .take()
-            .expect("checked above");
+        };
         if let Ok(response) = &result {
             if !response_fits(&outstanding.request, response) {
                 // A reply of the wrong kind is a member bug; what the request did is unknown.
@@ -196,9 +209,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 self.invariants.record("response_kind", now, message);
                 self.counts.ops_unknown += 1;
                 self.record_operation(client, &outstanding, None);
-                let think = self.clients[client].think_time(&self.scenario.workload);
-                self.queue
-                    .schedule(now + think, Event::ClientWake { client });
+                self.schedule_next_request(now, client);
                 return;
             }
         }
@@ -216,29 +227,18 @@ impl<M: crate::process::HostedMember> World<M> {
             }
         }
         self.record_operation(client, &outstanding, Some((now, &result)));
-        let think = self.clients[client].think_time(&self.scenario.workload);
-        self.queue
-            .schedule(now + think, Event::ClientWake { client });
+        self.schedule_next_request(now, client);
     }
 
     pub(crate) fn client_timeout(&mut self, now: Instant, client: usize, op_id: u64) {
-        let matches = self.clients[client]
-            .outstanding
-            .as_ref()
-            .is_some_and(|outstanding| outstanding.op_id == op_id);
-        if !matches {
+        let Some(outstanding) = self.take_outstanding(client, op_id) else {
+            // A late reply or timeout for a request already settled.
             return;
-        }
-        let outstanding = self.clients[client]
-            .outstanding
-            .take()
-            .expect("checked above");
+        };
         self.routes.remove(&op_id);
         self.counts.ops_unknown += 1;
         self.record_operation(client, &outstanding, None);
-        let think = self.clients[client].think_time(&self.scenario.workload);
-        self.queue
-            .schedule(now + think, Event::ClientWake { client });
+        self.schedule_next_request(now, client);
     }
 
     /// Feeds a successful response to the inline checks and to the liveness probe.

@@ -259,9 +259,7 @@ impl<M: HostedMember> World<M> {
             self.start_member(node);
         }
         for client in 0..self.clients.len() {
-            let think = self.clients[client].think_time(&self.scenario.workload);
-            self.queue
-                .schedule(Instant(0) + think, Event::ClientWake { client });
+            self.schedule_next_request(Instant(0), client);
         }
         for watcher in 0..self.watchers.len() {
             self.queue.schedule(
