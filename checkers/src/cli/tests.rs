@@ -84,26 +84,3 @@ fn bench_full_prints_figures() {
         assert_eq!(row["verdict"], "linearizable", "{row}");
     }
 }
-
-#[test]
-#[ignore = "diagnostic: prints each bench row as it is measured"]
-fn bench_rows_one_by_one() {
-    // Goal: find slow bench rows. Method: time each configuration separately and print it.
-    for ops_count in [10_000, 100_000] {
-        for clients_count in [4, 16, 64] {
-            for unknown_percent in [0, 5] {
-                let config = GenerateConfig {
-                    ops_count,
-                    clients_count,
-                    keys_count: 64,
-                    unknown_percent,
-                    revisions: true,
-                    seed: 42,
-                };
-                let row = time_one(&config);
-                println!("{row}");
-                assert_eq!(row["verdict"], "linearizable");
-            }
-        }
-    }
-}
