@@ -326,13 +326,13 @@ impl Member {
     }
 
     fn notice_role_change(&mut self) {
-        let status = self.raft.status();
-        let is_leader = status.role == Role::Leader;
+        // Called after every ready round: cheap getters, not `status()`, which copies the
+        // membership.
+        let is_leader = self.raft.role() == Role::Leader;
         if is_leader && !self.was_leader {
             self.lessor.promote(self.now, self.config.lease_grace);
-            self.out
-                .observe
-                .push(Observation::BecameLeader { term: status.term });
+            let term = self.raft.term();
+            self.out.observe.push(Observation::BecameLeader { term });
         } else if !is_leader && self.was_leader {
             self.lessor.demote();
         }
@@ -345,12 +345,12 @@ impl Member {
             cluster_id: self.config.cluster_id,
             member_id: self.config.id,
             revision: self.store.revision(),
-            raft_term: self.raft.status().term,
+            raft_term: self.raft.term(),
         }
     }
 
     fn leader_hint(&self) -> Option<NodeId> {
-        let leader = self.raft.status().leader;
+        let leader = self.raft.leader();
         (leader.0 != 0).then_some(leader)
     }
 

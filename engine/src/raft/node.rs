@@ -402,6 +402,21 @@ impl Raft {
         self.unbatched_snapshot = Some(snapshot);
     }
 
+    /// The current term (cheap: `status()` also copies the membership).
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The leader this member knows of (`NodeId(0)` = none).
+    pub fn leader(&self) -> NodeId {
+        self.leader
+    }
+
     /// The member's state for hosts and checkers.
     pub fn status(&self) -> Status {
         Status {
