@@ -130,7 +130,7 @@ impl<M: crate::process::HostedMember> World<M> {
             Event::RequestArrives {
                 op_id,
                 node,
-                request: Box::new(request.clone()),
+                request: request.clone(),
             },
         );
         let timeout = Duration(self.scenario.workload.request_timeout_ns);
@@ -159,7 +159,7 @@ impl<M: crate::process::HostedMember> World<M> {
                     Event::ReplyArrives {
                         client,
                         op_id: request_id.0,
-                        result: Box::new(result),
+                        result,
                     },
                 );
             }
@@ -290,8 +290,16 @@ impl<M: crate::process::HostedMember> World<M> {
         self.counts.ops += 1;
         // The hash covers a compact rendering of every operation: building the JSON line costs
         // more than the rest of a run, so it is built only when the history is kept.
-        let compact = compact_line(outstanding.op_id, client, outstanding.call, kind, outcome);
-        self.trace.hash_only(&compact);
+        self.trace.hash_only_rendered(|out| {
+            compact_line(
+                out,
+                outstanding.op_id,
+                client,
+                outstanding.call,
+                kind,
+                outcome,
+            )
+        });
         let request =
             crate::checking::request(&outstanding.request).expect("recorded kinds convert");
         self.check_ops.push(crate::checking::operation(
@@ -370,7 +378,7 @@ impl<M: crate::process::HostedMember> World<M> {
             Event::RequestArrives {
                 op_id,
                 node,
-                request: Box::new(Request::WatchCreate(request)),
+                request: Request::WatchCreate(request),
             },
         );
         let timeout = Duration(self.scenario.workload.request_timeout_ns);
@@ -545,56 +553,45 @@ fn response_fits(request: &Request, response: &Response) -> bool {
     )
 }
 
-/// A one-line summary of an operation and its outcome for the trace hash.
+/// A one-line summary of an operation and its outcome for the trace hash, written to `line`.
 fn compact_line(
+    line: &mut dyn std::fmt::Write,
     op_id: u64,
     client: usize,
     call: Instant,
     kind: &str,
     outcome: Option<(Instant, &Result<Response, RequestError>)>,
-) -> String {
-    use std::fmt::Write as _;
-    let mut line = format!("op {op_id} c{client} {kind} call={}", call.0);
+) -> std::fmt::Result {
+    write!(line, "op {op_id} c{client} {kind} call={}", call.0)?;
     match outcome {
-        None => line.push_str(" unknown"),
+        None => line.write_str(" unknown"),
         Some((returned, Err(error))) => {
-            let _ = write!(line, " return={} error={}", returned.0, error.code());
+            write!(line, " return={} error={}", returned.0, error.code())
         }
         Some((returned, Ok(response))) => {
-            let _ = write!(line, " return={} ok", returned.0);
+            write!(line, " return={} ok", returned.0)?;
             match response {
-                Response::Range(range) => {
-                    let _ = write!(
-                        line,
-                        " revision={} count={}",
-                        range.header.revision, range.count
-                    );
-                }
-                Response::Put(put) => {
-                    let _ = write!(line, " revision={}", put.header.revision);
-                }
-                Response::DeleteRange(delete) => {
-                    let _ = write!(
-                        line,
-                        " revision={} deleted={}",
-                        delete.header.revision, delete.deleted
-                    );
-                }
-                Response::Txn(txn) => {
-                    let _ = write!(
-                        line,
-                        " revision={} succeeded={}",
-                        txn.header.revision, txn.succeeded
-                    );
-                }
-                Response::LeaseGrant { id, .. } => {
-                    let _ = write!(line, " lease={id}");
-                }
-                _ => {}
+                Response::Range(range) => write!(
+                    line,
+                    " revision={} count={}",
+                    range.header.revision, range.count
+                ),
+                Response::Put(put) => write!(line, " revision={}", put.header.revision),
+                Response::DeleteRange(delete) => write!(
+                    line,
+                    " revision={} deleted={}",
+                    delete.header.revision, delete.deleted
+                ),
+                Response::Txn(txn) => write!(
+                    line,
+                    " revision={} succeeded={}",
+                    txn.header.revision, txn.succeeded
+                ),
+                Response::LeaseGrant { id, .. } => write!(line, " lease={id}"),
+                _ => Ok(()),
             }
         }
     }
-    line
 }
 
 fn request_kind(request: &Request) -> &'static str {

@@ -9,6 +9,8 @@ use engine::types::Instant;
 
 /// One drift unit: rates are given in parts per million of true time.
 const PPM_I128: i128 = 1_000_000;
+/// The same unit for 64-bit arithmetic.
+const PPM_I64: i64 = 1_000_000;
 
 /// One member's clock.
 #[derive(Clone, Debug)]
@@ -36,8 +38,22 @@ impl SimClock {
 
     fn raw_local(&self, true_now: Instant) -> i128 {
         assert!(true_now.0 >= self.base_true_ns, "true time went backwards");
-        let elapsed = i128::from(true_now.0 - self.base_true_ns);
-        self.base_local_ns + elapsed * (PPM_I128 + i128::from(self.drift_ppm)) / PPM_I128
+        let elapsed_ns = true_now.0 - self.base_true_ns;
+        if self.drift_ppm == 0 {
+            // The common case (no drift fault): elapsed * PPM / PPM is elapsed exactly.
+            return self.base_local_ns + i128::from(elapsed_ns);
+        }
+        // 64-bit arithmetic when the product fits (for up to about 1.7 hours since the last
+        // rebase), which avoids 128-bit division; the 128-bit path gives the same value beyond.
+        let rate = PPM_I64 + self.drift_ppm;
+        let scaled = i64::try_from(elapsed_ns)
+            .ok()
+            .and_then(|elapsed| elapsed.checked_mul(rate))
+            .map_or_else(
+                || i128::from(elapsed_ns) * i128::from(rate) / PPM_I128,
+                |product| i128::from(product / PPM_I64),
+            );
+        self.base_local_ns + scaled
     }
 
     /// The member's local time at true time `true_now` (monotonic).
@@ -58,9 +74,22 @@ impl SimClock {
         }
         let rate = PPM_I128 + i128::from(self.drift_ppm);
         assert!(rate > 0, "a clock must move forward");
-        // Ceiling division, so the member never wakes before its deadline.
+        let rate_i64 = PPM_I64 + self.drift_ppm;
         let local_needed = wanted - raw_now;
-        let true_needed = (local_needed * PPM_I128 + rate - 1) / rate;
+        let true_needed = if self.drift_ppm == 0 {
+            // Rate 1: the ceiling division below is the identity.
+            local_needed
+        } else {
+            // Ceiling division, so the member never wakes before its deadline; in 64 bits when
+            // it fits (both operands are positive, so the results agree).
+            i64::try_from(local_needed)
+                .ok()
+                .and_then(|needed| needed.checked_mul(PPM_I64)?.checked_add(rate_i64 - 1))
+                .map_or_else(
+                    || (local_needed * PPM_I128 + rate - 1) / rate,
+                    |numerator| i128::from(numerator / rate_i64),
+                )
+        };
         Instant(
             true_now
                 .0
@@ -134,6 +163,46 @@ mod tests {
         );
         assert_eq!(clock.local(Instant(6_000)), Instant(11_000));
         assert_eq!(clock.local(Instant(9_000)), Instant(14_000));
+    }
+
+    /// Goal: the 64-bit and drift-free shortcuts give exactly what the 128-bit formulas give.
+    /// Method: for drifts (including zero) and elapsed times up to far beyond the 64-bit range
+    /// of the product, compare `local` and `true_time_of` with the formulas evaluated in i128.
+    #[test]
+    fn shortcuts_match_the_128_bit_formulas() {
+        let ppm = 1_000_000_i128;
+        for drift_ppm in [0_i64, 1, -1, 1_000, -250_000, 499_999, -499_999] {
+            for elapsed_ns in [
+                0_u64,
+                1,
+                999_999,
+                61_000_000_123,
+                7_000_000_000_000,
+                u64::MAX / 4,
+            ] {
+                let mut clock = SimClock::new(5);
+                clock.set_drift(Instant(10), drift_ppm);
+                let rate = ppm + i128::from(drift_ppm);
+                // Skew 5 plus 10 drift-free ns before the drift starts.
+                let raw = 15 + i128::from(elapsed_ns) * rate / ppm;
+                let true_now = Instant(10 + elapsed_ns);
+                let expected_local = u64::try_from(raw).unwrap_or(u64::MAX);
+                assert_eq!(clock.clone().local(true_now), Instant(expected_local));
+                for ahead_ns in [1_u64, 7, 1_000_000_007] {
+                    let wanted = raw + i128::from(ahead_ns);
+                    let Ok(wanted_u64) = u64::try_from(wanted) else {
+                        continue;
+                    };
+                    let needed = (i128::from(ahead_ns) * ppm + rate - 1) / rate;
+                    let expected = (10 + elapsed_ns).saturating_add(needed as u64);
+                    assert_eq!(
+                        clock.true_time_of(Instant(wanted_u64), true_now),
+                        Instant(expected),
+                        "drift={drift_ppm} elapsed={elapsed_ns} ahead={ahead_ns}"
+                    );
+                }
+            }
+        }
     }
 
     /// Goal: a slow clock wakes a member later in true time than a fast one.

@@ -5,7 +5,6 @@
 //! does not carry client traffic (clients reach members over their own links) and never reads a
 //! clock.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use engine::types::{Duration, NodeId};
@@ -218,14 +217,45 @@ impl std::hash::Hasher for FixedHasher {
 
 type ReachGraph = DiGraphMap<u64, (), std::hash::BuildHasherDefault<FixedHasher>>;
 
+/// The copies of one message that will arrive, by delay: none (dropped or cut), one, or two
+/// (duplicated). A fixed array, since every message sent asks for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Copies {
+    delays: [Duration; 2],
+    /// Invariant: at most 2.
+    count: usize,
+}
+
+impl Copies {
+    /// The delays of the copies, in the order they were drawn.
+    pub fn as_slice(&self) -> &[Duration] {
+        &self.delays[..self.count]
+    }
+
+    /// How many copies arrive.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no copy arrives.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
 /// The network: reachability graph plus per-link latency.
 #[derive(Debug)]
 pub struct Network {
     config: NetworkConfig,
     nodes: Vec<NodeId>,
-    /// Invariant: holds every node; an edge a->b means a can reach b.
+    /// Invariant: holds every node; an edge a->b means a can reach b. The source of truth for
+    /// reachability; `reachable` is its dense copy for the per-message check.
     reach: ReachGraph,
-    link_latency: BTreeMap<(NodeId, NodeId), Duration>,
+    /// `reachable[from_index * n + to_index]`: whether the edge is in `reach` (indices are
+    /// positions in `nodes`). Invariant: equal to `reach` after every change to it.
+    reachable: Vec<bool>,
+    /// Base latency of each link, indexed like `reachable` (zero on the diagonal).
+    link_latency: Vec<Duration>,
     rng: SimRng,
 }
 
@@ -233,20 +263,22 @@ impl Network {
     /// A fully connected network over `nodes`.
     pub fn new(nodes: &[NodeId], config: NetworkConfig, mut rng: SimRng) -> Network {
         assert!(config.link_latency_ns_min <= config.link_latency_ns_max);
-        let mut link_latency = BTreeMap::new();
+        let mut link_latency = Vec::with_capacity(nodes.len() * nodes.len());
         for from in nodes {
             for to in nodes {
-                if from != to {
-                    let base =
-                        rng.range_inclusive(config.link_latency_ns_min, config.link_latency_ns_max);
-                    link_latency.insert((*from, *to), Duration(base));
-                }
+                let base = if from == to {
+                    0
+                } else {
+                    rng.range_inclusive(config.link_latency_ns_min, config.link_latency_ns_max)
+                };
+                link_latency.push(Duration(base));
             }
         }
         let mut network = Network {
             config,
             nodes: nodes.to_vec(),
             reach: ReachGraph::default(),
+            reachable: vec![false; nodes.len() * nodes.len()],
             link_latency,
             rng,
         };
@@ -264,6 +296,7 @@ impl Network {
                 }
             }
         }
+        self.refresh_reachable();
     }
 
     /// Cuts the links of `partition` (on top of any already cut).
@@ -271,6 +304,32 @@ impl Network {
         for (from, to) in &partition.cut {
             self.reach.remove_edge(from.0, to.0);
         }
+        self.refresh_reachable();
+    }
+
+    /// Rebuilds the dense copy of the graph (after each partition change, which is rare).
+    fn refresh_reachable(&mut self) {
+        let count = self.nodes.len();
+        for (from_index, from) in self.nodes.iter().enumerate() {
+            for (to_index, to) in self.nodes.iter().enumerate() {
+                self.reachable[from_index * count + to_index] =
+                    self.reach.contains_edge(from.0, to.0);
+            }
+        }
+    }
+
+    /// The position of `id` in `nodes` (members are usually numbered from 1 in order).
+    fn index_of(&self, id: NodeId) -> Option<usize> {
+        let guess = usize::try_from(id.0).ok()?.checked_sub(1)?;
+        if self.nodes.get(guess) == Some(&id) {
+            return Some(guess);
+        }
+        self.nodes.iter().position(|node| *node == id)
+    }
+
+    /// The dense index of link `from -> to`, if both ends are in the network.
+    fn link_index(&self, from: NodeId, to: NodeId) -> Option<usize> {
+        Some(self.index_of(from)? * self.nodes.len() + self.index_of(to)?)
     }
 
     /// Plans a partition of `kind` with the network's stream.
@@ -281,7 +340,10 @@ impl Network {
 
     /// Whether `from` can currently send to `to`.
     pub fn can_reach(&self, from: NodeId, to: NodeId) -> bool {
-        from == to || self.reach.contains_edge(from.0, to.0)
+        from == to
+            || self
+                .link_index(from, to)
+                .is_some_and(|link| self.reachable[link])
     }
 
     /// Replaces the loss, duplication and reordering rates (the liveness phase turns them off).
@@ -291,24 +353,29 @@ impl Network {
 
     /// Decides the fate of one message: the delays of the copies that will arrive (none if it
     /// is dropped or the link is cut, two if it is duplicated).
-    pub fn transmit(&mut self, from: NodeId, to: NodeId) -> Vec<Duration> {
+    pub fn transmit(&mut self, from: NodeId, to: NodeId) -> Copies {
+        let mut copies = Copies {
+            delays: [Duration(0); 2],
+            count: 0,
+        };
         if !self.can_reach(from, to) || self.rng.chance_ppm(self.config.drop_ppm) {
-            return Vec::new();
+            return copies;
         }
-        let copies = if self.rng.chance_ppm(self.config.duplicate_ppm) {
+        copies.count = if self.rng.chance_ppm(self.config.duplicate_ppm) {
             2
         } else {
             1
         };
-        (0..copies).map(|_| self.latency(from, to)).collect()
+        for delay in &mut copies.delays[..copies.count] {
+            *delay = self.latency(from, to);
+        }
+        copies
     }
 
     fn latency(&mut self, from: NodeId, to: NodeId) -> Duration {
         let base = self
-            .link_latency
-            .get(&(from, to))
-            .copied()
-            .unwrap_or(Duration(0));
+            .link_index(from, to)
+            .map_or(Duration(0), |link| self.link_latency[link]);
         let mut latency_ns = base.0 + self.rng.range_inclusive(0, self.config.jitter_ns_max);
         if self.rng.chance_ppm(self.config.spike_ppm) {
             latency_ns = latency_ns.saturating_mul(self.config.spike_factor);

@@ -39,6 +39,15 @@ impl Fnv1a {
     }
 }
 
+/// Formatting straight into the hash feeds the same bytes as formatting a string and hashing
+/// it, without building the string.
+impl std::fmt::Write for Fnv1a {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.write(text.as_bytes());
+        Ok(())
+    }
+}
+
 /// One kept trace line with its time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceLine {
@@ -91,6 +100,16 @@ impl Trace {
     /// Feeds a line that is not shown in the trace (a history line) into the hash.
     pub fn hash_only(&mut self, line: &str) {
         self.hasher.write_line(line);
+    }
+
+    /// Feeds a line that is not shown in the trace into the hash, as `render` formats it
+    /// (the same hash as `hash_only` of the rendered text, without building it).
+    pub fn hash_only_rendered(
+        &mut self,
+        render: impl FnOnce(&mut dyn std::fmt::Write) -> std::fmt::Result,
+    ) {
+        render(&mut self.hasher).expect("hashing never fails");
+        self.hasher.write(b"\n");
     }
 
     /// Feeds a structured fact (integers, then byte strings) without formatting it: for the

@@ -29,7 +29,8 @@ pub const RUN_EVENTS_COUNT_MAX: u64 = 50_000_000;
 /// Trace lines kept in memory when asked to keep them.
 pub const TRACE_LINES_KEPT_MAX: usize = 1_000_000;
 
-/// Everything that can happen at an instant.
+/// Everything that can happen at an instant. Payloads are held inline, not boxed: the queue keeps
+/// events in a slab where they do not move while waiting, so a box would only add an allocation.
 #[derive(Debug)]
 pub(crate) enum Event {
     MemberTimer {
@@ -39,13 +40,13 @@ pub(crate) enum Event {
     Deliver {
         from: NodeId,
         node: usize,
-        message: Box<PeerMessage>,
+        message: PeerMessage,
     },
     DiskDone {
         node: usize,
         incarnation: u32,
         op_id: DiskOpId,
-        op: Box<DiskOp>,
+        op: DiskOp,
     },
     ClientWake {
         client: usize,
@@ -53,12 +54,12 @@ pub(crate) enum Event {
     RequestArrives {
         op_id: u64,
         node: usize,
-        request: Box<Request>,
+        request: Request,
     },
     ReplyArrives {
         client: usize,
         op_id: u64,
-        result: Box<Result<Response, RequestError>>,
+        result: Result<Response, RequestError>,
     },
     ClientTimeout {
         client: usize,
@@ -310,14 +311,7 @@ impl<M: HostedMember> World<M> {
             } => {
                 // A link cut while the message was in flight loses it too.
                 if self.network.can_reach(from, self.processes[node].id()) {
-                    self.step_member(
-                        now,
-                        node,
-                        Input::Receive {
-                            from,
-                            message: *message,
-                        },
-                    );
+                    self.step_member(now, node, Input::Receive { from, message });
                 }
             }
             Event::DiskDone {
@@ -342,7 +336,7 @@ impl<M: HostedMember> World<M> {
                     node,
                     Input::Request {
                         id: RequestId(op_id),
-                        request: *request,
+                        request,
                     },
                 );
             }
@@ -350,7 +344,7 @@ impl<M: HostedMember> World<M> {
                 client,
                 op_id,
                 result,
-            } => self.client_reply(now, client, op_id, *result),
+            } => self.client_reply(now, client, op_id, result),
             Event::ClientTimeout { client, op_id } => self.client_timeout(now, client, op_id),
             Event::WatcherStart { watcher } => self.watcher_start(now, watcher),
             Event::WatchTimeout { watcher, op_id } => self.watch_timeout(now, watcher, op_id),
@@ -440,7 +434,7 @@ impl<M: HostedMember> World<M> {
                     node,
                     incarnation,
                     op_id,
-                    op: Box::new(op),
+                    op,
                 },
             );
         }
@@ -449,17 +443,13 @@ impl<M: HostedMember> World<M> {
             let Some(target) = self.node_index(envelope.to) else {
                 continue;
             };
-            let delays = self.network.transmit(id, envelope.to);
-            for delay in delays {
-                let message = Box::new(envelope.message.clone());
-                self.queue.schedule(
-                    now + delay,
-                    Event::Deliver {
-                        from: id,
-                        node: target,
-                        message,
-                    },
-                );
+            let copies = self.network.transmit(id, envelope.to);
+            // Earlier copies (of a duplicated message) get clones; the last takes the message.
+            if let Some((last, earlier)) = copies.as_slice().split_last() {
+                for delay in earlier {
+                    self.deliver_later(now + *delay, id, target, envelope.message.clone());
+                }
+                self.deliver_later(now + *last, id, target, envelope.message);
             }
         }
         for (request_id, result) in actions.reply {
@@ -478,6 +468,18 @@ impl<M: HostedMember> World<M> {
             let wake_true = self.processes[node].clock.true_time_of(wake_local, now);
             self.set_timer(node, wake_true);
         }
+    }
+
+    /// Queues one copy of a peer message for member `node` at `time`.
+    fn deliver_later(&mut self, time: Instant, from: NodeId, node: usize, message: PeerMessage) {
+        self.queue.schedule(
+            time,
+            Event::Deliver {
+                from,
+                node,
+                message,
+            },
+        );
     }
 
     /// Makes sure member `node` gets a timer event at `time` (keeping an earlier one).
