@@ -90,33 +90,19 @@ fn optional_bytes(bytes: &[u8]) -> Option<ch::Bytes> {
     (!bytes.is_empty()).then(|| bytes.to_vec())
 }
 
+/// `optional_bytes` for owned bytes: moves them instead of copying.
+fn optional_owned(bytes: Vec<u8>) -> Option<ch::Bytes> {
+    (!bytes.is_empty()).then_some(bytes)
+}
+
 /// The checkers' request for an engine request, or `None` when the history format has no type
-/// for it (watch control, lease queries).
-pub fn request(request: &Request) -> Option<ch::Request> {
+/// for it (watch control, lease queries). Takes the request, so that keys and values move.
+pub fn request(request: Request) -> Option<ch::Request> {
     Some(match request {
-        Request::Range(range) => ch::Request::Range(ch::RangeRequest {
-            key: range.key.clone(),
-            range_end: optional_bytes(&range.range_end),
-            revision: range.revision.0,
-            limit: range.limit,
-            serializable: range.serializable,
-        }),
-        Request::Put(put) => ch::Request::Put(ch::PutRequest {
-            key: put.key.clone(),
-            value: put.value.clone(),
-            lease: put.lease.0,
-            prev_kv: put.prev_kv,
-        }),
-        Request::DeleteRange(delete) => ch::Request::Delete(ch::DeleteRequest {
-            key: delete.key.clone(),
-            range_end: optional_bytes(&delete.range_end),
-            prev_kv: delete.prev_kv,
-        }),
-        Request::Txn(txn) => ch::Request::Txn(ch::TxnRequest {
-            compare: txn.compare.iter().map(compare).collect(),
-            success: txn.success.iter().filter_map(request_op).collect(),
-            failure: txn.failure.iter().filter_map(request_op).collect(),
-        }),
+        Request::Range(range) => range_request(range),
+        Request::Put(put) => put_request(put),
+        Request::DeleteRange(delete) => delete_request(delete),
+        Request::Txn(txn) => txn_request(txn),
         Request::LeaseGrant(grant) => ch::Request::LeaseGrant {
             ttl_seconds: grant.ttl_seconds,
             id: grant.id.0,
@@ -130,12 +116,47 @@ pub fn request(request: &Request) -> Option<ch::Request> {
     })
 }
 
-fn request_op(op: &RequestOp) -> Option<ch::Request> {
+fn range_request(range: engine::kv::RangeRequest) -> ch::Request {
+    ch::Request::Range(ch::RangeRequest {
+        key: range.key,
+        range_end: optional_owned(range.range_end),
+        revision: range.revision.0,
+        limit: range.limit,
+        serializable: range.serializable,
+    })
+}
+
+fn put_request(put: engine::kv::PutRequest) -> ch::Request {
+    ch::Request::Put(ch::PutRequest {
+        key: put.key,
+        value: put.value,
+        lease: put.lease.0,
+        prev_kv: put.prev_kv,
+    })
+}
+
+fn delete_request(delete: engine::kv::DeleteRangeRequest) -> ch::Request {
+    ch::Request::Delete(ch::DeleteRequest {
+        key: delete.key,
+        range_end: optional_owned(delete.range_end),
+        prev_kv: delete.prev_kv,
+    })
+}
+
+fn txn_request(txn: engine::kv::TxnRequest) -> ch::Request {
+    ch::Request::Txn(ch::TxnRequest {
+        compare: txn.compare.iter().map(compare).collect(),
+        success: txn.success.into_iter().map(request_op).collect(),
+        failure: txn.failure.into_iter().map(request_op).collect(),
+    })
+}
+
+fn request_op(op: RequestOp) -> ch::Request {
     match op {
-        RequestOp::Range(range) => request(&Request::Range(range.clone())),
-        RequestOp::Put(put) => request(&Request::Put(put.clone())),
-        RequestOp::DeleteRange(delete) => request(&Request::DeleteRange(delete.clone())),
-        RequestOp::Txn(txn) => request(&Request::Txn(txn.clone())),
+        RequestOp::Range(range) => range_request(range),
+        RequestOp::Put(put) => put_request(put),
+        RequestOp::DeleteRange(delete) => delete_request(delete),
+        RequestOp::Txn(txn) => txn_request(txn),
     }
 }
 
@@ -168,11 +189,11 @@ fn compare(compare: &Compare) -> ch::Compare {
     }
 }
 
-/// The checkers' key-value for an engine one (every field recorded).
-pub fn key_value(kv: &KeyValue) -> ch::KeyValue {
+/// The checkers' key-value for an engine one (every field recorded); takes it, so bytes move.
+pub fn key_value(kv: KeyValue) -> ch::KeyValue {
     ch::KeyValue {
-        key: kv.key.clone(),
-        value: Some(kv.value.clone()),
+        key: kv.key,
+        value: Some(kv.value),
         create_revision: Some(kv.create_revision.0),
         mod_revision: Some(kv.mod_revision.0),
         version: Some(kv.version),
@@ -180,40 +201,34 @@ pub fn key_value(kv: &KeyValue) -> ch::KeyValue {
     }
 }
 
+fn key_values(kvs: Vec<KeyValue>) -> Vec<ch::KeyValue> {
+    kvs.into_iter().map(key_value).collect()
+}
+
 /// The checkers' result for a reply; `None` for a reply kind the format cannot express (the
-/// outcome is then recorded as unknown, which constrains nothing).
-pub fn response(result: &Result<Response, RequestError>) -> Option<ch::Response> {
+/// outcome is then recorded as unknown, which constrains nothing). Takes the reply, so that
+/// keys and values move.
+pub fn response(result: Result<Response, RequestError>) -> Option<ch::Response> {
     Some(match result {
         Err(error) => ch::Response::Error {
             code: error.code().to_string(),
             message: None,
         },
         Ok(Response::Range(range)) => range_response(range),
-        Ok(Response::Put(put)) => ch::Response::Put {
-            revision: Some(put.header.revision.0),
-            prev_kv: put.prev_kv.as_ref().map(|kv| Some(key_value(kv))),
-        },
-        Ok(Response::DeleteRange(delete)) => ch::Response::Delete {
-            revision: Some(delete.header.revision.0),
-            deleted: Some(delete.deleted),
-            prev_kvs: Some(delete.prev_kvs.iter().map(key_value).collect()),
-        },
-        Ok(Response::Txn(txn)) => ch::Response::Txn {
-            revision: Some(txn.header.revision.0),
-            succeeded: Some(txn.succeeded),
-            responses: Some(txn.responses.iter().filter_map(response_op).collect()),
-        },
+        Ok(Response::Put(put)) => put_response(put),
+        Ok(Response::DeleteRange(delete)) => delete_response(delete),
+        Ok(Response::Txn(txn)) => txn_response(txn),
         Ok(Response::LeaseGrant {
             id, ttl_seconds, ..
         }) => ch::Response::LeaseGrant {
             id: Some(id.0),
-            ttl_seconds: Some(*ttl_seconds),
+            ttl_seconds: Some(ttl_seconds),
         },
         Ok(Response::LeaseRevoke { header }) => ch::Response::LeaseRevoke {
             revision: Some(header.revision.0),
         },
         Ok(Response::LeaseKeepAlive { ttl_seconds, .. }) => ch::Response::LeaseKeepAlive {
-            ttl_seconds: Some(*ttl_seconds),
+            ttl_seconds: Some(ttl_seconds),
         },
         Ok(Response::Compact { header }) => ch::Response::Compact {
             revision: Some(header.revision.0),
@@ -222,20 +237,43 @@ pub fn response(result: &Result<Response, RequestError>) -> Option<ch::Response>
     })
 }
 
-fn range_response(range: &engine::kv::RangeResponse) -> ch::Response {
+fn range_response(range: engine::kv::RangeResponse) -> ch::Response {
     ch::Response::Range {
         revision: Some(range.header.revision.0),
-        kvs: Some(range.kvs.iter().map(key_value).collect()),
+        kvs: Some(key_values(range.kvs)),
         count: Some(range.count),
     }
 }
 
-fn response_op(op: &ResponseOp) -> Option<ch::Response> {
+fn put_response(put: engine::kv::PutResponse) -> ch::Response {
+    ch::Response::Put {
+        revision: Some(put.header.revision.0),
+        prev_kv: put.prev_kv.map(|kv| Some(key_value(kv))),
+    }
+}
+
+fn delete_response(delete: engine::kv::DeleteRangeResponse) -> ch::Response {
+    ch::Response::Delete {
+        revision: Some(delete.header.revision.0),
+        deleted: Some(delete.deleted),
+        prev_kvs: Some(key_values(delete.prev_kvs)),
+    }
+}
+
+fn txn_response(txn: engine::kv::TxnResponse) -> ch::Response {
+    ch::Response::Txn {
+        revision: Some(txn.header.revision.0),
+        succeeded: Some(txn.succeeded),
+        responses: Some(txn.responses.into_iter().map(response_op).collect()),
+    }
+}
+
+fn response_op(op: ResponseOp) -> ch::Response {
     match op {
-        ResponseOp::Range(range) => Some(range_response(range)),
-        ResponseOp::Put(put) => response(&Ok(Response::Put(put.clone()))),
-        ResponseOp::DeleteRange(delete) => response(&Ok(Response::DeleteRange(delete.clone()))),
-        ResponseOp::Txn(txn) => response(&Ok(Response::Txn(txn.clone()))),
+        ResponseOp::Range(range) => range_response(range),
+        ResponseOp::Put(put) => put_response(put),
+        ResponseOp::DeleteRange(delete) => delete_response(delete),
+        ResponseOp::Txn(txn) => txn_response(txn),
     }
 }
 
@@ -245,7 +283,7 @@ pub fn operation(
     client: usize,
     call: Instant,
     request: ch::Request,
-    outcome: Option<(Instant, &Result<Response, RequestError>)>,
+    outcome: Option<(Instant, Result<Response, RequestError>)>,
 ) -> ch::Operation {
     let (ret, result) = match outcome.and_then(|(time, reply)| Some((time, response(reply)?))) {
         Some((time, result)) => (Some(time_of(time)), Some(result)),
@@ -332,7 +370,7 @@ pub fn watch(record: &crate::history::WatchRecord) -> ch::WatchRecord {
                     engine::kv::EventType::Put => ch::EventKind::Put,
                     engine::kv::EventType::Delete => ch::EventKind::Delete,
                 },
-                kv: key_value(&event.kv),
+                kv: key_value(event.kv.clone()),
                 // The watchers do not ask for previous kvs, and the file does not carry them.
                 prev_kv: None,
             })

@@ -208,7 +208,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 );
                 self.invariants.record("response_kind", now, message);
                 self.counts.ops_unknown += 1;
-                self.record_operation(client, &outstanding, None);
+                self.record_operation(client, outstanding, None);
                 self.schedule_next_request(now, client);
                 return;
             }
@@ -226,7 +226,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 }
             }
         }
-        self.record_operation(client, &outstanding, Some((now, &result)));
+        self.record_operation(client, outstanding, Some((now, result)));
         self.schedule_next_request(now, client);
     }
 
@@ -237,7 +237,7 @@ impl<M: crate::process::HostedMember> World<M> {
         };
         self.routes.remove(&op_id);
         self.counts.ops_unknown += 1;
-        self.record_operation(client, &outstanding, None);
+        self.record_operation(client, outstanding, None);
         self.schedule_next_request(now, client);
     }
 
@@ -278,16 +278,19 @@ impl<M: crate::process::HostedMember> World<M> {
         }
     }
 
+    /// Records a settled operation: hashes it, keeps it for the checkers (taking the request
+    /// and the reply, which nothing needs afterwards) and renders it when the history is kept.
     fn record_operation(
         &mut self,
         client: usize,
-        outstanding: &Outstanding,
-        outcome: Option<(Instant, &Result<Response, RequestError>)>,
+        outstanding: Outstanding,
+        outcome: Option<(Instant, Result<Response, RequestError>)>,
     ) {
         let Some(kind) = recorded_kind(&outstanding.request) else {
             return;
         };
         self.counts.ops += 1;
+        let outcome_ref = outcome.as_ref().map(|(time, result)| (*time, result));
         // The hash covers a compact rendering of every operation: building the JSON line costs
         // more than the rest of a run, so it is built only when the history is kept.
         self.trace.hash_only_rendered(|out| {
@@ -297,18 +300,9 @@ impl<M: crate::process::HostedMember> World<M> {
                 client,
                 outstanding.call,
                 kind,
-                outcome,
+                outcome_ref,
             )
         });
-        let request =
-            crate::checking::request(&outstanding.request).expect("recorded kinds convert");
-        self.check_ops.push(crate::checking::operation(
-            outstanding.op_id,
-            client,
-            outstanding.call,
-            request,
-            outcome,
-        ));
         if let Some(lines) = &mut self.history_lines {
             let op = op_json(&outstanding.request).expect("recorded kinds render");
             lines.push(operation_line(
@@ -316,9 +310,18 @@ impl<M: crate::process::HostedMember> World<M> {
                 client as u32,
                 outstanding.call,
                 &op,
-                outcome,
+                outcome_ref,
             ));
         }
+        let request =
+            crate::checking::request(outstanding.request).expect("recorded kinds convert");
+        self.check_ops.push(crate::checking::operation(
+            outstanding.op_id,
+            client,
+            outstanding.call,
+            request,
+            outcome,
+        ));
     }
 
     /// Records every still-outstanding operation with unknown outcome (the run ended).
@@ -326,7 +329,7 @@ impl<M: crate::process::HostedMember> World<M> {
         for client in 0..self.clients.len() {
             if let Some(outstanding) = self.clients[client].outstanding.take() {
                 self.counts.ops_unknown += 1;
-                self.record_operation(client, &outstanding, None);
+                self.record_operation(client, outstanding, None);
             }
         }
         for watcher in &mut self.watchers {

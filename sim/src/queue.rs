@@ -8,11 +8,29 @@ use std::collections::BinaryHeap;
 
 use engine::types::Instant;
 
-/// A heap entry: when, the tie-breaking insertion sequence, and the slab slot holding the event.
-/// Kept small so that sifting through the heap moves 24 bytes, not whole events; the events
-/// themselves never move while they wait. Ordered by (time, sequence); the slot never decides,
-/// since sequences are unique.
-type Key = Reverse<(Instant, u64, u32)>;
+/// Bits of a key that name the slab slot; `events_count_max` must fit in them.
+const SLOT_BITS: u32 = 21;
+/// Bits of a key left for the insertion sequence (2^43 schedules is far beyond any run).
+const SEQUENCE_BITS: u32 = 64 - SLOT_BITS;
+
+/// A heap entry, packed into one integer so that ordering is one 128-bit comparison and sifting
+/// moves 16 bytes, not whole events (the events never move while they wait):
+/// `time << 64 | sequence << SLOT_BITS | slot`. Ordering by it is ordering by (time, sequence),
+/// since sequences are unique and the slot sits below them.
+type Key = Reverse<u128>;
+
+fn pack_key(time: Instant, sequence: u64, slot: u32) -> Key {
+    assert!(sequence < 1 << SEQUENCE_BITS, "sequence numbers exhausted");
+    assert!(slot < 1 << SLOT_BITS);
+    Reverse(u128::from(time.0) << 64 | u128::from(sequence << SLOT_BITS | u64::from(slot)))
+}
+
+/// The (time, slot) of a key.
+fn unpack_key(Reverse(key): Key) -> (Instant, u32) {
+    let low = key as u64;
+    let slot = u32::try_from(low & ((1 << SLOT_BITS) - 1)).expect("masked to SLOT_BITS");
+    (Instant((key >> 64) as u64), slot)
+}
 
 /// A priority queue of events over virtual time.
 #[derive(Debug)]
@@ -36,8 +54,8 @@ impl<E> EventQueue<E> {
     pub fn new(events_count_max: usize) -> EventQueue<E> {
         assert!(events_count_max > 0);
         assert!(
-            u32::try_from(events_count_max).is_ok(),
-            "slots are numbered by u32"
+            events_count_max <= 1 << SLOT_BITS,
+            "slots must fit in a key's slot bits"
         );
         EventQueue {
             heap: BinaryHeap::new(),
@@ -79,13 +97,13 @@ impl<E> EventQueue<E> {
                 slot
             }
         };
-        self.heap.push(Reverse((time, self.sequence_next, slot)));
+        self.heap.push(pack_key(time, self.sequence_next, slot));
         self.sequence_next += 1;
     }
 
     /// Removes and returns the earliest event, advancing `now` to its time.
     pub fn pop(&mut self) -> Option<(Instant, E)> {
-        let Reverse((time, _, slot)) = self.heap.pop()?;
+        let (time, slot) = unpack_key(self.heap.pop()?);
         assert!(time >= self.now);
         self.now = time;
         let event = self.slots[slot as usize]
@@ -97,7 +115,7 @@ impl<E> EventQueue<E> {
 
     /// The time of the earliest event, if any.
     pub fn peek_time(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((time, _, _))| *time)
+        self.heap.peek().map(|key| unpack_key(*key).0)
     }
 
     /// How many events are waiting.

@@ -138,10 +138,11 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
 
 /// Runs every checker on the world's records and returns their outcomes and the failures they
 /// add. A violation fails as `{check: <checker>}`; an unknown verdict (a budget ran out) fails as
-/// `{check: <checker>_unknown}`, since unknown is never a pass.
-fn run_checkers<M: HostedMember>(world: &World<M>) -> (Vec<CheckOutcome>, Vec<Failure>) {
+/// `{check: <checker>_unknown}`, since unknown is never a pass. The recorded operations move
+/// into the checkers' history (nothing reads them from the world afterwards).
+fn run_checkers<M: HostedMember>(world: &mut World<M>) -> (Vec<CheckOutcome>, Vec<Failure>) {
     let history = checkers::history::History {
-        ops: world.check_ops.clone(),
+        ops: std::mem::take(&mut world.check_ops),
         watches: Vec::new(),
     };
     let config = checkers::CheckConfig {
@@ -166,8 +167,8 @@ fn run_checkers<M: HostedMember>(world: &World<M>) -> (Vec<CheckOutcome>, Vec<Fa
                 _ => outcome.checker.clone(),
             };
             // The latest call in the window: when the evidence was complete enough to start.
-            let time_ns = world
-                .check_ops
+            let time_ns = history
+                .ops
                 .iter()
                 .filter(|op| outcome.window.contains(&op.id))
                 .filter_map(|op| op.ret.or(Some(op.call)))
@@ -185,7 +186,7 @@ fn run_checkers<M: HostedMember>(world: &World<M>) -> (Vec<CheckOutcome>, Vec<Fa
 }
 
 fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
-    let (checks, check_failures) = run_checkers(&world);
+    let (checks, check_failures) = run_checkers(&mut world);
     for outcome in &checks {
         world.trace.event(
             world.queue.now(),
