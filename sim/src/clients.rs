@@ -10,6 +10,7 @@ use engine::types::{Duration, Instant, Revision, WatchId};
 
 use crate::history::{op_json, operation_line, WatchRecord};
 use crate::rng::SimRng;
+use crate::trace::LineHash;
 use crate::workload::{Generator, WorkloadConfig};
 use crate::world::{Event, Phase, World};
 
@@ -293,15 +294,15 @@ impl<M: crate::process::HostedMember> World<M> {
         let outcome_ref = outcome.as_ref().map(|(time, result)| (*time, result));
         // The hash covers a compact rendering of every operation: building the JSON line costs
         // more than the rest of a run, so it is built only when the history is kept.
-        self.trace.hash_only_rendered(|out| {
+        self.trace.hash_only_pieces(|line| {
             compact_line(
-                out,
+                line,
                 outstanding.op_id,
                 client,
                 outstanding.call,
                 kind,
                 outcome_ref,
-            )
+            );
         });
         if let Some(lines) = &mut self.history_lines {
             let op = op_json(&outstanding.request).expect("recorded kinds render");
@@ -556,44 +557,68 @@ fn response_fits(request: &Request, response: &Response) -> bool {
     )
 }
 
-/// A one-line summary of an operation and its outcome for the trace hash, written to `line`.
+/// A one-line summary of an operation and its outcome for the trace hash, fed to `line`, e.g.
+/// `op 7 c2 put call=100 return=250 ok revision=5`.
 fn compact_line(
-    line: &mut dyn std::fmt::Write,
+    line: &mut LineHash<'_>,
     op_id: u64,
     client: usize,
     call: Instant,
     kind: &str,
     outcome: Option<(Instant, &Result<Response, RequestError>)>,
-) -> std::fmt::Result {
-    write!(line, "op {op_id} c{client} {kind} call={}", call.0)?;
-    match outcome {
-        None => line.write_str(" unknown"),
+) {
+    line.text("op ")
+        .unsigned(op_id)
+        .text(" c")
+        .unsigned(client as u64)
+        .text(" ")
+        .text(kind)
+        .text(" call=")
+        .unsigned(call.0);
+    let (returned, response) = match outcome {
+        None => {
+            line.text(" unknown");
+            return;
+        }
         Some((returned, Err(error))) => {
-            write!(line, " return={} error={}", returned.0, error.code())
+            line.text(" return=")
+                .unsigned(returned.0)
+                .text(" error=")
+                .text(error.code());
+            return;
         }
-        Some((returned, Ok(response))) => {
-            write!(line, " return={} ok", returned.0)?;
-            match response {
-                Response::Range(range) => write!(
-                    line,
-                    " revision={} count={}",
-                    range.header.revision, range.count
-                ),
-                Response::Put(put) => write!(line, " revision={}", put.header.revision),
-                Response::DeleteRange(delete) => write!(
-                    line,
-                    " revision={} deleted={}",
-                    delete.header.revision, delete.deleted
-                ),
-                Response::Txn(txn) => write!(
-                    line,
-                    " revision={} succeeded={}",
-                    txn.header.revision, txn.succeeded
-                ),
-                Response::LeaseGrant { id, .. } => write!(line, " lease={id}"),
-                _ => Ok(()),
-            }
+        Some((returned, Ok(response))) => (returned, response),
+    };
+    line.text(" return=").unsigned(returned.0).text(" ok");
+    match response {
+        Response::Range(range) => {
+            line.text(" revision=")
+                .signed(range.header.revision.0)
+                .text(" count=")
+                .signed(range.count);
         }
+        Response::Put(put) => {
+            line.text(" revision=").signed(put.header.revision.0);
+        }
+        Response::DeleteRange(delete) => {
+            line.text(" revision=")
+                .signed(delete.header.revision.0)
+                .text(" deleted=")
+                .signed(delete.deleted);
+        }
+        Response::Txn(txn) => {
+            line.text(" revision=")
+                .signed(txn.header.revision.0)
+                .text(if txn.succeeded {
+                    " succeeded=true"
+                } else {
+                    " succeeded=false"
+                });
+        }
+        Response::LeaseGrant { id, .. } => {
+            line.text(" lease=").signed(id.0);
+        }
+        _ => {}
     }
 }
 
