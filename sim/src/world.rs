@@ -452,11 +452,17 @@ impl<M: HostedMember> World<M> {
                 self.deliver_later(now + *last, id, target, envelope.message);
             }
         }
-        for (request_id, result) in actions.reply {
-            self.route_reply(now, node, request_id, result);
+        // Replies and watch notifications are rare: skip the loops' set-up and tear-down when
+        // there are none (they showed in profiles at four per step).
+        if !actions.reply.is_empty() {
+            for (request_id, result) in actions.reply {
+                self.route_reply(now, node, request_id, result);
+            }
         }
-        for response in actions.notify {
-            self.route_notify(now, node, response);
+        if !actions.notify.is_empty() {
+            for response in actions.notify {
+                self.route_notify(now, node, response);
+            }
         }
         if let Some(reason) = actions.halt {
             self.counts.halts += 1;
