@@ -101,7 +101,9 @@ impl<E> EventQueue<E> {
         self.sequence_next += 1;
     }
 
-    /// Removes and returns the earliest event, advancing `now` to its time.
+    /// Removes and returns the earliest event, advancing `now` to its time. Inlined into the
+    /// one loop that calls it, so the event is copied out of its slot once, not twice.
+    #[inline]
     pub fn pop(&mut self) -> Option<(Instant, E)> {
         let (time, slot) = unpack_key(self.heap.pop()?);
         assert!(time >= self.now);
