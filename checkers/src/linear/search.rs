@@ -16,7 +16,7 @@
 
 use super::pin::Observations;
 use super::prepare::SearchOp;
-use crate::model::{matches, mix, Mark, Store};
+use crate::model::{mix, Mark, Store};
 
 /// Dancing-links list over operation indices; index `len` is the sentinel.
 struct Links {
@@ -414,9 +414,7 @@ impl<'a> Search<'a> {
             return Err(());
         }
         let mark = self.store.mark();
-        let outcome = self.store.apply(&op.op);
-        if op.rec.as_ref().is_some_and(|rec| !matches(rec, &outcome)) {
-            self.store.undo_to(mark);
+        if !self.store.apply_matching(&op.op, op.rec.as_ref()) {
             return Err(());
         }
         if let Some(observed) = self.observed {
