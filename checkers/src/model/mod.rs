@@ -8,6 +8,7 @@
 
 mod checked;
 pub mod compile;
+mod intern;
 mod matching;
 
 pub use compile::{Cmp, ErrorCode, KeyId, Op, Rec, RecKv, Tables, ValueId};

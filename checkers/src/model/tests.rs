@@ -325,3 +325,33 @@ fn apply_matching_agrees_with_building_the_outcome() {
         "{agreed_true} {agreed_false}"
     );
 }
+
+#[test]
+fn byte_index_finds_exactly_what_it_holds() {
+    // Goal: the interning index answers every held string's position and nothing else, across
+    // growth. Method: random short byte strings (many collisions of prefix and length), added
+    // one by one with duplicates refused; then every held string is found at its position and
+    // strings never added are not found.
+    let mut rng = crate::generate::SplitMix::new(7);
+    let random_bytes = |rng: &mut crate::generate::SplitMix| -> Vec<u8> {
+        (0..rng.below(4))
+            .map(|_| b'a' + rng.below(3) as u8)
+            .collect()
+    };
+    let mut list: Vec<Vec<u8>> = Vec::new();
+    let mut index = intern::ByteIndex::default();
+    for _ in 0..300 {
+        list.push(random_bytes(&mut rng));
+        let fresh = !list[..list.len() - 1].contains(list.last().expect("pushed"));
+        assert_eq!(index.add(&list, list.len() - 1), fresh);
+        if !fresh {
+            list.pop();
+        }
+    }
+    assert!(list.len() > 30, "enough distinct strings: {}", list.len());
+    for (position, bytes) in list.iter().enumerate() {
+        assert_eq!(index.find(&list, bytes), Some(position));
+    }
+    assert_eq!(index.find(&list, b"zz"), None);
+    assert_eq!(intern::ByteIndex::of(&list).find(&list, &list[3]), Some(3));
+}
