@@ -527,29 +527,46 @@ fn writes_keys_only(op: &SearchOp) -> bool {
 /// put, a grant, revoke or keep-alive), sorted by call; empty for everything else.
 fn lease_users(ops: &[SearchOp]) -> Vec<Vec<u32>> {
     use crate::model::Op;
-    fn names(op: &Op, lease: i64) -> bool {
+    fn names(op: &Op, leases: &mut Vec<i64>) {
         match op {
-            Op::Put { lease: used, .. } => *used == lease,
+            Op::Put { lease, .. } => leases.push(*lease),
             Op::LeaseGrant { id, .. } | Op::LeaseRevoke { id } | Op::LeaseKeepAlive { id } => {
-                *id == lease
+                leases.push(*id)
             }
             Op::Txn {
                 success, failure, ..
             } => success
                 .iter()
                 .chain(failure)
-                .any(|inner| names(inner, lease)),
-            _ => false,
+                .for_each(|inner| names(inner, leases)),
+            _ => {}
+        }
+    }
+    let mut expiries: std::collections::BTreeMap<i64, Vec<u32>> = Default::default();
+    for (index, op) in ops.iter().enumerate() {
+        if let Op::Expire { id } = op.op {
+            expiries.entry(id).or_default().push(index as u32);
         }
     }
     let mut users = vec![Vec::new(); ops.len()];
-    for (index, op) in ops.iter().enumerate() {
-        let Op::Expire { id } = op.op else { continue };
-        let mut named: Vec<u32> = (0..ops.len() as u32)
-            .filter(|&other| names(&ops[other as usize].op, id))
-            .collect();
-        named.sort_by_key(|&other| (ops[other as usize].call, other));
-        users[index] = named;
+    if expiries.is_empty() {
+        return users;
+    }
+    // One pass over the operations, rather than one per expiry.
+    let mut named = Vec::new();
+    for (other, op) in ops.iter().enumerate() {
+        named.clear();
+        names(&op.op, &mut named);
+        named.sort_unstable();
+        named.dedup();
+        for lease in &named {
+            for &expiry in expiries.get(lease).into_iter().flatten() {
+                users[expiry as usize].push(other as u32);
+            }
+        }
+    }
+    for list in &mut users {
+        list.sort_by_key(|&other| (ops[other as usize].call, other));
     }
     users
 }

@@ -313,6 +313,11 @@ impl Tables {
         to_id(index.expect("every key was interned"))
     }
 
+    /// The id of a key, if the history mentions it.
+    pub fn find_key(&self, key: &[u8]) -> Option<KeyId> {
+        self.key_index.find(&self.keys, key).map(to_id)
+    }
+
     /// The id of a value the history mentions.
     pub fn value(&self, value: &[u8]) -> ValueId {
         let index = self.value_index.find(&self.values, value);

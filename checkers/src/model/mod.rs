@@ -333,14 +333,6 @@ impl Store {
         }
     }
 
-    /// The live keys attached to `lease`, in key order.
-    fn keys_of_lease(&self, lease: i64) -> Vec<KeyId> {
-        self.leased
-            .range((lease, 0)..=(lease, KeyId::MAX))
-            .map(|&(_, key)| key)
-            .collect()
-    }
-
     fn set_revision(&mut self, revision: i64) {
         assert!(revision >= self.revision, "the revision counter only grows");
         self.undo.push(Undo::Revision(self.revision));
@@ -499,14 +491,16 @@ impl Store {
         if !self.leases.contains_key(&lease) {
             return Err(ErrorCode::LeaseNotFound);
         }
-        let keys = self.keys_of_lease(lease);
-        for &key in &keys {
+        let mut deleted_count = 0;
+        // Deleting a key takes it out of the index, so the first entry left is the next key.
+        while let Some(&(_, key)) = self.leased.range((lease, 0)..=(lease, KeyId::MAX)).next() {
             let state = self.get(key).expect("indexed keys are live");
             assert!(state.lease == lease, "the lease index agrees with the key");
             self.push_version(key, write_revision, None);
+            deleted_count += 1;
         }
         self.remove_lease(lease);
-        Ok(keys.len())
+        Ok(deleted_count)
     }
 
     fn compact_to(&mut self, revision: i64) -> Result<(), ErrorCode> {
