@@ -9,7 +9,7 @@
 //! stream-internal guarantees. Bookmarks (progress notifications) are not in the history format,
 //! so "bookmarkable" reduces to the ordering checks here.
 
-use crate::history::{EventKind, History, KeyValue, WatchRecord};
+use crate::history::{EventKind, History, HistoryView, KeyValue, WatchRecord};
 use crate::linear::Linearization;
 use crate::model::{KeyId, KeyState, Store, Tables};
 use crate::Verdict;
@@ -25,7 +25,7 @@ struct Replay {
     writer: BTreeMap<i64, (u64, i64)>,
 }
 
-fn replay(history: &History, linearization: &Linearization) -> Replay {
+fn replay(history: HistoryView<'_>, linearization: &Linearization) -> Replay {
     let mut store = Store::new(linearization.tables.key_count());
     let mut writer = BTreeMap::new();
     for (source, op, call) in &linearization.steps {
@@ -59,7 +59,15 @@ fn violation(window: Vec<u64>, explanation: String) -> Verdict {
 
 /// Checks every watch of the history against its guarantees and the linearization.
 pub fn check_watches(history: &History, linearization: Option<&Linearization>) -> Verdict {
-    for watch in &history.watches {
+    check_view(HistoryView::of(history), linearization)
+}
+
+/// `check_watches` of a history in parts.
+pub(crate) fn check_view(
+    history: HistoryView<'_>,
+    linearization: Option<&Linearization>,
+) -> Verdict {
+    for watch in history.watches {
         if let Err(verdict) = check_stream(watch) {
             return verdict;
         }
@@ -73,7 +81,7 @@ pub fn check_watches(history: &History, linearization: Option<&Linearization>) -
         };
     };
     let replay = replay(history, linearization);
-    for watch in &history.watches {
+    for watch in history.watches {
         if let Err(verdict) = check_against(watch, &linearization.tables, &replay) {
             return verdict;
         }

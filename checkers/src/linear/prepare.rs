@@ -5,7 +5,7 @@
 //! It drops only what cannot constrain the verdict (serializable reads, unknown read-only
 //! operations, errors the store does not model) and never decides the verdict itself.
 
-use crate::history::{History, Request, Response};
+use crate::history::{Operation, Request, Response};
 use crate::model::{Op, Rec, RecKv, Tables};
 use std::collections::BTreeMap;
 
@@ -33,10 +33,10 @@ pub(crate) struct SearchOp {
 }
 
 /// Compiles the history's operations for the search.
-pub(crate) fn prepare(history: &History, tables: &Tables) -> Vec<SearchOp> {
-    let mut ops = Vec::with_capacity(history.ops.len());
+pub(crate) fn prepare(history_ops: &[Operation], tables: &Tables) -> Vec<SearchOp> {
+    let mut ops = Vec::with_capacity(history_ops.len());
     let mut lease_first_call: BTreeMap<i64, i64> = BTreeMap::new();
-    for (index, op) in history.ops.iter().enumerate() {
+    for (index, op) in history_ops.iter().enumerate() {
         let granted = match &op.result {
             Some(Response::LeaseGrant { id, .. }) => *id,
             _ => None,

@@ -275,15 +275,20 @@ impl ErrorCode {
 impl Tables {
     /// Interns every key and value of the history (and of the watches).
     pub fn build(history: &history::History) -> Tables {
+        Tables::build_view(history::HistoryView::of(history))
+    }
+
+    /// `build` of a history in parts.
+    pub(crate) fn build_view(history: history::HistoryView<'_>) -> Tables {
         let mut keys = Distinct::default();
         let mut values = Distinct::default();
-        for op in &history.ops {
+        for op in history.ops {
             collect_request(&op.request, &mut keys, &mut values);
             if let Some(result) = &op.result {
                 collect_response(result, &mut keys, &mut values);
             }
         }
-        for watch in &history.watches {
+        for watch in history.watches {
             keys.insert(watch.key.as_slice());
             for event in &watch.events {
                 collect_kv(&event.kv, &mut keys, &mut values);
