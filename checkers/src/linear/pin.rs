@@ -117,7 +117,9 @@ pub(crate) fn pin_by_revisions(
     let mut ops = ops.to_vec();
     delay_expiries(&mut ops);
     require_expiries(&mut ops);
-    let observed = observations(&ops, watches, tables);
+    // Retaining below drops only unknown outcomes, which have no result: these are all the kvs.
+    let kvs = recorded_kvs(&ops, tables.key_count());
+    let observed = observations(&kvs, watches, tables);
     pin_observed(&mut ops, &observed);
     let written = written_revisions(&ops);
     let last_revision = last_revision(&ops, &observed);
@@ -136,10 +138,7 @@ pub(crate) fn pin_by_revisions(
     // Sorting keys and then permuting moves each (large) operation once.
     ops.sort_by_cached_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
-    let mut alive = BTreeMap::new();
-    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
-        lifetimes(rec, &mut alive);
-    }
+    let alive = lifetimes(&kvs);
     let unchanged = unchanged_spans(&ops);
     (
         ops,
@@ -153,18 +152,51 @@ pub(crate) fn pin_by_revisions(
     )
 }
 
-fn lifetimes(rec: &Rec, alive: &mut BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>) {
-    let mut note = |kv: &RecKv| {
-        if let (Some(create), Some(modified), Some(version)) =
-            (kv.create_revision, kv.mod_revision, kv.version)
-        {
+/// A recorded kv's (key, value, create revision, mod revision, version).
+type KvFields = (
+    KeyId,
+    Option<ValueId>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// The kvs the results of `ops` recorded, for building sets from: a kv equal to the last one
+/// recorded for its key is left out (most ranges return the same unchanged kvs again).
+fn recorded_kvs(ops: &[SearchOp], key_count: usize) -> Vec<KvFields> {
+    let mut last_seen: Vec<Option<KvFields>> = vec![None; key_count];
+    let mut kvs = Vec::new();
+    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
+        rec.for_each_kv(&mut |kv: &RecKv| {
+            let fields = (
+                kv.key,
+                kv.value,
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version,
+            );
+            let last = &mut last_seen[kv.key as usize];
+            if *last != Some(fields) {
+                *last = Some(fields);
+                kvs.push(fields);
+            }
+        });
+    }
+    kvs
+}
+
+/// Per key, the recorded lifetimes (create revision, mod revision, version).
+fn lifetimes(kvs: &[KvFields]) -> BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>> {
+    let mut alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>> = BTreeMap::new();
+    for &(key, _, create, modified, version) in kvs {
+        if let (Some(create), Some(modified), Some(version)) = (create, modified, version) {
             alive
-                .entry(kv.key)
+                .entry(key)
                 .or_default()
                 .insert((create, modified, version));
         }
-    };
-    rec.for_each_kv(&mut note);
+    }
+    alive
 }
 
 /// Per key, the spans (M, S] a read of the latest state showed it unchanged through: a range
@@ -354,10 +386,15 @@ fn leases_used(op: &Op, leases: &mut Vec<i64>) {
 }
 
 /// Every (revision, key, value) some definite result or watch event shows as written.
-fn observations(ops: &[SearchOp], watches: &[WatchRecord], tables: &Tables) -> Observed {
+fn observations(kvs: &[KvFields], watches: &[WatchRecord], tables: &Tables) -> Observed {
     let mut observed = Observed::new();
-    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
-        observe_rec(rec, &mut observed);
+    for &(key, value, _, modified, _) in kvs {
+        if let (Some(value), Some(revision)) = (value, modified) {
+            observed
+                .entry(revision)
+                .or_default()
+                .insert((key, Some(value)));
+        }
     }
     for event in watches.iter().flat_map(|watch| &watch.events) {
         let key = tables.key(&event.kv.key);
@@ -374,18 +411,6 @@ fn observations(ops: &[SearchOp], watches: &[WatchRecord], tables: &Tables) -> O
             .insert((key, value));
     }
     observed
-}
-
-fn observe_rec(rec: &Rec, observed: &mut Observed) {
-    let mut note = |kv: &RecKv| {
-        if let (Some(value), Some(revision)) = (kv.value, kv.mod_revision) {
-            observed
-                .entry(revision)
-                .or_default()
-                .insert((kv.key, Some(value)));
-        }
-    };
-    rec.for_each_kv(&mut note);
 }
 
 /// An unknown write that alone puts a (key, value) observed at revision R took effect at R.
