@@ -164,11 +164,13 @@ impl<'a> Search<'a> {
     pub(crate) fn new(ops: &'a [SearchOp], store: Store, with_history: bool) -> Search<'a> {
         assert!(ops.len() < u32::MAX as usize, "too many operations");
         let order = |filter: &dyn Fn(&SearchOp) -> bool, key: &dyn Fn(&SearchOp) -> i64| {
-            let mut indices: Vec<u32> = (0..ops.len() as u32)
+            let mut keyed: Vec<(i64, u32)> = (0..ops.len() as u32)
                 .filter(|&i| filter(&ops[i as usize]))
+                .map(|i| (key(&ops[i as usize]), i))
                 .collect();
-            indices.sort_by_key(|&i| (key(&ops[i as usize]), i));
-            indices
+            // The index makes keys unique, so an unstable sort gives the one order.
+            keyed.sort_unstable();
+            keyed.into_iter().map(|(_, i)| i).collect::<Vec<u32>>()
         };
         let definite = order(&|op| !op.unknown, &|op| op.call);
         let by_return = order(&|op| !op.unknown, &|op| op.ret);

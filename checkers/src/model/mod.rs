@@ -493,7 +493,12 @@ impl Store {
         }
         let mut deleted_count = 0;
         // Deleting a key takes it out of the index, so the first entry left is the next key.
-        while let Some(&(_, key)) = self.leased.range((lease, 0)..=(lease, KeyId::MAX)).next() {
+        while let Some(&(_, key)) = self
+            .leased
+            .range((lease, 0)..)
+            .next()
+            .filter(|(owner, _)| *owner == lease)
+        {
             let state = self.get(key).expect("indexed keys are live");
             assert!(state.lease == lease, "the lease index agrees with the key");
             self.push_version(key, write_revision, None);
