@@ -356,6 +356,17 @@ impl<'a> Search<'a> {
             .any(|&user| !self.placed_flags[user as usize])
     }
 
+    /// A lease expiry that would delete no key while no user of its lease may come next: the
+    /// placement below would apply it, see the revision unchanged and `lease_user_ready`
+    /// false, and undo it; deciding that first spares the apply and the undo (the search tries
+    /// such expiries at nearly every step).
+    fn idle_expiry(&self, node: u32) -> bool {
+        let crate::model::Op::Expire { id } = self.ops[node as usize].op else {
+            return false;
+        };
+        !self.store.lease_has_keys(id) && !self.lease_user_ready(node)
+    }
+
     /// The unplaced operation of unknown list `list` with the latest call not after `limit`.
     fn latest_unplaced(&self, list: u8, limit: i64) -> u32 {
         let sorted = &self.unknown_sorted[usize::from(list - 1)];
@@ -470,6 +481,9 @@ impl<'a> Search<'a> {
                 };
                 continue;
             };
+            if self.idle_expiry(node) {
+                continue;
+            }
             let mark = self.store.mark();
             let revision_before = self.store.revision();
             let Ok(changed) = self.try_apply(node as usize) else {

@@ -607,6 +607,14 @@ impl Store {
         }
     }
 
+    /// Whether any live key is attached to lease `id`.
+    pub fn lease_has_keys(&self, id: i64) -> bool {
+        self.leased
+            .range((id, 0)..)
+            .next()
+            .is_some_and(|(owner, _)| *owner == id)
+    }
+
     /// Leases currently granted.
     pub fn lease_ids(&self) -> Vec<i64> {
         self.leases.keys().copied().collect()
