@@ -8,7 +8,7 @@
 //! It does not explain mismatches: explanations build the outcome the ordinary way.
 
 use super::matching::kv_matches;
-use super::{matches, ErrorCode, KeyId, Op, Rec, Store};
+use super::{matches, Cmp, ErrorCode, KeyId, Op, Rec, Store};
 
 impl Store {
     /// Applies `op` and reports whether `rec` is what it answered, as
@@ -92,41 +92,13 @@ impl Store {
                     Some(_) => false,
                 })
             }
-            Op::Delete { lo, hi, prev_kv } => {
-                Ok(self.check_delete(*lo, *hi, *prev_kv, rec, write_revision, wrote))
-            }
             Op::Txn {
                 compares,
                 success,
                 failure,
-            } => {
-                let succeeded = compares.iter().all(|compare| self.compare(compare));
-                let branch = if succeeded { success } else { failure };
-                let responses = match rec {
-                    None => None,
-                    Some(Rec::Txn {
-                        succeeded: recorded,
-                        responses,
-                        ..
-                    }) => {
-                        if recorded.is_some_and(|flag| flag != succeeded)
-                            || responses
-                                .as_ref()
-                                .is_some_and(|list| list.len() != branch.len())
-                        {
-                            return Ok(false);
-                        }
-                        responses.as_deref()
-                    }
-                    Some(_) => return Ok(false),
-                };
-                for (index, inner) in branch.iter().enumerate() {
-                    let inner_rec = responses.map(|list| &list[index]);
-                    if !self.check(inner, inner_rec, write_revision, wrote)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
+            } => self.check_txn(compares, success, failure, rec, write_revision, wrote),
+            Op::Delete { lo, hi, prev_kv } => {
+                Ok(self.check_delete(*lo, *hi, *prev_kv, rec, write_revision, wrote))
             }
             Op::LeaseGrant { id, ttl_seconds } => {
                 self.grant_lease(*id, *ttl_seconds)?;
@@ -150,6 +122,45 @@ impl Store {
                 Ok(rec.is_none_or(|rec| matches!(rec, Rec::Compact { .. })))
             }
         }
+    }
+
+    /// A txn: the branch taken and each answer of it compared in turn.
+    fn check_txn(
+        &mut self,
+        compares: &[Cmp],
+        success: &[Op],
+        failure: &[Op],
+        rec: Option<&Rec>,
+        write_revision: i64,
+        wrote: &mut bool,
+    ) -> Result<bool, ErrorCode> {
+        let succeeded = compares.iter().all(|compare| self.compare(compare));
+        let branch = if succeeded { success } else { failure };
+        let responses = match rec {
+            None => None,
+            Some(Rec::Txn {
+                succeeded: recorded,
+                responses,
+                ..
+            }) => {
+                if recorded.is_some_and(|flag| flag != succeeded)
+                    || responses
+                        .as_ref()
+                        .is_some_and(|list| list.len() != branch.len())
+                {
+                    return Ok(false);
+                }
+                responses.as_deref()
+            }
+            Some(_) => return Ok(false),
+        };
+        for (index, inner) in branch.iter().enumerate() {
+            let inner_rec = responses.map(|list| &list[index]);
+            if !self.check(inner, inner_rec, write_revision, wrote)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// A range compared kv by kv as the keys are visited, stopping at the first difference.
