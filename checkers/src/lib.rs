@@ -36,7 +36,7 @@ pub mod trace;
 pub mod watch;
 
 pub use cli::{bench_check, check_command};
-use history::{History, WatchRecord};
+use history::{History, HistoryView, WatchRecord};
 use trace::TraceEvent;
 
 /// Limits and bounds for `check_all`.
@@ -82,9 +82,21 @@ pub fn check_all(
     trace: &[TraceEvent],
     config: &CheckConfig,
 ) -> Vec<CheckResult> {
-    let mut history = history.clone();
-    history.watches.extend(watches.iter().cloned());
-    let report = linear::check_linearizable(&history, &config.linear);
+    // The history's own watches and `watches` together, copied only when both have some.
+    let merged: Vec<WatchRecord>;
+    let all_watches: &[WatchRecord] = if history.watches.is_empty() {
+        watches
+    } else if watches.is_empty() {
+        &history.watches
+    } else {
+        merged = history.watches.iter().chain(watches).cloned().collect();
+        &merged
+    };
+    let view = HistoryView {
+        ops: &history.ops,
+        watches: all_watches,
+    };
+    let report = linear::check_view(view, &config.linear);
     vec![
         CheckResult {
             checker: linear::CHECKER,
@@ -92,7 +104,7 @@ pub fn check_all(
         },
         CheckResult {
             checker: watch::CHECKER,
-            verdict: watch::check_watches(&history, report.linearization.as_ref()),
+            verdict: watch::check_view(view, report.linearization.as_ref()),
         },
         CheckResult {
             checker: "election_safety",
@@ -112,11 +124,11 @@ pub fn check_all(
         },
         CheckResult {
             checker: "durability",
-            verdict: trace::check_durability(&history, trace),
+            verdict: trace::check_durability(history, trace),
         },
         CheckResult {
             checker: "liveness",
-            verdict: trace::check_liveness(&history, trace, config.liveness_bound),
+            verdict: trace::check_liveness(history, trace, config.liveness_bound),
         },
     ]
 }

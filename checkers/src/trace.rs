@@ -165,6 +165,39 @@ fn samples(trace: &[TraceEvent]) -> Vec<(MemberId, i64, &[LogEntry], LogIndex)> 
         .collect()
 }
 
+/// A sampled log's entries by index: by offset when the indices are consecutive (as a raft
+/// log's are), else through a map (the last entry of an index wins, as when collecting one).
+enum LogLookup<'a> {
+    Consecutive(&'a [LogEntry]),
+    Map(BTreeMap<LogIndex, &'a LogEntry>),
+}
+
+impl<'a> LogLookup<'a> {
+    fn new(entries: &'a [LogEntry]) -> LogLookup<'a> {
+        let consecutive = entries
+            .windows(2)
+            .all(|pair| pair[0].index.0.checked_add(1) == Some(pair[1].index.0));
+        if consecutive {
+            LogLookup::Consecutive(entries)
+        } else {
+            LogLookup::Map(entries.iter().map(|entry| (entry.index, entry)).collect())
+        }
+    }
+
+    fn get(&self, index: &LogIndex) -> Option<&'a LogEntry> {
+        match self {
+            LogLookup::Consecutive(entries) => {
+                let first = entries.first()?.index.0;
+                let offset = usize::try_from(index.0.checked_sub(first)?).ok()?;
+                let entry = entries.get(offset)?;
+                assert!(entry.index == *index, "consecutive indices");
+                Some(entry)
+            }
+            LogLookup::Map(map) => map.get(index).copied(),
+        }
+    }
+}
+
 /// Two logs with an entry of the same index and term hold the same entry and the same prefix.
 pub fn check_log_matching(trace: &[TraceEvent]) -> Verdict {
     let samples = samples(trace);
@@ -181,8 +214,7 @@ pub fn check_log_matching(trace: &[TraceEvent]) -> Verdict {
     }
     // Prefix property: where two samples agree at an index, they agree on every index below it.
     for (left_index, left) in samples.iter().enumerate() {
-        let by_index: BTreeMap<LogIndex, &LogEntry> =
-            left.2.iter().map(|entry| (entry.index, entry)).collect();
+        let by_index = LogLookup::new(left.2);
         for right in &samples[left_index + 1..] {
             let mut agreed = false;
             for entry in right.2.iter().rev() {
@@ -216,11 +248,7 @@ pub fn check_leader_completeness(trace: &[TraceEvent]) -> Verdict {
             .2
             .first()
             .map_or(LogIndex(u64::MAX), |entry| entry.index);
-        let held: BTreeMap<LogIndex, &LogEntry> = leader_log
-            .2
-            .iter()
-            .map(|entry| (entry.index, entry))
-            .collect();
+        let held = LogLookup::new(leader_log.2);
         for sample in samples.iter().filter(|sample| sample.1 <= *time) {
             for entry in sample.2.iter().filter(|entry| {
                 entry.index <= sample.3 && entry.term < *term && entry.index >= first
@@ -271,6 +299,9 @@ pub fn check_state_machine_safety(trace: &[TraceEvent]) -> Verdict {
     Verdict::Ok
 }
 
+/// A retained change, borrowed: (revision, key, value or `None` for a deletion).
+type ChangeRef<'a> = (i64, &'a [u8], Option<&'a [u8]>);
+
 /// Every acknowledged put is in the final store of every member that reached its revision.
 pub fn check_durability(history: &History, trace: &[TraceEvent]) -> Verdict {
     let acknowledged: Vec<(u64, i64, &Bytes, &Bytes)> = history
@@ -301,18 +332,31 @@ pub fn check_durability(history: &History, trace: &[TraceEvent]) -> Verdict {
             .map(|change| change.revision)
             .max()
             .unwrap_or(0);
-        let mut index: BTreeMap<(i64, &[u8]), Option<&[u8]>> = BTreeMap::new();
-        for change in changes {
-            index.insert(
-                (change.revision, change.key.as_slice()),
-                change.value.as_deref(),
-            );
-        }
+        // Sorted (stably: of equal changes the last one counts, as it would in a map), and
+        // usually already in order.
+        let mut index: Vec<ChangeRef> = changes
+            .iter()
+            .map(|change| {
+                (
+                    change.revision,
+                    change.key.as_slice(),
+                    change.value.as_deref(),
+                )
+            })
+            .collect();
+        index.sort_by(|left, right| (left.0, left.1).cmp(&(right.0, right.1)));
+        let stored = |revision: i64, key: &[u8]| {
+            let end = index.partition_point(|entry| (entry.0, entry.1) <= (revision, key));
+            end.checked_sub(1)
+                .map(|last| index[last])
+                .filter(|entry| (entry.0, entry.1) == (revision, key))
+                .map(|entry| entry.2)
+        };
         for (id, revision, key, value) in &acknowledged {
             if *revision <= *compacted_revision || *revision > reached {
                 continue;
             }
-            if index.get(&(*revision, key.as_slice())) != Some(&Some(value.as_slice())) {
+            if stored(*revision, key.as_slice()) != Some(Some(value.as_slice())) {
                 return violation("durability", vec![*id], format!("op {id} put {}={} was acknowledged at revision {revision}, but member {} reached revision {reached} without it (lost or rolled back)", crate::history::show_bytes(key), crate::history::show_bytes(value), member.0));
             }
         }

@@ -9,7 +9,7 @@
 //! stream-internal guarantees. Bookmarks (progress notifications) are not in the history format,
 //! so "bookmarkable" reduces to the ordering checks here.
 
-use crate::history::{EventKind, History, KeyValue, WatchRecord};
+use crate::history::{EventKind, History, HistoryView, KeyValue, WatchRecord};
 use crate::linear::Linearization;
 use crate::model::{KeyId, KeyState, Store, Tables};
 use crate::Verdict;
@@ -25,12 +25,13 @@ struct Replay {
     writer: BTreeMap<i64, (u64, i64)>,
 }
 
-fn replay(history: &History, linearization: &Linearization) -> Replay {
+fn replay(history: HistoryView<'_>, linearization: &Linearization) -> Replay {
     let mut store = Store::new(linearization.tables.key_count());
     let mut writer = BTreeMap::new();
     for (source, op, call) in &linearization.steps {
         let before = store.revision();
-        store.apply(op);
+        // Only the effect matters here, not the answer: no outcome is built.
+        store.apply_matching(op, None);
         store.forget_undo();
         if store.revision() > before {
             let id = source.map_or(u64::MAX, |index| history.ops[index].id);
@@ -58,7 +59,15 @@ fn violation(window: Vec<u64>, explanation: String) -> Verdict {
 
 /// Checks every watch of the history against its guarantees and the linearization.
 pub fn check_watches(history: &History, linearization: Option<&Linearization>) -> Verdict {
-    for watch in &history.watches {
+    check_view(HistoryView::of(history), linearization)
+}
+
+/// `check_watches` of a history in parts.
+pub(crate) fn check_view(
+    history: HistoryView<'_>,
+    linearization: Option<&Linearization>,
+) -> Verdict {
+    for watch in history.watches {
         if let Err(verdict) = check_stream(watch) {
             return verdict;
         }
@@ -72,7 +81,7 @@ pub fn check_watches(history: &History, linearization: Option<&Linearization>) -
         };
     };
     let replay = replay(history, linearization);
-    for watch in &history.watches {
+    for watch in history.watches {
         if let Err(verdict) = check_against(watch, &linearization.tables, &replay) {
             return verdict;
         }
@@ -95,7 +104,7 @@ fn check_stream(watch: &WatchRecord) -> Result<(), Verdict> {
             ));
         }
         last = event.revision;
-        if !seen.insert((event.revision, event.kv.key.clone())) {
+        if !seen.insert((event.revision, event.kv.key.as_slice())) {
             return Err(violation(
                 vec![],
                 format!(
@@ -155,7 +164,7 @@ fn check_against(watch: &WatchRecord, tables: &Tables, replay: &Replay) -> Resul
         .iter()
         .filter(|event| event.revision <= final_revision)
     {
-        let key_known = tables_has_key(tables, &event.kv.key);
+        let key_known = tables.find_key(&event.kv.key);
         let change = key_known.and_then(|key| {
             replay
                 .changes
@@ -209,11 +218,6 @@ fn check_against(watch: &WatchRecord, tables: &Tables, replay: &Replay) -> Resul
         }
     }
     Ok(())
-}
-
-fn tables_has_key(tables: &Tables, key: &[u8]) -> Option<KeyId> {
-    let (lo, hi) = tables.span(key, Some(&[key, &[0u8]].concat()));
-    (hi > lo && tables.key_bytes(lo) == key).then_some(lo)
 }
 
 #[cfg(test)]

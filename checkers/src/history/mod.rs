@@ -24,6 +24,26 @@ pub struct History {
     pub watches: Vec<WatchRecord>,
 }
 
+/// A history borrowed in parts: `check_all` judges a history's operations with watches kept
+/// apart, without copying either into one `History`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HistoryView<'a> {
+    /// The client operations.
+    pub ops: &'a [Operation],
+    /// The watch streams observed.
+    pub watches: &'a [WatchRecord],
+}
+
+impl<'a> HistoryView<'a> {
+    /// The whole of `history`.
+    pub(crate) fn of(history: &'a History) -> HistoryView<'a> {
+        HistoryView {
+            ops: &history.ops,
+            watches: &history.watches,
+        }
+    }
+}
+
 /// One client operation: a request, when it was issued, and what came back (if anything).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {

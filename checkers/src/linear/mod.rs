@@ -10,7 +10,7 @@ mod prepare;
 mod search;
 mod window;
 
-use crate::history::{describe_request, History, Request};
+use crate::history::{describe_request, History, HistoryView, Request};
 use crate::model::{Op, Store, Tables};
 use crate::Verdict;
 use prepare::{partition_by_key, prepare, quiescent_segments, SearchOp};
@@ -133,9 +133,15 @@ fn decide(
 
 /// Checks a history for linearizability.
 pub fn check_linearizable(history: &History, config: &LinearConfig) -> LinearReport {
-    let tables = Tables::build(history);
-    let mut ops = prepare(history, &tables);
-    ops.sort_by_key(|op| (op.call, op.id));
+    check_view(HistoryView::of(history), config)
+}
+
+/// `check_linearizable` of a history in parts.
+pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> LinearReport {
+    let tables = Tables::build_view(history);
+    let mut ops = prepare(history.ops, &tables);
+    // Sorting keys and then permuting moves each (large) operation once.
+    ops.sort_by_cached_key(|op| (op.call, op.id));
     let mut steps = 0;
     if let Some(report) = revision_witness(history, &tables, &ops, config, &mut steps) {
         return report;
@@ -198,7 +204,7 @@ const WITNESS_STEPS_MAX: u64 = 2_000_000;
 /// and every included unknown-outcome operation may legally take effect. Anything else says
 /// nothing, and the general search decides.
 fn revision_witness(
-    history: &History,
+    history: HistoryView<'_>,
     tables: &Tables,
     ops: &[SearchOp],
     config: &LinearConfig,
@@ -210,7 +216,7 @@ fn revision_witness(
     if !with_revisions {
         return None;
     }
-    let (narrowed, observed) = pin::pin_by_revisions(ops, &history.watches, tables);
+    let (narrowed, observed) = pin::pin_by_revisions(ops, history.watches, tables);
     let budget = WITNESS_STEPS_MAX.min(config.steps_max);
     let Decision::Linear(order) = decide(
         &narrowed,
@@ -249,7 +255,7 @@ fn gave_up(steps: u64) -> LinearReport {
 }
 
 /// Renders an operation for explanations: `op 7 (client 2, put "a"="1")`.
-fn describe_op(history: &History, op: &SearchOp) -> String {
+fn describe_op(history: HistoryView<'_>, op: &SearchOp) -> String {
     match op.source {
         Some(index) => {
             let source = &history.ops[index];

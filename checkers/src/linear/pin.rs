@@ -27,8 +27,9 @@ pub(crate) struct Observations {
     /// Per key, recorded lifetimes (create revision, mod revision, version): the key existed,
     /// created at the first, through the second, with that version there.
     alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>,
-    /// Per key, spans (M, S] through which a read showed it unchanged: a latest read at revision
-    /// S returned it with mod revision M.
+    /// Per key, the revisions at which a read showed it unchanged (a latest read at revision S
+    /// returned it with mod revision M: M + 1 through S), as sorted, disjoint, non-adjacent
+    /// runs (first, last), so a lookup is a binary search rather than a scan of every read.
     unchanged: BTreeMap<KeyId, Vec<(i64, i64)>>,
     /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
     /// write that made R (or any earlier revision) had happened by then, so was called no later.
@@ -81,10 +82,9 @@ impl Observations {
 
     /// A key changed at revision R must not lie in a span some read showed it unchanged.
     fn unchanged_agrees(&self, revision: i64, key: KeyId) -> bool {
-        self.unchanged.get(&key).is_none_or(|spans| {
-            !spans
-                .iter()
-                .any(|&(modified, through)| modified < revision && revision <= through)
+        self.unchanged.get(&key).is_none_or(|runs| {
+            let after = runs.partition_point(|&(first, _)| first <= revision);
+            after == 0 || revision > runs[after - 1].1
         })
     }
 
@@ -117,7 +117,9 @@ pub(crate) fn pin_by_revisions(
     let mut ops = ops.to_vec();
     delay_expiries(&mut ops);
     require_expiries(&mut ops);
-    let observed = observations(&ops, watches, tables);
+    // Retaining below drops only unknown outcomes, which have no result: these are all the kvs.
+    let kvs = recorded_kvs(&ops, tables.key_count());
+    let observed = observations(&kvs, watches, tables);
     pin_observed(&mut ops, &observed);
     let written = written_revisions(&ops);
     let last_revision = last_revision(&ops, &observed);
@@ -133,12 +135,10 @@ pub(crate) fn pin_by_revisions(
             op.call <= deadline(revision) && could_make(&op.op, observed.get(&revision))
         })
     });
-    ops.sort_by_key(|op| (op.call, op.id));
+    // Sorting keys and then permuting moves each (large) operation once.
+    ops.sort_by_cached_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
-    let mut alive = BTreeMap::new();
-    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
-        lifetimes(rec, &mut alive);
-    }
+    let alive = lifetimes(&kvs);
     let unchanged = unchanged_spans(&ops);
     (
         ops,
@@ -152,30 +152,67 @@ pub(crate) fn pin_by_revisions(
     )
 }
 
-fn lifetimes(rec: &Rec, alive: &mut BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>) {
-    let mut note = |kv: &RecKv| {
-        if let (Some(create), Some(modified), Some(version)) =
-            (kv.create_revision, kv.mod_revision, kv.version)
-        {
+/// A recorded kv's (key, value, create revision, mod revision, version).
+type KvFields = (
+    KeyId,
+    Option<ValueId>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// The kvs the results of `ops` recorded, for building sets from: a kv equal to the last one
+/// recorded for its key is left out (most ranges return the same unchanged kvs again).
+fn recorded_kvs(ops: &[SearchOp], key_count: usize) -> Vec<KvFields> {
+    let mut last_seen: Vec<Option<KvFields>> = vec![None; key_count];
+    let mut kvs = Vec::new();
+    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
+        rec.for_each_kv(&mut |kv: &RecKv| {
+            let fields = (
+                kv.key,
+                kv.value,
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version,
+            );
+            let last = &mut last_seen[kv.key as usize];
+            if *last != Some(fields) {
+                *last = Some(fields);
+                kvs.push(fields);
+            }
+        });
+    }
+    kvs
+}
+
+/// Per key, the recorded lifetimes (create revision, mod revision, version).
+fn lifetimes(kvs: &[KvFields]) -> BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>> {
+    let mut alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>> = BTreeMap::new();
+    for &(key, _, create, modified, version) in kvs {
+        if let (Some(create), Some(modified), Some(version)) = (create, modified, version) {
             alive
-                .entry(kv.key)
+                .entry(key)
                 .or_default()
                 .insert((create, modified, version));
         }
-    };
-    rec.for_each_kv(&mut note);
+    }
+    alive
 }
 
 /// Per key, the spans (M, S] a read of the latest state showed it unchanged through: a range
 /// with header revision S returning it with mod revision M (seed 77 of the simulator: the
 /// witness put an unknown write into such a span and found out only at the next read, after a
 /// 2M-step search). A range inside a txn gives S - 1 (the txn may itself write at S, after it).
+/// Returned as runs of revisions (see `Observations::unchanged`).
 fn unchanged_spans(ops: &[SearchOp]) -> BTreeMap<KeyId, Vec<(i64, i64)>> {
     let mut spans: BTreeMap<KeyId, Vec<(i64, i64)>> = BTreeMap::new();
     let mut note = |kvs: &[RecKv], through: i64| {
         for kv in kvs {
             if let Some(modified) = kv.mod_revision.filter(|&modified| modified < through) {
-                spans.entry(kv.key).or_default().push((modified, through));
+                spans
+                    .entry(kv.key)
+                    .or_default()
+                    .push((modified + 1, through));
             }
         }
     };
@@ -212,7 +249,26 @@ fn unchanged_spans(ops: &[SearchOp]) -> BTreeMap<KeyId, Vec<(i64, i64)>> {
             _ => {}
         }
     }
+    for runs in spans.values_mut() {
+        merge_runs(runs);
+    }
     spans
+}
+
+/// Sorts runs of revisions (first, last) and merges those that overlap or touch.
+fn merge_runs(runs: &mut Vec<(i64, i64)>) {
+    runs.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(runs.len());
+    for &(first, last) in runs.iter() {
+        assert!(first <= last, "a run holds a revision");
+        match merged.last_mut() {
+            Some(previous) if first <= previous.1.saturating_add(1) => {
+                previous.1 = previous.1.max(last);
+            }
+            _ => merged.push((first, last)),
+        }
+    }
+    *runs = merged;
 }
 
 /// Per revision R with an event, the earliest time an event at R or later arrived.
@@ -353,10 +409,15 @@ fn leases_used(op: &Op, leases: &mut Vec<i64>) {
 }
 
 /// Every (revision, key, value) some definite result or watch event shows as written.
-fn observations(ops: &[SearchOp], watches: &[WatchRecord], tables: &Tables) -> Observed {
+fn observations(kvs: &[KvFields], watches: &[WatchRecord], tables: &Tables) -> Observed {
     let mut observed = Observed::new();
-    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
-        observe_rec(rec, &mut observed);
+    for &(key, value, _, modified, _) in kvs {
+        if let (Some(value), Some(revision)) = (value, modified) {
+            observed
+                .entry(revision)
+                .or_default()
+                .insert((key, Some(value)));
+        }
     }
     for event in watches.iter().flat_map(|watch| &watch.events) {
         let key = tables.key(&event.kv.key);
@@ -373,18 +434,6 @@ fn observations(ops: &[SearchOp], watches: &[WatchRecord], tables: &Tables) -> O
             .insert((key, value));
     }
     observed
-}
-
-fn observe_rec(rec: &Rec, observed: &mut Observed) {
-    let mut note = |kv: &RecKv| {
-        if let (Some(value), Some(revision)) = (kv.value, kv.mod_revision) {
-            observed
-                .entry(revision)
-                .or_default()
-                .insert((kv.key, Some(value)));
-        }
-    };
-    rec.for_each_kv(&mut note);
 }
 
 /// An unknown write that alone puts a (key, value) observed at revision R took effect at R.
@@ -549,4 +598,35 @@ fn deletes_key(op: &Op, key: KeyId) -> bool {
 /// Whether an operation writes keys whenever it changes anything (the ones a gap can hold).
 fn writes_keys(op: &Op) -> bool {
     matches!(op, Op::Put { .. } | Op::Delete { .. } | Op::Txn { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_runs;
+
+    #[test]
+    fn merged_runs_hold_exactly_the_revisions_of_the_spans() {
+        // Goal: merging a key's unchanged spans loses and adds no revision, so the binary
+        // search over runs answers as a scan of every span did. Method: random spans (M, S]
+        // over a small range (so they overlap, nest and touch), merged; every revision of the
+        // range is looked up both ways.
+        let mut rng = crate::generate::SplitMix::new(11);
+        for _ in 0..200 {
+            let spans: Vec<(i64, i64)> = (0..rng.below(8))
+                .map(|_| {
+                    let modified = rng.below(30) as i64;
+                    (modified, modified + 1 + rng.below(6) as i64)
+                })
+                .collect();
+            let mut runs: Vec<(i64, i64)> = spans.iter().map(|&(m, s)| (m + 1, s)).collect();
+            merge_runs(&mut runs);
+            assert!(runs.windows(2).all(|pair| pair[0].1 + 1 < pair[1].0));
+            for revision in 0..40 {
+                let scanned = spans.iter().any(|&(m, s)| m < revision && revision <= s);
+                let after = runs.partition_point(|&(first, _)| first <= revision);
+                let searched = after > 0 && revision <= runs[after - 1].1;
+                assert_eq!(scanned, searched, "{spans:?} at {revision}");
+            }
+        }
+    }
 }

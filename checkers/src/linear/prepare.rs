@@ -5,7 +5,7 @@
 //! It drops only what cannot constrain the verdict (serializable reads, unknown read-only
 //! operations, errors the store does not model) and never decides the verdict itself.
 
-use crate::history::{History, Request, Response};
+use crate::history::{Operation, Request, Response};
 use crate::model::{Op, Rec, RecKv, Tables};
 use std::collections::BTreeMap;
 
@@ -33,10 +33,10 @@ pub(crate) struct SearchOp {
 }
 
 /// Compiles the history's operations for the search.
-pub(crate) fn prepare(history: &History, tables: &Tables) -> Vec<SearchOp> {
-    let mut ops = Vec::with_capacity(history.ops.len());
+pub(crate) fn prepare(history_ops: &[Operation], tables: &Tables) -> Vec<SearchOp> {
+    let mut ops = Vec::with_capacity(history_ops.len());
     let mut lease_first_call: BTreeMap<i64, i64> = BTreeMap::new();
-    for (index, op) in history.ops.iter().enumerate() {
+    for (index, op) in history_ops.iter().enumerate() {
         let granted = match &op.result {
             Some(Response::LeaseGrant { id, .. }) => *id,
             _ => None,
@@ -71,7 +71,7 @@ pub(crate) fn prepare(history: &History, tables: &Tables) -> Vec<SearchOp> {
             revision_hi,
         });
     }
-    promote_observed_writes(&mut ops);
+    promote_observed_writes(&mut ops, tables.key_count());
     for (count, (id, call)) in lease_first_call.into_iter().enumerate() {
         ops.push(SearchOp {
             source: None,
@@ -91,14 +91,15 @@ pub(crate) fn prepare(history: &History, tables: &Tables) -> Vec<SearchOp> {
 /// An unknown-outcome put whose (key, value) no other operation writes, and which some definite
 /// result shows, did take effect: it becomes mandatory, and if the result showed its mod revision,
 /// its revision is forced too. Sound: in any linearization that value can only come from it.
-fn promote_observed_writes(ops: &mut [SearchOp]) {
+fn promote_observed_writes(ops: &mut [SearchOp], key_count: usize) {
     let mut writers: BTreeMap<(u32, u32), usize> = BTreeMap::new();
     for op in ops.iter() {
         count_puts(&op.op, &mut writers);
     }
     let mut observed: BTreeMap<(u32, u32), Option<i64>> = BTreeMap::new();
+    let mut last_seen: Vec<Option<RecKv>> = vec![None; key_count];
     for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
-        observe(rec, &mut observed);
+        observe(rec, &mut observed, &mut last_seen);
     }
     for op in ops.iter_mut().filter(|op| op.unknown) {
         let mut puts = Vec::new();
@@ -144,8 +145,19 @@ fn count_puts(op: &Op, writers: &mut BTreeMap<(u32, u32), usize>) {
     }
 }
 
-fn observe(rec: &Rec, observed: &mut BTreeMap<(u32, u32), Option<i64>>) {
+/// Notes each kv's (key, value) with the first mod revision seen for it; a kv equal to the
+/// last one noted for its key changes nothing and is skipped.
+fn observe(
+    rec: &Rec,
+    observed: &mut BTreeMap<(u32, u32), Option<i64>>,
+    last_seen: &mut [Option<RecKv>],
+) {
     let mut note = |kv: &RecKv| {
+        let last = &mut last_seen[kv.key as usize];
+        if last.as_ref() == Some(kv) {
+            return;
+        }
+        *last = Some(kv.clone());
         if let Some(value) = kv.value {
             let entry = observed.entry((kv.key, value)).or_insert(kv.mod_revision);
             if entry.is_none() {

@@ -16,7 +16,7 @@
 
 use super::pin::Observations;
 use super::prepare::SearchOp;
-use crate::model::{matches, mix, Mark, Store};
+use crate::model::{mix, Mark, Store};
 
 /// Dancing-links list over operation indices; index `len` is the sentinel.
 struct Links {
@@ -164,11 +164,13 @@ impl<'a> Search<'a> {
     pub(crate) fn new(ops: &'a [SearchOp], store: Store, with_history: bool) -> Search<'a> {
         assert!(ops.len() < u32::MAX as usize, "too many operations");
         let order = |filter: &dyn Fn(&SearchOp) -> bool, key: &dyn Fn(&SearchOp) -> i64| {
-            let mut indices: Vec<u32> = (0..ops.len() as u32)
+            let mut keyed: Vec<(i64, u32)> = (0..ops.len() as u32)
                 .filter(|&i| filter(&ops[i as usize]))
+                .map(|i| (key(&ops[i as usize]), i))
                 .collect();
-            indices.sort_by_key(|&i| (key(&ops[i as usize]), i));
-            indices
+            // The index makes keys unique, so an unstable sort gives the one order.
+            keyed.sort_unstable();
+            keyed.into_iter().map(|(_, i)| i).collect::<Vec<u32>>()
         };
         let definite = order(&|op| !op.unknown, &|op| op.call);
         let by_return = order(&|op| !op.unknown, &|op| op.ret);
@@ -354,6 +356,17 @@ impl<'a> Search<'a> {
             .any(|&user| !self.placed_flags[user as usize])
     }
 
+    /// A lease expiry that would delete no key while no user of its lease may come next: the
+    /// placement below would apply it, see the revision unchanged and `lease_user_ready`
+    /// false, and undo it; deciding that first spares the apply and the undo (the search tries
+    /// such expiries at nearly every step).
+    fn idle_expiry(&self, node: u32) -> bool {
+        let crate::model::Op::Expire { id } = self.ops[node as usize].op else {
+            return false;
+        };
+        !self.store.lease_has_keys(id) && !self.lease_user_ready(node)
+    }
+
     /// The unplaced operation of unknown list `list` with the latest call not after `limit`.
     fn latest_unplaced(&self, list: u8, limit: i64) -> u32 {
         let sorted = &self.unknown_sorted[usize::from(list - 1)];
@@ -414,9 +427,7 @@ impl<'a> Search<'a> {
             return Err(());
         }
         let mark = self.store.mark();
-        let outcome = self.store.apply(&op.op);
-        if op.rec.as_ref().is_some_and(|rec| !matches(rec, &outcome)) {
-            self.store.undo_to(mark);
+        if !self.store.apply_matching(&op.op, op.rec.as_ref()) {
             return Err(());
         }
         if let Some(observed) = self.observed {
@@ -470,6 +481,9 @@ impl<'a> Search<'a> {
                 };
                 continue;
             };
+            if self.idle_expiry(node) {
+                continue;
+            }
             let mark = self.store.mark();
             let revision_before = self.store.revision();
             let Ok(changed) = self.try_apply(node as usize) else {
@@ -529,29 +543,46 @@ fn writes_keys_only(op: &SearchOp) -> bool {
 /// put, a grant, revoke or keep-alive), sorted by call; empty for everything else.
 fn lease_users(ops: &[SearchOp]) -> Vec<Vec<u32>> {
     use crate::model::Op;
-    fn names(op: &Op, lease: i64) -> bool {
+    fn names(op: &Op, leases: &mut Vec<i64>) {
         match op {
-            Op::Put { lease: used, .. } => *used == lease,
+            Op::Put { lease, .. } => leases.push(*lease),
             Op::LeaseGrant { id, .. } | Op::LeaseRevoke { id } | Op::LeaseKeepAlive { id } => {
-                *id == lease
+                leases.push(*id)
             }
             Op::Txn {
                 success, failure, ..
             } => success
                 .iter()
                 .chain(failure)
-                .any(|inner| names(inner, lease)),
-            _ => false,
+                .for_each(|inner| names(inner, leases)),
+            _ => {}
+        }
+    }
+    let mut expiries: std::collections::BTreeMap<i64, Vec<u32>> = Default::default();
+    for (index, op) in ops.iter().enumerate() {
+        if let Op::Expire { id } = op.op {
+            expiries.entry(id).or_default().push(index as u32);
         }
     }
     let mut users = vec![Vec::new(); ops.len()];
-    for (index, op) in ops.iter().enumerate() {
-        let Op::Expire { id } = op.op else { continue };
-        let mut named: Vec<u32> = (0..ops.len() as u32)
-            .filter(|&other| names(&ops[other as usize].op, id))
-            .collect();
-        named.sort_by_key(|&other| (ops[other as usize].call, other));
-        users[index] = named;
+    if expiries.is_empty() {
+        return users;
+    }
+    // One pass over the operations, rather than one per expiry.
+    let mut named = Vec::new();
+    for (other, op) in ops.iter().enumerate() {
+        named.clear();
+        names(&op.op, &mut named);
+        named.sort_unstable();
+        named.dedup();
+        for lease in &named {
+            for &expiry in expiries.get(lease).into_iter().flatten() {
+                users[expiry as usize].push(other as u32);
+            }
+        }
+    }
+    for list in &mut users {
+        list.sort_by_key(|&other| (ops[other as usize].call, other));
     }
     users
 }

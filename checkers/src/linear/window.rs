@@ -8,13 +8,13 @@
 use super::prepare::SearchOp;
 use super::search::{Ended, Search};
 use super::{describe_op, is_read, needs_history, LinearConfig, CHECKER};
-use crate::history::History;
+use crate::history::HistoryView;
 use crate::model::{explain_mismatch, Store, Tables};
 use crate::Verdict;
 
 /// Builds the violation verdict for operations (sorted by call) that have no linearization.
 pub(super) fn violation(
-    history: &History,
+    history: HistoryView<'_>,
     tables: &Tables,
     ops: &[SearchOp],
     config: &LinearConfig,
@@ -59,7 +59,7 @@ fn definite_is_whole(ops: &[SearchOp], keep: &[usize], config: &LinearConfig) ->
 }
 
 /// Keeps `keep` (indices into `ops`) as recorded; relaxes other writes, drops other reads.
-fn relax(history: &History, ops: &[SearchOp], keep: &[usize]) -> Vec<SearchOp> {
+fn relax(history: HistoryView<'_>, ops: &[SearchOp], keep: &[usize]) -> Vec<SearchOp> {
     let mut kept = vec![false; ops.len()];
     keep.iter().for_each(|&index| kept[index] = true);
     let mut out = Vec::with_capacity(ops.len());
@@ -86,7 +86,7 @@ fn relax(history: &History, ops: &[SearchOp], keep: &[usize]) -> Vec<SearchOp> {
 }
 
 fn still_fails(
-    history: &History,
+    history: HistoryView<'_>,
     tables: &Tables,
     ops: &[SearchOp],
     keep: &[usize],
@@ -103,7 +103,7 @@ fn still_fails(
 
 /// Delta debugging over the kept operations: drop chunks while the rest still fails.
 fn shrink(
-    history: &History,
+    history: HistoryView<'_>,
     tables: &Tables,
     ops: &[SearchOp],
     mut keep: Vec<usize>,
@@ -148,7 +148,7 @@ struct Stuck {
 
 /// Finds the deepest point the search reaches and says why nothing can go next there.
 fn explain(
-    history: &History,
+    history: HistoryView<'_>,
     tables: &Tables,
     ops: &[SearchOp],
     config: &LinearConfig,
@@ -200,7 +200,7 @@ fn explain(
 }
 
 fn reason(
-    history: &History,
+    history: HistoryView<'_>,
     search: &mut Search<'_>,
     tables: &Tables,
     ops: &[SearchOp],

@@ -4,6 +4,7 @@
 //!
 //! It does not decide anything about correctness; it only translates (and renders back).
 
+use super::intern::ByteIndex;
 use crate::history::{
     self, Bytes, CompareOp, CompareTarget, CompareValue, KeyValue, Request, Response,
 };
@@ -18,6 +19,35 @@ pub type ValueId = u32;
 pub struct Tables {
     keys: Vec<Bytes>,
     values: Vec<Bytes>,
+    /// Positions in `keys`, by bytes (see `intern`).
+    key_index: ByteIndex,
+    /// Positions in `values`, by bytes.
+    value_index: ByteIndex,
+}
+
+/// Distinct byte strings borrowed from the history, in first-seen order.
+#[derive(Default)]
+struct Distinct<'a> {
+    list: Vec<&'a [u8]>,
+    index: ByteIndex,
+}
+
+impl<'a> Distinct<'a> {
+    fn insert(&mut self, bytes: &'a [u8]) {
+        self.list.push(bytes);
+        if !self.index.add(&self.list, self.list.len() - 1) {
+            self.list.pop();
+        }
+    }
+
+    /// The distinct strings in byte order (their ids), and their index.
+    fn into_sorted(self) -> (Vec<Bytes>, ByteIndex) {
+        let mut sorted = self.list;
+        sorted.sort_unstable();
+        let list: Vec<Bytes> = sorted.into_iter().map(<[u8]>::to_vec).collect();
+        let index = ByteIndex::of(&list);
+        (list, index)
+    }
 }
 
 /// A compiled request.
@@ -245,16 +275,21 @@ impl ErrorCode {
 impl Tables {
     /// Interns every key and value of the history (and of the watches).
     pub fn build(history: &history::History) -> Tables {
-        let mut keys = Vec::new();
-        let mut values = Vec::new();
-        for op in &history.ops {
+        Tables::build_view(history::HistoryView::of(history))
+    }
+
+    /// `build` of a history in parts.
+    pub(crate) fn build_view(history: history::HistoryView<'_>) -> Tables {
+        let mut keys = Distinct::default();
+        let mut values = Distinct::default();
+        for op in history.ops {
             collect_request(&op.request, &mut keys, &mut values);
             if let Some(result) = &op.result {
                 collect_response(result, &mut keys, &mut values);
             }
         }
-        for watch in &history.watches {
-            keys.push(watch.key.clone());
+        for watch in history.watches {
+            keys.insert(watch.key.as_slice());
             for event in &watch.events {
                 collect_kv(&event.kv, &mut keys, &mut values);
                 if let Some(prev) = &event.prev_kv {
@@ -262,11 +297,14 @@ impl Tables {
                 }
             }
         }
-        keys.sort();
-        keys.dedup();
-        values.sort();
-        values.dedup();
-        Tables { keys, values }
+        let (keys, key_index) = keys.into_sorted();
+        let (values, value_index) = values.into_sorted();
+        Tables {
+            keys,
+            values,
+            key_index,
+            value_index,
+        }
     }
 
     /// Number of interned keys.
@@ -276,17 +314,18 @@ impl Tables {
 
     /// The id of a key the history mentions.
     pub fn key(&self, key: &[u8]) -> KeyId {
-        let index = self
-            .keys
-            .binary_search_by(|probe| probe.as_slice().cmp(key));
+        let index = self.key_index.find(&self.keys, key);
         to_id(index.expect("every key was interned"))
+    }
+
+    /// The id of a key, if the history mentions it.
+    pub fn find_key(&self, key: &[u8]) -> Option<KeyId> {
+        self.key_index.find(&self.keys, key).map(to_id)
     }
 
     /// The id of a value the history mentions.
     pub fn value(&self, value: &[u8]) -> ValueId {
-        let index = self
-            .values
-            .binary_search_by(|probe| probe.as_slice().cmp(value));
+        let index = self.value_index.find(&self.values, value);
         to_id(index.expect("every value was interned"))
     }
 
@@ -475,19 +514,23 @@ fn to_id(index: usize) -> u32 {
     u32::try_from(index).expect("fewer than 2^32 distinct keys and values")
 }
 
-fn collect_request(request: &Request, keys: &mut Vec<Bytes>, values: &mut Vec<Bytes>) {
+fn collect_request<'a>(request: &'a Request, keys: &mut Distinct<'a>, values: &mut Distinct<'a>) {
     match request {
-        Request::Range(range) => keys.push(range.key.clone()),
-        Request::Put(put) => {
-            keys.push(put.key.clone());
-            values.push(put.value.clone());
+        Request::Range(range) => {
+            keys.insert(range.key.as_slice());
         }
-        Request::Delete(delete) => keys.push(delete.key.clone()),
+        Request::Put(put) => {
+            keys.insert(put.key.as_slice());
+            values.insert(put.value.as_slice());
+        }
+        Request::Delete(delete) => {
+            keys.insert(delete.key.as_slice());
+        }
         Request::Txn(txn) => {
             for compare in &txn.compare {
-                keys.push(compare.key.clone());
+                keys.insert(compare.key.as_slice());
                 if let CompareValue::Bytes(bytes) = &compare.value {
-                    values.push(bytes.clone());
+                    values.insert(bytes.as_slice());
                 }
             }
             for inner in txn.success.iter().chain(&txn.failure) {
@@ -498,7 +541,11 @@ fn collect_request(request: &Request, keys: &mut Vec<Bytes>, values: &mut Vec<By
     }
 }
 
-fn collect_response(response: &Response, keys: &mut Vec<Bytes>, values: &mut Vec<Bytes>) {
+fn collect_response<'a>(
+    response: &'a Response,
+    keys: &mut Distinct<'a>,
+    values: &mut Distinct<'a>,
+) {
     match response {
         Response::Range {
             kvs: Some(list), ..
@@ -524,9 +571,9 @@ fn collect_response(response: &Response, keys: &mut Vec<Bytes>, values: &mut Vec
     }
 }
 
-fn collect_kv(kv: &KeyValue, keys: &mut Vec<Bytes>, values: &mut Vec<Bytes>) {
-    keys.push(kv.key.clone());
+fn collect_kv<'a>(kv: &'a KeyValue, keys: &mut Distinct<'a>, values: &mut Distinct<'a>) {
+    keys.insert(kv.key.as_slice());
     if let Some(value) = &kv.value {
-        values.push(value.clone());
+        values.insert(value.as_slice());
     }
 }

@@ -127,7 +127,7 @@ fn kvs_match(recorded: Option<&[RecKv]>, actual: &[(KeyId, KeyState)]) -> bool {
     }
 }
 
-fn kv_matches(kv: &RecKv, key: KeyId, state: &KeyState) -> bool {
+pub(super) fn kv_matches(kv: &RecKv, key: KeyId, state: &KeyState) -> bool {
     kv.key == key
         && kv.value.is_none_or(|value| value == state.value)
         && same(kv.create_revision, state.create_revision)

@@ -6,14 +6,16 @@
 //! keeps an incremental state hash (the search memoises). It knows nothing of time: lease expiry
 //! is an explicit operation (`Op::Expire`) placed by whoever drives it.
 
+mod checked;
 pub mod compile;
+mod intern;
 mod matching;
 
 pub use compile::{Cmp, ErrorCode, KeyId, Op, Rec, RecKv, Tables, ValueId};
 pub use matching::{describe_outcome, explain_mismatch, matches};
 
 use crate::history::{CompareOp, CompareTarget};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The live state of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +121,9 @@ pub struct Store {
     compact_revision: i64,
     keys: Vec<Vec<Version>>,
     leases: BTreeMap<i64, i64>,
+    /// (lease, key) for every live key attached to a lease: a lease's expiry or revoke visits
+    /// its own keys instead of every key of the history.
+    leased: BTreeSet<(i64, KeyId)>,
     undo: Vec<Undo>,
     kv_hash: u64,
     lease_hash: u64,
@@ -166,6 +171,7 @@ impl Store {
             compact_revision: 0,
             keys: vec![Vec::new(); key_count],
             leases: BTreeMap::new(),
+            leased: BTreeSet::new(),
             undo: Vec::new(),
             kv_hash: 0,
             lease_hash: 0,
@@ -270,9 +276,11 @@ impl Store {
                     self.history_hash ^= version_hash(key, &version);
                     if let Some(state) = &version.state {
                         self.kv_hash ^= state_hash(key, state);
+                        self.detach(key, state);
                     }
                     if let Some(state) = self.get(key) {
                         self.kv_hash ^= state_hash(key, &state);
+                        self.attach(key, &state);
                     }
                 }
                 Undo::Revision(old) => self.revision = old,
@@ -297,14 +305,32 @@ impl Store {
         );
         if let Some(old) = self.get(key) {
             self.kv_hash ^= state_hash(key, &old);
+            self.detach(key, &old);
         }
         let version = Version { revision, state };
         self.history_hash ^= version_hash(key, &version);
         if let Some(new) = &state {
             self.kv_hash ^= state_hash(key, new);
+            self.attach(key, new);
         }
         self.keys[key as usize].push(version);
         self.undo.push(Undo::KeyPushed(key));
+    }
+
+    /// Records a live key's lease in the lease index (keys without one are not indexed).
+    fn attach(&mut self, key: KeyId, state: &KeyState) {
+        if state.lease != 0 {
+            let inserted = self.leased.insert((state.lease, key));
+            assert!(inserted, "a key is attached to its lease once");
+        }
+    }
+
+    /// Removes a key that stops being live (or changes) from the lease index.
+    fn detach(&mut self, key: KeyId, state: &KeyState) {
+        if state.lease != 0 {
+            let removed = self.leased.remove(&(state.lease, key));
+            assert!(removed, "a leased live key is in the lease index");
+        }
     }
 
     fn set_revision(&mut self, revision: i64) {
@@ -349,18 +375,10 @@ impl Store {
                 lease,
                 prev_kv,
             } => {
-                if *lease != 0 && !self.leases.contains_key(lease) {
-                    return Outcome::Error(ErrorCode::LeaseNotFound);
-                }
-                let prev = self.get(*key);
-                let state = KeyState {
-                    value: *value,
-                    create_revision: prev.map_or(write_revision, |old| old.create_revision),
-                    mod_revision: write_revision,
-                    version: prev.map_or(1, |old| old.version + 1),
-                    lease: *lease,
+                let prev = match self.put(*key, *value, *lease, write_revision) {
+                    Ok(prev) => prev,
+                    Err(code) => return Outcome::Error(code),
                 };
-                self.push_version(*key, write_revision, Some(state));
                 *wrote = true;
                 Outcome::Put {
                     revision: 0,
@@ -369,7 +387,11 @@ impl Store {
                 }
             }
             Op::Delete { lo, hi, prev_kv } => {
-                let deleted = self.delete_span(*lo, *hi, write_revision, |_| true);
+                let mut deleted = Vec::new();
+                self.delete_span(*lo, *hi, write_revision, |key, state| {
+                    deleted.push((key, *state));
+                    true
+                });
                 *wrote |= !deleted.is_empty();
                 Outcome::Delete {
                     revision: 0,
@@ -398,18 +420,17 @@ impl Store {
                     responses,
                 }
             }
-            Op::LeaseGrant { id, ttl_seconds } => self.grant(*id, *ttl_seconds),
+            Op::LeaseGrant { id, ttl_seconds } => match self.grant_lease(*id, *ttl_seconds) {
+                Ok(()) => Outcome::LeaseGrant {
+                    ttl_seconds: *ttl_seconds,
+                },
+                Err(code) => Outcome::Error(code),
+            },
             Op::LeaseRevoke { id } | Op::Expire { id } => {
-                if !self.leases.contains_key(id) {
-                    return Outcome::Error(ErrorCode::LeaseNotFound);
+                match self.revoke_lease(*id, write_revision) {
+                    Ok(deleted_count) => *wrote |= deleted_count > 0,
+                    Err(code) => return Outcome::Error(code),
                 }
-                let lease = *id;
-                let deleted =
-                    self.delete_span(0, self.keys.len() as KeyId, write_revision, |state| {
-                        state.lease == lease
-                    });
-                *wrote |= !deleted.is_empty();
-                self.remove_lease(lease);
                 if matches!(op, Op::Expire { .. }) {
                     Outcome::Expire
                 } else {
@@ -420,46 +441,120 @@ impl Store {
                 Some(ttl) => Outcome::LeaseKeepAlive { ttl_seconds: *ttl },
                 None => Outcome::Error(ErrorCode::LeaseNotFound),
             },
-            Op::Compact { revision } => self.compact(*revision),
+            Op::Compact { revision } => match self.compact_to(*revision) {
+                Ok(()) => Outcome::Compact { revision: 0 },
+                Err(code) => Outcome::Error(code),
+            },
         }
     }
 
-    fn grant(&mut self, id: i64, ttl_seconds: i64) -> Outcome {
+    /// Puts `key` at `write_revision`; the key's previous state, or the error.
+    fn put(
+        &mut self,
+        key: KeyId,
+        value: ValueId,
+        lease: i64,
+        write_revision: i64,
+    ) -> Result<Option<KeyState>, ErrorCode> {
+        if lease != 0 && !self.leases.contains_key(&lease) {
+            return Err(ErrorCode::LeaseNotFound);
+        }
+        let prev = self.get(key);
+        let state = KeyState {
+            value,
+            create_revision: prev.map_or(write_revision, |old| old.create_revision),
+            mod_revision: write_revision,
+            version: prev.map_or(1, |old| old.version + 1),
+            lease,
+        };
+        self.push_version(key, write_revision, Some(state));
+        Ok(prev)
+    }
+
+    fn grant_lease(&mut self, id: i64, ttl_seconds: i64) -> Result<(), ErrorCode> {
         // NB: a server-chosen id that the history never learnt cannot be named by any later
         // operation, so such a grant has no observable effect and is not recorded.
         if id == 0 {
-            return Outcome::LeaseGrant { ttl_seconds };
+            return Ok(());
         }
         if self.leases.contains_key(&id) {
-            return Outcome::Error(ErrorCode::LeaseExists);
+            return Err(ErrorCode::LeaseExists);
         }
         self.leases.insert(id, ttl_seconds);
         self.lease_hash ^= mix(id as u64 ^ mix(ttl_seconds as u64));
         self.undo.push(Undo::LeaseAdded(id));
-        Outcome::LeaseGrant { ttl_seconds }
+        Ok(())
     }
 
-    fn compact(&mut self, revision: i64) -> Outcome {
+    /// Revokes (or expires) a lease, deleting its keys at `write_revision`; how many it deleted.
+    fn revoke_lease(&mut self, lease: i64, write_revision: i64) -> Result<usize, ErrorCode> {
+        if !self.leases.contains_key(&lease) {
+            return Err(ErrorCode::LeaseNotFound);
+        }
+        let mut deleted_count = 0;
+        // Deleting a key takes it out of the index, so the first entry left is the next key.
+        while let Some(&(_, key)) = self
+            .leased
+            .range((lease, 0)..)
+            .next()
+            .filter(|(owner, _)| *owner == lease)
+        {
+            let state = self.get(key).expect("indexed keys are live");
+            assert!(state.lease == lease, "the lease index agrees with the key");
+            self.push_version(key, write_revision, None);
+            deleted_count += 1;
+        }
+        self.remove_lease(lease);
+        Ok(deleted_count)
+    }
+
+    fn compact_to(&mut self, revision: i64) -> Result<(), ErrorCode> {
         if revision > self.revision {
-            return Outcome::Error(ErrorCode::FutureRevision);
+            return Err(ErrorCode::FutureRevision);
         }
         if revision <= self.compact_revision {
-            return Outcome::Error(ErrorCode::Compacted);
+            return Err(ErrorCode::Compacted);
         }
         self.undo.push(Undo::Compacted(self.compact_revision));
         self.compact_revision = revision;
-        Outcome::Compact { revision: 0 }
+        Ok(())
     }
 
     fn range(&self, lo: KeyId, hi: KeyId, revision: i64, limit: i64) -> Outcome {
-        if revision > self.revision {
-            return Outcome::Error(ErrorCode::FutureRevision);
-        }
-        if revision > 0 && revision < self.compact_revision {
-            return Outcome::Error(ErrorCode::Compacted);
-        }
         let mut kvs = Vec::new();
         let mut count = 0;
+        let visited = self.range_each(lo, hi, revision, |key, state| {
+            count += 1;
+            if limit <= 0 || (kvs.len() as i64) < limit {
+                kvs.push((key, *state));
+            }
+            true
+        });
+        match visited {
+            Err(code) => Outcome::Error(code),
+            Ok(()) => Outcome::Range {
+                revision: 0,
+                kvs,
+                count,
+            },
+        }
+    }
+
+    /// Visits the keys of `lo..hi` live at `revision` (0: latest) in key order until `visit`
+    /// returns false; the error etcd gives for a revision out of reach, before any visit.
+    fn range_each(
+        &self,
+        lo: KeyId,
+        hi: KeyId,
+        revision: i64,
+        mut visit: impl FnMut(KeyId, &KeyState) -> bool,
+    ) -> Result<(), ErrorCode> {
+        if revision > self.revision {
+            return Err(ErrorCode::FutureRevision);
+        }
+        if revision > 0 && revision < self.compact_revision {
+            return Err(ErrorCode::Compacted);
+        }
         for key in lo..hi {
             let state = if revision == 0 {
                 self.get(key)
@@ -467,36 +562,31 @@ impl Store {
                 self.get_at(key, revision)
             };
             if let Some(state) = state {
-                count += 1;
-                if limit <= 0 || (kvs.len() as i64) < limit {
-                    kvs.push((key, state));
+                if !visit(key, &state) {
+                    break;
                 }
             }
         }
-        Outcome::Range {
-            revision: 0,
-            kvs,
-            count,
-        }
+        Ok(())
     }
 
+    /// Deletes the live keys of `lo..hi` at `write_revision` in key order, showing each deleted
+    /// (key, state) to `visit` until it returns false (the caller then abandons the write).
     fn delete_span(
         &mut self,
         lo: KeyId,
         hi: KeyId,
         write_revision: i64,
-        select: impl Fn(&KeyState) -> bool,
-    ) -> Vec<(KeyId, KeyState)> {
-        let mut deleted = Vec::new();
+        mut visit: impl FnMut(KeyId, &KeyState) -> bool,
+    ) {
         for key in lo..hi {
             if let Some(state) = self.get(key) {
-                if select(&state) {
-                    self.push_version(key, write_revision, None);
-                    deleted.push((key, state));
+                self.push_version(key, write_revision, None);
+                if !visit(key, &state) {
+                    return;
                 }
             }
         }
-        deleted
     }
 
     fn compare(&self, compare: &Cmp) -> bool {
@@ -515,6 +605,14 @@ impl Store {
             CompareOp::Less => left < compare.value,
             CompareOp::Greater => left > compare.value,
         }
+    }
+
+    /// Whether any live key is attached to lease `id`.
+    pub fn lease_has_keys(&self, id: i64) -> bool {
+        self.leased
+            .range((id, 0)..)
+            .next()
+            .is_some_and(|(owner, _)| *owner == id)
     }
 
     /// Leases currently granted.

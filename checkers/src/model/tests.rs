@@ -147,3 +147,211 @@ fn errors_change_nothing() {
         Outcome::Range { count: 1, .. }
     ));
 }
+
+/// Random operations over a few keys and leases, small enough that they often collide.
+fn random_op(rng: &mut crate::generate::SplitMix, depth: u32) -> Op {
+    let key = rng.below(4) as KeyId;
+    let lease = [0, 0, 7, 8][rng.below(4) as usize];
+    match rng.below(if depth == 0 { 9 } else { 3 }) {
+        0 => {
+            let lo = rng.below(4) as KeyId;
+            Op::Range {
+                lo,
+                hi: lo + rng.below(5 - u64::from(lo)) as KeyId,
+                revision: [0, 0, 1, 3, 50][rng.below(5) as usize],
+                limit: rng.below(3) as i64,
+            }
+        }
+        1 => Op::Put {
+            key,
+            value: rng.below(3) as ValueId,
+            lease,
+            prev_kv: rng.below(2) == 0,
+        },
+        2 => Op::Delete {
+            lo: key,
+            hi: (key + rng.below(3) as KeyId).min(4),
+            prev_kv: rng.below(2) == 0,
+        },
+        3 => Op::Txn {
+            compares: vec![Cmp {
+                key,
+                target: [CompareTarget::Value, CompareTarget::Version][rng.below(2) as usize],
+                op: CompareOp::Equal,
+                value: rng.below(3) as i64,
+            }],
+            success: (0..rng.below(3)).map(|_| random_op(rng, 1)).collect(),
+            failure: (0..rng.below(3)).map(|_| random_op(rng, 1)).collect(),
+        },
+        4 => Op::LeaseGrant {
+            id: lease,
+            ttl_seconds: 5,
+        },
+        5 => Op::LeaseRevoke { id: lease },
+        6 => Op::Expire { id: lease },
+        7 => Op::LeaseKeepAlive { id: lease },
+        _ => Op::Compact {
+            revision: rng.below(6) as i64,
+        },
+    }
+}
+
+/// A recorded result shaped like `outcome`, with fields randomly left out or nudged (so it
+/// sometimes matches and sometimes not), or now and then a result of another kind.
+fn random_rec(rng: &mut crate::generate::SplitMix, outcome: &Outcome) -> Rec {
+    let mut field = |value: i64| match rng.below(6) {
+        0 => None,
+        1 => Some(value + 1),
+        _ => Some(value),
+    };
+    let kv = |rng: &mut crate::generate::SplitMix, key: KeyId, state: &KeyState| RecKv {
+        key,
+        value: Some(state.value + u32::from(rng.below(8) == 0)),
+        create_revision: Some(state.create_revision),
+        mod_revision: (rng.below(3) > 0).then_some(state.mod_revision),
+        version: Some(state.version),
+        lease: Some(state.lease),
+    };
+    let list = |rng: &mut crate::generate::SplitMix, kvs: &[(KeyId, KeyState)]| {
+        let mut list: Vec<RecKv> = kvs
+            .iter()
+            .map(|(key, state)| kv(rng, *key, state))
+            .collect();
+        if rng.below(6) == 0 {
+            list.pop();
+        }
+        (rng.below(5) > 0).then_some(list)
+    };
+    match outcome {
+        Outcome::Range {
+            revision,
+            kvs,
+            count,
+        } => Rec::Range {
+            revision: field(*revision),
+            count: field(*count),
+            kvs: list(rng, kvs),
+        },
+        Outcome::Put { revision, prev, .. } => Rec::Put {
+            revision: field(*revision),
+            prev_kv: match rng.below(4) {
+                0 => None,
+                1 => Some(None),
+                _ => Some(prev.map(|(key, state)| kv(rng, key, &state))),
+            },
+        },
+        Outcome::Delete {
+            revision, deleted, ..
+        } => Rec::Delete {
+            revision: field(*revision),
+            deleted: field(deleted.len() as i64),
+            prev_kvs: list(rng, deleted),
+        },
+        Outcome::Txn {
+            revision,
+            succeeded,
+            responses,
+        } => Rec::Txn {
+            revision: field(*revision),
+            succeeded: (rng.below(4) > 0).then_some(*succeeded != (rng.below(8) == 0)),
+            responses: (rng.below(4) > 0).then(|| {
+                responses
+                    .iter()
+                    .map(|inner| random_rec(rng, inner))
+                    .collect()
+            }),
+        },
+        Outcome::LeaseGrant { ttl_seconds } => Rec::LeaseGrant {
+            ttl_seconds: Some(*ttl_seconds),
+        },
+        Outcome::LeaseRevoke { revision } => Rec::LeaseRevoke {
+            revision: field(*revision),
+        },
+        Outcome::LeaseKeepAlive { ttl_seconds } => Rec::LeaseKeepAlive {
+            ttl_seconds: field(*ttl_seconds),
+        },
+        Outcome::Compact { revision } => Rec::Compact {
+            revision: field(*revision),
+        },
+        Outcome::Expire => Rec::LeaseRevoke { revision: None },
+        Outcome::Error(code) => match rng.below(3) {
+            0 => Rec::Error(ErrorCode::LeaseNotFound),
+            1 => Rec::LeaseKeepAlive {
+                ttl_seconds: Some(0),
+            },
+            _ => Rec::Error(*code),
+        },
+    }
+}
+
+#[test]
+fn apply_matching_agrees_with_building_the_outcome() {
+    // Goal: the search's one-pass `apply_matching` is exactly `matches(rec, &apply(op))`, and
+    // leaves the store as `apply` does on a match and unchanged otherwise. Method: random
+    // stores built by random operations (a few keys and leases, so ranges, deletes, txns,
+    // lease revocations and errors all occur); at each step, a result derived from the real
+    // outcome with fields dropped or nudged (so both answers occur, and we count both), or
+    // none, is judged both ways on clones of the same store.
+    let mut rng = crate::generate::SplitMix::new(0x5eed);
+    let (mut agreed_true, mut agreed_false) = (0, 0);
+    for _ in 0..200 {
+        let mut store = Store::new(4);
+        for _ in 0..40 {
+            let op = random_op(&mut rng, 0);
+            let mut built = store.clone();
+            let outcome = built.apply(&op);
+            let rec = (rng.below(8) > 0).then(|| random_rec(&mut rng, &outcome));
+            let expected = rec.as_ref().is_none_or(|rec| matches(rec, &outcome));
+            let mut checked = store.clone();
+            let matched = checked.apply_matching(&op, rec.as_ref());
+            assert_eq!(
+                matched, expected,
+                "{op:?} answered {outcome:?}, recorded {rec:?}"
+            );
+            let reference = if matched { &built } else { &store };
+            assert_eq!(checked.revision(), reference.revision());
+            assert_eq!(checked.hash(true), reference.hash(true));
+            assert_eq!(checked.mark(), reference.mark());
+            if matched {
+                agreed_true += 1;
+            } else {
+                agreed_false += 1;
+            }
+            store = built;
+        }
+    }
+    assert!(
+        agreed_true > 1000 && agreed_false > 1000,
+        "{agreed_true} {agreed_false}"
+    );
+}
+
+#[test]
+fn byte_index_finds_exactly_what_it_holds() {
+    // Goal: the interning index answers every held string's position and nothing else, across
+    // growth. Method: random short byte strings (many collisions of prefix and length), added
+    // one by one with duplicates refused; then every held string is found at its position and
+    // strings never added are not found.
+    let mut rng = crate::generate::SplitMix::new(7);
+    let random_bytes = |rng: &mut crate::generate::SplitMix| -> Vec<u8> {
+        (0..rng.below(4))
+            .map(|_| b'a' + rng.below(3) as u8)
+            .collect()
+    };
+    let mut list: Vec<Vec<u8>> = Vec::new();
+    let mut index = intern::ByteIndex::default();
+    for _ in 0..300 {
+        list.push(random_bytes(&mut rng));
+        let fresh = !list[..list.len() - 1].contains(list.last().expect("pushed"));
+        assert_eq!(index.add(&list, list.len() - 1), fresh);
+        if !fresh {
+            list.pop();
+        }
+    }
+    assert!(list.len() > 30, "enough distinct strings: {}", list.len());
+    for (position, bytes) in list.iter().enumerate() {
+        assert_eq!(index.find(&list, bytes), Some(position));
+    }
+    assert_eq!(index.find(&list, b"zz"), None);
+    assert_eq!(intern::ByteIndex::of(&list).find(&list, &list[3]), Some(3));
+}
