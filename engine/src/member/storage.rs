@@ -7,6 +7,7 @@
 //! failed operation halts the member: after a failed fsync nothing about durability is known.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::api::{DiskFault, DiskOp, DiskOpId, FileName, HaltReason};
 use crate::raft::{PersistBatch, PersistId, Snapshot};
@@ -200,15 +201,15 @@ impl Storage {
                 }
             } else {
                 HaltReason::WriteFailed {
-                    file: failed.file.clone().unwrap_or(FileName(String::from("."))),
+                    file: failed.file.clone().unwrap_or(FileName(Arc::from("."))),
                     fault,
                 }
             });
         }
         // Completions arrive in order, so everything up to `op` is done.
-        let done: Vec<Inflight> = self.inflight.drain(..=position).collect();
-        Ok(done
-            .into_iter()
+        Ok(self
+            .inflight
+            .drain(..=position)
             .filter_map(|inflight| inflight.completion)
             .collect())
     }
