@@ -188,6 +188,10 @@ impl Member {
 
     /// Serves every linearizable read whose read index has been applied.
     pub(super) fn serve_reads(&mut self) {
+        // Runs every step; most steps have no read waiting, so skip building the list.
+        if self.pending_reads.is_empty() {
+            return;
+        }
         let applied_index = self.applied.index;
         let ready: Vec<u64> = self
             .pending_reads
@@ -350,36 +354,32 @@ impl Member {
     /// Answers requests that waited too long. A write's outcome is then unknown (its entry may
     /// still commit), so it gets the indefinite `LeaderChanged`; a read never took effect.
     pub(super) fn expire_pending(&mut self) {
+        // Runs every step: answer and drop in one pass each (key order, as the replies were
+        // always ordered), without listing the expired ids first; nothing waiting, no pass.
+        if self.pending_writes.is_empty() && self.pending_reads.is_empty() {
+            return;
+        }
         let now = self.now;
-        let expired_writes: Vec<_> = self
-            .pending_writes
-            .iter()
-            .filter(|(_, write)| write.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for proposal_id in expired_writes {
-            let write = self
-                .pending_writes
-                .remove(&proposal_id)
-                .expect("listed above");
-            self.out
-                .reply
-                .push((write.request, Err(RequestError::LeaderChanged)));
-        }
-        let expired_reads: Vec<_> = self
-            .pending_reads
-            .iter()
-            .filter(|(_, read)| read.deadline <= now)
-            .map(|(context, _)| *context)
-            .collect();
+        let reply = &mut self.out.reply;
+        self.pending_writes.retain(|_, write| {
+            let expired = write.deadline <= now;
+            if expired {
+                reply.push((write.request, Err(RequestError::LeaderChanged)));
+            }
+            !expired
+        });
         let hint = self.leader_hint();
-        for context in expired_reads {
-            let read = self.pending_reads.remove(&context).expect("listed above");
-            self.out.reply.push((
-                read.request,
-                Err(RequestError::NotLeader { leader_hint: hint }),
-            ));
-        }
+        let reply = &mut self.out.reply;
+        self.pending_reads.retain(|_, read| {
+            let expired = read.deadline <= now;
+            if expired {
+                reply.push((
+                    read.request,
+                    Err(RequestError::NotLeader { leader_hint: hint }),
+                ));
+            }
+            !expired
+        });
     }
 }
 

@@ -409,30 +409,24 @@ impl Store {
     }
 
     fn apply_put(&mut self, request: &PutRequest, batch: &mut WriteBatch) -> PutResponse {
-        let current = self.keys.get(request.key.as_slice()).and_then(|history| {
-            history
-                .live_at(batch.read_main())
-                .map(|(_, put)| (put.value.clone(), put.lease))
-        });
+        let current = self
+            .keys
+            .get(request.key.as_slice())
+            .and_then(|history| history.live_at(batch.read_main()))
+            .map(|(_, put)| put);
         let needs_current = request.ignore_value || request.ignore_lease;
         assert!(
             !needs_current || current.is_some(),
             "ignore_* on a missing key passed checks"
         );
-        let (value, lease) = match current {
-            Some((value, lease)) => (
-                if request.ignore_value {
-                    value
-                } else {
-                    request.value.clone()
-                },
-                if request.ignore_lease {
-                    lease
-                } else {
-                    request.lease
-                },
-            ),
-            None => (request.value.clone(), request.lease),
+        // Only the value that is kept gets copied.
+        let value = match current {
+            Some(put) if request.ignore_value => put.value.clone(),
+            _ => request.value.clone(),
+        };
+        let lease = match current {
+            Some(put) if request.ignore_lease => put.lease,
+            _ => request.lease,
         };
         let prev_kv = self.write_put(&request.key, value, lease, batch);
         let mut response = PutResponse::default();

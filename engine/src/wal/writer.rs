@@ -4,11 +4,17 @@
 //! It never reads the disk and never waits: it only knows what it asked for. It does not decide
 //! when a batch is durable; the host's completion of the batch's final `Sync` says so.
 
-use super::format::{encode_segment_header, segment_name, SegmentHeader};
+use super::format::{
+    encode_segment_header, segment_name, SegmentHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+};
 use super::{Recovered, SnapshotMarker, WalRecord};
 use crate::api::{DiskOp, FileName};
 use crate::raft::HardState;
 use crate::types::LogIndex;
+
+/// A frame's bytes beyond an entry's data, generously: the frame header plus the encoded
+/// term, index, kind and data length (or a whole hard state or snapshot marker).
+const RECORD_FRAME_SLACK_BYTES: usize = RECORD_HEADER_BYTES + 40;
 
 /// How the writer lays out segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +105,18 @@ impl WalWriter {
         if records.is_empty() {
             return ops;
         }
-        let mut pending = Vec::new();
+        // Sized for the usual case (one segment, no rollover) so the bytes are not regrown
+        // record by record; only an estimate: a wrong guess costs a reallocation, nothing else.
+        let estimated_bytes: usize = records
+            .iter()
+            .map(|record| match record {
+                WalRecord::Entry(entry) => RECORD_FRAME_SLACK_BYTES + entry.data.len(),
+                WalRecord::HardState(_) | WalRecord::SnapshotMarker(_) => RECORD_FRAME_SLACK_BYTES,
+            })
+            .sum();
+        let mut pending = Vec::with_capacity(
+            estimated_bytes + SEGMENT_HEADER_BYTES + 2 * RECORD_FRAME_SLACK_BYTES,
+        );
         for record in records {
             if self.open_file.is_none() {
                 self.open_segment(&mut ops, &mut pending);
