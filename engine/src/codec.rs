@@ -150,7 +150,7 @@ mod tests {
             term: Term(3),
             index: LogIndex(7),
             kind: EntryKind::Normal,
-            data: vec![1, 2, 3],
+            data: vec![1, 2, 3].into(),
         };
         let mut bytes = encode(&entry);
         assert_eq!(decode::<Entry>(&bytes), Ok(entry.clone()));

@@ -68,7 +68,7 @@ fn clean_image() -> DiskImage {
                     term: Term(2),
                     index: LogIndex(number * 4 + offset),
                     kind: EntryKind::Normal,
-                    data: vec![7; 40],
+                    data: vec![7; 40].into(),
                 })
             })
             .collect();

@@ -204,7 +204,7 @@ impl Raft {
             term: self.term,
             index: self.log.last_index().next(),
             kind,
-            data,
+            data: data.into(),
         };
         self.log.append_one(entry);
         let last_index = self.log.last_index();
