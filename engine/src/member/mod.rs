@@ -300,6 +300,7 @@ impl Member {
             if let Some(batch) = ready.persist {
                 self.storage.persist(batch, &mut self.out.disk);
             }
+            self.out.send.reserve(ready.messages.len());
             for message in ready.messages {
                 assert_ne!(message.to, self.config.id);
                 self.out.send.push(Envelope {

@@ -360,6 +360,15 @@ impl Member {
             return;
         }
         let now = self.now;
+        // A read-only look first: most steps expire nothing, and a retain pass costs more.
+        let any_expired = self
+            .pending_writes
+            .values()
+            .any(|write| write.deadline <= now)
+            || self.pending_reads.values().any(|read| read.deadline <= now);
+        if !any_expired {
+            return;
+        }
         let reply = &mut self.out.reply;
         self.pending_writes.retain(|_, write| {
             let expired = write.deadline <= now;

@@ -102,6 +102,7 @@ impl Storage {
         out: &mut Vec<(DiskOpId, DiskOp)>,
     ) {
         let count = ops.len();
+        out.reserve(count);
         for (position, op) in ops.into_iter().enumerate() {
             let last = position + 1 == count;
             self.push(op, if last { completion } else { None }, out);

@@ -359,36 +359,6 @@ impl Store {
         }
     }
 
-    /// Writes a put of `key` in `batch`; returns the previous key-value if the key existed.
-    fn write_put(
-        &mut self,
-        key: &[u8],
-        value: Vec<u8>,
-        lease: LeaseId,
-        batch: &mut WriteBatch,
-    ) -> Option<KeyValue> {
-        assert!(!key.is_empty(), "put of an empty key");
-        let read_main = batch.read_main();
-        let revision = batch.take_revision();
-        let history = self.keys.entry(key.to_vec()).or_default();
-        let prev_kv = history
-            .live_at(read_main)
-            .map(|(rev, put)| key_value(key, rev, put, true));
-        history.push_put(revision, value, lease);
-        let (_, put) = history
-            .live_at(revision.main)
-            .expect("a put makes the key live");
-        let kv = key_value(key, revision, put, true);
-        let replaced = self.log.insert(revision, key.to_vec());
-        assert!(replaced.is_none(), "two changes at one revision");
-        batch.events.push(Event {
-            kind: EventType::Put,
-            kv,
-            prev_kv: prev_kv.clone(),
-        });
-        prev_kv
-    }
-
     /// Deletes `key` in `batch` if it exists; returns its previous key-value.
     fn apply_delete_key(&mut self, key: &[u8], batch: &mut WriteBatch) -> Option<KeyValue> {
         let read_main = batch.read_main();
@@ -409,29 +379,54 @@ impl Store {
     }
 
     fn apply_put(&mut self, request: &PutRequest, batch: &mut WriteBatch) -> PutResponse {
-        let current = self
-            .keys
-            .get(request.key.as_slice())
-            .and_then(|history| history.live_at(batch.read_main()))
-            .map(|(_, put)| put);
+        let key = request.key.as_slice();
+        assert!(!key.is_empty(), "put of an empty key");
+        let read_main = batch.read_main();
         let needs_current = request.ignore_value || request.ignore_lease;
+        // Checked before the write's lookup so that a failure leaves no empty history behind.
         assert!(
-            !needs_current || current.is_some(),
+            !needs_current
+                || self
+                    .keys
+                    .get(key)
+                    .is_some_and(|history| history.live_at(read_main).is_some()),
             "ignore_* on a missing key passed checks"
         );
+        let revision = batch.take_revision();
+        // One lookup serves the ignore_* rules, the previous key-value and the write.
+        let history = self.keys.entry(request.key.clone()).or_default();
+        let current = history.live_at(read_main);
+        let prev_kv = current.map(|(rev, put)| key_value(key, rev, put, true));
         // Only the value that is kept gets copied.
         let value = match current {
-            Some(put) if request.ignore_value => put.value.clone(),
+            Some((_, put)) if request.ignore_value => put.value.clone(),
             _ => request.value.clone(),
         };
         let lease = match current {
-            Some(put) if request.ignore_lease => put.lease,
+            Some((_, put)) if request.ignore_lease => put.lease,
             _ => request.lease,
         };
-        let prev_kv = self.write_put(&request.key, value, lease, batch);
+        history.push_put(revision, value, lease);
+        let (_, put) = history
+            .live_at(revision.main)
+            .expect("a put makes the key live");
+        let kv = key_value(key, revision, put, true);
+        let replaced = self.log.insert(revision, key.to_vec());
+        assert!(replaced.is_none(), "two changes at one revision");
+        // The event always carries the previous key-value; the response only if asked.
+        let (event_prev_kv, response_prev_kv) = if request.prev_kv {
+            (prev_kv.clone(), prev_kv)
+        } else {
+            (prev_kv, None)
+        };
+        batch.events.push(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: event_prev_kv,
+        });
         let mut response = PutResponse::default();
         response.header.revision = Revision(batch.main);
-        response.prev_kv = if request.prev_kv { prev_kv } else { None };
+        response.prev_kv = response_prev_kv;
         response
     }
 
