@@ -188,15 +188,16 @@ impl Member {
 
     /// Serves every linearizable read whose read index has been applied.
     pub(super) fn serve_reads(&mut self) {
-        // Runs every step; most steps have no read waiting, so skip building the list.
-        if self.pending_reads.is_empty() {
+        // Runs every step; most steps have no read ready, so skip building the list.
+        let applied_index = self.applied.index;
+        let is_ready = |read: &PendingRead| read.index.is_some_and(|index| index <= applied_index);
+        if !self.pending_reads.values().any(is_ready) {
             return;
         }
-        let applied_index = self.applied.index;
         let ready: Vec<u64> = self
             .pending_reads
             .iter()
-            .filter(|(_, read)| read.index.is_some_and(|index| index <= applied_index))
+            .filter(|(_, read)| is_ready(read))
             .map(|(context, _)| *context)
             .collect();
         for context in ready {

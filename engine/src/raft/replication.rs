@@ -39,6 +39,11 @@ impl Raft {
             return false;
         }
         let next_index = progress.next_index;
+        if !send_if_empty && next_index == self.log.last_index().next() {
+            // The usual end of a fill loop: the follower has been sent everything. Decided
+            // before copying entries; the general path below would find none and send nothing.
+            return false;
+        }
         let prev_log_index = LogIndex(next_index.0 - 1);
         let prev_term = self.log.term(prev_log_index);
         let entries = self
