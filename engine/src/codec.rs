@@ -69,15 +69,10 @@ impl fmt::Display for CodecError {
 /// Panics if the value cannot be encoded or is larger than [`PAYLOAD_BYTES_MAX`]: both are
 /// programmer errors (every persisted type is plain data, and callers bound their sizes).
 pub fn encode<T: bincode::Encode>(value: &T) -> Vec<u8> {
-    let bytes = match bincode::encode_to_vec(value, config()) {
-        Ok(bytes) => bytes,
-        Err(error) => panic!("codec: a persisted value failed to encode: {error}"),
-    };
-    assert!(
-        bytes.len() <= PAYLOAD_BYTES_MAX,
-        "codec: encoded payload of {} bytes exceeds PAYLOAD_BYTES_MAX",
-        bytes.len()
-    );
+    // One pass into a growing buffer: bincode's own `encode_to_vec` walks the value twice
+    // (once to size it), which costs more than the buffer's doublings.
+    let mut bytes = Vec::new();
+    let _encoded_bytes = encode_into(value, &mut bytes);
     bytes
 }
 
