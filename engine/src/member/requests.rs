@@ -7,7 +7,7 @@ use super::{Member, PendingKeepAlive, PendingRead, PendingWrite};
 use crate::kv::WatchResponse;
 use crate::kv::{PutRequest, RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
-use crate::types::RequestId;
+use crate::types::{Instant, RequestId};
 
 /// Most leases revoked or checkpointed per step, so a mass expiry cannot flood the log at once.
 const LEASE_DUTIES_PER_STEP_MAX: usize = 64;
@@ -131,6 +131,7 @@ impl Member {
                     .pending_writes
                     .insert(proposal_id, PendingWrite { request, deadline });
                 assert!(previous.is_none(), "proposal ids are unique");
+                self.note_pending_deadline(deadline);
             }
             Err(error) => {
                 let error = self.propose_error(error);
@@ -172,6 +173,7 @@ impl Member {
                     index: None,
                 };
                 self.pending_reads.insert(context, read);
+                self.note_pending_deadline(deadline);
             }
             Err(error) => {
                 let error = self.propose_error(error);
@@ -361,13 +363,21 @@ impl Member {
             return;
         }
         let now = self.now;
-        // A read-only look first: most steps expire nothing, and a retain pass costs more.
+        // Most steps come before the earliest deadline: no look at the maps at all.
+        if self
+            .pending_deadline_earliest
+            .is_some_and(|earliest| now < earliest)
+        {
+            return;
+        }
+        // A read-only look first: many steps expire nothing, and a retain pass costs more.
         let any_expired = self
             .pending_writes
             .values()
             .any(|write| write.deadline <= now)
             || self.pending_reads.values().any(|read| read.deadline <= now);
         if !any_expired {
+            self.pending_deadline_earliest = self.earliest_pending_deadline();
             return;
         }
         let reply = &mut self.out.reply;
@@ -390,6 +400,22 @@ impl Member {
             }
             !expired
         });
+        self.pending_deadline_earliest = self.earliest_pending_deadline();
+    }
+
+    /// Keeps `pending_deadline_earliest` at or before a newly added deadline.
+    fn note_pending_deadline(&mut self, deadline: Instant) {
+        let earliest = self
+            .pending_deadline_earliest
+            .map_or(deadline, |earliest| earliest.min(deadline));
+        self.pending_deadline_earliest = Some(earliest);
+    }
+
+    /// The earliest deadline of any pending write or read, by a full look.
+    fn earliest_pending_deadline(&self) -> Option<Instant> {
+        let writes = self.pending_writes.values().map(|write| write.deadline);
+        let reads = self.pending_reads.values().map(|read| read.deadline);
+        writes.chain(reads).min()
     }
 }
 
