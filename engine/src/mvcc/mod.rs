@@ -52,13 +52,14 @@ pub struct WriteResult<R> {
 ///
 /// Invariants: `compacted <= current`; every change in
 /// `keys` has a main revision in `(.., current]`, and `log` holds exactly the revisions of the
-/// changes in `keys`, each mapped to its key.
+/// changes in `keys`, each with its key, in strictly increasing revision order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
     /// Every key with retained history, in key order.
     keys: BTreeMap<Vec<u8>, KeyHistory>,
-    /// Every retained change by revision, for event catch-up in revision order.
-    log: BTreeMap<ChangeRevision, Vec<u8>>,
+    /// Every retained change by revision, for event catch-up in revision order. Revisions
+    /// only grow, so appending keeps it sorted and lookups are binary searches.
+    log: Vec<(ChangeRevision, Vec<u8>)>,
     /// The last written main revision.
     current: i64,
     /// Reads below this main revision fail; 0 before the first compaction.
@@ -111,7 +112,7 @@ impl Store {
     pub fn new() -> Store {
         Store {
             keys: BTreeMap::new(),
-            log: BTreeMap::new(),
+            log: Vec::new(),
             current: REVISION_INITIAL.0,
             compacted: 0,
         }
@@ -214,24 +215,60 @@ impl Store {
             });
         }
         let touched = self.compact_candidates(revision.0);
+        let mut dropped_changes: Vec<(ChangeRevision, Vec<u8>)> = Vec::new();
         for key in touched {
             let history = self
                 .keys
                 .get_mut(&key)
                 .expect("log names a key without history");
             for dropped in history.compact(revision.0) {
-                let removed = self.log.remove(&dropped);
-                assert!(
-                    removed.as_deref() == Some(key.as_slice()),
-                    "log and key index disagree"
-                );
+                dropped_changes.push((dropped, key.clone()));
             }
             if history.changes.is_empty() {
                 self.keys.remove(&key);
             }
         }
+        self.remove_from_log(dropped_changes);
         self.compacted = revision.0;
         Ok(())
+    }
+
+    /// Removes the given changes from the log in one pass, checking that each is there with
+    /// its key.
+    fn remove_from_log(&mut self, mut dropped_changes: Vec<(ChangeRevision, Vec<u8>)>) {
+        dropped_changes.sort_unstable_by_key(|(revision, _)| *revision);
+        let mut next = 0;
+        self.log.retain(|(revision, key)| {
+            let Some((dropped, dropped_key)) = dropped_changes.get(next) else {
+                return true;
+            };
+            if revision != dropped {
+                return true;
+            }
+            assert!(key == dropped_key, "log and key index disagree");
+            next += 1;
+            false
+        });
+        assert_eq!(
+            next,
+            dropped_changes.len(),
+            "log and key index disagree: a dropped change is not in the log"
+        );
+    }
+
+    /// The log's changes with revisions in `from..=to`, in revision order.
+    fn log_range(&self, from: ChangeRevision, to: ChangeRevision) -> &[(ChangeRevision, Vec<u8>)] {
+        let start = self.log.partition_point(|(revision, _)| *revision < from);
+        let end = self.log.partition_point(|(revision, _)| *revision <= to);
+        &self.log[start..end.max(start)]
+    }
+
+    /// Records a change of `key` at `revision`, which must be newer than every logged one.
+    fn log_push(&mut self, revision: ChangeRevision, key: &[u8]) {
+        if let Some((last, _)) = self.log.last() {
+            assert!(*last < revision, "two changes at one revision");
+        }
+        self.log.push((revision, key.to_vec()));
     }
 
     /// Keys that may hold history to drop at `at`: those changed since the last compaction.
@@ -245,8 +282,8 @@ impl Store {
             main: at,
             sub: u32::MAX,
         };
-        self.log
-            .range(from..=to)
+        self.log_range(from, to)
+            .iter()
             .map(|(_, key)| key.clone())
             .collect()
     }
@@ -303,7 +340,7 @@ impl Store {
             return Ok(events);
         }
         let range = KeyRange::new(key, range_end);
-        for (revision, changed_key) in self.log.range(lower..=upper) {
+        for (revision, changed_key) in self.log_range(lower, upper) {
             let last_main = events.last().map(|event: &Event| event.kv.mod_revision.0);
             if events.len() >= events_count_max && last_main != Some(revision.main) {
                 break;
@@ -368,8 +405,7 @@ impl Store {
             .map(|(rev, put)| key_value(key, rev, put, true))?;
         let revision = batch.take_revision();
         history.push_tombstone(revision);
-        let replaced = self.log.insert(revision, key.to_vec());
-        assert!(replaced.is_none(), "two changes at one revision");
+        self.log_push(revision, key);
         batch.events.push(Event {
             kind: EventType::Delete,
             kv: tombstone_kv(key, revision),
@@ -411,8 +447,7 @@ impl Store {
             .live_at(revision.main)
             .expect("a put makes the key live");
         let kv = key_value(key, revision, put, true);
-        let replaced = self.log.insert(revision, key.to_vec());
-        assert!(replaced.is_none(), "two changes at one revision");
+        self.log_push(revision, key);
         // The event always carries the previous key-value; the response only if asked.
         let (event_prev_kv, response_prev_kv) = if request.prev_kv {
             (prev_kv.clone(), prev_kv)
@@ -496,15 +531,20 @@ impl Store {
                 "malformed history of {key:?}"
             );
             for change in &history.changes {
-                assert_eq!(
-                    self.log.get(&change.revision),
-                    Some(key),
-                    "log misses a change"
-                );
+                let logged = self
+                    .log
+                    .binary_search_by_key(&change.revision, |(revision, _)| *revision)
+                    .ok()
+                    .map(|position| &self.log[position].1);
+                assert_eq!(logged, Some(key), "log misses a change");
             }
             change_count += history.changes.len();
         }
         assert_eq!(change_count, self.log.len(), "log holds changes no key has");
+        assert!(
+            self.log.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "log out of revision order"
+        );
         assert!(self.compacted <= self.current, "compacted past current");
     }
 }

@@ -115,16 +115,16 @@ impl Store {
                 ));
             }
             for change in &history.changes {
-                if store.log.insert(change.revision, key.clone()).is_some() {
-                    return Err(format!(
-                        "mvcc snapshot has two changes at {:?}",
-                        change.revision
-                    ));
-                }
+                store.log.push((change.revision, key.clone()));
             }
             if keys.insert(key, history).is_some() {
                 return Err("mvcc snapshot names a key twice".to_string());
             }
+        }
+        // The log was filled in key order; revisions give its order.
+        store.log.sort_unstable_by_key(|(revision, _)| *revision);
+        if let Some(pair) = store.log.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(format!("mvcc snapshot has two changes at {:?}", pair[0].0));
         }
         store.keys = keys;
         Ok(store)
