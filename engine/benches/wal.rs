@@ -43,7 +43,7 @@ fn run(entry_bytes: usize, batch_count: usize) -> Figures {
                     term: Term(1),
                     index: LogIndex(index),
                     kind: EntryKind::Normal,
-                    data: data.clone(),
+                    data: data.as_slice().into(),
                 })
             })
             .collect();

@@ -6,6 +6,7 @@
 //! faults; the server implements them with real files and fsync.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::kv::{Request, RequestError, Response, WatchResponse};
 use crate::raft::Message;
@@ -15,8 +16,10 @@ use crate::types::{Instant, LogIndex, NodeId, RequestId, Revision, Term, WatchId
 pub type PeerMessage = Message;
 
 /// A file in the member's data directory, named relative to it (no separators).
+/// Shared (`Arc`): every disk operation and every operation in flight names its file, so a
+/// clone must not copy the name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FileName(pub String);
+pub struct FileName(pub Arc<str>);
 
 /// Identifies one disk operation the member asked for, so its completion can be reported.
 /// Ids grow by one per operation within one member incarnation.

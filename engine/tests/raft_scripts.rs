@@ -73,7 +73,7 @@ struct Cluster {
     /// Directed links that drop everything.
     cut: BTreeSet<(u64, u64)>,
     /// Every entry any member applied, by index: the cross-member safety check.
-    applied_anywhere: BTreeMap<LogIndex, (Term, Vec<u8>)>,
+    applied_anywhere: BTreeMap<LogIndex, (Term, std::sync::Arc<[u8]>)>,
 }
 
 fn parse_ids(text: &str) -> Vec<u64> {

@@ -19,7 +19,7 @@ fn entry(index: u64) -> Entry {
         term: Term(1 + index / 50),
         index: LogIndex(index),
         kind: EntryKind::Normal,
-        data: vec![index as u8; 90],
+        data: vec![index as u8; 90].into(),
     }
 }
 

@@ -68,7 +68,7 @@ fn clean_image() -> DiskImage {
                     term: Term(2),
                     index: LogIndex(number * 4 + offset),
                     kind: EntryKind::Normal,
-                    data: vec![7; 40],
+                    data: vec![7; 40].into(),
                 })
             })
             .collect();
@@ -157,7 +157,7 @@ fn wal_recovery_cases() {
     cases.push(("unknown record type", image));
 
     let mut image = clean_image();
-    image.insert(FileName(format!("{}.tmp", last.0)), vec![1, 2, 3]);
+    image.insert(FileName(format!("{}.tmp", last.0).into()), vec![1, 2, 3]);
     // The next segment a writer would create after the 20 entries: sequence 4, index 21.
     image.insert(
         FileName("wal-0000000000000004-0000000000000015.log".into()),

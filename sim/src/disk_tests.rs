@@ -7,7 +7,7 @@ use super::{DiskConfig, DiskFaultKind, SimDisk};
 use crate::rng::{SimRng, Stream};
 
 fn name(text: &str) -> FileName {
-    FileName(text.to_string())
+    FileName(text.into())
 }
 
 fn disk(seed: u64, torn_tail_ppm: u32) -> SimDisk {

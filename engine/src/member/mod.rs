@@ -96,6 +96,10 @@ pub struct Member {
     applied_proposals: dedupe::AppliedProposals,
     pending_writes: BTreeMap<ProposalId, PendingWrite>,
     pending_reads: BTreeMap<u64, PendingRead>,
+    /// Invariant: at or before the earliest deadline in `pending_writes` and `pending_reads`
+    /// (None when both are empty or it must be recomputed). Removals leave it early, which
+    /// only costs one look; it lets `expire_pending` skip the maps on most steps.
+    pending_deadline_earliest: Option<Instant>,
     /// Invariant: at most `pending_requests_count_max` entries.
     pending_keepalives: Vec<PendingKeepAlive>,
     halted: Option<HaltReason>,
@@ -300,6 +304,7 @@ impl Member {
             if let Some(batch) = ready.persist {
                 self.storage.persist(batch, &mut self.out.disk);
             }
+            self.out.send.reserve(ready.messages.len());
             for message in ready.messages {
                 assert_ne!(message.to, self.config.id);
                 self.out.send.push(Envelope {

@@ -235,6 +235,7 @@ pub(super) fn recover(
         applied_proposals,
         pending_writes: Default::default(),
         pending_reads: Default::default(),
+        pending_deadline_earliest: None,
         pending_keepalives: Vec::new(),
         halted: None,
         out: Default::default(),

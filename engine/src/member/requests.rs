@@ -7,7 +7,7 @@ use super::{Member, PendingKeepAlive, PendingRead, PendingWrite};
 use crate::kv::WatchResponse;
 use crate::kv::{PutRequest, RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
-use crate::types::RequestId;
+use crate::types::{Instant, RequestId};
 
 /// Most leases revoked or checkpointed per step, so a mass expiry cannot flood the log at once.
 const LEASE_DUTIES_PER_STEP_MAX: usize = 64;
@@ -131,6 +131,7 @@ impl Member {
                     .pending_writes
                     .insert(proposal_id, PendingWrite { request, deadline });
                 assert!(previous.is_none(), "proposal ids are unique");
+                self.note_pending_deadline(deadline);
             }
             Err(error) => {
                 let error = self.propose_error(error);
@@ -172,6 +173,7 @@ impl Member {
                     index: None,
                 };
                 self.pending_reads.insert(context, read);
+                self.note_pending_deadline(deadline);
             }
             Err(error) => {
                 let error = self.propose_error(error);
@@ -188,11 +190,16 @@ impl Member {
 
     /// Serves every linearizable read whose read index has been applied.
     pub(super) fn serve_reads(&mut self) {
+        // Runs every step; most steps have no read ready, so skip building the list.
         let applied_index = self.applied.index;
+        let is_ready = |read: &PendingRead| read.index.is_some_and(|index| index <= applied_index);
+        if !self.pending_reads.values().any(is_ready) {
+            return;
+        }
         let ready: Vec<u64> = self
             .pending_reads
             .iter()
-            .filter(|(_, read)| read.index.is_some_and(|index| index <= applied_index))
+            .filter(|(_, read)| is_ready(read))
             .map(|(context, _)| *context)
             .collect();
         for context in ready {
@@ -350,36 +357,65 @@ impl Member {
     /// Answers requests that waited too long. A write's outcome is then unknown (its entry may
     /// still commit), so it gets the indefinite `LeaderChanged`; a read never took effect.
     pub(super) fn expire_pending(&mut self) {
+        // Runs every step: answer and drop in one pass each (key order, as the replies were
+        // always ordered), without listing the expired ids first; nothing waiting, no pass.
+        if self.pending_writes.is_empty() && self.pending_reads.is_empty() {
+            return;
+        }
         let now = self.now;
-        let expired_writes: Vec<_> = self
+        // Most steps come before the earliest deadline: no look at the maps at all.
+        if self
+            .pending_deadline_earliest
+            .is_some_and(|earliest| now < earliest)
+        {
+            return;
+        }
+        // A read-only look first: many steps expire nothing, and a retain pass costs more.
+        let any_expired = self
             .pending_writes
-            .iter()
-            .filter(|(_, write)| write.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for proposal_id in expired_writes {
-            let write = self
-                .pending_writes
-                .remove(&proposal_id)
-                .expect("listed above");
-            self.out
-                .reply
-                .push((write.request, Err(RequestError::LeaderChanged)));
+            .values()
+            .any(|write| write.deadline <= now)
+            || self.pending_reads.values().any(|read| read.deadline <= now);
+        if !any_expired {
+            self.pending_deadline_earliest = self.earliest_pending_deadline();
+            return;
         }
-        let expired_reads: Vec<_> = self
-            .pending_reads
-            .iter()
-            .filter(|(_, read)| read.deadline <= now)
-            .map(|(context, _)| *context)
-            .collect();
+        let reply = &mut self.out.reply;
+        self.pending_writes.retain(|_, write| {
+            let expired = write.deadline <= now;
+            if expired {
+                reply.push((write.request, Err(RequestError::LeaderChanged)));
+            }
+            !expired
+        });
         let hint = self.leader_hint();
-        for context in expired_reads {
-            let read = self.pending_reads.remove(&context).expect("listed above");
-            self.out.reply.push((
-                read.request,
-                Err(RequestError::NotLeader { leader_hint: hint }),
-            ));
-        }
+        let reply = &mut self.out.reply;
+        self.pending_reads.retain(|_, read| {
+            let expired = read.deadline <= now;
+            if expired {
+                reply.push((
+                    read.request,
+                    Err(RequestError::NotLeader { leader_hint: hint }),
+                ));
+            }
+            !expired
+        });
+        self.pending_deadline_earliest = self.earliest_pending_deadline();
+    }
+
+    /// Keeps `pending_deadline_earliest` at or before a newly added deadline.
+    fn note_pending_deadline(&mut self, deadline: Instant) {
+        let earliest = self
+            .pending_deadline_earliest
+            .map_or(deadline, |earliest| earliest.min(deadline));
+        self.pending_deadline_earliest = Some(earliest);
+    }
+
+    /// The earliest deadline of any pending write or read, by a full look.
+    fn earliest_pending_deadline(&self) -> Option<Instant> {
+        let writes = self.pending_writes.values().map(|write| write.deadline);
+        let reads = self.pending_reads.values().map(|read| read.deadline);
+        writes.chain(reads).min()
     }
 }
 

@@ -7,6 +7,7 @@
 //! failed operation halts the member: after a failed fsync nothing about durability is known.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::api::{DiskFault, DiskOp, DiskOpId, FileName, HaltReason};
 use crate::raft::{PersistBatch, PersistId, Snapshot};
@@ -101,6 +102,7 @@ impl Storage {
         out: &mut Vec<(DiskOpId, DiskOp)>,
     ) {
         let count = ops.len();
+        out.reserve(count);
         for (position, op) in ops.into_iter().enumerate() {
             let last = position + 1 == count;
             self.push(op, if last { completion } else { None }, out);
@@ -200,15 +202,15 @@ impl Storage {
                 }
             } else {
                 HaltReason::WriteFailed {
-                    file: failed.file.clone().unwrap_or(FileName(String::from("."))),
+                    file: failed.file.clone().unwrap_or(FileName(Arc::from("."))),
                     fault,
                 }
             });
         }
         // Completions arrive in order, so everything up to `op` is done.
-        let done: Vec<Inflight> = self.inflight.drain(..=position).collect();
-        Ok(done
-            .into_iter()
+        Ok(self
+            .inflight
+            .drain(..=position)
             .filter_map(|inflight| inflight.completion)
             .collect())
     }

@@ -52,13 +52,14 @@ pub struct WriteResult<R> {
 ///
 /// Invariants: `compacted <= current`; every change in
 /// `keys` has a main revision in `(.., current]`, and `log` holds exactly the revisions of the
-/// changes in `keys`, each mapped to its key.
+/// changes in `keys`, each with its key, in strictly increasing revision order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
     /// Every key with retained history, in key order.
     keys: BTreeMap<Vec<u8>, KeyHistory>,
-    /// Every retained change by revision, for event catch-up in revision order.
-    log: BTreeMap<ChangeRevision, Vec<u8>>,
+    /// Every retained change by revision, for event catch-up in revision order. Revisions
+    /// only grow, so appending keeps it sorted and lookups are binary searches.
+    log: Vec<(ChangeRevision, Vec<u8>)>,
     /// The last written main revision.
     current: i64,
     /// Reads below this main revision fail; 0 before the first compaction.
@@ -111,7 +112,7 @@ impl Store {
     pub fn new() -> Store {
         Store {
             keys: BTreeMap::new(),
-            log: BTreeMap::new(),
+            log: Vec::new(),
             current: REVISION_INITIAL.0,
             compacted: 0,
         }
@@ -214,24 +215,60 @@ impl Store {
             });
         }
         let touched = self.compact_candidates(revision.0);
+        let mut dropped_changes: Vec<(ChangeRevision, Vec<u8>)> = Vec::new();
         for key in touched {
             let history = self
                 .keys
                 .get_mut(&key)
                 .expect("log names a key without history");
             for dropped in history.compact(revision.0) {
-                let removed = self.log.remove(&dropped);
-                assert!(
-                    removed.as_deref() == Some(key.as_slice()),
-                    "log and key index disagree"
-                );
+                dropped_changes.push((dropped, key.clone()));
             }
             if history.changes.is_empty() {
                 self.keys.remove(&key);
             }
         }
+        self.remove_from_log(dropped_changes);
         self.compacted = revision.0;
         Ok(())
+    }
+
+    /// Removes the given changes from the log in one pass, checking that each is there with
+    /// its key.
+    fn remove_from_log(&mut self, mut dropped_changes: Vec<(ChangeRevision, Vec<u8>)>) {
+        dropped_changes.sort_unstable_by_key(|(revision, _)| *revision);
+        let mut next = 0;
+        self.log.retain(|(revision, key)| {
+            let Some((dropped, dropped_key)) = dropped_changes.get(next) else {
+                return true;
+            };
+            if revision != dropped {
+                return true;
+            }
+            assert!(key == dropped_key, "log and key index disagree");
+            next += 1;
+            false
+        });
+        assert_eq!(
+            next,
+            dropped_changes.len(),
+            "log and key index disagree: a dropped change is not in the log"
+        );
+    }
+
+    /// The log's changes with revisions in `from..=to`, in revision order.
+    fn log_range(&self, from: ChangeRevision, to: ChangeRevision) -> &[(ChangeRevision, Vec<u8>)] {
+        let start = self.log.partition_point(|(revision, _)| *revision < from);
+        let end = self.log.partition_point(|(revision, _)| *revision <= to);
+        &self.log[start..end.max(start)]
+    }
+
+    /// Records a change of `key` at `revision`, which must be newer than every logged one.
+    fn log_push(&mut self, revision: ChangeRevision, key: &[u8]) {
+        if let Some((last, _)) = self.log.last() {
+            assert!(*last < revision, "two changes at one revision");
+        }
+        self.log.push((revision, key.to_vec()));
     }
 
     /// Keys that may hold history to drop at `at`: those changed since the last compaction.
@@ -245,8 +282,8 @@ impl Store {
             main: at,
             sub: u32::MAX,
         };
-        self.log
-            .range(from..=to)
+        self.log_range(from, to)
+            .iter()
             .map(|(_, key)| key.clone())
             .collect()
     }
@@ -303,7 +340,7 @@ impl Store {
             return Ok(events);
         }
         let range = KeyRange::new(key, range_end);
-        for (revision, changed_key) in self.log.range(lower..=upper) {
+        for (revision, changed_key) in self.log_range(lower, upper) {
             let last_main = events.last().map(|event: &Event| event.kv.mod_revision.0);
             if events.len() >= events_count_max && last_main != Some(revision.main) {
                 break;
@@ -359,36 +396,6 @@ impl Store {
         }
     }
 
-    /// Writes a put of `key` in `batch`; returns the previous key-value if the key existed.
-    fn write_put(
-        &mut self,
-        key: &[u8],
-        value: Vec<u8>,
-        lease: LeaseId,
-        batch: &mut WriteBatch,
-    ) -> Option<KeyValue> {
-        assert!(!key.is_empty(), "put of an empty key");
-        let read_main = batch.read_main();
-        let revision = batch.take_revision();
-        let history = self.keys.entry(key.to_vec()).or_default();
-        let prev_kv = history
-            .live_at(read_main)
-            .map(|(rev, put)| key_value(key, rev, put, true));
-        history.push_put(revision, value, lease);
-        let (_, put) = history
-            .live_at(revision.main)
-            .expect("a put makes the key live");
-        let kv = key_value(key, revision, put, true);
-        let replaced = self.log.insert(revision, key.to_vec());
-        assert!(replaced.is_none(), "two changes at one revision");
-        batch.events.push(Event {
-            kind: EventType::Put,
-            kv,
-            prev_kv: prev_kv.clone(),
-        });
-        prev_kv
-    }
-
     /// Deletes `key` in `batch` if it exists; returns its previous key-value.
     fn apply_delete_key(&mut self, key: &[u8], batch: &mut WriteBatch) -> Option<KeyValue> {
         let read_main = batch.read_main();
@@ -398,8 +405,7 @@ impl Store {
             .map(|(rev, put)| key_value(key, rev, put, true))?;
         let revision = batch.take_revision();
         history.push_tombstone(revision);
-        let replaced = self.log.insert(revision, key.to_vec());
-        assert!(replaced.is_none(), "two changes at one revision");
+        self.log_push(revision, key);
         batch.events.push(Event {
             kind: EventType::Delete,
             kv: tombstone_kv(key, revision),
@@ -409,35 +415,53 @@ impl Store {
     }
 
     fn apply_put(&mut self, request: &PutRequest, batch: &mut WriteBatch) -> PutResponse {
-        let current = self.keys.get(request.key.as_slice()).and_then(|history| {
-            history
-                .live_at(batch.read_main())
-                .map(|(_, put)| (put.value.clone(), put.lease))
-        });
+        let key = request.key.as_slice();
+        assert!(!key.is_empty(), "put of an empty key");
+        let read_main = batch.read_main();
         let needs_current = request.ignore_value || request.ignore_lease;
+        // Checked before the write's lookup so that a failure leaves no empty history behind.
         assert!(
-            !needs_current || current.is_some(),
+            !needs_current
+                || self
+                    .keys
+                    .get(key)
+                    .is_some_and(|history| history.live_at(read_main).is_some()),
             "ignore_* on a missing key passed checks"
         );
-        let (value, lease) = match current {
-            Some((value, lease)) => (
-                if request.ignore_value {
-                    value
-                } else {
-                    request.value.clone()
-                },
-                if request.ignore_lease {
-                    lease
-                } else {
-                    request.lease
-                },
-            ),
-            None => (request.value.clone(), request.lease),
+        let revision = batch.take_revision();
+        // One lookup serves the ignore_* rules, the previous key-value and the write.
+        let history = self.keys.entry(request.key.clone()).or_default();
+        let current = history.live_at(read_main);
+        let prev_kv = current.map(|(rev, put)| key_value(key, rev, put, true));
+        // Only the value that is kept gets copied.
+        let value = match current {
+            Some((_, put)) if request.ignore_value => put.value.clone(),
+            _ => request.value.clone(),
         };
-        let prev_kv = self.write_put(&request.key, value, lease, batch);
+        let lease = match current {
+            Some((_, put)) if request.ignore_lease => put.lease,
+            _ => request.lease,
+        };
+        history.push_put(revision, value, lease);
+        let (_, put) = history
+            .live_at(revision.main)
+            .expect("a put makes the key live");
+        let kv = key_value(key, revision, put, true);
+        self.log_push(revision, key);
+        // The event always carries the previous key-value; the response only if asked.
+        let (event_prev_kv, response_prev_kv) = if request.prev_kv {
+            (prev_kv.clone(), prev_kv)
+        } else {
+            (prev_kv, None)
+        };
+        batch.events.push(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: event_prev_kv,
+        });
         let mut response = PutResponse::default();
         response.header.revision = Revision(batch.main);
-        response.prev_kv = if request.prev_kv { prev_kv } else { None };
+        response.prev_kv = response_prev_kv;
         response
     }
 
@@ -507,15 +531,20 @@ impl Store {
                 "malformed history of {key:?}"
             );
             for change in &history.changes {
-                assert_eq!(
-                    self.log.get(&change.revision),
-                    Some(key),
-                    "log misses a change"
-                );
+                let logged = self
+                    .log
+                    .binary_search_by_key(&change.revision, |(revision, _)| *revision)
+                    .ok()
+                    .map(|position| &self.log[position].1);
+                assert_eq!(logged, Some(key), "log misses a change");
             }
             change_count += history.changes.len();
         }
         assert_eq!(change_count, self.log.len(), "log holds changes no key has");
+        assert!(
+            self.log.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "log out of revision order"
+        );
         assert!(self.compacted <= self.current, "compacted past current");
     }
 }

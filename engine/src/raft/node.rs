@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::raft::conf::{conf_apply, conf_change_valid, conf_contains};
 use crate::raft::log::RaftLog;
-use crate::raft::progress::Progress;
+use crate::raft::progress::{PeerProgress, Progress};
 use crate::raft::read::ReadQueue;
 use crate::raft::{
     decode_conf_change, encode_conf_change, ConfChange, ConfState, Config, Entry, EntryKind,
@@ -42,7 +42,7 @@ pub struct Raft {
     /// Membership as of the applied index.
     pub(super) conf: ConfState,
     /// Leader only: one entry per voter and learner, including this member.
-    pub(super) progress: BTreeMap<NodeId, Progress>,
+    pub(super) progress: PeerProgress,
     /// (Pre-)candidate only: the answers received so far.
     pub(super) votes: BTreeMap<NodeId, bool>,
     pub(super) election_elapsed_ticks: u32,
@@ -94,7 +94,7 @@ impl Raft {
             leader: NodeId(0),
             log,
             conf,
-            progress: BTreeMap::new(),
+            progress: PeerProgress::default(),
             votes: BTreeMap::new(),
             election_elapsed_ticks: 0,
             heartbeat_elapsed_ticks: 0,
@@ -204,7 +204,7 @@ impl Raft {
             term: self.term,
             index: self.log.last_index().next(),
             kind,
-            data,
+            data: data.into(),
         };
         self.log.append_one(entry);
         let last_index = self.log.last_index();

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::types::LogIndex;
+use crate::types::{LogIndex, NodeId};
 
 /// How the leader currently replicates to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,5 +160,81 @@ impl Progress {
                 unreachable!("no appends while a snapshot is in flight")
             }
         }
+    }
+}
+
+/// The leader's `Progress` per member, in id order: a short sorted Vec, since clusters have a
+/// handful of members and the leader looks one up on every acknowledgement (a BTreeMap's node
+/// walk costs more than scanning a few ids).
+///
+/// Invariant: ids strictly increase; at most one entry per member.
+#[derive(Clone, Debug, Default)]
+pub(super) struct PeerProgress {
+    entries: Vec<(NodeId, Progress)>,
+}
+
+impl PeerProgress {
+    pub(super) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    fn position(&self, id: NodeId) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by_key(&id, |(member, _)| *member)
+    }
+
+    pub(super) fn get(&self, id: &NodeId) -> Option<&Progress> {
+        let position = self.position(*id).ok()?;
+        Some(&self.entries[position].1)
+    }
+
+    pub(super) fn get_mut(&mut self, id: &NodeId) -> Option<&mut Progress> {
+        let position = self.position(*id).ok()?;
+        Some(&mut self.entries[position].1)
+    }
+
+    pub(super) fn contains_key(&self, id: &NodeId) -> bool {
+        self.position(*id).is_ok()
+    }
+
+    /// Adds or replaces the progress of `id`, keeping id order.
+    pub(super) fn insert(&mut self, id: NodeId, progress: Progress) {
+        match self.position(id) {
+            Ok(position) => self.entries[position].1 = progress,
+            Err(position) => self.entries.insert(position, (id, progress)),
+        }
+        assert!(
+            self.entries.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "peer progress must stay in id order"
+        );
+    }
+
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&NodeId, &mut Progress) -> bool) {
+        self.entries.retain_mut(|(id, progress)| keep(id, progress));
+    }
+
+    /// The members tracked, in id order.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The member at `position` in id order (positions are stable while no member is added or
+    /// removed, so a caller may walk them while sending).
+    pub(super) fn id_at(&self, position: usize) -> NodeId {
+        self.entries[position].0
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (&NodeId, &mut Progress)> {
+        self.entries
+            .iter_mut()
+            .map(|(id, progress)| (&*id, progress))
+    }
+}
+
+impl core::ops::Index<&NodeId> for PeerProgress {
+    type Output = Progress;
+
+    fn index(&self, id: &NodeId) -> &Progress {
+        self.get(id).expect("no progress for this member")
     }
 }

@@ -12,13 +12,12 @@ use crate::types::{LogIndex, NodeId, Term};
 impl Raft {
     /// Sends whatever each follower may receive now.
     pub(super) fn broadcast_append(&mut self) {
-        let peers: Vec<NodeId> = self
-            .progress
-            .keys()
-            .copied()
-            .filter(|id| *id != self.id())
-            .collect();
-        for peer in peers {
+        // Sending changes progress but never adds or removes a member, so positions hold.
+        for position in 0..self.progress.len() {
+            let peer = self.progress.id_at(position);
+            if peer == self.id() {
+                continue;
+            }
             // Fill the in-flight window (in probe the first send pauses the follower).
             if self.send_append(peer, true) {
                 while self.send_append(peer, false) {}
@@ -39,6 +38,11 @@ impl Raft {
             return false;
         }
         let next_index = progress.next_index;
+        if !send_if_empty && next_index == self.log.last_index().next() {
+            // The usual end of a fill loop: the follower has been sent everything. Decided
+            // before copying entries; the general path below would find none and send nothing.
+            return false;
+        }
         let prev_log_index = LogIndex(next_index.0 - 1);
         let prev_term = self.log.term(prev_log_index);
         let entries = self
@@ -81,13 +85,11 @@ impl Raft {
 
     pub(super) fn broadcast_heartbeat(&mut self) {
         let read_sequence = self.reads.last_sequence();
-        let peers: Vec<NodeId> = self
-            .progress
-            .keys()
-            .copied()
-            .filter(|id| *id != self.id())
-            .collect();
-        for peer in peers {
+        for position in 0..self.progress.len() {
+            let peer = self.progress.id_at(position);
+            if peer == self.id() {
+                continue;
+            }
             // Never tell a follower to commit beyond what it is known to match.
             let match_index = self.progress[&peer].match_index;
             let commit_index = self.log.commit_index().min(match_index);

@@ -3,6 +3,8 @@
 //!
 //! Messages and the protocol's volatile state live elsewhere in `raft`.
 
+use std::sync::Arc;
+
 use crate::types::{LogIndex, NodeId, Term};
 
 /// What an entry carries.
@@ -23,8 +25,10 @@ pub struct Entry {
     pub index: LogIndex,
     /// What `data` holds.
     pub kind: EntryKind,
-    /// The payload.
-    pub data: Vec<u8>,
+    /// The payload. Shared (`Arc`): an entry is copied into persist batches, append messages
+    /// and committed batches, and none of those copies should copy the payload. Encodes
+    /// exactly as a `Vec<u8>` would.
+    pub data: Arc<[u8]>,
 }
 
 /// The state raft must make durable before acting on it.

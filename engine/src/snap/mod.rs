@@ -25,7 +25,7 @@ pub const SNAP_HEADER_BYTES: usize = 28;
 
 /// The final name of the snapshot covering `index` (whose entry has `term`).
 pub fn snap_name(term: Term, index: LogIndex) -> FileName {
-    FileName(format!("snap-{:016x}-{:016x}.snap", term.0, index.0))
+    FileName(format!("snap-{:016x}-{:016x}.snap", term.0, index.0).into())
 }
 
 /// Parses a name made by [`snap_name`]; `None` for any other name.
@@ -197,7 +197,7 @@ pub struct SnapLoad {
 /// final name or the complete one. The snapshot is durable once the final `SyncDir` completes.
 pub fn write_ops(snapshot: &Snapshot) -> Vec<DiskOp> {
     let file = snap_name(snapshot.meta.term, snapshot.meta.index);
-    let temporary = FileName(format!("{}.tmp", file.0));
+    let temporary = FileName(format!("{}.tmp", file.0).into());
     let bytes = encode_file(snapshot);
     debug_assert_eq!(decode_file(&file, &bytes).as_ref(), Ok(snapshot));
     vec![

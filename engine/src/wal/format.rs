@@ -56,10 +56,13 @@ pub(crate) enum HeaderProblem {
 /// The file name of a segment: lexical order of names is log order.
 pub fn segment_name(header: SegmentHeader) -> FileName {
     assert!(header.sequence >= 1, "segment sequences start at 1");
-    FileName(format!(
-        "wal-{:016x}-{:016x}.log",
-        header.sequence, header.first_index.0
-    ))
+    FileName(
+        format!(
+            "wal-{:016x}-{:016x}.log",
+            header.sequence, header.first_index.0
+        )
+        .into(),
+    )
 }
 
 /// Parses a segment name made by [`segment_name`]; `None` for any other name.
@@ -117,25 +120,37 @@ pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, Heade
     })
 }
 
-/// Appends one record frame to `out`.
-pub(crate) fn encode_record_frame(record_type: u8, payload: &[u8], out: &mut Vec<u8>) {
+/// Appends one record frame to `out`; `write_payload` appends the payload after the header,
+/// which is filled in afterwards (so the payload needs no buffer of its own).
+pub(crate) fn encode_record_frame(
+    record_type: u8,
+    out: &mut Vec<u8>,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+) {
     assert!(
         record_type != 0,
         "record type 0 is reserved so zeroed bytes never parse"
     );
+    let start = out.len();
+    out.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
+    write_payload(out);
+    let payload = &out[start + RECORD_HEADER_BYTES..];
     let payload_bytes = u32::try_from(payload.len()).expect("payload length fits u32");
     assert!(
         payload_bytes <= RECORD_PAYLOAD_BYTES_MAX,
         "record payload exceeds RECORD_PAYLOAD_BYTES_MAX"
     );
-    let start = out.len();
-    out.extend_from_slice(&payload_bytes.to_le_bytes());
-    out.push(record_type);
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    let header_crc = crc32c::crc32c(&out[start..start + 9]);
-    out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(payload);
-    assert_eq!(out.len() - start, RECORD_HEADER_BYTES + payload.len());
+    let payload_crc = crc32c::crc32c(payload);
+    let header = &mut out[start..start + RECORD_HEADER_BYTES];
+    header[0..4].copy_from_slice(&payload_bytes.to_le_bytes());
+    header[4] = record_type;
+    header[5..9].copy_from_slice(&payload_crc.to_le_bytes());
+    let header_crc = crc32c::crc32c(&header[0..9]);
+    header[9..13].copy_from_slice(&header_crc.to_le_bytes());
+    assert_eq!(
+        out.len() - start,
+        RECORD_HEADER_BYTES + payload_bytes as usize
+    );
 }
 
 /// The outcome of reading one frame at some offset of a segment.

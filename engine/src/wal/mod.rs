@@ -67,19 +67,20 @@ impl WalRecord {
         }
     }
 
-    /// The record's payload bytes.
-    fn encode_payload(&self) -> Vec<u8> {
-        match self {
-            WalRecord::Entry(entry) => crate::codec::encode(entry),
-            WalRecord::HardState(hard_state) => crate::codec::encode(hard_state),
-            WalRecord::SnapshotMarker(marker) => crate::codec::encode(marker),
-        }
+    /// Appends the record's payload bytes to `out`.
+    fn encode_payload_into(&self, out: &mut Vec<u8>) {
+        let _payload_bytes = match self {
+            WalRecord::Entry(entry) => crate::codec::encode_into(entry, out),
+            WalRecord::HardState(hard_state) => crate::codec::encode_into(hard_state, out),
+            WalRecord::SnapshotMarker(marker) => crate::codec::encode_into(marker, out),
+        };
     }
 
     /// Appends the record's whole frame (header and payload) to `out`.
     pub fn encode_frame(&self, out: &mut Vec<u8>) {
-        let payload = self.encode_payload();
-        format::encode_record_frame(self.record_type(), &payload, out);
+        format::encode_record_frame(self.record_type(), out, |out| {
+            self.encode_payload_into(out);
+        });
     }
 
     /// Decodes a record from a checksummed frame's type and payload.

@@ -291,7 +291,7 @@ fn read_segment_records(
 /// (there is no truncate op: a temporary copy is synced and renamed over the segment).
 fn cut_torn_tail(file: &FileName, bytes: &[u8], offset: usize, recovered: &mut Recovered) {
     assert!(offset >= SEGMENT_HEADER_BYTES && offset < bytes.len());
-    let temporary = FileName(format!("{}.tmp", file.0));
+    let temporary = FileName(format!("{}.tmp", file.0).into());
     recovered.repair_ops.extend([
         DiskOp::Create {
             file: temporary.clone(),

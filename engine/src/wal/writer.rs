@@ -4,11 +4,17 @@
 //! It never reads the disk and never waits: it only knows what it asked for. It does not decide
 //! when a batch is durable; the host's completion of the batch's final `Sync` says so.
 
-use super::format::{encode_segment_header, segment_name, SegmentHeader};
+use super::format::{
+    encode_segment_header, segment_name, SegmentHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+};
 use super::{Recovered, SnapshotMarker, WalRecord};
 use crate::api::{DiskOp, FileName};
 use crate::raft::HardState;
 use crate::types::LogIndex;
+
+/// A frame's bytes beyond an entry's data, generously: the frame header plus the encoded
+/// term, index, kind and data length (or a whole hard state or snapshot marker).
+const RECORD_FRAME_SLACK_BYTES: usize = RECORD_HEADER_BYTES + 40;
 
 /// How the writer lays out segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +43,10 @@ pub struct WalWriter {
     config: WalConfig,
     /// The segments on disk (or requested), oldest first.
     segments: Vec<SegmentHeader>,
-    /// Whether the last segment was created by this writer and may be appended to. Segments
+    /// The name of the last segment if this writer created it and may append to it. Segments
     /// found at recovery are never appended to: their tail may just have been repaired.
-    open: bool,
+    /// Kept rather than re-derived so that appends and syncs do not format it each time.
+    open_file: Option<FileName>,
     /// Bytes in the open segment, including those of ops not yet completed.
     open_segment_bytes: u64,
     /// Records in the open segment after its preamble.
@@ -60,7 +67,7 @@ impl WalWriter {
         WalWriter {
             config,
             segments: Vec::new(),
-            open: false,
+            open_file: None,
             open_segment_bytes: 0,
             open_segment_records_count: 0,
             last_index: LogIndex(0),
@@ -98,24 +105,38 @@ impl WalWriter {
         if records.is_empty() {
             return ops;
         }
-        let mut pending = Vec::new();
+        // Sized for the usual case (one segment, no rollover) so the bytes are not regrown
+        // record by record; only an estimate: a wrong guess costs a reallocation, nothing else.
+        let estimated_bytes: usize = records
+            .iter()
+            .map(|record| match record {
+                WalRecord::Entry(entry) => RECORD_FRAME_SLACK_BYTES + entry.data.len(),
+                WalRecord::HardState(_) | WalRecord::SnapshotMarker(_) => RECORD_FRAME_SLACK_BYTES,
+            })
+            .sum();
+        let mut pending = Vec::with_capacity(
+            estimated_bytes + SEGMENT_HEADER_BYTES + 2 * RECORD_FRAME_SLACK_BYTES,
+        );
         for record in records {
-            let mut frame = Vec::new();
-            record.encode_frame(&mut frame);
-            let frame_bytes = frame.len() as u64;
-            if !self.open {
+            if self.open_file.is_none() {
                 self.open_segment(&mut ops, &mut pending);
-            } else if self.open_segment_bytes + frame_bytes > self.config.segment_bytes_max
+            }
+            // Encoded straight into the pending bytes; moved aside only on a rollover.
+            let frame_start = pending.len();
+            record.encode_frame(&mut pending);
+            let frame_bytes = (pending.len() - frame_start) as u64;
+            if self.open_segment_bytes + frame_bytes > self.config.segment_bytes_max
                 && self.open_segment_records_count > 0
             {
+                let frame = pending.split_off(frame_start);
                 self.flush(&mut ops, &mut pending);
                 ops.push(DiskOp::Sync {
                     file: self.open_file(),
                 });
                 self.open_segment(&mut ops, &mut pending);
+                pending.extend_from_slice(&frame);
             }
             self.note_record(record);
-            pending.extend_from_slice(&frame);
             self.open_segment_bytes += frame_bytes;
             self.open_segment_records_count += 1;
         }
@@ -163,9 +184,8 @@ impl WalWriter {
             first_index: self.last_index.next(),
         };
         self.segments.push(header);
-        ops.push(DiskOp::Create {
-            file: segment_name(header),
-        });
+        let file = segment_name(header);
+        ops.push(DiskOp::Create { file: file.clone() });
         ops.push(DiskOp::SyncDir);
         pending.extend_from_slice(&encode_segment_header(header));
         if let Some(hard_state) = self.hard_state {
@@ -174,14 +194,17 @@ impl WalWriter {
         if let Some(marker) = self.snapshot_marker {
             WalRecord::SnapshotMarker(marker).encode_frame(pending);
         }
-        self.open = true;
+        self.open_file = Some(file);
         self.open_segment_bytes = pending.len() as u64;
         self.open_segment_records_count = 0;
     }
 
     /// Moves the pending bytes into one `Append` to the open segment.
     fn flush(&mut self, ops: &mut Vec<DiskOp>, pending: &mut Vec<u8>) {
-        assert!(self.open, "bytes pending without an open segment");
+        assert!(
+            self.open_file.is_some(),
+            "bytes pending without an open segment"
+        );
         if !pending.is_empty() {
             ops.push(DiskOp::Append {
                 file: self.open_file(),
@@ -191,8 +214,12 @@ impl WalWriter {
     }
 
     fn open_file(&self) -> FileName {
-        assert!(self.open);
-        segment_name(*self.segments.last().expect("an open segment exists"))
+        let file = self.open_file.clone().expect("an open segment exists");
+        debug_assert_eq!(
+            Some(&file),
+            self.segments.last().copied().map(segment_name).as_ref()
+        );
+        file
     }
 
     /// Tracks what a written record changes: the last index, hard state and marker.
