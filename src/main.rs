@@ -104,9 +104,12 @@ enum BenchCommand {
         /// Scenario name (default: `default`).
         #[arg(long)]
         scenario: Option<String>,
-        /// Seeds to run.
+        /// Seeds per pass.
         #[arg(long, default_value_t = 20)]
         seeds: u64,
+        /// Passes over the same seeds; the median pass gives the headline figures.
+        #[arg(long, default_value_t = 3)]
+        passes: u32,
     },
 }
 
@@ -156,9 +159,15 @@ fn main() -> anyhow::Result<()> {
             println!("{}", checkers::bench_check(quick));
             0
         }
-        Command::Bench(BenchCommand::Sim { scenario, seeds }) => {
-            sim::cli::bench_command(&sim::cli::BenchArgs { scenario, seeds })
-        }
+        Command::Bench(BenchCommand::Sim {
+            scenario,
+            seeds,
+            passes,
+        }) => sim::bench::bench_command(&sim::bench::BenchArgs {
+            scenario,
+            seeds,
+            passes,
+        }),
     };
     std::process::exit(status);
 }

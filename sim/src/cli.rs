@@ -1,7 +1,7 @@
-//! The logic behind `detcd sim run`, `detcd sim fuzz` and `detcd bench sim`: run seeds, print
-//! reports, write artifacts, and measure wall time for humans and benchmarks.
+//! The logic behind `detcd sim run`: run seeds, print reports, write artifacts, and the
+//! stopwatch that `fuzz` and `bench` share to measure wall time for humans and benchmarks.
 //!
-//! This is the only place (with `fuzz`) that reads the wall clock, and only to report how long
+//! This is the only place (with `fuzz` and `bench`) that reads the wall clock, and only to report how long
 //! runs took; no run ever sees it. Argument parsing stays in the binary.
 
 use std::io::Write as _;
@@ -144,54 +144,6 @@ fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> std::io::Res
         writeln!(file, "{line}")?;
     }
     file.flush()
-}
-
-/// `detcd bench sim` options.
-#[derive(Clone, Debug)]
-pub struct BenchArgs {
-    /// Scenario name; `default` when absent.
-    pub scenario: Option<String>,
-    /// Seeds to run, one after another on this thread.
-    pub seeds: u64,
-}
-
-/// Runs `detcd bench sim`: seeds per second and simulated-to-wall time on one core, checks
-/// included; prints one JSON object. Returns the exit status.
-pub fn bench_command(args: &BenchArgs) -> i32 {
-    let scenario = match scenario_named(args.scenario.as_deref()) {
-        Ok(scenario) => scenario,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return 2;
-        }
-    };
-    let seeds = args.seeds.max(1);
-    let stopwatch = Stopwatch::start();
-    let mut sim_ms_total = 0_u64;
-    let mut ops_total = 0_u64;
-    let mut failed_count = 0_u64;
-    for seed in 0..seeds {
-        let (report, _) = run(&scenario, seed, RunOptions::default());
-        sim_ms_total += report.sim_ms;
-        ops_total += report.counts.ops;
-        failed_count += u64::from(report.verdict == Verdict::Fail);
-    }
-    let wall_seconds = stopwatch.elapsed_seconds().max(1e-9);
-    let result = json!({
-        "bench": "sim",
-        "scenario": scenario.name,
-        "threads": 1,
-        "seeds": seeds,
-        "failed_seeds": failed_count,
-        "wall_ms": (wall_seconds * 1000.0) as u64,
-        "sim_ms": sim_ms_total,
-        "ops": ops_total,
-        "seeds_per_second": seeds as f64 / wall_seconds,
-        "sim_to_wall_ratio": sim_ms_total as f64 / 1000.0 / wall_seconds,
-        "targets": {"seeds_per_second": 20, "sim_to_wall_ratio": 1000},
-    });
-    println!("{result}");
-    0
 }
 
 #[cfg(test)]

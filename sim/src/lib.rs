@@ -7,6 +7,7 @@
 //! `fuzz` (worker threads, each running whole seeds) step outside that, with a stated reason.
 //! May use: `engine` and `checkers` (every run is validated by every checker).
 
+pub mod bench;
 pub mod checking;
 pub mod cli;
 mod clients;
