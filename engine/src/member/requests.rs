@@ -308,6 +308,14 @@ impl Member {
         if !self.was_leader {
             return;
         }
+        // Both duties below are due only once the lessor's earliest deadline has passed.
+        if self
+            .lessor
+            .next_deadline()
+            .is_none_or(|deadline| self.now < deadline)
+        {
+            return;
+        }
         for lease in self.lessor.expired(self.now, LEASE_DUTIES_PER_STEP_MAX) {
             if !self.propose_duty(Command::LeaseRevoke { id: lease }) {
                 break;
