@@ -7,7 +7,7 @@ use super::{Member, PendingKeepAlive, PendingRead, PendingWrite};
 use crate::kv::WatchResponse;
 use crate::kv::{PutRequest, RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
-use crate::types::{Instant, RequestId};
+use crate::types::{Instant, LogIndex, RequestId};
 
 /// Most leases revoked or checkpointed per step, so a mass expiry cannot flood the log at once.
 const LEASE_DUTIES_PER_STEP_MAX: usize = 64;
@@ -192,8 +192,16 @@ impl Member {
     pub(super) fn serve_reads(&mut self) {
         // Runs every step; most steps have no read ready, so skip building the list.
         let applied_index = self.applied.index;
+        // Nothing confirmed, or the apply has not reached the lowest confirmed index yet.
+        if self
+            .read_index_lowest
+            .is_none_or(|lowest| applied_index < lowest)
+        {
+            return;
+        }
         let is_ready = |read: &PendingRead| read.index.is_some_and(|index| index <= applied_index);
         if !self.pending_reads.values().any(is_ready) {
+            self.read_index_lowest = self.lowest_read_index();
             return;
         }
         let ready: Vec<u64> = self
@@ -212,6 +220,15 @@ impl Member {
                 other => self.answer_locally(read.request, other),
             }
         }
+        self.read_index_lowest = self.lowest_read_index();
+    }
+
+    /// The lowest confirmed read index of any pending read, by a full look.
+    fn lowest_read_index(&self) -> Option<LogIndex> {
+        self.pending_reads
+            .values()
+            .filter_map(|read| read.index)
+            .min()
     }
 
     /// Answers requests that need no log entry: keep-alives and TTL queries (after their read
