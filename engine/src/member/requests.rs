@@ -320,10 +320,11 @@ impl Member {
     }
 
     /// The leader's periodic duties: revoke expired leases and checkpoint remaining TTLs, both
-    /// through raft so every member applies them at the same point in the log.
-    pub(super) fn leader_duties(&mut self) {
+    /// through raft so every member applies them at the same point in the log. Returns false
+    /// when it proposed nothing (raft then has no new output to drain).
+    pub(super) fn leader_duties(&mut self) -> bool {
         if !self.was_leader {
-            return;
+            return false;
         }
         // Both duties below are due only once the lessor's earliest deadline has passed.
         if self
@@ -331,7 +332,7 @@ impl Member {
             .next_deadline()
             .is_none_or(|deadline| self.now < deadline)
         {
-            return;
+            return false;
         }
         for lease in self.lessor.expired(self.now, LEASE_DUTIES_PER_STEP_MAX) {
             if !self.propose_duty(Command::LeaseRevoke { id: lease }) {
@@ -344,6 +345,7 @@ impl Member {
         if !remaining.is_empty() {
             let _accepted = self.propose_duty(Command::LeaseCheckpoint { remaining });
         }
+        true
     }
 
     /// Feeds watchers that fell behind from MVCC history, and due progress notifications.
