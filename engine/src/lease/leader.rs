@@ -36,6 +36,9 @@ pub(super) struct LeaderClock {
     wakes: BTreeSet<(Instant, LeaseId)>,
     /// Invariant: exactly one `(at, id)` per clock whose `checkpoint_at` is `Some(at)`.
     checkpoints: BTreeSet<(Instant, LeaseId)>,
+    /// Invariant: the earliest instant in `wakes` or `checkpoints`, kept up to date by every
+    /// change to them, because the member asks for it on every step.
+    next_deadline: Option<Instant>,
 }
 
 impl LeaderClock {
@@ -44,7 +47,18 @@ impl LeaderClock {
             clocks: BTreeMap::new(),
             wakes: BTreeSet::new(),
             checkpoints: BTreeSet::new(),
+            next_deadline: None,
         }
+    }
+
+    /// Recomputes `next_deadline`; called after every change to `wakes` or `checkpoints`.
+    fn refresh_next_deadline(&mut self) {
+        let wake = self.wakes.first().map(|(at, _)| *at);
+        let checkpoint = self.checkpoints.first().map(|(at, _)| *at);
+        self.next_deadline = match (wake, checkpoint) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Starts a freshly granted lease: it expires a full TTL from `now`.
@@ -92,6 +106,7 @@ impl LeaderClock {
         }
         let previous = self.clocks.insert(id, clock);
         assert!(previous.is_none(), "lease {id} clock started twice");
+        self.refresh_next_deadline();
     }
 
     /// Drops a lease's clock (revoked), if it has one.
@@ -103,6 +118,7 @@ impl LeaderClock {
             let had_checkpoint = self.checkpoints.remove(&(at, id));
             assert!(had_checkpoint);
         }
+        self.refresh_next_deadline();
         Some(())
     }
 
@@ -128,6 +144,7 @@ impl LeaderClock {
             let fresh = self.checkpoints.insert((new, id));
             assert!(fresh);
         }
+        self.refresh_next_deadline();
     }
 
     /// Expired leases not already reported within the retry interval, oldest first.
@@ -154,6 +171,9 @@ impl LeaderClock {
             let fresh = self.wakes.insert((clock.wake_at(), id));
             assert!(fresh);
             reported.push(id);
+        }
+        if !reported.is_empty() {
+            self.refresh_next_deadline();
         }
         assert!(reported.len() <= count_max);
         reported
@@ -193,12 +213,7 @@ impl LeaderClock {
 
     /// The earliest wake or checkpoint instant.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        let wake = self.wakes.first().map(|(at, _)| *at);
-        let checkpoint = self.checkpoints.first().map(|(at, _)| *at);
-        match (wake, checkpoint) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.next_deadline
     }
 
     /// ` expires=+Nms` and, when set, ` retry=+Nms checkpoint_at=+Nms`, relative to `now`.

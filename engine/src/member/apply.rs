@@ -270,5 +270,8 @@ pub(super) fn decode_state(bytes: &[u8]) -> Result<(Store, Lessor, AppliedPropos
     let store = Store::decode_snapshot(&state.store)?;
     let lessor = Lessor::decode(LessorConfig::default(), &state.lessor)
         .map_err(|error| format!("{error:?}"))?;
+    if !state.applied_proposals.is_well_formed() {
+        return Err("member snapshot has malformed applied proposals".to_string());
+    }
     Ok((store, lessor, state.applied_proposals))
 }

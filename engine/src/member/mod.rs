@@ -100,6 +100,10 @@ pub struct Member {
     /// (None when both are empty or it must be recomputed). Removals leave it early, which
     /// only costs one look; it lets `expire_pending` skip the maps on most steps.
     pending_deadline_earliest: Option<Instant>,
+    /// Invariant: at or below the lowest confirmed read index in `pending_reads` (None when no
+    /// read is confirmed or it must be recomputed), so `serve_reads` skips the map until the
+    /// apply reaches it.
+    read_index_lowest: Option<LogIndex>,
     /// Invariant: at most `pending_requests_count_max` entries.
     pending_keepalives: Vec<PendingKeepAlive>,
     halted: Option<HaltReason>,
@@ -222,8 +226,10 @@ impl Member {
         if self.halted.is_none() {
             self.advance_ticks();
             self.drain_raft();
-            self.leader_duties();
-            self.drain_raft();
+            // The first drain leaves raft with no output; only a duty proposal makes more.
+            if self.leader_duties() {
+                self.drain_raft();
+            }
             self.serve_reads();
             self.settle_keepalives();
             self.feed_watches();
@@ -324,6 +330,10 @@ impl Member {
             for read_state in ready.read_states {
                 if let Some(read) = self.pending_reads.get_mut(&read_state.context) {
                     read.index = Some(read_state.index);
+                    let lowest = self
+                        .read_index_lowest
+                        .map_or(read_state.index, |lowest| lowest.min(read_state.index));
+                    self.read_index_lowest = Some(lowest);
                 }
             }
             self.notice_role_change();

@@ -236,6 +236,7 @@ pub(super) fn recover(
         pending_writes: Default::default(),
         pending_reads: Default::default(),
         pending_deadline_earliest: None,
+        read_index_lowest: None,
         pending_keepalives: Vec::new(),
         halted: None,
         out: Default::default(),

@@ -7,7 +7,7 @@ use super::{Member, PendingKeepAlive, PendingRead, PendingWrite};
 use crate::kv::WatchResponse;
 use crate::kv::{PutRequest, RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
-use crate::types::{Instant, RequestId};
+use crate::types::{Instant, LogIndex, RequestId};
 
 /// Most leases revoked or checkpointed per step, so a mass expiry cannot flood the log at once.
 const LEASE_DUTIES_PER_STEP_MAX: usize = 64;
@@ -192,8 +192,16 @@ impl Member {
     pub(super) fn serve_reads(&mut self) {
         // Runs every step; most steps have no read ready, so skip building the list.
         let applied_index = self.applied.index;
+        // Nothing confirmed, or the apply has not reached the lowest confirmed index yet.
+        if self
+            .read_index_lowest
+            .is_none_or(|lowest| applied_index < lowest)
+        {
+            return;
+        }
         let is_ready = |read: &PendingRead| read.index.is_some_and(|index| index <= applied_index);
         if !self.pending_reads.values().any(is_ready) {
+            self.read_index_lowest = self.lowest_read_index();
             return;
         }
         let ready: Vec<u64> = self
@@ -212,6 +220,15 @@ impl Member {
                 other => self.answer_locally(read.request, other),
             }
         }
+        self.read_index_lowest = self.lowest_read_index();
+    }
+
+    /// The lowest confirmed read index of any pending read, by a full look.
+    fn lowest_read_index(&self) -> Option<LogIndex> {
+        self.pending_reads
+            .values()
+            .filter_map(|read| read.index)
+            .min()
     }
 
     /// Answers requests that need no log entry: keep-alives and TTL queries (after their read
@@ -303,10 +320,19 @@ impl Member {
     }
 
     /// The leader's periodic duties: revoke expired leases and checkpoint remaining TTLs, both
-    /// through raft so every member applies them at the same point in the log.
-    pub(super) fn leader_duties(&mut self) {
+    /// through raft so every member applies them at the same point in the log. Returns false
+    /// when it proposed nothing (raft then has no new output to drain).
+    pub(super) fn leader_duties(&mut self) -> bool {
         if !self.was_leader {
-            return;
+            return false;
+        }
+        // Both duties below are due only once the lessor's earliest deadline has passed.
+        if self
+            .lessor
+            .next_deadline()
+            .is_none_or(|deadline| self.now < deadline)
+        {
+            return false;
         }
         for lease in self.lessor.expired(self.now, LEASE_DUTIES_PER_STEP_MAX) {
             if !self.propose_duty(Command::LeaseRevoke { id: lease }) {
@@ -319,6 +345,7 @@ impl Member {
         if !remaining.is_empty() {
             let _accepted = self.propose_duty(Command::LeaseCheckpoint { remaining });
         }
+        true
     }
 
     /// Feeds watchers that fell behind from MVCC history, and due progress notifications.

@@ -183,14 +183,15 @@ impl PeerProgress {
             .binary_search_by_key(&id, |(member, _)| *member)
     }
 
+    /// A plain scan: a cluster's handful of members is shorter than a binary search's setup.
     pub(super) fn get(&self, id: &NodeId) -> Option<&Progress> {
-        let position = self.position(*id).ok()?;
-        Some(&self.entries[position].1)
+        let (_, progress) = self.entries.iter().find(|(member, _)| member == id)?;
+        Some(progress)
     }
 
     pub(super) fn get_mut(&mut self, id: &NodeId) -> Option<&mut Progress> {
-        let position = self.position(*id).ok()?;
-        Some(&mut self.entries[position].1)
+        let (_, progress) = self.entries.iter_mut().find(|(member, _)| member == id)?;
+        Some(progress)
     }
 
     pub(super) fn contains_key(&self, id: &NodeId) -> bool {
