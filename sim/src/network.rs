@@ -352,13 +352,16 @@ impl Network {
     }
 
     /// Decides the fate of one message: the delays of the copies that will arrive (none if it
-    /// is dropped or the link is cut, two if it is duplicated).
+    /// is dropped or the link is cut, two if it is duplicated). The link is looked up once, for
+    /// both the reachability check and the base latency.
     pub fn transmit(&mut self, from: NodeId, to: NodeId) -> Copies {
         let mut copies = Copies {
             delays: [Duration(0); 2],
             count: 0,
         };
-        if !self.can_reach(from, to) || self.rng.chance_ppm(self.config.drop_ppm) {
+        let link = self.link_index(from, to);
+        let reachable = from == to || link.is_some_and(|link| self.reachable[link]);
+        if !reachable || self.rng.chance_ppm(self.config.drop_ppm) {
             return copies;
         }
         copies.count = if self.rng.chance_ppm(self.config.duplicate_ppm) {
@@ -366,16 +369,15 @@ impl Network {
         } else {
             1
         };
+        let base = link.map_or(Duration(0), |link| self.link_latency[link]);
         for delay in &mut copies.delays[..copies.count] {
-            *delay = self.latency(from, to);
+            *delay = self.latency(base);
         }
         copies
     }
 
-    fn latency(&mut self, from: NodeId, to: NodeId) -> Duration {
-        let base = self
-            .link_index(from, to)
-            .map_or(Duration(0), |link| self.link_latency[link]);
+    /// One copy's delay over a link of latency `base`.
+    fn latency(&mut self, base: Duration) -> Duration {
         let mut latency_ns = base.0 + self.rng.range_inclusive(0, self.config.jitter_ns_max);
         if self.rng.chance_ppm(self.config.spike_ppm) {
             latency_ns = latency_ns.saturating_mul(self.config.spike_factor);

@@ -62,12 +62,15 @@ impl SimRng {
         SimRng { inner }
     }
 
-    /// The next 64 random bits.
+    /// The next 64 random bits. This and the small draws below are inlined: several are made
+    /// per message and per step, and their calls cost as much as the arithmetic around them.
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
     }
 
     /// A value uniformly drawn from `low..=high`.
+    #[inline]
     pub fn range_inclusive(&mut self, low: u64, high: u64) -> u64 {
         assert!(low <= high, "empty range {low}..={high}");
         let span = u128::from(high - low) + 1;
@@ -76,12 +79,14 @@ impl SimRng {
     }
 
     /// A value uniformly drawn from `0..count`. Panics when `count` is zero.
+    #[inline]
     pub fn below(&mut self, count: u64) -> u64 {
         assert!(count > 0, "below(0)");
         self.range_inclusive(0, count - 1)
     }
 
     /// True with probability `parts_per_million / 1_000_000`.
+    #[inline]
     pub fn chance_ppm(&mut self, parts_per_million: u32) -> bool {
         assert!(parts_per_million <= PPM);
         parts_per_million > 0 && self.below(u64::from(PPM)) < u64::from(parts_per_million)
