@@ -16,21 +16,26 @@ use crate::model::{ErrorCode, KeyId, Mark, Op, Rec, RecKv, Store, Tables, ValueI
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What some observation shows was written at one revision: (key, value or `None` = deleted).
-type Observed = BTreeMap<i64, BTreeSet<(KeyId, Option<ValueId>)>>;
+type Changes = BTreeSet<(KeyId, Option<ValueId>)>;
+
+/// The observed changes by revision.
+type Observed = BTreeMap<i64, Changes>;
 
 /// What watch events and recorded kvs show about each revision's changes, for the witness search
 /// to hold every write to.
 pub(crate) struct Observations {
     changes: Observed,
-    /// Revisions whose whole change set some watch over every key delivered.
-    complete: BTreeSet<i64>,
-    /// Per key, recorded lifetimes (create revision, mod revision, version): the key existed,
-    /// created at the first, through the second, with that version there.
-    alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>>,
-    /// Per key, the revisions at which a read showed it unchanged (a latest read at revision S
-    /// returned it with mod revision M: M + 1 through S), as sorted, disjoint, non-adjacent
+    /// Revisions whose whole change set some watch over every key delivered, as sorted,
+    /// disjoint, non-adjacent runs (first, last).
+    complete: Vec<(i64, i64)>,
+    /// Per key id, recorded lifetimes (create revision, mod revision, version), sorted and
+    /// distinct: the key existed, created at the first, through the second, with that version
+    /// there.
+    alive: Vec<Vec<(i64, i64, i64)>>,
+    /// Per key id, the revisions at which a read showed it unchanged (a latest read at revision
+    /// S returned it with mod revision M: M + 1 through S), as sorted, disjoint, non-adjacent
     /// runs (first, last), so a lookup is a binary search rather than a scan of every read.
-    unchanged: BTreeMap<KeyId, Vec<(i64, i64)>>,
+    unchanged: Vec<Vec<(i64, i64)>>,
     /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
     /// write that made R (or any earlier revision) had happened by then, so was called no later.
     arrivals: BTreeMap<i64, i64>,
@@ -53,7 +58,7 @@ impl Observations {
     pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {
         let revision = store.revision();
         let Some(changes) = self.changes.get(&revision) else {
-            if self.complete.contains(&revision) {
+            if in_runs(&self.complete, revision) {
                 return false;
             }
             let changed = store.changed_since(mark);
@@ -77,27 +82,23 @@ impl Observations {
         {
             return false;
         }
-        !self.complete.contains(&revision) || changed.len() == changes.len()
+        !in_runs(&self.complete, revision) || changed.len() == changes.len()
     }
 
     /// A key changed at revision R must not lie in a span some read showed it unchanged.
     fn unchanged_agrees(&self, revision: i64, key: KeyId) -> bool {
-        self.unchanged.get(&key).is_none_or(|runs| {
-            let after = runs.partition_point(|&(first, _)| first <= revision);
-            after == 0 || revision > runs[after - 1].1
-        })
+        !in_runs(&self.unchanged[key as usize], revision)
     }
 
     /// A key changed at the store's revision R must, for every recorded lifetime spanning R,
     /// exist with that create revision and no more puts than the version seen at its end.
     fn lifetime_agrees(&self, store: &Store, key: KeyId) -> bool {
         let revision = store.revision();
-        let Some(lifetimes) = self.alive.get(&key) else {
-            return true;
-        };
+        let lifetimes = &self.alive[key as usize];
         let state = store.get(key);
-        lifetimes
-            .range(..=(revision, i64::MAX, i64::MAX))
+        let created_by = lifetimes.partition_point(|&(create, _, _)| create <= revision);
+        lifetimes[..created_by]
+            .iter()
             .filter(|(_, mod_revision, _)| *mod_revision >= revision)
             .all(|&(create, _, version)| {
                 state.is_some_and(|state| {
@@ -124,22 +125,23 @@ pub(crate) fn pin_by_revisions(
     let written = written_revisions(&ops);
     let last_revision = last_revision(&ops, &observed);
     let deadline = revision_deadlines(&ops, watches, last_revision);
-    let gaps: Vec<i64> = (2..=last_revision)
+    // Each gap's deadline and observed changes, looked up once rather than once per operation.
+    let gaps: Vec<(i64, Option<&Changes>)> = (2..=last_revision)
         .filter(|revision| !written.contains(revision))
+        .map(|revision| (deadline(revision), observed.get(&revision)))
         .collect();
     ops.retain(|op| {
         if !op.unknown || !writes_keys(&op.op) {
             return true;
         }
-        gaps.iter().any(|&revision| {
-            op.call <= deadline(revision) && could_make(&op.op, observed.get(&revision))
-        })
+        gaps.iter()
+            .any(|&(deadline, changes)| op.call <= deadline && could_make(&op.op, changes))
     });
     // Sorting keys and then permuting moves each (large) operation once.
     ops.sort_by_cached_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
-    let alive = lifetimes(&kvs);
-    let unchanged = unchanged_spans(&ops);
+    let alive = lifetimes(&kvs, tables.key_count());
+    let unchanged = unchanged_spans(&ops, tables.key_count());
     (
         ops,
         Observations {
@@ -166,7 +168,7 @@ type KvFields = (
 fn recorded_kvs(ops: &[SearchOp], key_count: usize) -> Vec<KvFields> {
     let mut last_seen: Vec<Option<KvFields>> = vec![None; key_count];
     let mut kvs = Vec::new();
-    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
+    for rec in ops.iter().filter_map(|op| op.rec.as_deref()) {
         rec.for_each_kv(&mut |kv: &RecKv| {
             let fields = (
                 kv.key,
@@ -185,18 +187,26 @@ fn recorded_kvs(ops: &[SearchOp], key_count: usize) -> Vec<KvFields> {
     kvs
 }
 
-/// Per key, the recorded lifetimes (create revision, mod revision, version).
-fn lifetimes(kvs: &[KvFields]) -> BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>> {
-    let mut alive: BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>> = BTreeMap::new();
+/// Per key id, the recorded lifetimes (create revision, mod revision, version), sorted and
+/// distinct.
+fn lifetimes(kvs: &[KvFields], key_count: usize) -> Vec<Vec<(i64, i64, i64)>> {
+    let mut alive: Vec<Vec<(i64, i64, i64)>> = vec![Vec::new(); key_count];
     for &(key, _, create, modified, version) in kvs {
         if let (Some(create), Some(modified), Some(version)) = (create, modified, version) {
-            alive
-                .entry(key)
-                .or_default()
-                .insert((create, modified, version));
+            alive[key as usize].push((create, modified, version));
         }
     }
+    for lifetimes in &mut alive {
+        lifetimes.sort_unstable();
+        lifetimes.dedup();
+    }
     alive
+}
+
+/// Whether `revision` lies in one of `runs` (sorted, disjoint runs (first, last)).
+fn in_runs(runs: &[(i64, i64)], revision: i64) -> bool {
+    let after = runs.partition_point(|&(first, _)| first <= revision);
+    after > 0 && revision <= runs[after - 1].1
 }
 
 /// Per key, the spans (M, S] a read of the latest state showed it unchanged through: a range
@@ -204,20 +214,17 @@ fn lifetimes(kvs: &[KvFields]) -> BTreeMap<KeyId, BTreeSet<(i64, i64, i64)>> {
 /// witness put an unknown write into such a span and found out only at the next read, after a
 /// 2M-step search). A range inside a txn gives S - 1 (the txn may itself write at S, after it).
 /// Returned as runs of revisions (see `Observations::unchanged`).
-fn unchanged_spans(ops: &[SearchOp]) -> BTreeMap<KeyId, Vec<(i64, i64)>> {
-    let mut spans: BTreeMap<KeyId, Vec<(i64, i64)>> = BTreeMap::new();
+fn unchanged_spans(ops: &[SearchOp], key_count: usize) -> Vec<Vec<(i64, i64)>> {
+    let mut spans: Vec<Vec<(i64, i64)>> = vec![Vec::new(); key_count];
     let mut note = |kvs: &[RecKv], through: i64| {
         for kv in kvs {
             if let Some(modified) = kv.mod_revision.filter(|&modified| modified < through) {
-                spans
-                    .entry(kv.key)
-                    .or_default()
-                    .push((modified + 1, through));
+                push_run(&mut spans[kv.key as usize], (modified + 1, through));
             }
         }
     };
     for op in ops.iter().filter(|op| !op.unknown) {
-        match (&op.op, &op.rec) {
+        match (&op.op, op.rec.as_deref()) {
             (
                 Op::Range { revision: 0, .. },
                 Some(Rec::Range {
@@ -249,10 +256,25 @@ fn unchanged_spans(ops: &[SearchOp]) -> BTreeMap<KeyId, Vec<(i64, i64)>> {
             _ => {}
         }
     }
-    for runs in spans.values_mut() {
+    for runs in &mut spans {
         merge_runs(runs);
     }
     spans
+}
+
+/// Appends a run, or widens the last one when the two overlap or touch (successive reads of
+/// an unchanged key mostly give the same or a longer span): the union is the same, and far
+/// fewer runs are left to sort.
+fn push_run(runs: &mut Vec<(i64, i64)>, (first, last): (i64, i64)) {
+    assert!(first <= last, "a run holds a revision");
+    match runs.last_mut() {
+        Some(previous)
+            if first <= previous.1.saturating_add(1) && previous.0 <= last.saturating_add(1) =>
+        {
+            *previous = (previous.0.min(first), previous.1.max(last));
+        }
+        _ => runs.push((first, last)),
+    }
 }
 
 /// Sorts runs of revisions (first, last) and merges those that overlap or touch.
@@ -288,8 +310,8 @@ fn event_arrivals(watches: &[WatchRecord]) -> BTreeMap<i64, i64> {
 
 /// Revisions a watch over every key delivered completely: from its start (or first event) up to
 /// its last event, every change is an event (the watch checker holds streams to that).
-fn complete_revisions(watches: &[WatchRecord], tables: &Tables) -> BTreeSet<i64> {
-    let mut complete = BTreeSet::new();
+fn complete_revisions(watches: &[WatchRecord], tables: &Tables) -> Vec<(i64, i64)> {
+    let mut complete = Vec::new();
     for watch in watches {
         let (lo, hi) = tables.span(&watch.key, watch.range_end.as_deref());
         let (Some(first), Some(last)) = (watch.events.first(), watch.events.last()) else {
@@ -303,8 +325,11 @@ fn complete_revisions(watches: &[WatchRecord], tables: &Tables) -> BTreeSet<i64>
         } else {
             first.revision
         };
-        complete.extend(start..=last.revision);
+        if start <= last.revision {
+            complete.push((start, last.revision));
+        }
     }
+    merge_runs(&mut complete);
     complete
 }
 
@@ -320,7 +345,7 @@ fn delay_expiries(ops: &mut [SearchOp]) {
     let mut alive_until: BTreeMap<i64, i64> = BTreeMap::new();
     for op in ops.iter().filter(|op| !op.unknown) {
         let mut leases = Vec::new();
-        match (&op.rec, &op.op) {
+        match (op.rec.as_deref(), &op.op) {
             (Some(Rec::Error(_)), _) => continue,
             (Some(_), _) => leases_used(&op.op, &mut leases),
             // Pinned or promoted: an observation shows this put took effect, so its lease
@@ -354,7 +379,7 @@ fn require_expiries(ops: &mut [SearchOp]) {
     let mut granted: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     let mut revoked: BTreeSet<i64> = BTreeSet::new();
     for op in ops.iter() {
-        match (&op.op, &op.rec) {
+        match (&op.op, op.rec.as_deref()) {
             (Op::LeaseGrant { id, .. }, Some(Rec::LeaseGrant { .. })) if !op.unknown => {
                 granted.entry(*id).or_default().push(op.ret)
             }
@@ -367,7 +392,10 @@ fn require_expiries(ops: &mut [SearchOp]) {
     }
     let mut gone_by: BTreeMap<i64, i64> = BTreeMap::new();
     for op in ops.iter().filter(|op| !op.unknown) {
-        if !matches!(op.rec, Some(Rec::Error(ErrorCode::LeaseNotFound))) {
+        if !matches!(
+            op.rec.as_deref(),
+            Some(Rec::Error(ErrorCode::LeaseNotFound))
+        ) {
             continue;
         }
         let lease = match op.op {
@@ -470,7 +498,7 @@ fn written_revisions(ops: &[SearchOp]) -> BTreeSet<i64> {
     let mut written = BTreeSet::new();
     for op in ops.iter().filter(|op| !op.unknown) {
         let revision = op.revision_hi.saturating_add(1);
-        let writes = match &op.rec {
+        let writes = match op.rec.as_deref() {
             // Pinned unknown outcomes: their bound is the revision they produced.
             None => op.revision_lo == op.revision_hi && op.revision_hi < i64::MAX,
             Some(Rec::Put {
@@ -561,7 +589,7 @@ fn revision_deadlines(
 
 /// Whether `op` could have made exactly the observed changes at one revision (anything when
 /// nothing was observed there).
-fn could_make(op: &Op, changes: Option<&BTreeSet<(KeyId, Option<ValueId>)>>) -> bool {
+fn could_make(op: &Op, changes: Option<&Changes>) -> bool {
     let Some(changes) = changes else {
         return true;
     };

@@ -8,6 +8,7 @@
 use crate::history::{Operation, Request, Response};
 use crate::model::{Op, Rec, RecKv, Tables};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// One operation as the search sees it.
 #[derive(Debug, Clone)]
@@ -24,8 +25,9 @@ pub(crate) struct SearchOp {
     pub unknown: bool,
     /// The request.
     pub op: Op,
-    /// The recorded result (`None` for unknown outcomes).
-    pub rec: Option<Rec>,
+    /// The recorded result (`None` for unknown outcomes); shared, since the witness attempt and
+    /// the per-key partitions copy operations and a result's kv lists can be long.
+    pub rec: Option<Rc<Rec>>,
     /// The store's revision before this operation must be at least this.
     pub revision_lo: i64,
     /// ... and at most this.
@@ -49,7 +51,7 @@ pub(crate) fn prepare(history_ops: &[Operation], tables: &Tables) -> Vec<SearchO
         let rec = match &op.result {
             None => None,
             Some(response) => match tables.rec(response) {
-                Some(rec) => Some(rec),
+                Some(rec) => Some(Rc::new(rec)),
                 // An error the store does not model: definite, took no effect, says nothing.
                 None => continue,
             },
@@ -58,7 +60,7 @@ pub(crate) fn prepare(history_ops: &[Operation], tables: &Tables) -> Vec<SearchO
         if unknown && read_only(&compiled) {
             continue;
         }
-        let (revision_lo, revision_hi) = rec.as_ref().map_or((0, i64::MAX), revision_bounds);
+        let (revision_lo, revision_hi) = rec.as_deref().map_or((0, i64::MAX), revision_bounds);
         ops.push(SearchOp {
             source: Some(index),
             id: op.id,
@@ -98,7 +100,7 @@ fn promote_observed_writes(ops: &mut [SearchOp], key_count: usize) {
     }
     let mut observed: BTreeMap<(u32, u32), Option<i64>> = BTreeMap::new();
     let mut last_seen: Vec<Option<RecKv>> = vec![None; key_count];
-    for rec in ops.iter().filter_map(|op| op.rec.as_ref()) {
+    for rec in ops.iter().filter_map(|op| op.rec.as_deref()) {
         observe(rec, &mut observed, &mut last_seen);
     }
     for op in ops.iter_mut().filter(|op| op.unknown) {

@@ -427,7 +427,7 @@ impl<'a> Search<'a> {
             return Err(());
         }
         let mark = self.store.mark();
-        if !self.store.apply_matching(&op.op, op.rec.as_ref()) {
+        if !self.store.apply_matching(&op.op, op.rec.as_deref()) {
             return Err(());
         }
         if let Some(observed) = self.observed {
@@ -609,7 +609,7 @@ fn expiry_precedence(ops: &[SearchOp]) -> (Vec<Vec<u32>>, Vec<u32>) {
     let mut precedes = vec![Vec::new(); ops.len()];
     let mut waits = vec![0_u32; ops.len()];
     for (index, op) in ops.iter().enumerate().filter(|(_, op)| !op.unknown) {
-        let lease = match (&op.op, &op.rec) {
+        let lease = match (&op.op, op.rec.as_deref()) {
             // A mandatory put without a result was pinned or promoted: observed to take effect.
             (Op::Put { lease, .. }, Some(Rec::Put { .. }) | None) => *lease,
             (Op::LeaseRevoke { id }, Some(Rec::LeaseRevoke { .. }))

@@ -234,7 +234,7 @@ fn reason(
     }
     let mut scratch = search.store().clone();
     let outcome = scratch.apply(&op.op);
-    match &op.rec {
+    match op.rec.as_deref() {
         Some(rec) => explain_mismatch(rec, &outcome, tables),
         None => "it cannot take effect".to_string(),
     }
