@@ -13,7 +13,6 @@ use crate::history::{EventKind, History, HistoryView, KeyValue, WatchRecord};
 use crate::linear::Linearization;
 use crate::model::{KeyId, KeyState, Store, Tables};
 use crate::Verdict;
-use std::collections::{BTreeMap, BTreeSet};
 
 /// The checker's name in verdicts.
 pub const CHECKER: &str = "watch";
@@ -21,13 +20,38 @@ pub const CHECKER: &str = "watch";
 /// What the replayed linearization says happened at each revision.
 struct Replay {
     store: Store,
-    changes: BTreeMap<i64, Vec<(KeyId, Option<KeyState>)>>,
-    writer: BTreeMap<i64, (u64, i64)>,
+    /// Every change (revision, key, state), by revision then key.
+    changes: Vec<(i64, KeyId, Option<KeyState>)>,
+    /// (revision, writer's op id, its call), by revision: one per revision written.
+    writers: Vec<(i64, u64, i64)>,
+}
+
+impl Replay {
+    /// The changes made at `revision`, by key.
+    fn changes_at(&self, revision: i64) -> &[(i64, KeyId, Option<KeyState>)] {
+        self.changes_in(revision, revision)
+    }
+
+    /// The changes made at `first..=last`, by revision then key.
+    fn changes_in(&self, first: i64, last: i64) -> &[(i64, KeyId, Option<KeyState>)] {
+        let start = self.changes.partition_point(|change| change.0 < first);
+        let end = self.changes.partition_point(|change| change.0 <= last);
+        &self.changes[start..end.max(start)]
+    }
+
+    /// The op id and call of the write that made `revision`.
+    fn writer(&self, revision: i64) -> Option<(u64, i64)> {
+        let index = self.writers.partition_point(|writer| writer.0 < revision);
+        self.writers
+            .get(index)
+            .filter(|writer| writer.0 == revision)
+            .map(|&(_, id, call)| (id, call))
+    }
 }
 
 fn replay(history: HistoryView<'_>, linearization: &Linearization) -> Replay {
     let mut store = Store::new(linearization.tables.key_count());
-    let mut writer = BTreeMap::new();
+    let mut writers: Vec<(i64, u64, i64)> = Vec::new();
     for (source, op, call) in &linearization.steps {
         let before = store.revision();
         // Only the effect matters here, not the answer: no outcome is built.
@@ -35,17 +59,18 @@ fn replay(history: HistoryView<'_>, linearization: &Linearization) -> Replay {
         store.forget_undo();
         if store.revision() > before {
             let id = source.map_or(u64::MAX, |index| history.ops[index].id);
-            writer.insert(store.revision(), (id, *call));
+            assert!(
+                writers.last().is_none_or(|last| last.0 < store.revision()),
+                "the replayed revision only grows"
+            );
+            writers.push((store.revision(), id, *call));
         }
     }
-    let mut changes: BTreeMap<i64, Vec<(KeyId, Option<KeyState>)>> = BTreeMap::new();
-    for (revision, key, state) in store.change_log() {
-        changes.entry(revision).or_default().push((key, state));
-    }
+    let changes = store.change_log();
     Replay {
         store,
         changes,
-        writer,
+        writers,
     }
 }
 
@@ -91,7 +116,9 @@ pub(crate) fn check_view(
 
 /// Ordered, unique and resumable: properties of the stream alone.
 fn check_stream(watch: &WatchRecord) -> Result<(), Verdict> {
-    let mut seen = BTreeSet::new();
+    // Revisions never go back (checked first), so a change delivered twice is twice among the
+    // events of one revision: only the current revision's keys are kept.
+    let mut seen: Vec<&[u8]> = Vec::new();
     let mut last = i64::MIN;
     for event in &watch.events {
         if event.revision < last {
@@ -103,8 +130,11 @@ fn check_stream(watch: &WatchRecord) -> Result<(), Verdict> {
                 ),
             ));
         }
+        if event.revision != last {
+            seen.clear();
+        }
         last = event.revision;
-        if !seen.insert((event.revision, event.kv.key.as_slice())) {
+        if seen.contains(&event.kv.key.as_slice()) {
             return Err(violation(
                 vec![],
                 format!(
@@ -115,6 +145,7 @@ fn check_stream(watch: &WatchRecord) -> Result<(), Verdict> {
                 ),
             ));
         }
+        seen.push(event.kv.key.as_slice());
         if watch.start_revision > 0 && event.revision < watch.start_revision {
             return Err(violation(
                 vec![],
@@ -149,12 +180,12 @@ fn check_against(watch: &WatchRecord, tables: &Tables, replay: &Replay) -> Resul
     let (lo, hi) = tables.span(&watch.key, watch.range_end.as_deref());
     let writer = |revision: i64| {
         replay
-            .writer
-            .get(&revision)
-            .map(|(id, _)| vec![*id])
+            .writer(revision)
+            .map(|(id, _)| vec![id])
             .unwrap_or_default()
     };
-    let mut delivered = BTreeSet::new();
+    // (revision, key) of every event judged; sorted once they are all in.
+    let mut delivered: Vec<(i64, KeyId)> = Vec::new();
     // NB: unknown-outcome writes after the last recorded revision may be left out of the witness
     // linearization though a watch saw them; events past its final revision are not judged.
     // (Feeding watch events into the search as constraints would close this gap.)
@@ -167,11 +198,10 @@ fn check_against(watch: &WatchRecord, tables: &Tables, replay: &Replay) -> Resul
         let key_known = tables.find_key(&event.kv.key);
         let change = key_known.and_then(|key| {
             replay
-                .changes
-                .get(&event.revision)?
+                .changes_at(event.revision)
                 .iter()
-                .find(|(changed, _)| *changed == key)
-                .map(|(_, state)| (key, *state))
+                .find(|(_, changed, _)| *changed == key)
+                .map(|(_, _, state)| (key, *state))
         });
         let Some((key, state)) = change else {
             return Err(violation(writer(event.revision), format!("watch {}: event for {} at revision {} matches no write in the linearized history", watch.watch, crate::history::show_bytes(&event.kv.key), event.revision)));
@@ -195,13 +225,14 @@ fn check_against(watch: &WatchRecord, tables: &Tables, replay: &Replay) -> Resul
                 return Err(violation(writer(event.revision), format!("watch {}: prev_kv of {} at revision {} is not the key's state before that write", watch.watch, tables.show_key(key), event.revision)));
             }
         }
-        if let Some((id, call)) = replay.writer.get(&event.revision) {
-            if event.time < *call {
-                return Err(violation(vec![*id], format!("watch {}: event at revision {} arrived at {} before op {id} that wrote it was called at {call}", watch.watch, event.revision, event.time)));
+        if let Some((id, call)) = replay.writer(event.revision) {
+            if event.time < call {
+                return Err(violation(vec![id], format!("watch {}: event at revision {} arrived at {} before op {id} that wrote it was called at {call}", watch.watch, event.revision, event.time)));
             }
         }
-        delivered.insert((event.revision, key));
+        delivered.push((event.revision, key));
     }
+    delivered.sort_unstable();
     let Some(last) = watch.events.last().map(|event| event.revision) else {
         return Ok(());
     };
@@ -210,11 +241,9 @@ fn check_against(watch: &WatchRecord, tables: &Tables, replay: &Replay) -> Resul
     } else {
         watch.events[0].revision
     };
-    for (revision, changes) in replay.changes.range(first..=last) {
-        for (key, _) in changes.iter().filter(|(key, _)| (lo..hi).contains(key)) {
-            if !delivered.contains(&(*revision, *key)) {
-                return Err(violation(writer(*revision), format!("watch {}: the change of {} at revision {revision} was never delivered, though later revisions were (not reliable)", watch.watch, tables.show_key(*key))));
-            }
+    for (revision, key, _) in replay.changes_in(first, last) {
+        if (lo..hi).contains(key) && delivered.binary_search(&(*revision, *key)).is_err() {
+            return Err(violation(writer(*revision), format!("watch {}: the change of {} at revision {revision} was never delivered, though later revisions were (not reliable)", watch.watch, tables.show_key(*key))));
         }
     }
     Ok(())

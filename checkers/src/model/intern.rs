@@ -2,8 +2,9 @@
 //! values: compiling one history looks up tens of thousands of them, and a binary search over
 //! sorted byte strings compares a dozen of them per lookup.
 //!
-//! Open addressing with a fixed hash (FNV-1a, SplitMix finish), like the search's memo: no
-//! random seed and nothing iterated, so nothing about it can leak into an order or a verdict.
+//! Open addressing with a fixed hash (word-at-a-time multiply-rotate, SplitMix finish), like
+//! the search's memo: no random seed and nothing iterated, so nothing about it can leak into an
+//! order or a verdict.
 //! It stores positions only; the caller owns the list and passes it to every call.
 
 use super::mix;
@@ -19,11 +20,19 @@ pub(crate) struct ByteIndex {
     used: usize,
 }
 
+/// A word at a time (keys and values run to tens of bytes and are hashed tens of thousands of
+/// times per history); the length is mixed in, so a zero-padded tail cannot collide with a
+/// longer string by construction, and the SplitMix finish spreads the bits for the mask.
 fn hash(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let word: [u8; 8] = word.try_into().expect("chunks of eight bytes");
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
+    let mut tail = [0_u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(0x517c_c1b7_2722_0a95);
     mix(hash)
 }
 
