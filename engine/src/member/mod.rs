@@ -306,18 +306,19 @@ impl Member {
                 rounds <= READY_ROUNDS_MAX,
                 "raft keeps producing output: livelock"
             );
-            let ready = self.raft.ready();
+            let mut ready = self.raft.ready();
             if let Some(batch) = ready.persist {
                 self.storage.persist(batch, &mut self.out.disk);
             }
             self.out.send.reserve(ready.messages.len());
-            for message in ready.messages {
+            for message in ready.messages.drain(..) {
                 assert_ne!(message.to, self.config.id);
                 self.out.send.push(Envelope {
                     to: message.to,
                     message,
                 });
             }
+            self.raft.recycle_messages(ready.messages);
             if let Some(snapshot) = ready.apply_snapshot {
                 self.install_snapshot(snapshot);
             }

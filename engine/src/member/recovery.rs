@@ -252,21 +252,20 @@ impl Member {
     /// Takes a disk completion: releases raft's held messages once their batch is durable,
     /// releases the WAL below a durable snapshot, and halts on any failure.
     pub(super) fn on_disk_done(&mut self, op: DiskOpId, result: Result<(), DiskFault>) {
-        match self.storage.on_done(op, result) {
-            Err(reason) => self.halt(reason),
-            Ok(completions) => {
-                for completion in completions {
-                    match completion {
-                        Completion::Persisted(id, received) => {
-                            self.raft.on_persisted(id);
-                            if let Some((term, index)) = received {
-                                self.storage.release(term, index, &mut self.out.disk);
-                            }
-                        }
-                        Completion::SnapshotSaved(term, index) => {
-                            self.storage.release(term, index, &mut self.out.disk);
-                        }
+        if let Err(reason) = self.storage.on_done(op, result) {
+            self.halt(reason);
+            return;
+        }
+        while let Some(completion) = self.storage.pop_completion() {
+            match completion {
+                Completion::Persisted(id, received) => {
+                    self.raft.on_persisted(id);
+                    if let Some((term, index)) = received {
+                        self.storage.release(term, index, &mut self.out.disk);
                     }
+                }
+                Completion::SnapshotSaved(term, index) => {
+                    self.storage.release(term, index, &mut self.out.disk);
                 }
             }
         }

@@ -50,6 +50,9 @@ pub(super) struct Storage {
     next_op_id: u64,
     /// Invariant: ids strictly increase from front to back.
     inflight: VecDeque<Inflight>,
+    /// What the last `on_done` made true, oldest first, until taken by `pop_completion`. Kept
+    /// between calls so its buffer is reused: most completions carry nothing to report.
+    completed: VecDeque<Completion>,
 }
 
 impl Storage {
@@ -63,6 +66,7 @@ impl Storage {
             snapshots,
             next_op_id: 0,
             inflight: VecDeque::new(),
+            completed: VecDeque::new(),
         }
     }
 
@@ -184,15 +188,20 @@ impl Storage {
         self.push_all(release, None, out);
     }
 
-    /// Takes a completion report. Returns what became true, or why the member must halt.
+    /// Takes a completion report: queues what became true for `pop_completion`, or returns
+    /// why the member must halt.
     pub(super) fn on_done(
         &mut self,
         op: DiskOpId,
         result: Result<(), DiskFault>,
-    ) -> Result<Vec<Completion>, HaltReason> {
+    ) -> Result<(), HaltReason> {
+        assert!(
+            self.completed.is_empty(),
+            "the previous report's completions were all taken"
+        );
         let Some(position) = self.inflight.iter().position(|inflight| inflight.id == op) else {
             // A completion from before a restart, or a duplicate: nothing waits on it.
-            return Ok(Vec::new());
+            return Ok(());
         };
         if let Err(fault) = result {
             let failed = &self.inflight[position];
@@ -208,10 +217,17 @@ impl Storage {
             });
         }
         // Completions arrive in order, so everything up to `op` is done.
-        Ok(self
-            .inflight
-            .drain(..=position)
-            .filter_map(|inflight| inflight.completion)
-            .collect())
+        for _ in 0..=position {
+            let done = self.inflight.pop_front().expect("position is in the queue");
+            if let Some(completion) = done.completion {
+                self.completed.push_back(completion);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next thing the last `on_done` made true, oldest first.
+    pub(super) fn pop_completion(&mut self) -> Option<Completion> {
+        self.completed.pop_front()
     }
 }

@@ -331,6 +331,8 @@ impl Store {
             let first = history
                 .changes
                 .partition_point(|change| change.revision < lower);
+            // This key's own history bounds the answer: sized once instead of regrown.
+            events.reserve((history.changes.len() - first).min(events_count_max));
             for change in &history.changes[first..] {
                 if change.revision > upper || events.len() >= events_count_max {
                     break;

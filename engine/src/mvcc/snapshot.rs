@@ -108,6 +108,13 @@ impl Store {
         store.current = image.current;
         store.compacted = image.compacted;
         let mut keys = BTreeMap::new();
+        // Every change gets one log slot: sized once rather than regrown (and copied) as it fills.
+        let changes_count: usize = image
+            .keys
+            .iter()
+            .map(|(_, history)| history.changes.len())
+            .sum();
+        store.log.reserve(changes_count);
         for (key, history) in image.keys {
             if key.is_empty() || !history.is_well_formed(image.current) {
                 return Err(format!(

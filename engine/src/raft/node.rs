@@ -284,6 +284,15 @@ impl Raft {
         }
     }
 
+    /// Hands back the emptied message list of a [`Ready`], so the next round's messages reuse
+    /// its buffer instead of growing a fresh one message by message.
+    pub fn recycle_messages(&mut self, mut spent: Vec<Message>) {
+        spent.clear();
+        if self.outbox.is_empty() && self.outbox.capacity() < spent.capacity() {
+            self.outbox = spent;
+        }
+    }
+
     fn take_persist_batch(&mut self) -> PersistBatch {
         let id = self.next_persist_id;
         self.next_persist_id = PersistId(id.0 + 1);

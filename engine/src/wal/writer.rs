@@ -101,10 +101,12 @@ impl WalWriter {
     /// touched segment and a final `Sync`. Rolling over syncs the full segment first, so a
     /// segment that exists on disk implies all earlier segments are complete.
     pub fn append_batch(&mut self, records: &[WalRecord]) -> Vec<DiskOp> {
-        let mut ops = Vec::new();
         if records.is_empty() {
-            return ops;
+            return Vec::new();
         }
+        // Room for the usual worst case without a rollover (create, directory sync, append,
+        // sync), so the list is allocated once; a rollover just grows it.
+        let mut ops = Vec::with_capacity(4);
         // Sized for the usual case (one segment, no rollover) so the bytes are not regrown
         // record by record; only an estimate: a wrong guess costs a reallocation, nothing else.
         let estimated_bytes: usize = records
