@@ -75,7 +75,8 @@ impl Observed {
 /// Per revision with a (revision, time) pair, the least time among pairs at that revision or
 /// later, revision-sorted (a later revision observed implies every earlier one was made).
 fn suffix_minima(mut pairs: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
-    pairs.sort_unstable();
+    // Stable sort: each watch's events come in revision order, and merging those runs is cheap.
+    pairs.sort();
     // Sorted, so the first pair kept per revision has that revision's least time.
     pairs.dedup_by_key(|&mut (revision, _)| revision);
     let mut running = i64::MAX;
@@ -194,7 +195,8 @@ pub(crate) fn pin_by_revisions(
     pin_observed(&mut ops, &observed);
     let written = written_revisions(&ops);
     let last_revision = last_revision(&ops, &observed);
-    let deadline = revision_deadlines(&ops, watches, last_revision);
+    let arrivals = event_arrivals(watches);
+    let deadline = revision_deadlines(&ops, &arrivals, last_revision);
     // Each gap's deadline and observed changes, looked up once rather than once per operation.
     let gaps: Vec<(i64, Option<&Changes>)> = (2..=last_revision)
         .filter(|revision| written.binary_search(revision).is_err())
@@ -219,7 +221,7 @@ pub(crate) fn pin_by_revisions(
             complete,
             alive,
             unchanged,
-            arrivals: event_arrivals(watches),
+            arrivals,
         },
     )
 }
@@ -626,7 +628,7 @@ fn last_revision(ops: &[SearchOp], observed: &Observed) -> i64 {
 /// watch event at R or later.
 fn revision_deadlines(
     ops: &[SearchOp],
-    watches: &[WatchRecord],
+    arrivals: &[(i64, i64)],
     last_revision: i64,
 ) -> impl Fn(i64) -> i64 {
     let mut pairs: Vec<(i64, i64)> = ops
@@ -634,12 +636,8 @@ fn revision_deadlines(
         .filter(|op| !op.unknown && op.rec.is_some() && op.revision_lo > 0)
         .map(|op| (op.revision_lo, op.ret))
         .collect();
-    pairs.extend(
-        watches
-            .iter()
-            .flat_map(|watch| &watch.events)
-            .map(|event| (event.revision, event.time)),
-    );
+    // The events' suffix minima stand for all events: the least time at or after R is the same.
+    pairs.extend_from_slice(arrivals);
     // Suffix minimum: a result at revision S >= R also bounds R.
     let suffix = suffix_minima(pairs);
     move |revision: i64| {
