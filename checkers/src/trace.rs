@@ -201,8 +201,21 @@ impl<'a> LogLookup<'a> {
 /// Two logs with an entry of the same index and term hold the same entry and the same prefix.
 pub fn check_log_matching(trace: &[TraceEvent]) -> Verdict {
     let samples = samples(trace);
+    // Most traces agree: a sort finds whether any (index, term) has two digests, and only then
+    // does the map walk below find the first disagreement in trace order for the report.
+    let mut all: Vec<(LogIndex, Term, u64)> = samples
+        .iter()
+        .flat_map(|sample| sample.2.iter())
+        .map(|entry| (entry.index, entry.term, entry.digest))
+        .collect();
+    // Stable: each sampled log is in index order, and merging those runs is cheap.
+    all.sort();
+    all.dedup();
+    let digests_agree = all
+        .windows(2)
+        .all(|pair| (pair[0].0, pair[0].1) != (pair[1].0, pair[1].1));
     let mut digests: BTreeMap<(LogIndex, Term), u64> = BTreeMap::new();
-    for (member, time, entries, _) in &samples {
+    for (member, time, entries, _) in samples.iter().filter(|_| !digests_agree) {
         for entry in entries.iter() {
             if let Some(digest) = digests
                 .insert((entry.index, entry.term), entry.digest)
