@@ -201,8 +201,21 @@ impl<'a> LogLookup<'a> {
 /// Two logs with an entry of the same index and term hold the same entry and the same prefix.
 pub fn check_log_matching(trace: &[TraceEvent]) -> Verdict {
     let samples = samples(trace);
+    // Most traces agree: a sort finds whether any (index, term) has two digests, and only then
+    // does the map walk below find the first disagreement in trace order for the report.
+    let mut all: Vec<(LogIndex, Term, u64)> = samples
+        .iter()
+        .flat_map(|sample| sample.2.iter())
+        .map(|entry| (entry.index, entry.term, entry.digest))
+        .collect();
+    // Stable: each sampled log is in index order, and merging those runs is cheap.
+    all.sort();
+    all.dedup();
+    let digests_agree = all
+        .windows(2)
+        .all(|pair| (pair[0].0, pair[0].1) != (pair[1].0, pair[1].1));
     let mut digests: BTreeMap<(LogIndex, Term), u64> = BTreeMap::new();
-    for (member, time, entries, _) in &samples {
+    for (member, time, entries, _) in samples.iter().filter(|_| !digests_agree) {
         for entry in entries.iter() {
             if let Some(digest) = digests
                 .insert((entry.index, entry.term), entry.digest)
@@ -265,10 +278,44 @@ pub fn check_leader_completeness(trace: &[TraceEvent]) -> Verdict {
     Verdict::Ok
 }
 
+/// The first value recorded per log index. Applied indices are dense from 1, so those below
+/// `DENSE_INDEX_MAX` live in a Vec (one slot per index, no tree insert per applied entry); a
+/// larger index, which a host could report, falls back to a map rather than a huge Vec.
+struct FirstByIndex<V> {
+    dense: Vec<Option<V>>,
+    sparse: BTreeMap<LogIndex, V>,
+}
+
+impl<V> Default for FirstByIndex<V> {
+    fn default() -> Self {
+        Self {
+            dense: Vec::new(),
+            sparse: BTreeMap::new(),
+        }
+    }
+}
+
+impl<V: Copy> FirstByIndex<V> {
+    /// Bounds the dense table to 8M slots; indices beyond use the map.
+    const DENSE_INDEX_MAX: u64 = 1 << 23;
+
+    /// The value first recorded at `index`, recording `value` if there was none.
+    fn first_or_insert(&mut self, index: LogIndex, value: V) -> V {
+        if index.0 >= Self::DENSE_INDEX_MAX {
+            return *self.sparse.entry(index).or_insert(value);
+        }
+        let slot_index = index.0 as usize;
+        if slot_index >= self.dense.len() {
+            self.dense.resize(slot_index + 1, None);
+        }
+        *self.dense[slot_index].get_or_insert(value)
+    }
+}
+
 /// No two members apply different entries at one index; equal applied indexes, equal KV hashes.
 pub fn check_state_machine_safety(trace: &[TraceEvent]) -> Verdict {
-    let mut applied: BTreeMap<LogIndex, (Term, u64, MemberId)> = BTreeMap::new();
-    let mut hashes: BTreeMap<LogIndex, (i64, u64, MemberId)> = BTreeMap::new();
+    let mut applied: FirstByIndex<(Term, u64, MemberId)> = FirstByIndex::default();
+    let mut hashes: FirstByIndex<(i64, u64, MemberId)> = FirstByIndex::default();
     for event in trace {
         match event {
             TraceEvent::Applied {
@@ -277,7 +324,7 @@ pub fn check_state_machine_safety(trace: &[TraceEvent]) -> Verdict {
                 term,
                 digest,
             } => {
-                let first = *applied.entry(*index).or_insert((*term, *digest, *member));
+                let first = applied.first_or_insert(*index, (*term, *digest, *member));
                 if (first.0, first.1) != (*term, *digest) {
                     return violation("state_machine_safety", vec![], format!("index {}: member {} applied {}/{:x} but member {} applied {}/{digest:x}", index.0, first.2 .0, first.0 .0, first.1, member.0, term.0));
                 }
@@ -288,7 +335,7 @@ pub fn check_state_machine_safety(trace: &[TraceEvent]) -> Verdict {
                 revision,
                 hash,
             } => {
-                let first = *hashes.entry(*index).or_insert((*revision, *hash, *member));
+                let first = hashes.first_or_insert(*index, (*revision, *hash, *member));
                 if (first.0, first.1) != (*revision, *hash) {
                     return violation("kv_hash", vec![], format!("applied index {}: member {} has revision {} hash {:x} but member {} has revision {revision} hash {hash:x}", index.0, first.2 .0, first.0, first.1, member.0));
                 }

@@ -15,11 +15,84 @@ use crate::history::{EventKind, WatchRecord};
 use crate::model::{ErrorCode, KeyId, Mark, Op, Rec, RecKv, Store, Tables, ValueId};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// What some observation shows was written at one revision: (key, value or `None` = deleted).
-type Changes = BTreeSet<(KeyId, Option<ValueId>)>;
+/// What some observation shows was written at one revision: (key, value or `None` = deleted),
+/// sorted and distinct.
+type Changes = [(KeyId, Option<ValueId>)];
 
-/// The observed changes by revision.
-type Observed = BTreeMap<i64, Changes>;
+/// The observed changes by revision, grouped in revision-sorted Vecs (built once, then only
+/// looked up, so binary search over flat storage rather than a map of sets).
+struct Observed {
+    /// Distinct revisions with a change, ascending.
+    revisions: Vec<i64>,
+    /// `changes[ends[i - 1]..ends[i]]` (from 0 for the first) are `revisions[i]`'s changes.
+    ends: Vec<usize>,
+    changes: Vec<(KeyId, Option<ValueId>)>,
+}
+
+impl Observed {
+    /// Groups (revision, key, value) triples in any order, duplicates allowed.
+    fn from_triples(mut triples: Vec<(i64, KeyId, Option<ValueId>)>) -> Self {
+        triples.sort_unstable();
+        triples.dedup();
+        let mut observed = Self {
+            revisions: Vec::new(),
+            ends: Vec::new(),
+            changes: Vec::with_capacity(triples.len()),
+        };
+        for (revision, key, value) in triples {
+            if observed.revisions.last() != Some(&revision) {
+                if !observed.revisions.is_empty() {
+                    observed.ends.push(observed.changes.len());
+                }
+                observed.revisions.push(revision);
+            }
+            observed.changes.push((key, value));
+        }
+        if !observed.revisions.is_empty() {
+            observed.ends.push(observed.changes.len());
+        }
+        assert_eq!(observed.revisions.len(), observed.ends.len());
+        observed
+    }
+
+    /// The changes observed at `revision`, if any.
+    fn get(&self, revision: i64) -> Option<&Changes> {
+        let at = self.revisions.binary_search(&revision).ok()?;
+        Some(self.group(at))
+    }
+
+    fn group(&self, at: usize) -> &Changes {
+        let start = if at == 0 { 0 } else { self.ends[at - 1] };
+        &self.changes[start..self.ends[at]]
+    }
+
+    /// (revision, changes) in ascending revision order.
+    fn iter(&self) -> impl Iterator<Item = (i64, &Changes)> {
+        (0..self.revisions.len()).map(|at| (self.revisions[at], self.group(at)))
+    }
+}
+
+/// Per revision with a (revision, time) pair, the least time among pairs at that revision or
+/// later, revision-sorted (a later revision observed implies every earlier one was made).
+fn suffix_minima(mut pairs: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    // Stable sort: each watch's events come in revision order, and merging those runs is cheap.
+    pairs.sort();
+    // Sorted, so the first pair kept per revision has that revision's least time.
+    pairs.dedup_by_key(|&mut (revision, _)| revision);
+    let mut running = i64::MAX;
+    for (_, time) in pairs.iter_mut().rev() {
+        running = running.min(*time);
+        *time = running;
+    }
+    pairs
+}
+
+/// The suffix minimum (see `suffix_minima`) covering `revision`: that of the first revision at
+/// or after it.
+fn minimum_from(minima: &[(i64, i64)], revision: i64) -> Option<i64> {
+    let at = minima.partition_point(|&(listed, _)| listed < revision);
+    minima.get(at).map(|&(_, time)| time)
+}
 
 /// What watch events and recorded kvs show about each revision's changes, for the witness search
 /// to hold every write to.
@@ -38,7 +111,8 @@ pub(crate) struct Observations {
     unchanged: Vec<Vec<(i64, i64)>>,
     /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
     /// write that made R (or any earlier revision) had happened by then, so was called no later.
-    arrivals: BTreeMap<i64, i64>,
+    /// Revision-sorted (see `suffix_minima`).
+    arrivals: Vec<(i64, i64)>,
 }
 
 impl Observations {
@@ -47,17 +121,14 @@ impl Observations {
     /// already happened). Sound for the witness only: a history where no called-in-time writer
     /// exists is left to the general search, and the watch checker reports the early event.
     pub(crate) fn called_in_time(&self, revision: i64, call: i64) -> bool {
-        self.arrivals
-            .range(revision..)
-            .next()
-            .is_none_or(|(_, &arrival)| call <= arrival)
+        minimum_from(&self.arrivals, revision).is_none_or(|arrival| call <= arrival)
     }
 
     /// Whether the write just made (changes since `mark`, now at the store's revision) agrees
     /// with what was observed at that revision.
     pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {
         let revision = store.revision();
-        let Some(changes) = self.changes.get(&revision) else {
+        let Some(changes) = self.changes.get(revision) else {
             if in_runs(&self.complete, revision) {
                 return false;
             }
@@ -124,11 +195,12 @@ pub(crate) fn pin_by_revisions(
     pin_observed(&mut ops, &observed);
     let written = written_revisions(&ops);
     let last_revision = last_revision(&ops, &observed);
-    let deadline = revision_deadlines(&ops, watches, last_revision);
+    let arrivals = event_arrivals(watches);
+    let deadline = revision_deadlines(&ops, &arrivals, last_revision);
     // Each gap's deadline and observed changes, looked up once rather than once per operation.
     let gaps: Vec<(i64, Option<&Changes>)> = (2..=last_revision)
-        .filter(|revision| !written.contains(revision))
-        .map(|revision| (deadline(revision), observed.get(&revision)))
+        .filter(|revision| written.binary_search(revision).is_err())
+        .map(|revision| (deadline(revision), observed.get(revision)))
         .collect();
     ops.retain(|op| {
         if !op.unknown || !writes_keys(&op.op) {
@@ -149,7 +221,7 @@ pub(crate) fn pin_by_revisions(
             complete,
             alive,
             unchanged,
-            arrivals: event_arrivals(watches),
+            arrivals,
         },
     )
 }
@@ -294,18 +366,14 @@ fn merge_runs(runs: &mut Vec<(i64, i64)>) {
 }
 
 /// Per revision R with an event, the earliest time an event at R or later arrived.
-fn event_arrivals(watches: &[WatchRecord]) -> BTreeMap<i64, i64> {
-    let mut arrivals: BTreeMap<i64, i64> = BTreeMap::new();
-    for event in watches.iter().flat_map(|watch| &watch.events) {
-        let entry = arrivals.entry(event.revision).or_insert(event.time);
-        *entry = (*entry).min(event.time);
-    }
-    let mut running = i64::MAX;
-    for arrival in arrivals.values_mut().rev() {
-        running = running.min(*arrival);
-        *arrival = running;
-    }
-    arrivals
+fn event_arrivals(watches: &[WatchRecord]) -> Vec<(i64, i64)> {
+    suffix_minima(
+        watches
+            .iter()
+            .flat_map(|watch| &watch.events)
+            .map(|event| (event.revision, event.time))
+            .collect(),
+    )
 }
 
 /// Revisions a watch over every key delivered completely: from its start (or first event) up to
@@ -438,13 +506,10 @@ fn leases_used(op: &Op, leases: &mut Vec<i64>) {
 
 /// Every (revision, key, value) some definite result or watch event shows as written.
 fn observations(kvs: &[KvFields], watches: &[WatchRecord], tables: &Tables) -> Observed {
-    let mut observed = Observed::new();
+    let mut triples = Vec::new();
     for &(key, value, _, modified, _) in kvs {
         if let (Some(value), Some(revision)) = (value, modified) {
-            observed
-                .entry(revision)
-                .or_default()
-                .insert((key, Some(value)));
+            triples.push((revision, key, Some(value)));
         }
     }
     for event in watches.iter().flat_map(|watch| &watch.events) {
@@ -456,35 +521,42 @@ fn observations(kvs: &[KvFields], watches: &[WatchRecord], tables: &Tables) -> O
             },
             EventKind::Delete => None,
         };
-        observed
-            .entry(event.revision)
-            .or_default()
-            .insert((key, value));
+        triples.push((event.revision, key, value));
     }
-    observed
+    Observed::from_triples(triples)
 }
 
 /// An unknown write that alone puts a (key, value) observed at revision R took effect at R.
 fn pin_observed(ops: &mut [SearchOp], observed: &Observed) {
-    let mut writers: BTreeMap<(KeyId, ValueId), usize> = BTreeMap::new();
-    for op in ops.iter() {
-        for pair in puts(&op.op) {
-            *writers.entry(pair).or_default() += 1;
-        }
-    }
-    let mut seen_at: BTreeMap<(KeyId, ValueId), i64> = BTreeMap::new();
-    for (&revision, changes) in observed {
-        for &(key, value) in changes {
-            if let Some(value) = value {
-                seen_at.entry((key, value)).or_insert(revision);
-            }
-        }
-    }
+    // Every (key, value) any op puts, sorted with repeats: its writers are its run.
+    let mut writers: Vec<(KeyId, ValueId)> = ops.iter().flat_map(|op| puts(&op.op)).collect();
+    writers.sort_unstable();
+    let writer_count = |pair: &(KeyId, ValueId)| {
+        let start = writers.partition_point(|listed| listed < pair);
+        writers[start..].partition_point(|listed| listed == pair)
+    };
+    // (key, value, revision) sorted: a pair's first entry is the earliest revision it was seen.
+    let mut seen_at: Vec<(KeyId, ValueId, i64)> = observed
+        .iter()
+        .flat_map(|(revision, changes)| {
+            changes
+                .iter()
+                .filter_map(move |&(key, value)| value.map(|value| (key, value, revision)))
+        })
+        .collect();
+    seen_at.sort_unstable();
+    let first_seen = |&(key, value): &(KeyId, ValueId)| {
+        let at = seen_at.partition_point(|&(k, v, _)| (k, v) < (key, value));
+        seen_at
+            .get(at)
+            .filter(|&&(k, v, _)| (k, v) == (key, value))
+            .map(|&(_, _, revision)| revision)
+    };
     for op in ops.iter_mut().filter(|op| op.unknown) {
         let pinned = puts(&op.op)
             .into_iter()
-            .filter(|pair| writers.get(pair) == Some(&1))
-            .find_map(|pair| seen_at.get(&pair).copied());
+            .filter(|pair| writer_count(pair) == 1)
+            .find_map(|pair| first_seen(&pair));
         if let Some(revision) = pinned {
             op.unknown = false;
             op.revision_lo = revision - 1;
@@ -493,9 +565,10 @@ fn pin_observed(ops: &mut [SearchOp], observed: &Observed) {
     }
 }
 
-/// Revisions some definite (or pinned) operation is known to have written.
-fn written_revisions(ops: &[SearchOp]) -> BTreeSet<i64> {
-    let mut written = BTreeSet::new();
+/// Revisions some definite (or pinned) operation is known to have written, sorted and
+/// distinct.
+fn written_revisions(ops: &[SearchOp]) -> Vec<i64> {
+    let mut written = Vec::new();
     for op in ops.iter().filter(|op| !op.unknown) {
         let revision = op.revision_hi.saturating_add(1);
         let writes = match op.rec.as_deref() {
@@ -523,16 +596,18 @@ fn written_revisions(ops: &[SearchOp]) -> BTreeSet<i64> {
                 };
                 let branch = if *succeeded { success } else { failure };
                 if branch.iter().any(|inner| !puts(inner).is_empty()) {
-                    written.insert(*recorded);
+                    written.push(*recorded);
                 }
                 continue;
             }
             _ => false,
         };
         if writes {
-            written.insert(revision);
+            written.push(revision);
         }
     }
+    written.sort_unstable();
+    written.dedup();
     written
 }
 
@@ -544,7 +619,7 @@ fn last_revision(ops: &[SearchOp], observed: &Observed) -> i64 {
         .map(|op| op.revision_hi + 1)
         .max()
         .unwrap_or(1);
-    let from_observed = observed.keys().next_back().copied().unwrap_or(1);
+    let from_observed = observed.revisions.last().copied().unwrap_or(1);
     from_ops.max(from_observed)
 }
 
@@ -553,37 +628,23 @@ fn last_revision(ops: &[SearchOp], observed: &Observed) -> i64 {
 /// watch event at R or later.
 fn revision_deadlines(
     ops: &[SearchOp],
-    watches: &[WatchRecord],
+    arrivals: &[(i64, i64)],
     last_revision: i64,
 ) -> impl Fn(i64) -> i64 {
-    let mut by_revision: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut note = |revision: i64, time: i64| {
-        let entry = by_revision.entry(revision).or_insert(time);
-        *entry = (*entry).min(time);
-    };
-    for op in ops.iter().filter(|op| !op.unknown && op.rec.is_some()) {
-        if op.revision_lo > 0 {
-            note(op.revision_lo, op.ret);
-        }
-    }
-    for event in watches.iter().flat_map(|watch| &watch.events) {
-        note(event.revision, event.time);
-    }
+    let mut pairs: Vec<(i64, i64)> = ops
+        .iter()
+        .filter(|op| !op.unknown && op.rec.is_some() && op.revision_lo > 0)
+        .map(|op| (op.revision_lo, op.ret))
+        .collect();
+    // The events' suffix minima stand for all events: the least time at or after R is the same.
+    pairs.extend_from_slice(arrivals);
     // Suffix minimum: a result at revision S >= R also bounds R.
-    let mut suffix: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut running = i64::MAX;
-    for (&revision, &time) in by_revision.iter().rev() {
-        running = running.min(time);
-        suffix.insert(revision, running);
-    }
+    let suffix = suffix_minima(pairs);
     move |revision: i64| {
         if revision > last_revision {
             return i64::MAX;
         }
-        suffix
-            .range(revision..)
-            .next()
-            .map_or(i64::MAX, |(_, time)| *time)
+        minimum_from(&suffix, revision).unwrap_or(i64::MAX)
     }
 }
 

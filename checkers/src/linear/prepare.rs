@@ -94,22 +94,37 @@ pub(crate) fn prepare(history_ops: &[Operation], tables: &Tables) -> Vec<SearchO
 /// result shows, did take effect: it becomes mandatory, and if the result showed its mod revision,
 /// its revision is forced too. Sound: in any linearization that value can only come from it.
 fn promote_observed_writes(ops: &mut [SearchOp], key_count: usize) {
-    let mut writers: BTreeMap<(u32, u32), usize> = BTreeMap::new();
+    // Every (key, value) put, sorted with repeats: a pair's writers are its run.
+    let mut writers: Vec<(u32, u32)> = Vec::new();
     for op in ops.iter() {
-        count_puts(&op.op, &mut writers);
+        collect_puts(&op.op, &mut writers);
     }
-    let mut observed: BTreeMap<(u32, u32), Option<i64>> = BTreeMap::new();
+    writers.sort_unstable();
+    let writer_count = |pair: &(u32, u32)| {
+        let start = writers.partition_point(|listed| listed < pair);
+        writers[start..].partition_point(|listed| listed == pair)
+    };
+    let mut observed: Vec<Sighting> = Vec::new();
     let mut last_seen: Vec<Option<RecKv>> = vec![None; key_count];
     for rec in ops.iter().filter_map(|op| op.rec.as_deref()) {
         observe(rec, &mut observed, &mut last_seen);
     }
+    // Sorted, a pair's first sighting is its earliest with a mod revision, if it has one.
+    observed.sort_unstable();
+    let first_sighting = |&(key, value): &(u32, u32)| {
+        let at = observed.partition_point(|sighting| (sighting.0, sighting.1) < (key, value));
+        observed
+            .get(at)
+            .filter(|sighting| (sighting.0, sighting.1) == (key, value))
+            .map(|sighting| sighting.4)
+    };
     for op in ops.iter_mut().filter(|op| op.unknown) {
         let mut puts = Vec::new();
         collect_puts(&op.op, &mut puts);
         let witnessed = puts
             .iter()
-            .filter(|pair| writers.get(pair) == Some(&1))
-            .find_map(|pair| observed.get(pair));
+            .filter(|pair| writer_count(pair) == 1)
+            .find_map(first_sighting);
         let Some(mod_revision) = witnessed else {
             continue;
         };
@@ -134,26 +149,13 @@ fn collect_puts(op: &Op, puts: &mut Vec<(u32, u32)>) {
     }
 }
 
-fn count_puts(op: &Op, writers: &mut BTreeMap<(u32, u32), usize>) {
-    match op {
-        Op::Put { key, value, .. } => *writers.entry((*key, *value)).or_default() += 1,
-        Op::Txn {
-            success, failure, ..
-        } => success
-            .iter()
-            .chain(failure)
-            .for_each(|inner| count_puts(inner, writers)),
-        _ => {}
-    }
-}
+/// A recorded (key, value, no mod revision, sequence number, mod revision): sorting puts a
+/// pair's earliest sighting with a mod revision first, else its earliest without.
+type Sighting = (u32, u32, bool, u32, Option<i64>);
 
-/// Notes each kv's (key, value) with the first mod revision seen for it; a kv equal to the
+/// Notes each kv's (key, value) sighting with its mod revision, in order; a kv equal to the
 /// last one noted for its key changes nothing and is skipped.
-fn observe(
-    rec: &Rec,
-    observed: &mut BTreeMap<(u32, u32), Option<i64>>,
-    last_seen: &mut [Option<RecKv>],
-) {
+fn observe(rec: &Rec, observed: &mut Vec<Sighting>, last_seen: &mut [Option<RecKv>]) {
     let mut note = |kv: &RecKv| {
         let last = &mut last_seen[kv.key as usize];
         if last.as_ref() == Some(kv) {
@@ -161,10 +163,14 @@ fn observe(
         }
         *last = Some(kv.clone());
         if let Some(value) = kv.value {
-            let entry = observed.entry((kv.key, value)).or_insert(kv.mod_revision);
-            if entry.is_none() {
-                *entry = kv.mod_revision;
-            }
+            let sequence = u32::try_from(observed.len()).expect("fewer than 2^32 sightings");
+            observed.push((
+                kv.key,
+                value,
+                kv.mod_revision.is_none(),
+                sequence,
+                kv.mod_revision,
+            ));
         }
     };
     rec.for_each_kv(&mut note);
