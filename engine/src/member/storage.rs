@@ -13,7 +13,7 @@ use crate::api::{DiskFault, DiskOp, DiskOpId, FileName, HaltReason};
 use crate::raft::{PersistBatch, PersistId, Snapshot};
 use crate::snap;
 use crate::types::{LogIndex, Term};
-use crate::wal::{SnapshotMarker, WalRecord, WalWriter};
+use crate::wal::{SnapshotMarker, WalRecord, WalRecordRef, WalWriter};
 
 /// Snapshots kept on disk: the newest, and one older to fall back on if the newest is damaged.
 /// The WAL is released only below the oldest kept one, so the fall-back has its entries.
@@ -122,25 +122,24 @@ impl Storage {
     /// Writes a raft persist batch: a received snapshot's file first, then the WAL records,
     /// then one sync whose completion makes the batch durable.
     pub(super) fn persist(&mut self, batch: PersistBatch, out: &mut Vec<(DiskOpId, DiskOp)>) {
-        let mut records = Vec::with_capacity(batch.entries.len() + 2);
+        let mut marker = None;
         if let Some(snapshot) = &batch.snapshot {
             self.push_all(snap::write_ops(snapshot), None, out);
-            records.push(WalRecord::SnapshotMarker(SnapshotMarker {
+            marker = Some(SnapshotMarker {
                 index: snapshot.meta.index,
                 term: snapshot.meta.term,
-            }));
+            });
         }
-        records.extend(batch.entries.into_iter().map(WalRecord::Entry));
-        if let Some(hard_state) = batch.hard_state {
-            records.push(WalRecord::HardState(hard_state));
-        }
+        // Borrowed straight from the batch: the entries are encoded, never moved into records.
+        let records = marker
+            .map(WalRecordRef::SnapshotMarker)
+            .into_iter()
+            .chain(batch.entries.iter().map(WalRecordRef::Entry))
+            .chain(batch.hard_state.map(WalRecordRef::HardState));
         // A received snapshot is also one to keep, and to release the WAL below once durable.
-        let received = batch
-            .snapshot
-            .as_ref()
-            .map(|snapshot| (snapshot.meta.term, snapshot.meta.index));
+        let received = marker.map(|marker| (marker.term, marker.index));
         let completion = Completion::Persisted(batch.id, received);
-        let ops = self.wal.append_batch(&records);
+        let ops = self.wal.append_records(records);
         assert!(!ops.is_empty(), "a persist batch always writes something");
         self.push_all(ops, Some(completion), out);
     }
