@@ -53,6 +53,9 @@ pub(super) struct Storage {
     /// What the last `on_done` made true, oldest first, until taken by `pop_completion`. Kept
     /// between calls so its buffer is reused: most completions carry nothing to report.
     completed: VecDeque<Completion>,
+    /// The WAL operations of the batch being persisted; always empty between calls, kept so
+    /// its buffer is reused rather than allocated per batch. Bounded by one batch's operations.
+    wal_ops: Vec<DiskOp>,
 }
 
 impl Storage {
@@ -67,6 +70,7 @@ impl Storage {
             next_op_id: 0,
             inflight: VecDeque::new(),
             completed: VecDeque::new(),
+            wal_ops: Vec::new(),
         }
     }
 
@@ -99,15 +103,19 @@ impl Storage {
         out.push((id, op));
     }
 
-    fn push_all(
+    fn push_all<I>(
         &mut self,
-        ops: Vec<DiskOp>,
+        ops: I,
         completion: Option<Completion>,
         out: &mut Vec<(DiskOpId, DiskOp)>,
-    ) {
+    ) where
+        I: IntoIterator<Item = DiskOp>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let ops = ops.into_iter();
         let count = ops.len();
         out.reserve(count);
-        for (position, op) in ops.into_iter().enumerate() {
+        for (position, op) in ops.enumerate() {
             let last = position + 1 == count;
             self.push(op, if last { completion } else { None }, out);
         }
@@ -139,9 +147,11 @@ impl Storage {
         // A received snapshot is also one to keep, and to release the WAL below once durable.
         let received = marker.map(|marker| (marker.term, marker.index));
         let completion = Completion::Persisted(batch.id, received);
-        let ops = self.wal.append_records(records);
+        let mut ops = core::mem::take(&mut self.wal_ops);
+        self.wal.append_records_into(records, &mut ops);
         assert!(!ops.is_empty(), "a persist batch always writes something");
-        self.push_all(ops, Some(completion), out);
+        self.push_all(ops.drain(..), Some(completion), out);
+        self.wal_ops = ops;
     }
 
     /// Writes a snapshot taken locally, atomically, and marks it in the WAL.

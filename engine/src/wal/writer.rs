@@ -111,12 +111,23 @@ impl WalWriter {
     where
         I: Iterator<Item = WalRecordRef<'a>> + Clone,
     {
-        if records.clone().next().is_none() {
-            return Vec::new();
-        }
         // Room for the usual worst case without a rollover (create, directory sync, append,
         // sync), so the list is allocated once; a rollover just grows it.
         let mut ops = Vec::with_capacity(4);
+        self.append_records_into(records, &mut ops);
+        ops
+    }
+
+    /// [`WalWriter::append_records`] pushing the operations onto `ops` (which must be empty),
+    /// so a caller can reuse one list for every batch.
+    pub fn append_records_into<'a, I>(&mut self, records: I, ops: &mut Vec<DiskOp>)
+    where
+        I: Iterator<Item = WalRecordRef<'a>> + Clone,
+    {
+        assert!(ops.is_empty(), "the operation list starts empty");
+        if records.clone().next().is_none() {
+            return;
+        }
         // Sized for the usual case (one segment, no rollover) so the bytes are not regrown
         // record by record; only an estimate: a wrong guess costs a reallocation, nothing else.
         let estimated_bytes: usize = records
@@ -133,7 +144,7 @@ impl WalWriter {
         );
         for record in records {
             if self.open_file.is_none() {
-                self.open_segment(&mut ops, &mut pending);
+                self.open_segment(ops, &mut pending);
             }
             // Encoded straight into the pending bytes; moved aside only on a rollover.
             let frame_start = pending.len();
@@ -143,23 +154,22 @@ impl WalWriter {
                 && self.open_segment_records_count > 0
             {
                 let frame = pending.split_off(frame_start);
-                self.flush(&mut ops, &mut pending);
+                self.flush(ops, &mut pending);
                 ops.push(DiskOp::Sync {
                     file: self.open_file(),
                 });
-                self.open_segment(&mut ops, &mut pending);
+                self.open_segment(ops, &mut pending);
                 pending.extend_from_slice(&frame);
             }
             self.note_record(record);
             self.open_segment_bytes += frame_bytes;
             self.open_segment_records_count += 1;
         }
-        self.flush(&mut ops, &mut pending);
+        self.flush(ops, &mut pending);
         ops.push(DiskOp::Sync {
             file: self.open_file(),
         });
         assert!(pending.is_empty());
-        ops
     }
 
     /// The operations that remove every segment whose live entries are all at or below `index`
