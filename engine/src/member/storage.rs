@@ -13,7 +13,7 @@ use crate::api::{DiskFault, DiskOp, DiskOpId, FileName, HaltReason};
 use crate::raft::{PersistBatch, PersistId, Snapshot};
 use crate::snap;
 use crate::types::{LogIndex, Term};
-use crate::wal::{SnapshotMarker, WalRecord, WalWriter};
+use crate::wal::{SnapshotMarker, WalRecord, WalRecordRef, WalWriter};
 
 /// Snapshots kept on disk: the newest, and one older to fall back on if the newest is damaged.
 /// The WAL is released only below the oldest kept one, so the fall-back has its entries.
@@ -53,6 +53,9 @@ pub(super) struct Storage {
     /// What the last `on_done` made true, oldest first, until taken by `pop_completion`. Kept
     /// between calls so its buffer is reused: most completions carry nothing to report.
     completed: VecDeque<Completion>,
+    /// The WAL operations of the batch being persisted; always empty between calls, kept so
+    /// its buffer is reused rather than allocated per batch. Bounded by one batch's operations.
+    wal_ops: Vec<DiskOp>,
 }
 
 impl Storage {
@@ -67,6 +70,7 @@ impl Storage {
             next_op_id: 0,
             inflight: VecDeque::new(),
             completed: VecDeque::new(),
+            wal_ops: Vec::new(),
         }
     }
 
@@ -99,15 +103,19 @@ impl Storage {
         out.push((id, op));
     }
 
-    fn push_all(
+    fn push_all<I>(
         &mut self,
-        ops: Vec<DiskOp>,
+        ops: I,
         completion: Option<Completion>,
         out: &mut Vec<(DiskOpId, DiskOp)>,
-    ) {
+    ) where
+        I: IntoIterator<Item = DiskOp>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let ops = ops.into_iter();
         let count = ops.len();
         out.reserve(count);
-        for (position, op) in ops.into_iter().enumerate() {
+        for (position, op) in ops.enumerate() {
             let last = position + 1 == count;
             self.push(op, if last { completion } else { None }, out);
         }
@@ -122,27 +130,28 @@ impl Storage {
     /// Writes a raft persist batch: a received snapshot's file first, then the WAL records,
     /// then one sync whose completion makes the batch durable.
     pub(super) fn persist(&mut self, batch: PersistBatch, out: &mut Vec<(DiskOpId, DiskOp)>) {
-        let mut records = Vec::with_capacity(batch.entries.len() + 2);
+        let mut marker = None;
         if let Some(snapshot) = &batch.snapshot {
             self.push_all(snap::write_ops(snapshot), None, out);
-            records.push(WalRecord::SnapshotMarker(SnapshotMarker {
+            marker = Some(SnapshotMarker {
                 index: snapshot.meta.index,
                 term: snapshot.meta.term,
-            }));
+            });
         }
-        records.extend(batch.entries.into_iter().map(WalRecord::Entry));
-        if let Some(hard_state) = batch.hard_state {
-            records.push(WalRecord::HardState(hard_state));
-        }
+        // Borrowed straight from the batch: the entries are encoded, never moved into records.
+        let records = marker
+            .map(WalRecordRef::SnapshotMarker)
+            .into_iter()
+            .chain(batch.entries.iter().map(WalRecordRef::Entry))
+            .chain(batch.hard_state.map(WalRecordRef::HardState));
         // A received snapshot is also one to keep, and to release the WAL below once durable.
-        let received = batch
-            .snapshot
-            .as_ref()
-            .map(|snapshot| (snapshot.meta.term, snapshot.meta.index));
+        let received = marker.map(|marker| (marker.term, marker.index));
         let completion = Completion::Persisted(batch.id, received);
-        let ops = self.wal.append_batch(&records);
+        let mut ops = core::mem::take(&mut self.wal_ops);
+        self.wal.append_records_into(records, &mut ops);
         assert!(!ops.is_empty(), "a persist batch always writes something");
-        self.push_all(ops, Some(completion), out);
+        self.push_all(ops.drain(..), Some(completion), out);
+        self.wal_ops = ops;
     }
 
     /// Writes a snapshot taken locally, atomically, and marks it in the WAL.

@@ -50,6 +50,19 @@ pub enum WalRecord {
     SnapshotMarker(SnapshotMarker),
 }
 
+/// A WAL record borrowed for encoding: lets a caller append entries it holds (raft's persist
+/// batch) without first moving them into a list of [`WalRecord`]s. Encodes exactly as the
+/// [`WalRecord`] it mirrors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalRecordRef<'a> {
+    /// A log entry; see [`WalRecord::Entry`].
+    Entry(&'a Entry),
+    /// The latest hard state; see [`WalRecord::HardState`].
+    HardState(HardState),
+    /// A snapshot marker; see [`WalRecord::SnapshotMarker`].
+    SnapshotMarker(SnapshotMarker),
+}
+
 /// The type byte of an entry record. Zero is never a record type, so zeroed bytes never parse.
 const RECORD_TYPE_ENTRY: u8 = 1;
 /// The type byte of a hard state record.
@@ -57,30 +70,46 @@ const RECORD_TYPE_HARD_STATE: u8 = 2;
 /// The type byte of a snapshot marker record.
 const RECORD_TYPE_SNAPSHOT_MARKER: u8 = 3;
 
-impl WalRecord {
+impl WalRecordRef<'_> {
     /// The record's type byte.
-    fn record_type(&self) -> u8 {
+    fn record_type(self) -> u8 {
         match self {
-            WalRecord::Entry(_) => RECORD_TYPE_ENTRY,
-            WalRecord::HardState(_) => RECORD_TYPE_HARD_STATE,
-            WalRecord::SnapshotMarker(_) => RECORD_TYPE_SNAPSHOT_MARKER,
+            WalRecordRef::Entry(_) => RECORD_TYPE_ENTRY,
+            WalRecordRef::HardState(_) => RECORD_TYPE_HARD_STATE,
+            WalRecordRef::SnapshotMarker(_) => RECORD_TYPE_SNAPSHOT_MARKER,
         }
     }
 
     /// Appends the record's payload bytes to `out`.
-    fn encode_payload_into(&self, out: &mut Vec<u8>) {
+    fn encode_payload_into(self, out: &mut Vec<u8>) {
         let _payload_bytes = match self {
-            WalRecord::Entry(entry) => crate::codec::encode_into(entry, out),
-            WalRecord::HardState(hard_state) => crate::codec::encode_into(hard_state, out),
-            WalRecord::SnapshotMarker(marker) => crate::codec::encode_into(marker, out),
+            WalRecordRef::Entry(entry) => crate::codec::encode_into(entry, out),
+            WalRecordRef::HardState(hard_state) => crate::codec::encode_into(&hard_state, out),
+            WalRecordRef::SnapshotMarker(marker) => crate::codec::encode_into(&marker, out),
         };
     }
 
     /// Appends the record's whole frame (header and payload) to `out`.
-    pub fn encode_frame(&self, out: &mut Vec<u8>) {
+    pub fn encode_frame(self, out: &mut Vec<u8>) {
         format::encode_record_frame(self.record_type(), out, |out| {
             self.encode_payload_into(out);
         });
+    }
+}
+
+impl WalRecord {
+    /// The record borrowed, as the writer encodes it.
+    pub fn as_ref(&self) -> WalRecordRef<'_> {
+        match self {
+            WalRecord::Entry(entry) => WalRecordRef::Entry(entry),
+            WalRecord::HardState(hard_state) => WalRecordRef::HardState(*hard_state),
+            WalRecord::SnapshotMarker(marker) => WalRecordRef::SnapshotMarker(*marker),
+        }
+    }
+
+    /// Appends the record's whole frame (header and payload) to `out`.
+    pub fn encode_frame(&self, out: &mut Vec<u8>) {
+        self.as_ref().encode_frame(out);
     }
 
     /// Decodes a record from a checksummed frame's type and payload.

@@ -7,7 +7,7 @@
 use super::format::{
     encode_segment_header, segment_name, SegmentHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
-use super::{Recovered, SnapshotMarker, WalRecord};
+use super::{Recovered, SnapshotMarker, WalRecord, WalRecordRef};
 use crate::api::{DiskOp, FileName};
 use crate::raft::HardState;
 use crate::types::LogIndex;
@@ -101,19 +101,42 @@ impl WalWriter {
     /// touched segment and a final `Sync`. Rolling over syncs the full segment first, so a
     /// segment that exists on disk implies all earlier segments are complete.
     pub fn append_batch(&mut self, records: &[WalRecord]) -> Vec<DiskOp> {
-        if records.is_empty() {
-            return Vec::new();
-        }
+        self.append_records(records.iter().map(WalRecord::as_ref))
+    }
+
+    /// [`WalWriter::append_batch`] for borrowed records, so a caller can append the entries it
+    /// holds without building a list of records. `records` is walked twice (once to size the
+    /// pending bytes), hence `Clone`: pass a cheap iterator over borrowed data.
+    pub fn append_records<'a, I>(&mut self, records: I) -> Vec<DiskOp>
+    where
+        I: Iterator<Item = WalRecordRef<'a>> + Clone,
+    {
         // Room for the usual worst case without a rollover (create, directory sync, append,
         // sync), so the list is allocated once; a rollover just grows it.
         let mut ops = Vec::with_capacity(4);
+        self.append_records_into(records, &mut ops);
+        ops
+    }
+
+    /// [`WalWriter::append_records`] pushing the operations onto `ops` (which must be empty),
+    /// so a caller can reuse one list for every batch.
+    pub fn append_records_into<'a, I>(&mut self, records: I, ops: &mut Vec<DiskOp>)
+    where
+        I: Iterator<Item = WalRecordRef<'a>> + Clone,
+    {
+        assert!(ops.is_empty(), "the operation list starts empty");
+        if records.clone().next().is_none() {
+            return;
+        }
         // Sized for the usual case (one segment, no rollover) so the bytes are not regrown
         // record by record; only an estimate: a wrong guess costs a reallocation, nothing else.
         let estimated_bytes: usize = records
-            .iter()
+            .clone()
             .map(|record| match record {
-                WalRecord::Entry(entry) => RECORD_FRAME_SLACK_BYTES + entry.data.len(),
-                WalRecord::HardState(_) | WalRecord::SnapshotMarker(_) => RECORD_FRAME_SLACK_BYTES,
+                WalRecordRef::Entry(entry) => RECORD_FRAME_SLACK_BYTES + entry.data.len(),
+                WalRecordRef::HardState(_) | WalRecordRef::SnapshotMarker(_) => {
+                    RECORD_FRAME_SLACK_BYTES
+                }
             })
             .sum();
         let mut pending = Vec::with_capacity(
@@ -121,7 +144,7 @@ impl WalWriter {
         );
         for record in records {
             if self.open_file.is_none() {
-                self.open_segment(&mut ops, &mut pending);
+                self.open_segment(ops, &mut pending);
             }
             // Encoded straight into the pending bytes; moved aside only on a rollover.
             let frame_start = pending.len();
@@ -131,23 +154,22 @@ impl WalWriter {
                 && self.open_segment_records_count > 0
             {
                 let frame = pending.split_off(frame_start);
-                self.flush(&mut ops, &mut pending);
+                self.flush(ops, &mut pending);
                 ops.push(DiskOp::Sync {
                     file: self.open_file(),
                 });
-                self.open_segment(&mut ops, &mut pending);
+                self.open_segment(ops, &mut pending);
                 pending.extend_from_slice(&frame);
             }
             self.note_record(record);
             self.open_segment_bytes += frame_bytes;
             self.open_segment_records_count += 1;
         }
-        self.flush(&mut ops, &mut pending);
+        self.flush(ops, &mut pending);
         ops.push(DiskOp::Sync {
             file: self.open_file(),
         });
         assert!(pending.is_empty());
-        ops
     }
 
     /// The operations that remove every segment whose live entries are all at or below `index`
@@ -191,10 +213,10 @@ impl WalWriter {
         ops.push(DiskOp::SyncDir);
         pending.extend_from_slice(&encode_segment_header(header));
         if let Some(hard_state) = self.hard_state {
-            WalRecord::HardState(hard_state).encode_frame(pending);
+            WalRecordRef::HardState(hard_state).encode_frame(pending);
         }
         if let Some(marker) = self.snapshot_marker {
-            WalRecord::SnapshotMarker(marker).encode_frame(pending);
+            WalRecordRef::SnapshotMarker(marker).encode_frame(pending);
         }
         self.open_file = Some(file);
         self.open_segment_bytes = pending.len() as u64;
@@ -225,9 +247,9 @@ impl WalWriter {
     }
 
     /// Tracks what a written record changes: the last index, hard state and marker.
-    fn note_record(&mut self, record: &WalRecord) {
+    fn note_record(&mut self, record: WalRecordRef<'_>) {
         match record {
-            WalRecord::Entry(entry) => {
+            WalRecordRef::Entry(entry) => {
                 assert!(entry.index.0 >= 1, "entry index 0 does not exist");
                 assert!(
                     entry.index.0 <= self.last_index.0 + 1,
@@ -237,15 +259,15 @@ impl WalWriter {
                 );
                 self.last_index = entry.index;
             }
-            WalRecord::HardState(hard_state) => self.hard_state = Some(*hard_state),
-            WalRecord::SnapshotMarker(marker) => {
+            WalRecordRef::HardState(hard_state) => self.hard_state = Some(hard_state),
+            WalRecordRef::SnapshotMarker(marker) => {
                 if let Some(previous) = self.snapshot_marker {
                     assert!(
                         previous.index <= marker.index,
                         "snapshot markers go backwards"
                     );
                 }
-                self.snapshot_marker = Some(*marker);
+                self.snapshot_marker = Some(marker);
                 self.last_index = self.last_index.max(marker.index);
             }
         }
