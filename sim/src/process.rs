@@ -34,6 +34,11 @@ pub trait HostedMember: Sized {
     ) -> Result<(Self, RecoveryReport), RecoveryError>;
     /// Feeds one input at the member's local time `now`.
     fn step(&mut self, now: Instant, input: Input) -> Actions;
+    /// Like `step`, but into `out`, which arrives empty; a member may keep `out`'s emptied
+    /// buffers for reuse. The default simply replaces `out`.
+    fn step_into(&mut self, now: Instant, input: Input, out: &mut Actions) {
+        *out = self.step(now, input);
+    }
     /// Its raft log as (index, term, digest) and its commit index, for the log checks; `None`
     /// for members without a raft log (stand-ins), which the log checks then skip.
     fn log_sample(&self) -> Option<LogSample> {
@@ -56,6 +61,10 @@ impl HostedMember for Member {
 
     fn step(&mut self, now: Instant, input: Input) -> Actions {
         Member::step(self, now, input)
+    }
+
+    fn step_into(&mut self, now: Instant, input: Input, out: &mut Actions) {
+        Member::step_into(self, now, input, out);
     }
 
     fn log_sample(&self) -> Option<LogSample> {
@@ -86,8 +95,8 @@ pub enum ProcessState {
 /// What a step produced.
 #[derive(Debug)]
 pub enum StepOutcome {
-    /// The member ran and asks for these actions.
-    Ran(Actions),
+    /// The member ran and wrote what it asks into the caller's `Actions`.
+    Ran,
     /// The process is paused: the input was buffered (or dropped when the inbox was full).
     Buffered,
     /// The process is down or dead: the input was lost.
@@ -206,7 +215,8 @@ impl<M: HostedMember> Process<M> {
     /// Feeds `input` at true time `true_now`; the member sees its local clock. Inlined into the
     /// world's one caller, which saves copying the input and the actions once more per step.
     #[inline]
-    pub fn step(&mut self, true_now: Instant, input: Input) -> StepOutcome {
+    /// `out` must arrive empty; after `Ran` it holds the member's actions.
+    pub fn step(&mut self, true_now: Instant, input: Input, out: &mut Actions) -> StepOutcome {
         match self.state {
             ProcessState::Up => {}
             ProcessState::Paused => {
@@ -221,8 +231,8 @@ impl<M: HostedMember> Process<M> {
         }
         let local_now = self.clock.local(true_now);
         let member = self.member.as_mut().expect("an up process has a member");
-        match catch_unwind(AssertUnwindSafe(|| member.step(local_now, input))) {
-            Ok(actions) => StepOutcome::Ran(actions),
+        match catch_unwind(AssertUnwindSafe(|| member.step_into(local_now, input, out))) {
+            Ok(()) => StepOutcome::Ran,
             Err(panic) => {
                 let reason = format!("member panicked: {}", panic_text(&panic));
                 self.member = None;
@@ -312,7 +322,7 @@ mod tests {
     use crate::clock::SimClock;
     use crate::disk::{DiskConfig, SimDisk};
     use crate::rng::{SimRng, Stream};
-    use engine::api::{DiskOp, FileName, Input};
+    use engine::api::{Actions, DiskOp, FileName, Input};
     use engine::types::{Instant, NodeId};
 
     fn process() -> Process {
@@ -341,16 +351,16 @@ mod tests {
         let mut process = process();
         assert!(process.start().is_ok());
         assert!(matches!(
-            process.step(Instant(1), Input::Timer),
-            StepOutcome::Ran(_)
+            process.step(Instant(1), Input::Timer, &mut Actions::default()),
+            StepOutcome::Ran
         ));
         assert!(process.pause());
         assert!(matches!(
-            process.step(Instant(2), Input::Timer),
+            process.step(Instant(2), Input::Timer, &mut Actions::default()),
             StepOutcome::Buffered
         ));
         assert!(matches!(
-            process.step(Instant(3), Input::Timer),
+            process.step(Instant(3), Input::Timer, &mut Actions::default()),
             StepOutcome::Buffered
         ));
         assert_eq!(process.resume().len(), 2);
@@ -376,15 +386,15 @@ mod tests {
         assert_eq!(process.incarnation(), 1);
         assert_eq!(process.disk.used_bytes(), 0, "unsynced bytes are lost");
         assert!(matches!(
-            process.step(Instant(5), Input::Timer),
+            process.step(Instant(5), Input::Timer, &mut Actions::default()),
             StepOutcome::NotRunning
         ));
         assert!(process.resume().is_empty());
         assert!(!process.crash(), "a down process cannot crash again");
         assert!(process.start().is_ok());
         assert!(matches!(
-            process.step(Instant(6), Input::Timer),
-            StepOutcome::Ran(_)
+            process.step(Instant(6), Input::Timer, &mut Actions::default()),
+            StepOutcome::Ran
         ));
     }
 

@@ -200,11 +200,22 @@ impl Member {
 
     /// Feeds one input at logical time `now` and returns what the host must do.
     pub fn step(&mut self, now: Instant, input: Input) -> Actions {
+        let mut out = Actions::default();
+        self.step_into(now, input, &mut out);
+        out
+    }
+
+    /// Like `step`, but writes the actions into `out`, which must arrive empty (a host drains
+    /// the previous step's actions and hands the same value back). The member keeps `out`'s
+    /// emptied buffers for its next step, so a host that reuses one `Actions` stops paying for
+    /// regrowing and freeing its Vecs on every step.
+    pub fn step_into(&mut self, now: Instant, input: Input, out: &mut Actions) {
+        assert!(out.is_empty(), "step_into needs an emptied Actions");
         if self.now < now {
             self.now = now;
         }
         if self.halted.is_some() {
-            return self.step_halted(input);
+            return self.step_halted(input, out);
         }
         match input {
             Input::Timer => {}
@@ -235,22 +246,23 @@ impl Member {
             self.feed_watches();
             self.expire_pending();
         }
-        self.finish_step()
+        self.finish_step(out);
     }
 
     /// A halted member answers nothing but `Stopping` and repeats why it halted.
-    fn step_halted(&mut self, input: Input) -> Actions {
-        let mut actions = core::mem::take(&mut self.out);
+    fn step_halted(&mut self, input: Input, actions: &mut Actions) {
+        // The swap leaves the host's emptied buffers in `self.out` for the next step.
+        core::mem::swap(actions, &mut self.out);
         if let Input::Request { id, .. } = input {
             actions.reply.push((id, Err(RequestError::Stopping)));
         }
         actions.halt = self.halted.clone();
         actions.wake_at = None;
-        actions
     }
 
-    fn finish_step(&mut self) -> Actions {
-        let mut actions = core::mem::take(&mut self.out);
+    fn finish_step(&mut self, actions: &mut Actions) {
+        // The swap leaves the host's emptied buffers in `self.out` for the next step.
+        core::mem::swap(actions, &mut self.out);
         actions.halt = self.halted.clone();
         actions.wake_at = if self.halted.is_some() {
             None
@@ -263,7 +275,6 @@ impl Member {
             response.header.member_id = header.member_id;
             response.header.raft_term = header.raft_term;
         }
-        actions
     }
 
     fn next_wake(&self) -> Instant {
