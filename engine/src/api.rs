@@ -213,4 +213,26 @@ impl Actions {
             && self.halt.is_none()
             && self.observe.is_empty()
     }
+
+    /// Empties every list and option but keeps the lists' capacity, so a host can hand the same
+    /// value to the next step (`Member::step_into`). Destructured in full: a new field must be
+    /// cleared here or this stops compiling.
+    pub fn clear(&mut self) {
+        let Actions {
+            disk,
+            send,
+            reply,
+            notify,
+            wake_at,
+            halt,
+            observe,
+        } = self;
+        disk.clear();
+        send.clear();
+        reply.clear();
+        notify.clear();
+        *wake_at = None;
+        *halt = None;
+        observe.clear();
+    }
 }

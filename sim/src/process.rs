@@ -212,10 +212,10 @@ impl<M: HostedMember> Process<M> {
         }
     }
 
-    /// Feeds `input` at true time `true_now`; the member sees its local clock. Inlined into the
-    /// world's one caller, which saves copying the input and the actions once more per step.
+    /// Feeds `input` at true time `true_now`; the member sees its local clock. `out` must arrive
+    /// empty; after `Ran` it holds the member's actions. Inlined into the world's one caller,
+    /// which saves copying the input once more per step.
     #[inline]
-    /// `out` must arrive empty; after `Ran` it holds the member's actions.
     pub fn step(&mut self, true_now: Instant, input: Input, out: &mut Actions) -> StepOutcome {
         match self.state {
             ProcessState::Up => {}

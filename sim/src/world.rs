@@ -429,13 +429,7 @@ impl<M: HostedMember> World<M> {
             }
         }
         // A panicking step may leave anything behind; the next step needs it empty.
-        actions.disk.clear();
-        actions.send.clear();
-        actions.reply.clear();
-        actions.notify.clear();
-        actions.observe.clear();
-        actions.halt = None;
-        actions.wake_at = None;
+        actions.clear();
         self.spare_actions = Some(actions);
     }
 
