@@ -39,14 +39,6 @@ impl Fnv1a {
     }
 }
 
-/// The decimal digits of 00 to 99, two bytes each.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
 /// Feeds one line into a hash piece by piece, numbers in decimal, without the formatting
 /// machinery: for the per-operation line, the run's most frequent rendered text. It feeds
 /// exactly the bytes `write!` would render for the same pieces (a test checks the digits).
@@ -64,35 +56,16 @@ impl LineHash<'_> {
 
     /// Feeds `value` in decimal, as `{}` renders it.
     pub fn unsigned(&mut self, value: u64) -> &mut Self {
-        // u64::MAX has 20 digits.
-        let mut digits = [0_u8; 20];
-        let mut start = digits.len();
-        let mut rest = value;
-        // Two digits per division: the digit loop was most of this function's cost.
-        while rest >= 100 {
-            let pair = (rest % 100) as usize;
-            rest /= 100;
-            start -= 2;
-            digits[start..start + 2].copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
-        }
-        if rest >= 10 {
-            let pair = rest as usize;
-            start -= 2;
-            digits[start..start + 2].copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
-        } else {
-            start -= 1;
-            digits[start] = b'0' + rest as u8;
-        }
-        self.hasher.write(&digits[start..]);
+        self.hasher
+            .write(itoa::Buffer::new().format(value).as_bytes());
         self
     }
 
     /// Feeds `value` in decimal with a leading `-` when negative, as `{}` renders it.
     pub fn signed(&mut self, value: i64) -> &mut Self {
-        if value < 0 {
-            self.text("-");
-        }
-        self.unsigned(value.unsigned_abs())
+        self.hasher
+            .write(itoa::Buffer::new().format(value).as_bytes());
+        self
     }
 }
 

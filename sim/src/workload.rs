@@ -20,21 +20,13 @@ const VALUE_BYTES_TYPICAL_MAX: usize = 24;
 
 /// Appends `number` in decimal, zero-padded to at least `width_digits` digits (as `{:0w}`).
 fn push_decimal(out: &mut Vec<u8>, number: u64, width_digits: usize) {
-    // u64::MAX has 20 digits.
-    let mut digits = [b'0'; 20];
-    assert!(width_digits <= digits.len());
-    let mut start = digits.len();
-    let mut rest = number;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    start = start.min(digits.len() - width_digits);
-    out.extend_from_slice(&digits[start..]);
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(number).as_bytes();
+    out.extend(std::iter::repeat_n(
+        b'0',
+        width_digits.saturating_sub(digits.len()),
+    ));
+    out.extend_from_slice(digits);
 }
 
 /// Relative weights of each kind of request.
