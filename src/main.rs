@@ -63,6 +63,9 @@ enum SimCommand {
         /// Run the seed twice and fail if the trace hashes differ.
         #[arg(long)]
         check_determinism: bool,
+        /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
     },
     /// Run many seeds on worker threads and summarise the failures.
     Fuzz {
@@ -85,6 +88,38 @@ enum SimCommand {
         #[arg(long)]
         shard: Option<String>,
         /// End the output with one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+    },
+    /// Measure how fast the campaign catches bugs of the zoo: run seeds with one bug switched on
+    /// until a seed fails with a definite verdict (needs `--features bug-zoo`). Exit status: 0
+    /// every bug caught, 1 some escaped, 2 usage error.
+    Hunt {
+        /// The bug to hunt (repeatable).
+        #[arg(long = "bug", value_name = "NAME", required_unless_present = "all")]
+        bugs: Vec<String>,
+        /// Hunt every bug of the zoo, each in its own scenario, and print the table.
+        #[arg(long, conflicts_with = "bugs")]
+        all: bool,
+        /// Scenario to hunt in (default: each bug's own scenario).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Give up on a bug after this many seeds.
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Give up on a bug after this much wall time: 30s, 5m (default 60s when --seeds is absent).
+        #[arg(long)]
+        time: Option<String>,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
     },
@@ -126,12 +161,14 @@ fn main() -> anyhow::Result<()> {
             json,
             out,
             check_determinism,
+            bugs,
         }) => sim::cli::run_command(&sim::cli::RunArgs {
             scenario,
             seed,
             json,
             out,
             check_determinism,
+            bugs,
         }),
         Command::Sim(SimCommand::Fuzz {
             scenario,
@@ -141,6 +178,7 @@ fn main() -> anyhow::Result<()> {
             first_seed,
             shard,
             json,
+            bugs,
         }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
             scenario,
             seeds,
@@ -148,6 +186,26 @@ fn main() -> anyhow::Result<()> {
             jobs,
             first_seed,
             shard,
+            json,
+            bugs,
+        }),
+        Command::Sim(SimCommand::Hunt {
+            bugs,
+            all,
+            scenario,
+            seeds,
+            time,
+            jobs,
+            first_seed,
+            json,
+        }) => sim::hunt::hunt_command(&sim::hunt::HuntArgs {
+            bugs,
+            all,
+            scenario,
+            seeds,
+            time,
+            jobs,
+            first_seed,
             json,
         }),
         Command::Check {

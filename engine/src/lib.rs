@@ -20,3 +20,4 @@ pub mod snap;
 pub mod types;
 pub mod wal;
 pub mod watch;
+pub mod zoo;

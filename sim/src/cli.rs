@@ -51,6 +51,8 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     /// Run twice and fail if the trace hashes differ.
     pub check_determinism: bool,
+    /// Zoo bugs to switch on, by name (needs a build with the `bug-zoo` feature).
+    pub bugs: Vec<String>,
 }
 
 /// The scenario called `name` (or the default), or a message listing the known ones.
@@ -64,9 +66,44 @@ pub fn scenario_named(name: Option<&str>) -> Result<Scenario, String> {
     })
 }
 
+/// The zoo bugs called `names`, or why they cannot be switched on: an unknown name (the
+/// message lists the zoo), or a build without the `bug-zoo` feature.
+pub fn bugs_named(names: &[String]) -> Result<engine::zoo::BugSet, String> {
+    if names.is_empty() {
+        return Ok(engine::zoo::BugSet::EMPTY);
+    }
+    if !engine::zoo::COMPILED_IN {
+        return Err(
+            "this build has no bug zoo: build with `cargo build --release --features bug-zoo`"
+                .into(),
+        );
+    }
+    names
+        .iter()
+        .try_fold(engine::zoo::BugSet::EMPTY, |set, name| {
+            engine::zoo::Bug::by_name(name)
+                .map(|bug| set.with(bug))
+                .ok_or_else(|| {
+                    let known: Vec<&str> =
+                        engine::zoo::Bug::ALL.iter().map(|bug| bug.name()).collect();
+                    format!(
+                        "unknown zoo bug {name:?}; the zoo has: {}",
+                        known.join(", ")
+                    )
+                })
+        })
+}
+
+/// The scenario called `name` (or the default) with the zoo bugs called `bugs` switched on.
+pub fn scenario_with_bugs(name: Option<&str>, bugs: &[String]) -> Result<Scenario, String> {
+    let mut scenario = scenario_named(name)?;
+    scenario.member.bugs = bugs_named(bugs)?;
+    Ok(scenario)
+}
+
 /// Runs `detcd sim run`; returns the exit status (0 pass, 1 fail, 2 usage error).
 pub fn run_command(args: &RunArgs) -> i32 {
-    let scenario = match scenario_named(args.scenario.as_deref()) {
+    let scenario = match scenario_with_bugs(args.scenario.as_deref(), &args.bugs) {
         Ok(scenario) => scenario,
         Err(message) => {
             eprintln!("error: {message}");

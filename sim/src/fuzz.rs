@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{scenario_named, Stopwatch};
+use crate::cli::{scenario_with_bugs, Stopwatch};
 use crate::report::{run, RunOptions, RunReport};
 use crate::scenario::Verdict;
 
@@ -33,6 +33,8 @@ pub struct FuzzArgs {
     pub shard: Option<String>,
     /// End with one JSON line.
     pub json: bool,
+    /// Zoo bugs to switch on, by name (needs a build with the `bug-zoo` feature).
+    pub bugs: Vec<String>,
 }
 
 /// Parses `90`, `90s`, `5m` or `1h` into seconds.
@@ -82,7 +84,7 @@ struct Plan {
 }
 
 fn plan(args: &FuzzArgs) -> Result<Plan, String> {
-    let scenario = scenario_named(args.scenario.as_deref())?;
+    let scenario = scenario_with_bugs(args.scenario.as_deref(), &args.bugs)?;
     let budget_seconds = args
         .time
         .as_deref()
@@ -203,8 +205,10 @@ fn run_pool(plan: &Plan, progress: &ProgressBar, stopwatch: &Stopwatch) -> Vec<R
     clippy::disallowed_methods,
     reason = "fuzz workers each run whole seeds; no run is shared between threads"
 )]
-fn spawn_worker<'scope, 'env, F>(scope: &'scope std::thread::Scope<'scope, 'env>, work: F)
-where
+pub(crate) fn spawn_worker<'scope, 'env, F>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    work: F,
+) where
     F: FnOnce() + Send + 'scope,
 {
     scope.spawn(work);

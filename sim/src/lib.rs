@@ -17,6 +17,7 @@ pub mod events;
 mod faults;
 pub mod fuzz;
 pub mod history;
+pub mod hunt;
 pub mod invariants;
 pub mod network;
 pub mod process;

@@ -179,6 +179,7 @@ impl<M: HostedMember> Process<M> {
         config.snapshot_interval_entries = self.tuning.snapshot_interval_entries;
         config.wal_segment_bytes_max = self.tuning.wal_segment_bytes_max;
         config.kv_hash_interval_entries = self.tuning.kv_hash_interval_entries;
+        config.bugs = self.tuning.bugs;
         let image = match self.disk.image() {
             Ok(image) => image,
             Err(reason) => {

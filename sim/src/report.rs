@@ -68,9 +68,14 @@ pub struct Artifacts {
     pub events: Vec<String>,
 }
 
-/// The command that replays `seed` of `scenario`.
-pub fn replay_command(scenario: &str, seed: u64) -> String {
-    format!("detcd sim run --scenario {scenario} --seed {seed}")
+/// The command that replays `seed` of `scenario`, with the zoo bugs it had switched on.
+pub fn replay_command(scenario: &Scenario, seed: u64) -> String {
+    let mut command = format!("detcd sim run --scenario {} --seed {seed}", scenario.name);
+    for bug in scenario.member.bugs.bugs() {
+        command.push_str(" --bug ");
+        command.push_str(bug.name());
+    }
+    command
 }
 
 /// Runs one seed of `scenario` with the engine's member. A panic of the simulator itself
@@ -132,7 +137,7 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
             message,
             window: Vec::new(),
         }],
-        replay: replay_command(&scenario.name, seed),
+        replay: replay_command(scenario, seed),
     }
 }
 
@@ -246,7 +251,7 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         corrupted_members: world.corrupted_members().iter().map(|id| id.0).collect(),
         checks,
         failures,
-        replay: replay_command(&world.scenario.name, world.seed),
+        replay: replay_command(&world.scenario, world.seed),
     };
     (report, artifacts)
 }

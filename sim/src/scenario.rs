@@ -4,6 +4,8 @@
 //! Scenario files (the `scenarios` crate) will build these values; this module does not parse
 //! anything. Names are sentences in snake_case.
 
+use engine::zoo::BugSet;
+
 use crate::disk::{DiskConfig, DiskFaultKind};
 use crate::network::{NetworkConfig, PartitionKind};
 use crate::workload::WorkloadConfig;
@@ -67,6 +69,41 @@ pub struct MemberTuning {
     /// multiple of this (hashing the whole store is the run's costliest check).
     #[serde(default = "kv_hash_interval_entries_default")]
     pub kv_hash_interval_entries: u64,
+    /// Zoo bugs switched on in every member (`detcd sim hunt`); empty in a normal run, and
+    /// inert in a build without the `bug-zoo` feature.
+    #[serde(
+        default,
+        with = "bug_names",
+        skip_serializing_if = "bug_names::is_empty"
+    )]
+    pub bugs: BugSet,
+}
+
+/// Bug sets as lists of bug names in scenario files and reports.
+mod bug_names {
+    use engine::zoo::{Bug, BugSet};
+
+    pub(super) fn is_empty(bugs: &BugSet) -> bool {
+        bugs.is_empty()
+    }
+
+    pub(super) fn serialize<S: serde::Serializer>(
+        bugs: &BugSet,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(bugs.bugs().map(Bug::name))
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BugSet, D::Error> {
+        let names: Vec<String> = serde::Deserialize::deserialize(deserializer)?;
+        names.iter().try_fold(BugSet::EMPTY, |set, name| {
+            Bug::by_name(name)
+                .map(|bug| set.with(bug))
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown zoo bug {name:?}")))
+        })
+    }
 }
 
 fn kv_hash_interval_entries_default() -> u64 {
@@ -81,6 +118,7 @@ impl MemberTuning {
             snapshot_interval_entries: 500,
             wal_segment_bytes_max: 256 * 1024,
             kv_hash_interval_entries: kv_hash_interval_entries_default(),
+            bugs: BugSet::EMPTY,
         }
     }
 }

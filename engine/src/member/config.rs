@@ -39,6 +39,8 @@ pub struct MemberConfig {
     /// Most raft ticks run in one step after a pause; the rest are skipped as a paused
     /// process's timers would be.
     pub ticks_per_step_max: u32,
+    /// Zoo bugs to switch on (inert unless the engine is built with the `bug-zoo` feature).
+    pub bugs: crate::zoo::BugSet,
 }
 
 impl MemberConfig {
@@ -61,6 +63,7 @@ impl MemberConfig {
             request_timeout: Duration::from_secs(7),
             lease_grace: Duration::from_millis(1500),
             ticks_per_step_max: 30,
+            bugs: crate::zoo::BugSet::EMPTY,
         }
     }
 

@@ -154,6 +154,7 @@ impl Member {
         config: MemberConfig,
         image: DiskImage,
     ) -> Result<(Member, RecoveryReport), RecoveryError> {
+        let _bugs = crate::zoo::activate(config.bugs);
         recovery::recover(config, image)
     }
 
@@ -211,6 +212,7 @@ impl Member {
     /// regrowing and freeing its Vecs on every step.
     pub fn step_into(&mut self, now: Instant, input: Input, out: &mut Actions) {
         assert!(out.is_empty(), "step_into needs an emptied Actions");
+        let _bugs = crate::zoo::activate(self.config.bugs);
         if self.now < now {
             self.now = now;
         }
