@@ -33,6 +33,37 @@ fn read(path: &Path) -> Result<History, String> {
     parse_history(&text).map_err(|error: HistoryError| format!("{}: {error}", path.display()))
 }
 
+/// A history to check must hold operations: an empty file, or a file of watch lines passed
+/// where the history belongs, is a mistake to report, not a history that trivially passes.
+fn has_operations(path: &Path, history: History) -> Result<History, String> {
+    if !history.ops.is_empty() {
+        return Ok(history);
+    }
+    if history.watches.is_empty() {
+        return Err(format!(
+            "{}: no operation lines: a history holds one JSON object per line with \"op\" (see docs/history-format.md)",
+            path.display()
+        ));
+    }
+    Err(format!(
+        "{}: {} watch lines and no operation line: pass watch streams with --watches FILE beside the history",
+        path.display(),
+        history.watches.len()
+    ))
+}
+
+/// A `--watches` file must hold watch lines.
+fn read_watches(path: &Path) -> Result<History, String> {
+    let history = read(path)?;
+    if history.watches.is_empty() {
+        return Err(format!(
+            "{}: no watch lines: a watch file holds one JSON object per line with \"watch\" (see docs/history-format.md)",
+            path.display()
+        ));
+    }
+    Ok(history)
+}
+
 fn verdict_name(verdict: &Verdict) -> &'static str {
     match verdict {
         Verdict::Ok => "linearizable",
@@ -72,16 +103,21 @@ pub fn check_command(
     json: bool,
     out: &mut dyn Write,
 ) -> i32 {
-    let extra_watches = match watches.map(read).transpose() {
+    let extra_watches = match watches.map(read_watches).transpose() {
         Ok(found) => found.map(|history| history.watches).unwrap_or_default(),
         Err(message) => {
-            let _ = writeln!(out, "{message}");
+            let line = if json {
+                json!({"file": watches.map(|path| path.display().to_string()), "verdict": "unreadable", "error": message}).to_string()
+            } else {
+                message
+            };
+            let _ = writeln!(out, "{line}");
             return EXIT_UNREADABLE;
         }
     };
     let mut status = EXIT_OK;
     for file in files {
-        let mut history = match read(file) {
+        let mut history = match read(file).and_then(|history| has_operations(file, history)) {
             Ok(history) => history,
             Err(message) => {
                 let line = if json {
@@ -140,21 +176,22 @@ fn render(
         }
         return object.to_string();
     }
-    let mut line = format!(
-        "{}: {} ({} ops, {:.1} ms)",
-        file.display(),
-        verdict_name(verdict),
-        history.ops.len(),
-        check_ms
-    );
-    line.push_str(&detail_text(verdict));
-    if let Some(watch_verdict) = watches {
-        match watch_verdict {
-            Verdict::Ok => line.push_str("; watches hold"),
-            other => line.push_str(&format!("; watches:{}", detail_text(other))),
-        }
+    let counts = format!("({} ops, {:.1} ms)", history.ops.len(), check_ms);
+    let history_part = format!("{}{}", verdict_name(verdict), detail_text(verdict));
+    match watches {
+        None => format!("{}: {history_part} {counts}", file.display()),
+        Some(Verdict::Ok) => format!("{}: {history_part}; watches hold {counts}", file.display()),
+        // A broken watch guarantee leads the line, so nobody reads "linearizable" and stops.
+        Some(watch_verdict) => format!(
+            "{}: watches {}{}; history {history_part} {counts}",
+            file.display(),
+            match watch_verdict {
+                Verdict::Violation { .. } => "violated",
+                _ => "undecided",
+            },
+            detail_text(watch_verdict)
+        ),
     }
-    line
 }
 
 fn detail_text(verdict: &Verdict) -> String {

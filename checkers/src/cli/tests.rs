@@ -84,3 +84,61 @@ fn bench_full_prints_figures() {
         assert_eq!(row["verdict"], "linearizable", "{row}");
     }
 }
+
+fn check_text(files: &[PathBuf], watches: Option<&Path>, json: bool) -> (i32, String) {
+    let mut out = Vec::new();
+    let status = check_command(files, watches, json, &mut out);
+    (status, String::from_utf8(out).expect("utf-8 output"))
+}
+
+#[test]
+fn files_without_operations_are_unreadable_not_linearizable() {
+    // Goal: an empty file, or a watch file passed where the history belongs, is a user's
+    // mistake reported with exit 2 and what was expected, never "linearizable (0 ops)"; a
+    // --watches file without watch lines likewise, in JSON mode as JSON. Method: check each.
+    let empty = temp_file("empty", "");
+    let watch_line = r#"{"watch":3,"client":4,"call":900,"key":"a","range_end":"b","start_revision":1,"events":[],"canceled":null}"#;
+    let watches_only = temp_file("watches-only", watch_line);
+    let (status, text) = check_text(std::slice::from_ref(&empty), None, false);
+    assert_eq!(status, EXIT_UNREADABLE, "{text}");
+    assert!(text.contains("no operation lines"), "{text}");
+    let (status, text) = check_text(std::slice::from_ref(&watches_only), None, false);
+    assert_eq!(status, EXIT_UNREADABLE, "{text}");
+    assert!(text.contains("--watches"), "{text}");
+    let good = temp_file(
+        "good-for-watches",
+        r#"{"id":1,"client":1,"call":0,"return":1,"op":{"type":"put","key":"a","value":"1"},"result":{"type":"put","revision":2}}"#,
+    );
+    let (status, text) = check_text(std::slice::from_ref(&good), Some(&empty), true);
+    assert_eq!(status, EXIT_UNREADABLE, "{text}");
+    let parsed: Value = serde_json::from_str(text.trim()).expect("JSON only in --json mode");
+    assert_eq!(parsed["verdict"], "unreadable");
+    for path in [empty, watches_only, good] {
+        std::fs::remove_file(path).expect("remove");
+    }
+}
+
+#[test]
+fn absurd_numbers_are_bounded_or_rejected() {
+    // Goal: a negative revision is rejected naming the line (it used to overflow), and a huge
+    // one is decided with memory bounded by the input, not by the number (a revision of 10^15
+    // used to allocate a slot per revision). Method: one-line histories with each.
+    let put = |revision: &str| {
+        format!(
+            r#"{{"id":1,"client":1,"call":0,"return":1,"op":{{"type":"put","key":"a","value":"1"}},"result":{{"type":"put","revision":{revision}}}}}"#
+        )
+    };
+    let negative = temp_file("negative", &put("-9223372036854775808"));
+    let (status, text) = check_text(std::slice::from_ref(&negative), None, false);
+    assert_eq!(status, EXIT_UNREADABLE, "{text}");
+    assert!(
+        text.contains("line 1") && text.contains("out of range"),
+        "{text}"
+    );
+    let huge = temp_file("huge", &put("1000000000000000"));
+    let (status, text) = check_text(std::slice::from_ref(&huge), None, false);
+    assert_eq!(status, EXIT_VIOLATION, "{text}");
+    for path in [negative, huge] {
+        std::fs::remove_file(path).expect("remove");
+    }
+}

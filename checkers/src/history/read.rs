@@ -350,14 +350,38 @@ fn required_i64(object: &Map<String, Value>, name: &str) -> Parsed<i64> {
     optional_i64(object, name)?.ok_or_else(|| format!("{name}: missing"))
 }
 
+/// The largest revision, version or count a history may name. etcd's counters are int64, but a
+/// store would need 2^62 writes to reach this: anything above it is corrupt input, and
+/// rejecting it keeps the checkers' arithmetic (revision - 1, revision + 1) from overflowing.
+pub const REVISION_MAX: i64 = 1 << 62;
+
+/// Fields that count something (revisions, versions, counts): never negative, at most
+/// `REVISION_MAX`.
+const COUNTER_FIELDS: [&str; 9] = [
+    "revision",
+    "create_revision",
+    "mod_revision",
+    "version",
+    "count",
+    "deleted",
+    "compact_revision",
+    "start_revision",
+    "limit",
+];
+
 fn optional_i64(object: &Map<String, Value>, name: &str) -> Parsed<Option<i64>> {
-    match object.get(name) {
-        None | Some(Value::Null) => Ok(None),
+    let number = match object.get(name) {
+        None | Some(Value::Null) => return Ok(None),
         Some(value) => value
             .as_i64()
-            .map(Some)
-            .ok_or_else(|| format!("{name}: expected an integer")),
+            .ok_or_else(|| format!("{name}: expected an integer"))?,
+    };
+    if COUNTER_FIELDS.contains(&name) && !(0..=REVISION_MAX).contains(&number) {
+        return Err(format!(
+            "{name}: {number} is out of range (a {name} is between 0 and {REVISION_MAX})"
+        ));
     }
+    Ok(Some(number))
 }
 
 fn optional_bool(object: &Map<String, Value>, name: &str) -> Parsed<Option<bool>> {
