@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the version of every component.
+    /// Print the version of every component and of the formats it reads and writes.
     Version,
     /// Run the seeded simulator.
     #[command(subcommand)]
@@ -45,7 +45,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum SimCommand {
-    /// Run one seed of a scenario and print its verdict and trace hash.
+    /// Run one seed of a scenario and print its verdict and trace hash. Exit status: 0 the run
+    /// met its scenario's expectation, 1 it did not, 2 usage error.
     Run {
         /// Scenario name (default: `default`; built in: no_faults, partitions_only, crash_restart,
         /// disk_faults, clock_faults, disk_corruption_on_a_majority).
@@ -67,29 +68,37 @@ enum SimCommand {
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
     },
-    /// Run many seeds on worker threads and summarise the failures.
+    /// Run many seeds on worker threads and summarise the failures. Ctrl-C stops starting
+    /// seeds and prints what was found. Exit status: 0 every seed met its scenario's
+    /// expectation, 1 some seed failed, 2 usage error, 130 interrupted with no failure found.
     Fuzz {
         /// Scenario name (default: `default`).
         #[arg(long)]
         scenario: Option<String>,
-        /// Number of seeds (default 100 unless --time is given).
+        /// Number of seeds, at least 1 (default 100 unless --time is given). With --shard, each
+        /// shard runs this many.
         #[arg(long, conflicts_with = "time")]
         seeds: Option<u64>,
-        /// Wall-time budget: 30s, 5m, 1h.
+        /// Wall-time budget: 30s, 5m, 1h (a bare number is seconds).
         #[arg(long)]
         time: Option<String>,
-        /// Worker threads (default: all cores).
+        /// Worker threads, 1 to 256 (default: all cores).
         #[arg(long)]
         jobs: Option<usize>,
         /// First seed.
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
-        /// Run only shard i of n (`i/n`), for spreading a campaign over machines.
+        /// Run only shard i of n (`i/n`): seeds first_seed + k*n + i, for spreading a campaign
+        /// over machines; --seeds counts per shard.
         #[arg(long)]
         shard: Option<String>,
-        /// End the output with one JSON object.
+        /// Print one JSON object (and nothing else) on stdout.
         #[arg(long)]
         json: bool,
+        /// Write each failing seed's artifacts (history, watches, trace, events, summary) under
+        /// DIR/seed-N/.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
         /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
@@ -148,11 +157,50 @@ enum BenchCommand {
     },
 }
 
+/// Every component's version and the formats this build reads and writes.
+fn print_versions() {
+    let version = env!("CARGO_PKG_VERSION");
+    println!("detcd {version}");
+    // The workspace shares one version; each crate is listed so a report names what ran.
+    for component in [
+        "engine",
+        "sim",
+        "checkers",
+        "scenarios",
+        "reports",
+        "server",
+    ] {
+        println!("  {component} {version}");
+    }
+    println!("  history format v1 (docs/history-format.md)");
+    println!(
+        "  wal format v{}, snapshot format v{}",
+        engine::wal::WAL_FORMAT_VERSION,
+        engine::snap::SNAP_FORMAT_VERSION
+    );
+    println!(
+        "  bug zoo {}",
+        if engine::zoo::COMPILED_IN {
+            "compiled in (--features bug-zoo)"
+        } else {
+            "absent"
+        }
+    );
+    println!(
+        "  profile {}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Version => {
-            println!("detcd {}", env!("CARGO_PKG_VERSION"));
+            print_versions();
             0
         }
         Command::Sim(SimCommand::Run {
@@ -178,6 +226,7 @@ fn main() -> anyhow::Result<()> {
             first_seed,
             shard,
             json,
+            out,
             bugs,
         }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
             scenario,
@@ -188,6 +237,7 @@ fn main() -> anyhow::Result<()> {
             shard,
             json,
             bugs,
+            out,
         }),
         Command::Sim(SimCommand::Hunt {
             bugs,

@@ -46,6 +46,9 @@ pub struct CheckConfig {
     pub linear: linear::LinearConfig,
     /// After the last fault heals, a write must commit within this (history time units).
     pub liveness_bound: i64,
+    /// History time units per millisecond, when known (the simulator records nanoseconds), so
+    /// that messages show times as milliseconds; `None` shows raw units.
+    pub time_units_per_ms: Option<i64>,
 }
 
 /// Steps `check_all`'s linearizability search may take by default (about a second): it runs on
@@ -62,6 +65,7 @@ impl Default for CheckConfig {
                 ..linear::LinearConfig::default()
             },
             liveness_bound: 10_000_000_000,
+            time_units_per_ms: Some(1_000_000),
         }
     }
 }
@@ -128,7 +132,12 @@ pub fn check_all(
         },
         CheckResult {
             checker: "liveness",
-            verdict: trace::check_liveness(history, trace, config.liveness_bound),
+            verdict: trace::check_liveness(
+                history,
+                trace,
+                config.liveness_bound,
+                config.time_units_per_ms,
+            ),
         },
     ]
 }

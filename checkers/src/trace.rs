@@ -412,7 +412,16 @@ pub fn check_durability(history: &History, trace: &[TraceEvent]) -> Verdict {
 }
 
 /// After the last `FaultsHealed`, a leader exists and some write commits within `bound`.
-pub fn check_liveness(history: &History, trace: &[TraceEvent], bound: i64) -> Verdict {
+pub fn check_liveness(
+    history: &History,
+    trace: &[TraceEvent],
+    bound: i64,
+    units_per_ms: Option<i64>,
+) -> Verdict {
+    let show = |time: i64| match units_per_ms {
+        Some(units) if units > 0 => format!("{} ms", time / units),
+        _ => time.to_string(),
+    };
     let Some(healed) = trace
         .iter()
         .filter_map(|event| match event {
@@ -432,7 +441,10 @@ pub fn check_liveness(history: &History, trace: &[TraceEvent], bound: i64) -> Ve
             "liveness",
             vec![],
             format!(
-                "no leader elected by time {deadline} (faults healed at {healed}, bound {bound})"
+                "no leader elected by {} (faults healed at {}, bound {})",
+                show(deadline),
+                show(healed),
+                show(bound)
             ),
         );
     }
@@ -443,7 +455,10 @@ pub fn check_liveness(history: &History, trace: &[TraceEvent], bound: i64) -> Ve
         .collect();
     if writes_after.is_empty() {
         return Verdict::Unknown {
-            reason: format!("no write was attempted after the faults healed at {healed}"),
+            reason: format!(
+                "no write was attempted after the faults healed at {}",
+                show(healed)
+            ),
         };
     }
     let committed = writes_after.iter().any(|op| {
@@ -458,7 +473,10 @@ pub fn check_liveness(history: &History, trace: &[TraceEvent], bound: i64) -> Ve
             "liveness",
             window,
             format!(
-                "no write committed between the heal at {healed} and {deadline} (bound {bound})"
+                "no write committed between the heal at {} and {} (bound {})",
+                show(healed),
+                show(deadline),
+                show(bound)
             ),
         )
     }

@@ -51,7 +51,11 @@ pub fn bench_command(args: &BenchArgs) -> i32 {
         eprintln!("error: --passes must be 1..={PASSES_COUNT_MAX}");
         return 2;
     }
-    let seeds = args.seeds.max(1);
+    if args.seeds == 0 {
+        eprintln!("error: --seeds must be at least 1");
+        return 2;
+    }
+    let seeds = args.seeds;
     let mut sim_ms_per_pass = 0_u64;
     let mut ops_per_pass = 0_u64;
     let mut failed_seeds = 0_u64;

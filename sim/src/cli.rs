@@ -116,8 +116,20 @@ pub fn run_command(args: &RunArgs) -> i32 {
     let stopwatch = Stopwatch::start();
     let (mut report, artifacts) = run(&scenario, args.seed, options);
     let wall_ms = stopwatch.elapsed_ms();
+    let mut determinism_line = None;
     if args.check_determinism {
         let (again, _) = run(&scenario, args.seed, options);
+        determinism_line = Some(format!(
+            "determinism: ran seed {} twice: trace hashes {} and {} ({})",
+            args.seed,
+            report.trace_hash,
+            again.trace_hash,
+            if again.trace_hash == report.trace_hash {
+                "equal"
+            } else {
+                "DIFFER"
+            }
+        ));
         if again.trace_hash != report.trace_hash {
             report.verdict = Verdict::Fail;
             report.failures.push(crate::invariants::Failure {
@@ -140,11 +152,31 @@ pub fn run_command(args: &RunArgs) -> i32 {
             return 2;
         }
     }
-    print!("{}", report.describe(wall_ms));
     if args.json {
+        // With --json, stdout holds the JSON object only.
         println!("{}", report.to_json(wall_ms));
+    } else {
+        print!("{}", report.describe(wall_ms));
+        if let Some(line) = determinism_line {
+            println!("{line}");
+        }
+        if !report.failures.is_empty() {
+            print_path_hint();
+        }
     }
     i32::from(report.verdict == Verdict::Fail)
+}
+
+/// Replay commands start with `detcd`; when that is not on PATH (after the README's
+/// `cargo run`), says once how to run them.
+pub fn print_path_hint() {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("detcd").is_file()));
+    if !on_path {
+        println!(
+            "note: `detcd` is not on PATH: run a replay as `cargo run --release -- sim run ...`, or install the binary with `cargo install --path .`"
+        );
+    }
 }
 
 /// Writes a run's artifacts into `dir` (created if missing).
@@ -217,7 +249,7 @@ mod tests {
             "verdict",
             "trace_hash",
             "ops",
-            "events",
+            "sim_events",
             "sim_ms",
             "wall_ms",
             "failures",

@@ -172,6 +172,12 @@ fn plan(args: &HuntArgs) -> Result<(Vec<(Bug, String)>, HuntLimits), String> {
     }
     let jobs = match args.jobs {
         Some(0) => return Err("--jobs must be at least 1".into()),
+        Some(jobs) if jobs > crate::fuzz::JOBS_COUNT_MAX => {
+            return Err(format!(
+                "--jobs {jobs} is more than {} worker threads",
+                crate::fuzz::JOBS_COUNT_MAX
+            ))
+        }
         Some(jobs) => jobs,
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
@@ -207,7 +213,7 @@ pub fn hunt(bug: Bug, scenario_name: &str, limits: &HuntLimits) -> HuntOutcome {
                 &best,
                 &stopwatch,
             );
-            crate::fuzz::spawn_worker(scope, move || loop {
+            let _worker = crate::fuzz::spawn_worker(scope, move || loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }

@@ -206,19 +206,34 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         Verdict::Fail
     };
     let expected = world.scenario.expected_verdict;
-    let verdict = if checks_verdict == expected {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
-    if verdict == Verdict::Fail && checks_verdict == Verdict::Pass {
+    let verdict = judge(&world.scenario, &failures);
+    if verdict == Verdict::Fail && expected == Verdict::Fail {
+        let unexpected: Vec<&str> = failures
+            .iter()
+            .map(|failure| failure.check.as_str())
+            .filter(|check| {
+                !world
+                    .scenario
+                    .expected_failures
+                    .iter()
+                    .any(|name| name == check)
+            })
+            .collect();
         failures.push(Failure {
             check: "expected_verdict".into(),
             time_ns: world.queue.now().0,
-            message: format!(
-                "the scenario expects {} but every check passed",
-                expected.name()
-            ),
+            message: if unexpected.is_empty() {
+                format!(
+                    "the scenario expects {} to fail, but no check failed",
+                    world.scenario.expected_failures.join(" or ")
+                )
+            } else {
+                format!(
+                    "the scenario expects only {} to fail, but {} failed",
+                    world.scenario.expected_failures.join(" or "),
+                    unexpected.join(", ")
+                )
+            },
             window: Vec::new(),
         });
     }
@@ -256,9 +271,25 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
     (report, artifacts)
 }
 
+/// The run's verdict: a scenario expected to pass passes when nothing failed; one expected to
+/// fail passes when some check it names failed and nothing else did (a checker that gave up or
+/// a member panic is never the expected outcome).
+fn judge(scenario: &Scenario, failures: &[Failure]) -> Verdict {
+    let expected = |failure: &Failure| scenario.expected_failures.contains(&failure.check);
+    let as_expected = match scenario.expected_verdict {
+        Verdict::Pass => failures.is_empty(),
+        Verdict::Fail => !failures.is_empty() && failures.iter().all(expected),
+    };
+    if as_expected {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
 impl RunReport {
     /// The summary object: the fields other tools rely on (`seed`, `scenario`, `verdict`,
-    /// `trace_hash`, `ops`, `events`, `sim_ms`, `wall_ms`, `failures`) and more.
+    /// `trace_hash`, `ops`, `sim_events`, `sim_ms`, `wall_ms`, `failures`) and more.
     pub fn to_json(&self, wall_ms: u64) -> Value {
         let mut value = json!({
             "seed": self.seed,
@@ -269,7 +300,7 @@ impl RunReport {
             "beyond_model": self.beyond_model,
             "trace_hash": self.trace_hash,
             "ops": self.counts.ops,
-            "events": self.counts.events,
+            "sim_events": self.counts.events,
             "sim_ms": self.sim_ms,
             "wall_ms": wall_ms,
             "failures": self.failures.iter().map(|failure| json!({
@@ -288,17 +319,37 @@ impl RunReport {
         value
     }
 
+    /// Whether the run failed the way its scenario expects (and so passes).
+    pub fn failed_as_expected(&self) -> bool {
+        self.verdict == Verdict::Pass && self.checks_verdict == Verdict::Fail
+    }
+
     /// A few readable lines for a terminal.
     pub fn describe(&self, wall_ms: u64) -> String {
         let counts = &self.counts;
+        let judged = if self.failed_as_expected() {
+            let failed: Vec<&str> = self
+                .failures
+                .iter()
+                .map(|failure| failure.check.as_str())
+                .collect();
+            format!(
+                "failed as expected: {} failed, every other check held",
+                failed.join(", ")
+            )
+        } else {
+            format!(
+                "checks {}, expected {}",
+                self.checks_verdict.name(),
+                self.expected_verdict.name()
+            )
+        };
         let mut text = format!(
-            "scenario={} seed={} verdict={} (checks {}, expected {}{})\ntrace_hash={} sim_ms={} wall_ms={wall_ms}\n\
-             ops={} ok={} error={} unknown={} events={} messages={} crashes={} restarts={} pauses={} partitions={} disk_faults={} clock_faults={} refused={}\n",
+            "scenario={} seed={} verdict={} ({judged}{})\ntrace_hash={} sim_ms={} wall_ms={wall_ms}\n\
+             ops={} ok={} error={} unknown={} sim_events={} messages={} crashes={} restarts={} start_refused={} pauses={} partitions={} disk_faults={} clock_faults={} refused={}\n",
             self.scenario,
             self.seed,
             self.verdict.name(),
-            self.checks_verdict.name(),
-            self.expected_verdict.name(),
             if self.beyond_model { ", beyond the fault model" } else { "" },
             self.trace_hash,
             self.sim_ms,
@@ -310,6 +361,7 @@ impl RunReport {
             counts.messages,
             counts.crashes,
             counts.restarts,
+            counts.start_refused,
             counts.pauses,
             counts.partitions,
             counts.disk_faults,
@@ -329,7 +381,12 @@ impl RunReport {
                 format!(" (ops {:?})", failure.window)
             };
             text.push_str(&format!(
-                "FAIL {} at t={}ms{window}: {}\n  replay: {}\n",
+                "{} {} at t={}ms{window}: {}\n  replay: {}\n",
+                if self.failed_as_expected() {
+                    "EXPECTED"
+                } else {
+                    "FAIL"
+                },
                 failure.check,
                 failure.time_ns / 1_000_000,
                 failure.message,

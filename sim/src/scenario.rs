@@ -173,6 +173,11 @@ pub struct Scenario {
     pub beyond_model: bool,
     /// The verdict the checks are expected to reach (`Pass` unless beyond the model).
     pub expected_verdict: Verdict,
+    /// For a scenario expected to fail: the checks that may fail, at least one of which must.
+    /// A failure of any other check (a checker that gave up, a member panic, another safety
+    /// property) is not the expected outcome and fails the run.
+    #[serde(default)]
+    pub expected_failures: Vec<String>,
 }
 
 impl Scenario {
@@ -242,6 +247,7 @@ impl Scenario {
             budget: FaultBudget::in_model(5),
             beyond_model: false,
             expected_verdict: Verdict::Pass,
+            expected_failures: Vec::new(),
         }
     }
 
@@ -297,6 +303,10 @@ impl Scenario {
         scenario.budget.down_members_max = scenario.member_count;
         scenario.beyond_model = true;
         scenario.expected_verdict = Verdict::Fail;
+        // Members refuse to start from disks whose records fail their checksums, so a majority
+        // cannot come back and no write commits after the heal: availability is lost, and
+        // every safety check must still hold (no corrupt data is served).
+        scenario.expected_failures = vec!["liveness".into()];
         scenario
     }
 
@@ -311,6 +321,12 @@ impl Scenario {
         let tolerated = (self.member_count - 1) / 2;
         let beyond = self.budget.corrupted_members_max > tolerated
             || self.budget.down_members_max > tolerated;
+        if (self.expected_verdict == Verdict::Fail) == self.expected_failures.is_empty() {
+            return Err(
+                "expected_failures must name the checks that fail exactly when expected_verdict is fail"
+                    .into(),
+            );
+        }
         if beyond && !self.beyond_model {
             return Err(
                 "the fault budget exceeds a minority: set beyond_model and an expected verdict"

@@ -111,7 +111,8 @@ pub struct Counts {
     pub ops_error: u64,
     /// Operations with unknown outcome (timeouts, end of run).
     pub ops_unknown: u64,
-    /// Events processed.
+    /// Simulator queue events processed (every delivery, timer, disk completion, client and
+    /// fault event); `events.jsonl` holds only the cluster events the checkers read.
     pub events: u64,
     /// Messages sent between members.
     pub messages: u64,
@@ -119,8 +120,10 @@ pub struct Counts {
     pub crashes: u64,
     /// Halts requested by members.
     pub halts: u64,
-    /// Restarts.
+    /// Restarts that started a member again.
     pub restarts: u64,
+    /// Restarts refused: the member would not recover from its disk (it stays dead).
+    pub start_refused: u64,
     /// Pauses.
     pub pauses: u64,
     /// Partitions applied.
@@ -383,6 +386,7 @@ impl<M: HostedMember> World<M> {
                 let incarnation = self.processes[node].incarnation();
                 let verb = if incarnation == 0 { "start" } else { "restart" };
                 if incarnation > 0 {
+                    self.counts.restarts += 1;
                     self.record_event(|| Some(crate::events::restarted_line(id, now)));
                     self.check_trace
                         .push(checkers::trace::TraceEvent::Restarted {
@@ -402,6 +406,7 @@ impl<M: HostedMember> World<M> {
                 self.step_member(now, node, Input::Timer);
             }
             Err(reason) => {
+                self.counts.start_refused += 1;
                 self.trace.event(now, format_args!("n{id} dead {reason}"));
                 // Refusing to start on a disk that took silent corruption is a fair fail-stop
                 // (the rest of the cluster still has a quorum); refusing after crashes and
@@ -656,7 +661,6 @@ impl<M: HostedMember> World<M> {
     /// Restarts member `node` if it is still down (the heal may have restarted it already).
     fn restart_member(&mut self, node: usize) {
         if self.processes[node].state() == &ProcessState::Down {
-            self.counts.restarts += 1;
             self.start_member(node);
         }
     }

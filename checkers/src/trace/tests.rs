@@ -151,17 +151,20 @@ fn liveness() {
     assert!(ok(check_liveness(
         &history,
         &[healed.clone(), elected(1, 1, 95)],
-        50
+        50,
+        None
     )));
     assert!(!ok(check_liveness(
         &history,
         &[healed.clone(), elected(1, 1, 95)],
-        10
+        10,
+        None
     )));
     assert!(!ok(check_liveness(
         &history,
         std::slice::from_ref(&healed),
-        50
+        50,
+        None
     )));
     let round_trip: Vec<TraceEvent> =
         serde_json::from_str(&serde_json::to_string(&vec![healed.clone()]).expect("json"))
