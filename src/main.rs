@@ -27,7 +27,7 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Check recorded histories (shared/specs/history.md) for linearizability and, with
+    /// Check recorded histories (docs/history-format.md) for linearizability and, with
     /// --watches, etcd's watch guarantees. Exit status: 0 all linearizable, 1 a violation,
     /// 2 an unreadable input, 3 a check gave up undecided.
     Check {

@@ -1,4 +1,4 @@
-//! History types (`shared/specs/history.md`) and the checkers that judge them: linearizability,
+//! History types (`docs/history-format.md`) and the checkers that judge them: linearizability,
 //! watch guarantees, raft invariants, durability and liveness.
 //!
 //! It knows nothing of the engine: it reads histories, which any system can produce. A checker

@@ -572,6 +572,61 @@ impl RequestError {
         }
     }
 
+    /// etcd's error string for the error (what etcd's gRPC status carries and clients match on),
+    /// with the details etcd leaves out added after a semicolon where they help a reader.
+    pub fn message(&self) -> String {
+        match self {
+            RequestError::NotLeader { leader_hint: None } => "etcdserver: no leader".into(),
+            RequestError::NotLeader {
+                leader_hint: Some(leader),
+            } => format!("etcdserver: not leader; leader is member {leader}"),
+            RequestError::Compacted {
+                requested,
+                compacted,
+            } => format!(
+                "mvcc: required revision has been compacted; asked for {requested}, compacted at {compacted}"
+            ),
+            RequestError::FutureRevision { requested, current } => format!(
+                "mvcc: required revision is a future revision; asked for {requested}, current is {current}"
+            ),
+            RequestError::LeaseNotFound { lease } => {
+                format!("etcdserver: requested lease not found; lease {lease}")
+            }
+            RequestError::LeaseExists { lease } => {
+                format!("etcdserver: lease already exists; lease {lease}")
+            }
+            RequestError::LeaseTtlTooLarge { ttl_seconds } => {
+                format!("etcdserver: too large lease TTL; {ttl_seconds} s")
+            }
+            RequestError::TooLarge {
+                size_bytes,
+                size_bytes_max,
+            } => format!(
+                "etcdserver: request is too large; {size_bytes} bytes, at most {size_bytes_max}"
+            ),
+            RequestError::TooManyOps {
+                ops_count,
+                ops_count_max,
+            } => format!(
+                "etcdserver: too many operations in txn request; {ops_count}, at most {ops_count_max}"
+            ),
+            RequestError::DuplicateKey => "etcdserver: duplicate key given in txn request".into(),
+            RequestError::EmptyKey => "etcdserver: key is not provided".into(),
+            RequestError::KeyNotFound => "etcdserver: key not found".into(),
+            RequestError::ValueProvided => "etcdserver: value is provided".into(),
+            RequestError::LeaseProvided => "etcdserver: lease is provided".into(),
+            RequestError::WatchIdExists { watch_id } => {
+                format!("mvcc: duplicate watch ID provided on the WatchStream; watch {watch_id}")
+            }
+            RequestError::WatchNotFound { watch_id } => {
+                format!("mvcc: watcher does not exist; watch {watch_id}")
+            }
+            RequestError::TooManyRequests => "etcdserver: too many requests".into(),
+            RequestError::LeaderChanged => "etcdserver: leader changed".into(),
+            RequestError::Stopping => "etcdserver: server stopped".into(),
+        }
+    }
+
     /// Whether the error proves the request did not take effect. `LeaderChanged` on a write
     /// does not: the proposal may still commit.
     pub fn is_definite(&self) -> bool {

@@ -1,5 +1,5 @@
 //! The history recorder: renders client operations and watch streams as the JSON lines of
-//! `shared/specs/history.md` (v1), with times in simulated nanoseconds.
+//! `docs/history-format.md` (v1), with times in simulated nanoseconds.
 //!
 //! It only renders what clients saw; it does not judge it (the inline invariants and, later, the
 //! checkers do). Requests the format has no type for (watch control, lease queries) are not
@@ -139,7 +139,7 @@ pub fn kv_json(kv: &KeyValue) -> Value {
 pub fn result_json(result: &Result<Response, RequestError>) -> Value {
     match result {
         Err(error) => {
-            json!({"type": "error", "code": error.code(), "message": format!("{error:?}")})
+            json!({"type": "error", "code": error.code(), "message": error.message()})
         }
         Ok(response) => response_json(response),
     }
@@ -335,9 +335,12 @@ mod tests {
         insta::assert_snapshot!(operation_line(7, 2, Instant(1200), &op, Some((Instant(1450), &reply))), @r#"{"call":1200,"client":2,"id":7,"op":{"key":"a","lease":0,"prev_kv":false,"type":"put","value":"1"},"result":{"revision":5,"type":"put"},"return":1450}"#);
         insta::assert_snapshot!(operation_line(8, 2, Instant(1500), &op, None), @r#"{"call":1500,"client":2,"id":8,"op":{"key":"a","lease":0,"prev_kv":false,"type":"put","value":"1"},"result":null,"return":null}"#);
         let error = Err(RequestError::NotLeader { leader_hint: None });
+        let line = operation_line(9, 1, Instant(1), &op, Some((Instant(2), &error)));
+        assert!(line.contains(r#""code":"unavailable""#), "{line}");
+        // etcd's error string, not a Rust debug rendering.
         assert!(
-            operation_line(9, 1, Instant(1), &op, Some((Instant(2), &error)))
-                .contains(r#""code":"unavailable""#)
+            line.contains(r#""message":"etcdserver: no leader""#),
+            "{line}"
         );
     }
 

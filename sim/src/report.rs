@@ -58,7 +58,7 @@ pub struct RunReport {
 /// The lines a run recorded, when kept.
 #[derive(Clone, Debug, Default)]
 pub struct Artifacts {
-    /// History lines (`shared/specs/history.md`).
+    /// History lines (`docs/history-format.md`).
     pub history: Vec<String>,
     /// Watch lines.
     pub watches: Vec<String>,

@@ -318,6 +318,7 @@ impl Scenario {
         if self.workload.client_count == 0 {
             return Err("workload.client_count must be at least 1".into());
         }
+        self.validate_numbers()?;
         let tolerated = (self.member_count - 1) / 2;
         let beyond = self.budget.corrupted_members_max > tolerated
             || self.budget.down_members_max > tolerated;
@@ -332,6 +333,124 @@ impl Scenario {
                 "the fault budget exceeds a minority: set beyond_model and an expected verdict"
                     .into(),
             );
+        }
+        Ok(())
+    }
+}
+
+/// Longest duration a scenario may name (a day): longer is a typo, and the limit keeps every
+/// ms-to-ns conversion and sum of times far from overflow.
+pub const SCENARIO_MS_MAX: u64 = 24 * 3600 * 1000;
+const SCENARIO_NS_MAX: u64 = SCENARIO_MS_MAX * 1_000_000;
+const PPM_MAX: u32 = 1_000_000;
+
+impl Scenario {
+    /// Ranges, shares and durations: every min at most its max, every share a part of a
+    /// million, every duration at most a day; the error names the setting.
+    fn validate_numbers(&self) -> Result<(), String> {
+        let (workload, network, disk, faults) =
+            (&self.workload, &self.network, &self.disk, &self.faults);
+        let ranges = [
+            (
+                "workload.think_ns",
+                workload.think_ns_min,
+                workload.think_ns_max,
+            ),
+            (
+                "network.link_latency_ns",
+                network.link_latency_ns_min,
+                network.link_latency_ns_max,
+            ),
+            (
+                "disk.op_latency_ns",
+                disk.op_latency_ns_min,
+                disk.op_latency_ns_max,
+            ),
+            (
+                "disk.sync_latency_ns",
+                disk.sync_latency_ns_min,
+                disk.sync_latency_ns_max,
+            ),
+        ];
+        for (name, min, max) in ranges {
+            if min > max {
+                return Err(format!("{name}_min ({min}) is above {name}_max ({max})"));
+            }
+        }
+        let durations_ns = [
+            ("workload.think_ns_max", workload.think_ns_max),
+            ("workload.request_timeout_ns", workload.request_timeout_ns),
+            ("network.link_latency_ns_max", network.link_latency_ns_max),
+            ("network.jitter_ns_max", network.jitter_ns_max),
+            ("network.reorder_delay_ns_max", network.reorder_delay_ns_max),
+            ("disk.op_latency_ns_max", disk.op_latency_ns_max),
+            ("disk.sync_latency_ns_max", disk.sync_latency_ns_max),
+        ];
+        for (name, value) in durations_ns {
+            if value > SCENARIO_NS_MAX {
+                return Err(format!("{name} ({value} ns) is longer than a day"));
+            }
+        }
+        let durations_ms = [
+            ("safety_ms", self.safety_ms),
+            ("liveness_bound_ms", self.liveness_bound_ms),
+            ("drain_ms", self.drain_ms),
+            ("faults.partition_ms_max", faults.partition_ms_max),
+            ("faults.downtime_ms_max", faults.downtime_ms_max),
+            ("faults.pause_ms_max", faults.pause_ms_max),
+            ("faults.clock_jump_ms_max", faults.clock_jump_ms_max),
+            ("faults.clock_skew_ms_max", faults.clock_skew_ms_max),
+        ];
+        for (name, value) in durations_ms {
+            if value > SCENARIO_MS_MAX {
+                return Err(format!("{name} ({value} ms) is longer than a day"));
+            }
+        }
+        let shares = [
+            ("workload.small_key_share_ppm", workload.small_key_share_ppm),
+            ("network.spike_ppm", network.spike_ppm),
+            ("network.drop_ppm", network.drop_ppm),
+            ("network.duplicate_ppm", network.duplicate_ppm),
+            ("network.reorder_ppm", network.reorder_ppm),
+            ("disk.torn_tail_ppm", disk.torn_tail_ppm),
+        ];
+        for (name, value) in shares {
+            if value > PPM_MAX {
+                return Err(format!(
+                    "{name} ({value}) is more than a million parts per million"
+                ));
+            }
+        }
+        if workload.request_timeout_ns == 0 {
+            return Err("workload.request_timeout_ns must be positive".into());
+        }
+        if workload.small_keys_count == 0 || workload.large_keys_count == 0 {
+            return Err("workload.small_keys_count and large_keys_count must be at least 1".into());
+        }
+        if !(1..=1_000_000).contains(&workload.lease_ttl_seconds) {
+            return Err(format!(
+                "workload.lease_ttl_seconds ({}) must be 1..=1000000",
+                workload.lease_ttl_seconds
+            ));
+        }
+        if !(1..=1_000).contains(&network.spike_factor) {
+            return Err(format!(
+                "network.spike_factor ({}) must be 1..=1000",
+                network.spike_factor
+            ));
+        }
+        if !(0..=1_000_000).contains(&faults.clock_drift_ppm_max) {
+            return Err(format!(
+                "faults.clock_drift_ppm_max ({}) must be 0..=1000000",
+                faults.clock_drift_ppm_max
+            ));
+        }
+        let member = &self.member;
+        if member.snapshot_interval_entries == 0
+            || member.kv_hash_interval_entries == 0
+            || member.wal_segment_bytes_max == 0
+        {
+            return Err("member intervals and wal_segment_bytes_max must be positive".into());
         }
         Ok(())
     }
@@ -359,6 +478,33 @@ mod tests {
         let mut too_much = Scenario::no_faults();
         too_much.budget.down_members_max = 3;
         assert!(too_much.validate().is_err());
+    }
+
+    /// Goal: impossible numbers are a usage error naming the setting, not a simulator panic
+    /// mid-run: a min above its max, a share above a million ppm, a duration beyond a day
+    /// (whose conversion to ns would overflow). Method: break one field at a time, validate,
+    /// and run the broken scenario (it must fail as `scenario_invalid`, not panic).
+    #[test]
+    fn impossible_numbers_are_refused_naming_the_setting() {
+        type Breaker = fn(&mut Scenario);
+        let cases: [(&str, Breaker); 4] = [
+            ("think_ns_min", |scenario| {
+                scenario.workload.think_ns_min = scenario.workload.think_ns_max + 1
+            }),
+            ("link_latency_ns_min", |scenario| {
+                scenario.network.link_latency_ns_min = u64::MAX
+            }),
+            ("drop_ppm", |scenario| scenario.network.drop_ppm = 2_000_000),
+            ("safety_ms", |scenario| scenario.safety_ms = u64::MAX / 1000),
+        ];
+        for (name, break_it) in cases {
+            let mut scenario = Scenario::default_scenario();
+            break_it(&mut scenario);
+            let error = scenario.validate().unwrap_err();
+            assert!(error.contains(name), "{name}: {error}");
+            let (report, _) = crate::run(&scenario, 1, crate::RunOptions::default());
+            assert_eq!(report.failures[0].check, "scenario_invalid", "{name}");
+        }
     }
 
     /// Goal: scenarios survive a round trip through JSON, so the scenarios crate can store them

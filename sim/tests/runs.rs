@@ -52,7 +52,7 @@ fn default_scenario_reports_verdict_and_replay() {
     }
 }
 
-/// Goal: the history follows shared/specs/history.md: every line has the required fields, ids
+/// Goal: the history follows docs/history-format.md: every line has the required fields, ids
 /// are unique, an unknown outcome has both `return` and `result` null, and one client never has
 /// two operations outstanding at once. Method: run with artifacts and check every line.
 #[test]

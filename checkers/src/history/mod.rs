@@ -1,4 +1,4 @@
-//! The history format v1 (shared/specs/history.md) as Rust values: operations, their requests and
+//! The history format v1 (docs/history-format.md) as Rust values: operations, their requests and
 //! results, and watch observations, with a reader and a writer that follow the format exactly.
 //!
 //! These types carry bytes and recorded fields only; they do not interpret them (the sequential

@@ -29,14 +29,23 @@ pub(super) fn violation(
         (ops.to_vec(), definite)
     };
     let stuck = explain(history, tables, &window_ops, config);
+    // The window names the history's operations only: a virtual lease expiry has an internal
+    // id that means nothing to a reader (the explanation names it as "the expiry of lease N").
     let mut window: Vec<u64> = match (&stuck, definite_is_whole(ops, &keep, config)) {
         // A large history is not minimised: show the neighbourhood of the stuck point.
         (Some(stuck), true) => stuck
             .neighbourhood
             .iter()
-            .map(|&index| window_ops[index].id)
+            .map(|&index| &window_ops[index])
+            .filter(|op| op.source.is_some())
+            .map(|op| op.id)
             .collect(),
-        _ => keep.iter().map(|&index| ops[index].id).collect(),
+        _ => keep
+            .iter()
+            .map(|&index| &ops[index])
+            .filter(|op| op.source.is_some())
+            .map(|op| op.id)
+            .collect(),
     };
     window.sort_unstable();
     window.dedup();
