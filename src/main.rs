@@ -48,8 +48,8 @@ enum SimCommand {
     /// Run one seed of a scenario and print its verdict and trace hash. Exit status: 0 the run
     /// met its scenario's expectation, 1 it did not, 2 usage error.
     Run {
-        /// Scenario name (default: `default`; built in: no_faults, partitions_only, crash_restart,
-        /// disk_faults, clock_faults, disk_corruption_on_a_majority).
+        /// A library scenario's name (default: `default`; `detcd sim scenarios` lists them) or a
+        /// scenario file (FILE.toml, see docs/scenarios.md).
         #[arg(long)]
         scenario: Option<String>,
         /// The seed.
@@ -72,7 +72,7 @@ enum SimCommand {
     /// seeds and prints what was found. Exit status: 0 every seed met its scenario's
     /// expectation, 1 some seed failed, 2 usage error, 130 interrupted with no failure found.
     Fuzz {
-        /// Scenario name (default: `default`).
+        /// A library scenario's name (default: `default`) or a scenario file (FILE.toml).
         #[arg(long)]
         scenario: Option<String>,
         /// Number of seeds, at least 1 (default 100 unless --time is given). With --shard, each
@@ -102,6 +102,12 @@ enum SimCommand {
         /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
+    },
+    /// List the library's scenarios, one line each; `show NAME` prints one as a TOML file to
+    /// copy and edit (see docs/scenarios.md).
+    Scenarios {
+        #[command(subcommand)]
+        action: Option<ScenariosAction>,
     },
     /// Measure how fast the campaign catches bugs of the zoo: run seeds with one bug switched on
     /// until a seed fails with a definite verdict (needs `--features bug-zoo`). Exit status: 0
@@ -135,6 +141,15 @@ enum SimCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum ScenariosAction {
+    /// Print a library scenario as a TOML file.
+    Show {
+        /// The scenario's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum BenchCommand {
     /// Time the linearizability checker on generated histories (1k to 100k operations at
     /// concurrency 4, 16 and 64, with and without unknown outcomes); prints JSON.
@@ -145,7 +160,7 @@ enum BenchCommand {
     },
     /// Seeds per second and simulated-to-wall time ratio on one core, checks included.
     Sim {
-        /// Scenario name (default: `default`).
+        /// A library scenario's name (default: `default`) or a scenario file (FILE.toml).
         #[arg(long)]
         scenario: Option<String>,
         /// Seeds per pass.
@@ -196,7 +211,37 @@ fn print_versions() {
     );
 }
 
+/// `--scenario NAME|FILE.toml`: a library scenario or a scenario file.
+fn resolve_scenario(name_or_path: &str) -> Result<sim::Scenario, String> {
+    scenarios::load(name_or_path).map(|file| file.scenario)
+}
+
+/// `detcd sim scenarios [show NAME]`.
+fn scenarios_command(action: Option<ScenariosAction>) -> i32 {
+    match action {
+        None => {
+            for (name, description) in scenarios::list() {
+                println!("{name:<32} {description}");
+            }
+            0
+        }
+        Some(ScenariosAction::Show { name }) => match scenarios::show(&name) {
+            Some(text) => {
+                print!("{text}");
+                0
+            }
+            None => {
+                eprintln!(
+                    "error: no library scenario is called {name:?}; `detcd sim scenarios` lists them"
+                );
+                2
+            }
+        },
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    sim::cli::set_scenario_resolver(resolve_scenario);
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Version => {
@@ -239,6 +284,7 @@ fn main() -> anyhow::Result<()> {
             bugs,
             out,
         }),
+        Command::Sim(SimCommand::Scenarios { action }) => scenarios_command(action),
         Command::Sim(SimCommand::Hunt {
             bugs,
             all,

@@ -1,3 +1,107 @@
-//! The scenario format, its parser, and the library of named scenarios (data files) that the
-//! simulator runs. A scenario describes a cluster, a workload and a fault schedule and budget; it
-//! never contains engine code. May use: `sim`. (Work on this crate comes after the simulator.)
+//! Scenario files and the library of named scenarios. A scenario is a TOML file that a
+//! researcher writes without Rust: cluster size, phases, workload, network, disks, fault rates
+//! and budget, over the fields of `sim::Scenario` (see docs/scenarios.md). This crate parses such
+//! files into `sim::Scenario` with errors that name file, line and key, writes scenarios back as
+//! files, and embeds the library (`scenarios/library/*.toml`) in the binary.
+//!
+//! It never runs anything and holds no engine code. May use: `sim`.
+
+mod file;
+mod units;
+
+pub use file::{parse, to_toml, FileError, ScenarioFile, DEFAULT_BASE};
+
+use sim::Scenario;
+
+/// The library: (name, file text) of every named scenario, embedded at build time.
+pub const LIBRARY: [(&str, &str); 7] = [
+    ("default", include_str!("../library/default.toml")),
+    ("no_faults", include_str!("../library/no_faults.toml")),
+    (
+        "partitions_only",
+        include_str!("../library/partitions_only.toml"),
+    ),
+    (
+        "crash_restart",
+        include_str!("../library/crash_restart.toml"),
+    ),
+    ("disk_faults", include_str!("../library/disk_faults.toml")),
+    ("clock_faults", include_str!("../library/clock_faults.toml")),
+    (
+        "disk_corruption_on_a_majority",
+        include_str!("../library/disk_corruption_on_a_majority.toml"),
+    ),
+];
+
+/// The library scenario called `name`, parsed.
+pub fn library_scenario(name: &str) -> Option<Result<ScenarioFile, FileError>> {
+    LIBRARY
+        .iter()
+        .find(|(entry, _)| *entry == name)
+        .map(|(entry, text)| parse(text, &format!("library/{entry}.toml")))
+}
+
+/// A scenario by library name, or from a file path (anything ending in `.toml` or naming an
+/// existing file). The error says what was tried.
+pub fn load(name_or_path: &str) -> Result<ScenarioFile, String> {
+    if let Some(parsed) = library_scenario(name_or_path) {
+        return parsed.map_err(|error| error.to_string());
+    }
+    let path = std::path::Path::new(name_or_path);
+    if name_or_path.ends_with(".toml") || path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{name_or_path}: cannot read: {error}"))?;
+        let mut file = parse(&text, name_or_path).map_err(|error| error.to_string())?;
+        file.scenario.source_file = Some(name_or_path.to_string());
+        return Ok(file);
+    }
+    let names: Vec<&str> = LIBRARY.iter().map(|(name, _)| *name).collect();
+    Err(format!(
+        "unknown scenario {name_or_path:?}: name a library scenario ({}) or a .toml file",
+        names.join(", ")
+    ))
+}
+
+/// One line per library scenario: its name and description.
+pub fn list() -> Vec<(String, String)> {
+    LIBRARY
+        .iter()
+        .map(|(name, text)| {
+            let description = parse(text, name)
+                .ok()
+                .and_then(|file| file.description)
+                .unwrap_or_default();
+            (name.to_string(), description)
+        })
+        .collect()
+}
+
+/// The library text of `name`, to print as a starting point.
+pub fn show(name: &str) -> Option<&'static str> {
+    LIBRARY
+        .iter()
+        .find(|(entry, _)| *entry == name)
+        .map(|(_, text)| *text)
+}
+
+/// Descriptions of the built-in scenarios (what each hunts), written into their library files.
+pub fn built_in_description(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "default" => "Every fault kind within the budget on a lossy network: the nightly campaign.",
+        "no_faults" => "A reliable network and no faults: the baseline every other scenario departs from.",
+        "partitions_only" => "Every partition shape, three a minute each: election, stale-leader and forwarding bugs.",
+        "crash_restart" => "Frequent crashes with torn tails and pauses: recovery and durability bugs.",
+        "disk_faults" => "Every disk fault kind, corrupting ones on a minority: WAL repair and corruption handling.",
+        "clock_faults" => "Clock drift, skew and jumps on every member: lease and timeout bugs.",
+        "disk_corruption_on_a_majority" => "Beyond the fault model: silent corruption on every member. Members must refuse corrupt disks (liveness is lost) and never serve wrong data.",
+        _ => return None,
+    })
+}
+
+/// Writes built-in `scenario` as its library file.
+pub fn built_in_file(scenario: &Scenario) -> String {
+    to_toml(scenario, built_in_description(&scenario.name))
+}
+
+#[cfg(test)]
+mod tests;

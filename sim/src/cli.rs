@@ -55,9 +55,25 @@ pub struct RunArgs {
     pub bugs: Vec<String>,
 }
 
+/// Resolves a scenario name or file for the command line; see `set_scenario_resolver`.
+pub type ScenarioResolver = fn(&str) -> Result<Scenario, String>;
+
+static SCENARIO_RESOLVER: std::sync::OnceLock<ScenarioResolver> = std::sync::OnceLock::new();
+
+/// Installs how the command line turns `--scenario NAME|FILE.toml` into a scenario. The binary
+/// installs the `scenarios` crate's loader (the library and TOML files), which this crate cannot
+/// call itself (`scenarios` depends on `sim`). Without one, only the built-in names resolve.
+/// The first call wins; runs never consult it (they take a `Scenario` value).
+pub fn set_scenario_resolver(resolver: ScenarioResolver) {
+    let _first_wins = SCENARIO_RESOLVER.set(resolver);
+}
+
 /// The scenario called `name` (or the default), or a message listing the known ones.
 pub fn scenario_named(name: Option<&str>) -> Result<Scenario, String> {
     let name = name.unwrap_or("default");
+    if let Some(resolver) = SCENARIO_RESOLVER.get() {
+        return resolver(name);
+    }
     Scenario::by_name(name).ok_or_else(|| {
         format!(
             "unknown scenario {name:?}; built-in scenarios: {}",

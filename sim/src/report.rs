@@ -70,7 +70,8 @@ pub struct Artifacts {
 
 /// The command that replays `seed` of `scenario`, with the zoo bugs it had switched on.
 pub fn replay_command(scenario: &Scenario, seed: u64) -> String {
-    let mut command = format!("detcd sim run --scenario {} --seed {seed}", scenario.name);
+    let name = scenario.source_file.as_deref().unwrap_or(&scenario.name);
+    let mut command = format!("detcd sim run --scenario {name} --seed {seed}");
     for bug in scenario.member.bugs.bugs() {
         command.push_str(" --bug ");
         command.push_str(bug.name());

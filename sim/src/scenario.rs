@@ -178,6 +178,10 @@ pub struct Scenario {
     /// property) is not the expected outcome and fails the run.
     #[serde(default)]
     pub expected_failures: Vec<String>,
+    /// The file the scenario was read from, when it is not a library scenario: replay commands
+    /// name the file, since the name alone would not find it.
+    #[serde(skip)]
+    pub source_file: Option<String>,
 }
 
 impl Scenario {
@@ -248,6 +252,7 @@ impl Scenario {
             beyond_model: false,
             expected_verdict: Verdict::Pass,
             expected_failures: Vec::new(),
+            source_file: None,
         }
     }
 

@@ -1,0 +1,202 @@
+//! Tests of scenario files: the library against the built-ins, round trips, and every kind of
+//! bad file with its exact message.
+
+use super::*;
+use sim::Scenario;
+
+/// Goal: each library file is exactly its built-in scenario written out (so `--scenario NAME`
+/// from the library keeps every seed's trace hash), and the file parses back to the built-in.
+/// Method: write each built-in and compare with the embedded text; parse the text and compare
+/// with the built-in. With `DETCD_WRITE_LIBRARY=1` the files are rewritten instead, for after a
+/// deliberate change to a built-in.
+#[test]
+fn library_files_are_the_built_ins() {
+    for name in Scenario::BUILT_IN {
+        let built_in = Scenario::by_name(name).expect("built in");
+        let expected_text = built_in_file(&built_in);
+        if std::env::var_os("DETCD_WRITE_LIBRARY").is_some() {
+            let path = format!("{}/library/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+            std::fs::write(&path, &expected_text).expect("write library file");
+            continue;
+        }
+        let text = show(name).unwrap_or_else(|| panic!("{name} is in the library"));
+        assert_eq!(
+            text, expected_text,
+            "library/{name}.toml differs from the built-in: rerun this test with DETCD_WRITE_LIBRARY=1 after a deliberate change"
+        );
+        let parsed = library_scenario(name).expect("present").expect("parses");
+        assert_eq!(parsed.scenario, built_in, "{name}");
+        assert!(parsed.description.is_some(), "{name} says what it hunts");
+    }
+    assert_eq!(LIBRARY.len(), Scenario::BUILT_IN.len());
+}
+
+/// Goal: a short file overrides only what it names, in human units, and keeps every other
+/// field of its base. Method: parse a small file and compare with the base changed by hand.
+#[test]
+fn a_short_file_overrides_its_base() {
+    let text = r#"
+name = "slow_disks_with_crashes"
+description = "Slow syncs widen the window between a write and its sync."
+extends = "crash_restart"
+safety_ms = "2m"
+
+[disk]
+sync_latency_ns_min = "2ms"
+sync_latency_ns_max = "20ms"
+
+[faults]
+crashes_per_minute = "1/s"
+disk_faults_per_minute = { bit_flip = "2/min", lost_write = 1 }
+
+[network]
+drop_ppm = "0.5%"
+"#;
+    let parsed = parse(text, "slow.toml").expect("parses");
+    let mut expected = Scenario::crash_restart();
+    expected.name = "slow_disks_with_crashes".into();
+    expected.safety_ms = 120_000;
+    expected.disk.sync_latency_ns_min = 2_000_000;
+    expected.disk.sync_latency_ns_max = 20_000_000;
+    expected.faults.crashes_per_minute = 60;
+    expected.faults.disk_faults_per_minute = vec![
+        (sim::disk::DiskFaultKind::BitFlip, 2),
+        (sim::disk::DiskFaultKind::LostWrite, 1),
+    ];
+    expected.network.drop_ppm = 5_000;
+    assert_eq!(parsed.scenario, expected);
+    assert_eq!(
+        parsed.description.as_deref(),
+        Some("Slow syncs widen the window between a write and its sync.")
+    );
+    let unnamed = parse(
+        "member_count = 3\n[budget]\ncorrupted_members_max = 1\ndown_members_max = 1\n",
+        "dir/three_members.toml",
+    )
+    .expect("parses");
+    assert_eq!(
+        unnamed.scenario.name, "three_members",
+        "the file's stem names it"
+    );
+}
+
+/// Goal: writing any built-in changed in many fields and reading it back gives the same value
+/// (Scenario -> TOML -> Scenario). Method: change fields of several kinds and round-trip.
+#[test]
+fn scenarios_round_trip_through_files() {
+    let mut scenario = Scenario::default_scenario();
+    scenario.name = "round_trip".into();
+    scenario.workload.think_ns_min = 1_500_000;
+    scenario.network.drop_ppm = 12_345;
+    scenario.faults.clock_drift_ppm_max = 7;
+    scenario.member.kv_hash_interval_entries = 99;
+    let text = to_toml(&scenario, Some("a \"quoted\" description"));
+    let parsed = parse(&text, "round_trip.toml").expect("parses");
+    assert_eq!(parsed.scenario, scenario, "{text}");
+    assert_eq!(
+        parsed.description.as_deref(),
+        Some("a \"quoted\" description")
+    );
+}
+
+fn error_of(text: &str) -> String {
+    parse(text, "bad.toml")
+        .expect_err("must be refused")
+        .to_string()
+}
+
+/// Goal: each kind of bad file is refused with file, line, key and why, in the exact words a
+/// user sees. Method: one small bad file per kind.
+#[test]
+fn bad_files_say_file_line_key_and_why() {
+    assert_eq!(
+        error_of("member_count = 3\nmembr_count = 5\n"),
+        "bad.toml:2: membr_count: unknown key; did you mean `member_count`? (valid here: beyond_model, budget, description, disk, drain_ms, expected_failures, expected_verdict, extends, faults, liveness_bound_ms, member, member_count, name, network, safety_ms, workload)"
+    );
+    assert_eq!(
+        error_of("[network]\ndrop_ppm = true\n"),
+        "bad.toml:2: network.drop_ppm: expected a whole number or text such as \"5%\""
+    );
+    assert_eq!(
+        error_of("safety_ms = \"-5s\"\n"),
+        "bad.toml:1: safety_ms: \"-5s\" is negative: a duration is at least 0"
+    );
+    assert_eq!(
+        error_of("safety_ms = -5\n"),
+        "bad.toml:1: safety_ms: -5 is negative: expected 0 or more"
+    );
+    assert_eq!(
+        error_of("[faults]\ncrashes_per_minute = \"3 a minute\"\n"),
+        "bad.toml:2: faults.crashes_per_minute: \"3 a minute\" is not a rate: write e.g. \"3/min\", \"1/s\" or \"30/h\""
+    );
+    assert_eq!(
+        error_of("[faults]\npartitions_per_minute = { isolate_everyone = 1 }\n"),
+        "bad.toml:2: faults.partitions_per_minute[0][0]: unknown variant `isolate_everyone`, expected one of `symmetric`, `one_way`, `isolate_leader`, `majority_minority`, `bridge`, `flapping`"
+    );
+    assert_eq!(
+        error_of("[budget]\ndown_members_max = 3\n"),
+        "bad.toml:1: budget: the fault budget exceeds a minority: set beyond_model and an expected verdict"
+    );
+    assert_eq!(
+        error_of("[workload]\nthink_ns_min = \"2s\"\nthink_ns_max = \"1s\"\n"),
+        "bad.toml:2: workload.think_ns_min: workload.think_ns_min (2000000000) is above workload.think_ns_max (1000000000)"
+    );
+    assert_eq!(
+        error_of("extends = \"nightly\"\n"),
+        "bad.toml:1: extends: no built-in scenario is called \"nightly\"; built in: default, no_faults, partitions_only, crash_restart, disk_faults, clock_faults, disk_corruption_on_a_majority"
+    );
+    let invalid_toml = error_of("member_count = \n");
+    assert!(
+        invalid_toml.starts_with("bad.toml:1: not valid TOML:"),
+        "{invalid_toml}"
+    );
+}
+
+/// Goal: `load` finds library scenarios by name, files by path, and says what it tried
+/// otherwise. Method: load a name, a written file and a missing one.
+#[test]
+fn load_takes_names_and_paths() {
+    assert_eq!(
+        load("crash_restart").expect("library").scenario,
+        Scenario::crash_restart()
+    );
+    let path = std::env::temp_dir().join(format!("detcd-scenario-{}.toml", std::process::id()));
+    std::fs::write(&path, "name = \"from_a_file\"\nmember_count = 3\n[budget]\ncorrupted_members_max = 1\ndown_members_max = 1\n").expect("write");
+    let loaded = load(path.to_str().expect("utf-8 path")).expect("file");
+    assert_eq!(loaded.scenario.member_count, 3);
+    std::fs::remove_file(&path).expect("remove");
+    let missing = load("no_such_scenario").unwrap_err();
+    assert!(
+        missing.contains("default") && missing.contains(".toml"),
+        "{missing}"
+    );
+}
+
+/// Goal: docs/scenarios.md documents every key a file can set, so a field added to the
+/// simulator cannot stay undocumented. Method: walk the serialised default scenario and look
+/// for each key, in backticks, in the document.
+#[test]
+fn every_key_is_documented() {
+    let doc = include_str!("../../docs/scenarios.md");
+    let mut value = serde_json::to_value(Scenario::default_scenario()).expect("serialises");
+    value["member"]["bugs"] = serde_json::Value::Array(Vec::new());
+    let mut missing = Vec::new();
+    let mut stack = vec![value];
+    while let Some(current) = stack.pop() {
+        if let serde_json::Value::Object(fields) = current {
+            for (key, inner) in fields {
+                // A key is documented in backticks; a section as its TOML header.
+                let documented = if inner.is_object() {
+                    doc.contains(&format!("[{key}]")) || doc.contains(&format!(".{key}]"))
+                } else {
+                    doc.contains(&format!("`{key}`"))
+                };
+                if !documented {
+                    missing.push(key);
+                }
+                stack.push(inner);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/scenarios.md lacks {missing:?}");
+}
