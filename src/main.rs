@@ -21,6 +21,10 @@ struct Cli {
 enum Command {
     /// Print the version of every component and of the formats it reads and writes.
     Version,
+    /// Serve one member of an etcd-compatible cluster over etcd's v3 gRPC API, on real disks.
+    /// Flags have etcd's names and meanings. Exit status: 0 stopped by a signal, 2 bad flags or
+    /// data dir, 10 a sync failed, 11 a write failed, 12 removed from the cluster.
+    Serve(Box<ServeArgs>),
     /// Run the seeded simulator.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -41,6 +45,93 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `detcd serve` flags, as etcd names them.
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Human-readable name for this member.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Path to the data directory.
+    #[arg(long, default_value = "default.detcd")]
+    data_dir: PathBuf,
+    /// URLs to listen on for client traffic.
+    #[arg(long, default_value = "http://localhost:2379")]
+    listen_client_urls: String,
+    /// Client URLs to advertise to the rest of the cluster (default: the listen URLs).
+    #[arg(long)]
+    advertise_client_urls: Option<String>,
+    /// URLs to listen on for peer traffic.
+    #[arg(long, default_value = "http://localhost:2380")]
+    listen_peer_urls: String,
+    /// This member's peer URLs to advertise to the rest of the cluster.
+    #[arg(long)]
+    initial_advertise_peer_urls: Option<String>,
+    /// Initial cluster configuration for bootstrapping (name=peer-url,...).
+    #[arg(long)]
+    initial_cluster: Option<String>,
+    /// Initial cluster state: new or existing.
+    #[arg(long, default_value = "new")]
+    initial_cluster_state: String,
+    /// Initial cluster token for the cluster during bootstrap.
+    #[arg(long, default_value = "etcd-cluster")]
+    initial_cluster_token: String,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, default_value_t = 100)]
+    heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, default_value_t = 1000)]
+    election_timeout: u64,
+    /// Number of committed transactions to trigger a snapshot.
+    #[arg(long, default_value_t = 100_000)]
+    snapshot_count: u64,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long, default_value_t = 1536 * 1024)]
+    max_request_bytes: u32,
+}
+
+/// Runs `detcd serve` on a tokio runtime; returns the exit status.
+fn serve_command(args: ServeArgs) -> i32 {
+    let config = server::ServeConfig {
+        name: args.name,
+        data_dir: args.data_dir,
+        listen_client_urls: args.listen_client_urls,
+        advertise_client_urls: args.advertise_client_urls,
+        listen_peer_urls: args.listen_peer_urls,
+        initial_advertise_peer_urls: args.initial_advertise_peer_urls,
+        initial_cluster: args.initial_cluster,
+        initial_cluster_state: args.initial_cluster_state,
+        initial_cluster_token: args.initial_cluster_token,
+        heartbeat_interval_ms: args.heartbeat_interval,
+        election_timeout_ms: args.election_timeout,
+        snapshot_count: args.snapshot_count,
+        max_request_bytes: args.max_request_bytes,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return 1;
+        }
+    };
+    match runtime.block_on(server::serve(config)) {
+        Ok(server::ServeOutcome::Stopped) => {
+            eprintln!("detcd: stopped");
+            0
+        }
+        Ok(server::ServeOutcome::Halted { exit_code, reason }) => {
+            eprintln!("detcd: the member halted: {reason}");
+            exit_code
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            2
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -284,6 +375,7 @@ fn main() -> anyhow::Result<()> {
             bugs,
             out,
         }),
+        Command::Serve(args) => serve_command(*args),
         Command::Sim(SimCommand::Scenarios { action }) => scenarios_command(action),
         Command::Sim(SimCommand::Hunt {
             bugs,

@@ -572,6 +572,34 @@ impl RequestError {
         }
     }
 
+    /// etcd's error string, exactly as etcd's gRPC status carries it: etcd clients recognise
+    /// errors by this text, so it must not change.
+    pub fn etcd_text(&self) -> &'static str {
+        match self {
+            RequestError::NotLeader { leader_hint: None } => "etcdserver: no leader",
+            RequestError::NotLeader { .. } => "etcdserver: not leader",
+            RequestError::Compacted { .. } => "mvcc: required revision has been compacted",
+            RequestError::FutureRevision { .. } => "mvcc: required revision is a future revision",
+            RequestError::LeaseNotFound { .. } => "etcdserver: requested lease not found",
+            RequestError::LeaseExists { .. } => "etcdserver: lease already exists",
+            RequestError::LeaseTtlTooLarge { .. } => "etcdserver: too large lease TTL",
+            RequestError::TooLarge { .. } => "etcdserver: request is too large",
+            RequestError::TooManyOps { .. } => "etcdserver: too many operations in txn request",
+            RequestError::DuplicateKey => "etcdserver: duplicate key given in txn request",
+            RequestError::EmptyKey => "etcdserver: key is not provided",
+            RequestError::KeyNotFound => "etcdserver: key not found",
+            RequestError::ValueProvided => "etcdserver: value is provided",
+            RequestError::LeaseProvided => "etcdserver: lease is provided",
+            RequestError::WatchIdExists { .. } => {
+                "mvcc: duplicate watch ID provided on the WatchStream"
+            }
+            RequestError::WatchNotFound { .. } => "mvcc: watcher does not exist",
+            RequestError::TooManyRequests => "etcdserver: too many requests",
+            RequestError::LeaderChanged => "etcdserver: leader changed",
+            RequestError::Stopping => "etcdserver: server stopped",
+        }
+    }
+
     /// etcd's error string for the error (what etcd's gRPC status carries and clients match on),
     /// with the details etcd leaves out added after a semicolon where they help a reader.
     pub fn message(&self) -> String {

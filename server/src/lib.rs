@@ -1,4 +1,295 @@
 //! The thin real-network adapter behind `detcd serve`: hosts the engine over tokio and tonic with
-//! the etcd v3 gRPC services, a peer transport, and real files with fsync. It carries out the
-//! engine's actions and adds no consensus or storage logic of its own. May use: `engine`,
-//! `checkers` (to record histories). (Work on this crate comes after the simulator.)
+//! the etcd v3 gRPC services and real files with fsync. It carries out the engine's actions and
+//! adds no consensus or storage logic of its own. May use: `engine`, `checkers` (to record
+//! histories).
+
+pub mod proto {
+    //! The etcd v3 protos, compiled by build.rs.
+    #![allow(missing_docs, clippy::all, unreachable_pub)]
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+}
+
+mod convert;
+pub mod disk;
+mod grpc;
+pub mod host;
+
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::path::PathBuf;
+
+use engine::member::{Member, MemberConfig};
+use engine::types::{Duration, NodeId};
+use tokio::sync::mpsc;
+
+/// `detcd serve`'s settings, named and defaulted as etcd's flags are.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// `--name`: the member's human-readable name.
+    pub name: String,
+    /// `--data-dir`: where the WAL and snapshots live.
+    pub data_dir: PathBuf,
+    /// `--listen-client-urls`: where clients connect (`http://host:port`, comma-separated).
+    pub listen_client_urls: String,
+    /// `--advertise-client-urls`: the client URLs told to clients (defaults to the listen ones).
+    pub advertise_client_urls: Option<String>,
+    /// `--listen-peer-urls`: where peers connect.
+    pub listen_peer_urls: String,
+    /// `--initial-advertise-peer-urls`: the peer URLs told to the cluster.
+    pub initial_advertise_peer_urls: Option<String>,
+    /// `--initial-cluster`: `name=peer-url,...` of every initial member.
+    pub initial_cluster: Option<String>,
+    /// `--initial-cluster-state`: `new` or `existing`.
+    pub initial_cluster_state: String,
+    /// `--initial-cluster-token`: distinguishes clusters started with the same members.
+    pub initial_cluster_token: String,
+    /// `--heartbeat-interval` in ms: one raft tick.
+    pub heartbeat_interval_ms: u64,
+    /// `--election-timeout` in ms.
+    pub election_timeout_ms: u64,
+    /// `--snapshot-count`: applied entries between snapshots.
+    pub snapshot_count: u64,
+    /// `--max-request-bytes`: the largest client request accepted.
+    pub max_request_bytes: u32,
+}
+
+impl Default for ServeConfig {
+    /// etcd's defaults, with detcd's data directory name (`default.detcd`).
+    fn default() -> ServeConfig {
+        ServeConfig {
+            name: "default".into(),
+            data_dir: PathBuf::from("default.detcd"),
+            listen_client_urls: "http://localhost:2379".into(),
+            advertise_client_urls: None,
+            listen_peer_urls: "http://localhost:2380".into(),
+            initial_advertise_peer_urls: None,
+            initial_cluster: None,
+            initial_cluster_state: "new".into(),
+            initial_cluster_token: "etcd-cluster".into(),
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: 1000,
+            snapshot_count: 100_000,
+            max_request_bytes: 1536 * 1024,
+        }
+    }
+}
+
+/// Why serving ended.
+#[derive(Debug)]
+pub enum ServeOutcome {
+    /// Stopped by a signal, cleanly.
+    Stopped,
+    /// The member halted (fail-stop); exit with this status.
+    Halted {
+        /// The process exit status for the reason.
+        exit_code: i32,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// Parses `http://host:port` (the first of a comma-separated list) into a socket address.
+pub fn parse_url(flag: &str, urls: &str) -> Result<SocketAddr, String> {
+    let first = urls.split(',').next().unwrap_or_default().trim();
+    if first.starts_with("https://") || first.starts_with("unixs://") {
+        return Err(format!(
+            "{flag} {first}: TLS is not served yet; use an http:// URL"
+        ));
+    }
+    let rest = first
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{flag} {first:?}: expected a URL such as http://127.0.0.1:2379"))?;
+    let host_port = rest.trim_end_matches('/');
+    host_port
+        .to_socket_addrs()
+        .map_err(|error| format!("{flag} {first}: {error}"))?
+        .next()
+        .ok_or_else(|| format!("{flag} {first}: the host has no address"))
+}
+
+impl ServeConfig {
+    /// Checks the flags; the error names the flag. Returns the client address to listen on.
+    pub fn validate(&self) -> Result<SocketAddr, String> {
+        let client = parse_url("--listen-client-urls", &self.listen_client_urls)?;
+        parse_url("--listen-peer-urls", &self.listen_peer_urls)?;
+        if let Some(urls) = &self.advertise_client_urls {
+            parse_url("--advertise-client-urls", urls)?;
+        }
+        if self.heartbeat_interval_ms == 0 {
+            return Err("--heartbeat-interval must be at least 1 (ms)".into());
+        }
+        if self.election_timeout_ms <= self.heartbeat_interval_ms {
+            return Err(format!(
+                "--election-timeout ({} ms) must be longer than --heartbeat-interval ({} ms)",
+                self.election_timeout_ms, self.heartbeat_interval_ms
+            ));
+        }
+        if self.snapshot_count == 0 {
+            return Err("--snapshot-count must be at least 1".into());
+        }
+        if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
+            return Err(format!(
+                "--initial-cluster-state {:?}: expected new or existing",
+                self.initial_cluster_state
+            ));
+        }
+        if let Some(cluster) = &self.initial_cluster {
+            let members: Vec<&str> = cluster.split(',').filter(|part| !part.is_empty()).collect();
+            if members.len() > 1 {
+                return Err(format!(
+                    "--initial-cluster names {} members: this build serves one-member clusters only (the peer transport is not built yet)",
+                    members.len()
+                ));
+            }
+        }
+        Ok(client)
+    }
+
+    fn member_config(&self, seed: u64) -> MemberConfig {
+        let mut config = MemberConfig::new(NodeId(1), vec![NodeId(1)], seed);
+        config.tick_interval = Duration::from_millis(self.heartbeat_interval_ms);
+        config.heartbeat_interval_ticks = 1;
+        config.election_timeout_ticks =
+            u32::try_from(self.election_timeout_ms / self.heartbeat_interval_ms)
+                .unwrap_or(u32::MAX);
+        config.snapshot_interval_entries = self.snapshot_count;
+        config.request_bytes_max = self.max_request_bytes;
+        config
+    }
+}
+
+/// A seed for this incarnation: members need a fresh one per start, or their proposal ids
+/// repeat and deduplication drops new writes. Real time and the process id suffice here.
+#[allow(clippy::disallowed_methods)]
+fn incarnation_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Serves one member until SIGINT or SIGTERM stops it or the member halts.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<ServeOutcome> {
+    serve_until(config, shutdown_signal()).await
+}
+
+/// Serves one member until `shutdown` completes or the member halts (tests stop it this way).
+pub async fn serve_until(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<ServeOutcome> {
+    let client_address = config.validate().map_err(anyhow::Error::msg)?;
+    let data_dir = disk::DataDir::open(&config.data_dir).map_err(anyhow::Error::msg)?;
+    let image = data_dir.image().map_err(anyhow::Error::msg)?;
+    let fresh = image.is_empty();
+    let (member, report) = Member::new(config.member_config(incarnation_seed()), image)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", config.data_dir.display()))?;
+    for note in &report.notes {
+        eprintln!("detcd: recovery: {note}");
+    }
+    let (commands, receiver) = mpsc::channel(host::COMMANDS_COUNT_MAX);
+    let (stop_member, member_stop) = tokio::sync::watch::channel(false);
+    let member_task = tokio::spawn(host::run(member, data_dir, receiver, member_stop));
+    let info = grpc::MemberInfo {
+        name: config.name.clone(),
+        id: 1,
+        peer_urls: vec![config
+            .initial_advertise_peer_urls
+            .clone()
+            .unwrap_or_else(|| config.listen_peer_urls.clone())],
+        client_urls: vec![config
+            .advertise_client_urls
+            .clone()
+            .unwrap_or_else(|| config.listen_client_urls.clone())],
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let services = grpc::Services::new(commands, info);
+    let listener = tokio::net::TcpListener::bind(client_address)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {client_address}: {error}"))?;
+    eprintln!(
+        "detcd: serving member {:?} (id 1) for clients on http://{client_address}; data in {} ({})",
+        config.name,
+        config.data_dir.display(),
+        if fresh { "new" } else { "recovered" }
+    );
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let (member_done, mut member_done_receiver) = tokio::sync::oneshot::channel();
+    let member_task = tokio::spawn(async move {
+        let halted = member_task.await.ok().flatten();
+        let _ = member_done.send(halted.clone());
+        halted
+    });
+    let stop_requested = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut halted = None;
+    let server = tonic::transport::Server::builder()
+        .add_service(proto::etcdserverpb::kv_server::KvServer::new(
+            services.clone(),
+        ))
+        .add_service(proto::etcdserverpb::watch_server::WatchServer::new(
+            services.clone(),
+        ))
+        .add_service(proto::etcdserverpb::lease_server::LeaseServer::new(
+            services.clone(),
+        ))
+        .add_service(proto::etcdserverpb::cluster_server::ClusterServer::new(
+            services.clone(),
+        ))
+        .add_service(proto::etcdserverpb::maintenance_server::MaintenanceServer::new(services))
+        .serve_with_incoming_shutdown(incoming, {
+            let stop_requested = stop_requested.clone();
+            let halted = &mut halted;
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    result = &mut member_done_receiver => *halted = result.ok().flatten(),
+                }
+                stop_requested.notify_one();
+            }
+        });
+    // Graceful shutdown waits for open streams (watches, keep-alives) that a client may never
+    // close: after the grace period the server stops regardless, closing them.
+    tokio::select! {
+        result = server => result?,
+        () = async {
+            stop_requested.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {}
+    }
+    // The member task ends and releases the data dir's lock before this returns, so a restart
+    // on the same directory finds it free.
+    let _ = stop_member.send(true);
+    let member_halted = member_task.await.ok().flatten();
+    Ok(match halted.or(member_halted) {
+        Some(reason) => ServeOutcome::Halted {
+            exit_code: host::halt_exit_code(&reason),
+            reason: format!("{reason:?}"),
+        },
+        None => ServeOutcome::Stopped,
+    })
+}
+
+/// How long open streams get to finish once a stop was asked for.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler installs");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

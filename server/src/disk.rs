@@ -1,0 +1,190 @@
+//! The member's data directory on a real disk: the lock that keeps a second process out, the
+//! image a member recovers from, and the engine's `DiskOp`s carried out with real files, in
+//! order, with fsync where the engine asks for durability.
+//!
+//! It decides nothing: a failed operation is reported to the engine as a `DiskFault`, and the
+//! engine decides (a failed sync halts the member; it is never retried and ignored).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use engine::api::{DiskFault, DiskImage, DiskOp, FileName};
+
+/// The lock file's name: held (flock) while a process serves this directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// An open data directory, locked for this process.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    /// Held for the life of the process: the OS releases the lock when it exits, even on kill -9.
+    _lock: File,
+    /// Files opened for appending, so each append does not reopen its file.
+    appending: BTreeMap<FileName, File>,
+}
+
+impl DataDir {
+    /// Creates `path` if missing and locks it; a second process on the same directory is refused.
+    pub fn open(path: &Path) -> Result<DataDir, String> {
+        std::fs::create_dir_all(path)
+            .map_err(|error| format!("cannot create data dir {}: {error}", path.display()))?;
+        let lock_path = path.join(LOCK_FILE_NAME);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|error| format!("cannot open {}: {error}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            format!(
+                "data dir {} is in use by another detcd process (its {LOCK_FILE_NAME} file is locked); stop that process or choose another --data-dir",
+                path.display()
+            )
+        })?;
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+            appending: BTreeMap::new(),
+        })
+    }
+
+    /// Every file of the directory (but the lock) with its bytes: what the member recovers from.
+    pub fn image(&self) -> Result<DiskImage, String> {
+        let mut image = DiskImage::new();
+        let entries = std::fs::read_dir(&self.path)
+            .map_err(|error| format!("cannot list {}: {error}", self.path.display()))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|error| format!("cannot list {}: {error}", self.path.display()))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name == LOCK_FILE_NAME || !entry.path().is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path())
+                .map_err(|error| format!("cannot read {}: {error}", entry.path().display()))?;
+            image.insert(FileName(name.into()), bytes);
+        }
+        Ok(image)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn file_path(&self, file: &FileName) -> PathBuf {
+        assert!(
+            !file.0.contains('/') && !file.0.is_empty() && &*file.0 != LOCK_FILE_NAME,
+            "the engine names plain files: {:?}",
+            file.0
+        );
+        self.path.join(&*file.0)
+    }
+
+    /// Carries out one disk operation.
+    pub fn perform(&mut self, op: &DiskOp) -> Result<(), DiskFault> {
+        let result = match op {
+            DiskOp::Create { file } => {
+                self.appending.remove(file);
+                File::create(self.file_path(file)).map(|_| ())
+            }
+            DiskOp::Append { file, bytes } => self.append(file, bytes),
+            DiskOp::Sync { file } => match self.appending.get(file) {
+                Some(open) => open.sync_data(),
+                None => File::open(self.file_path(file)).and_then(|open| open.sync_data()),
+            },
+            DiskOp::SyncDir => File::open(&self.path).and_then(|dir| dir.sync_all()),
+            DiskOp::Rename { from, to } => {
+                self.appending.remove(from);
+                self.appending.remove(to);
+                std::fs::rename(self.file_path(from), self.file_path(to))
+            }
+            DiskOp::Remove { file } => {
+                self.appending.remove(file);
+                std::fs::remove_file(self.file_path(file))
+            }
+        };
+        result.map_err(|error| {
+            // ENOSPC is the one fault the engine tells apart.
+            if error.raw_os_error() == Some(28) {
+                DiskFault::NoSpace
+            } else {
+                DiskFault::Io
+            }
+        })
+    }
+
+    fn append(&mut self, file: &FileName, bytes: &[u8]) -> std::io::Result<()> {
+        if !self.appending.contains_key(file) {
+            let open = OpenOptions::new().append(true).open(self.file_path(file))?;
+            self.appending.insert(file.clone(), open);
+        }
+        let open = self.appending.get_mut(file).expect("opened above");
+        open.write_all(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataDir;
+    use engine::api::{DiskOp, FileName};
+
+    /// Goal: the operations do what the engine's contract says on real files (create, append in
+    /// order, rename replacing, remove), the image reads them back without the lock file, and a
+    /// second open of a locked directory is refused with a message naming it.
+    /// Method: run a sequence in a temporary directory and read the image.
+    #[test]
+    fn operations_on_real_files_and_the_lock() {
+        let path = std::env::temp_dir().join(format!("detcd-disk-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let mut dir = DataDir::open(&path).expect("opens");
+        let name = |text: &str| FileName(text.into());
+        let ops = [
+            DiskOp::Create {
+                file: name("a.tmp"),
+            },
+            DiskOp::Append {
+                file: name("a.tmp"),
+                bytes: b"hello ".to_vec(),
+            },
+            DiskOp::Append {
+                file: name("a.tmp"),
+                bytes: b"world".to_vec(),
+            },
+            DiskOp::Sync {
+                file: name("a.tmp"),
+            },
+            DiskOp::Rename {
+                from: name("a.tmp"),
+                to: name("a"),
+            },
+            DiskOp::SyncDir,
+            DiskOp::Create { file: name("b") },
+            DiskOp::Remove { file: name("b") },
+        ];
+        for op in &ops {
+            dir.perform(op).expect("performs");
+        }
+        let image = dir.image().expect("reads");
+        assert_eq!(image.len(), 1, "{:?}", image.keys().collect::<Vec<_>>());
+        assert_eq!(image[&name("a")], b"hello world");
+        assert!(dir
+            .perform(&DiskOp::Sync {
+                file: name("missing")
+            })
+            .is_err());
+        let second = DataDir::open(&path).unwrap_err();
+        assert!(
+            second.contains("in use by another detcd process"),
+            "{second}"
+        );
+        drop(dir);
+        assert!(
+            DataDir::open(&path).is_ok(),
+            "the lock goes with its holder"
+        );
+        std::fs::remove_dir_all(&path).expect("cleans up");
+    }
+}
