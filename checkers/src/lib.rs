@@ -7,6 +7,7 @@
 
 pub mod generate;
 pub mod history;
+pub mod lease;
 pub mod linear;
 pub mod model;
 
@@ -46,6 +47,10 @@ pub struct CheckConfig {
     pub linear: linear::LinearConfig,
     /// After the last fault heals, a write must commit within this (history time units).
     pub liveness_bound: i64,
+    /// Check the lease promise (`lease::check_lease_promises`), allowing expiries this early
+    /// (history time units). `None` leaves it out: the rule holds only when the system's
+    /// clocks run true, which the caller knows and the history does not say.
+    pub lease_promise_tolerance: Option<i64>,
 }
 
 /// Steps `check_all`'s linearizability search may take by default (about a second): it runs on
@@ -62,6 +67,7 @@ impl Default for CheckConfig {
                 ..linear::LinearConfig::default()
             },
             liveness_bound: 10_000_000_000,
+            lease_promise_tolerance: None,
         }
     }
 }
@@ -97,7 +103,7 @@ pub fn check_all(
         watches: all_watches,
     };
     let report = linear::check_view(view, &config.linear);
-    vec![
+    let mut results = vec![
         CheckResult {
             checker: linear::CHECKER,
             verdict: report.verdict.clone(),
@@ -130,5 +136,12 @@ pub fn check_all(
             checker: "liveness",
             verdict: trace::check_liveness(history, trace, config.liveness_bound),
         },
-    ]
+    ];
+    if let Some(tolerance) = config.lease_promise_tolerance {
+        results.push(CheckResult {
+            checker: lease::CHECKER,
+            verdict: lease::check_lease_promises(&history.ops, tolerance),
+        });
+    }
+    results
 }

@@ -158,6 +158,8 @@ pub(crate) struct World<M: HostedMember> {
     /// Cluster facts for the trace checkers (always kept).
     pub(crate) check_trace: Vec<checkers::trace::TraceEvent>,
     pub(crate) phase: Phase,
+    /// The latest leader the world saw elected: the nemesis's knowledge, for aiming faults
+    /// ("isolate the leader"). Clients never read it; they route on what members answer.
     pub(crate) leader_hint: Option<NodeId>,
     pub(crate) partition_epoch: u64,
     pub(crate) partition_active: bool,
@@ -205,7 +207,9 @@ impl<M: HostedMember> World<M> {
         let clients = (0..scenario.workload.client_count)
             .map(|index| {
                 let rng = SimRng::for_stream(seed, Stream::Client(index));
-                ClientState::new(Generator::new(scenario.workload.clone(), index, rng))
+                let routing = SimRng::for_stream(seed, Stream::ClientRouting(index));
+                let generator = Generator::new(scenario.workload.clone(), index, rng);
+                ClientState::new(generator, routing, member_count as usize)
             })
             .collect();
         let watchers = (0..scenario.workload.watcher_count)

@@ -284,7 +284,13 @@ impl Member {
             .next_tick_at
             .unwrap_or(self.now + self.config.tick_interval);
         let mut wake = tick;
-        if let Some(deadline) = self.lessor.next_deadline() {
+        // Lease deadlines wake only a member that acts on them: a past deadline nobody
+        // consumes would wake the member at once, forever.
+        if let Some(deadline) = self
+            .lessor
+            .next_deadline()
+            .filter(|_| self.runs_lease_duties())
+        {
             wake = wake.min(deadline);
         }
         if let Some(deadline) = self.watches.next_deadline() {
@@ -363,7 +369,14 @@ impl Member {
             let term = self.raft.term();
             self.out.observe.push(Observation::BecameLeader { term });
         } else if !is_leader && self.was_leader {
-            self.lessor.demote();
+            // Zoo: etcd demotes its lessor from the raft loop; with the two lease bugs below a
+            // deposed leader's lessor stays primary (as a late demotion leaves it), which is
+            // what lets it renew (#15247) or expire (#12528) leases it no longer owns.
+            let late_demotion =
+                crate::bug!(LeaseRenewByNonLeader) || crate::bug!(LeaseExpiryByNonLeader);
+            if !late_demotion {
+                self.lessor.demote();
+            }
         }
         self.was_leader = is_leader;
     }
