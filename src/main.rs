@@ -48,7 +48,8 @@ enum SimCommand {
     /// Run one seed of a scenario and print its verdict and trace hash.
     Run {
         /// Scenario name (default: `default`; built in: no_faults, partitions_only, crash_restart,
-        /// disk_faults, clock_faults, disk_corruption_on_a_majority).
+        /// disk_faults, clock_faults, leases_while_the_leader_is_isolated,
+        /// disk_corruption_on_a_majority).
         #[arg(long)]
         scenario: Option<String>,
         /// The seed.
@@ -66,6 +67,9 @@ enum SimCommand {
         /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
+        /// Turn buggify on in every seed (by default a scenario turns it on in some seeds).
+        #[arg(long)]
+        buggify: bool,
     },
     /// Run many seeds on worker threads and summarise the failures.
     Fuzz {
@@ -93,6 +97,9 @@ enum SimCommand {
         /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
+        /// Turn buggify on in every seed (by default a scenario turns it on in some seeds).
+        #[arg(long)]
+        buggify: bool,
     },
     /// Measure how fast the campaign catches bugs of the zoo: run seeds with one bug switched on
     /// until a seed fails with a definite verdict (needs `--features bug-zoo`). Exit status: 0
@@ -162,6 +169,7 @@ fn main() -> anyhow::Result<()> {
             out,
             check_determinism,
             bugs,
+            buggify,
         }) => sim::cli::run_command(&sim::cli::RunArgs {
             scenario,
             seed,
@@ -169,6 +177,7 @@ fn main() -> anyhow::Result<()> {
             out,
             check_determinism,
             bugs,
+            buggify,
         }),
         Command::Sim(SimCommand::Fuzz {
             scenario,
@@ -179,6 +188,7 @@ fn main() -> anyhow::Result<()> {
             shard,
             json,
             bugs,
+            buggify,
         }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
             scenario,
             seeds,
@@ -188,6 +198,7 @@ fn main() -> anyhow::Result<()> {
             shard,
             json,
             bugs,
+            buggify,
         }),
         Command::Sim(SimCommand::Hunt {
             bugs,

@@ -35,6 +35,8 @@ pub struct FuzzArgs {
     pub json: bool,
     /// Zoo bugs to switch on, by name (needs a build with the `bug-zoo` feature).
     pub bugs: Vec<String>,
+    /// Run every seed with buggify on.
+    pub buggify: bool,
 }
 
 /// Parses `90`, `90s`, `5m` or `1h` into seconds.
@@ -84,7 +86,10 @@ struct Plan {
 }
 
 fn plan(args: &FuzzArgs) -> Result<Plan, String> {
-    let scenario = scenario_with_bugs(args.scenario.as_deref(), &args.bugs)?;
+    let scenario = crate::cli::with_buggify(
+        scenario_with_bugs(args.scenario.as_deref(), &args.bugs)?,
+        args.buggify,
+    );
     let budget_seconds = args
         .time
         .as_deref()

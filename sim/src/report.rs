@@ -75,6 +75,9 @@ pub fn replay_command(scenario: &Scenario, seed: u64) -> String {
         command.push_str(" --bug ");
         command.push_str(bug.name());
     }
+    if scenario.member.buggify_seeds_ppm >= crate::rng::PPM {
+        command.push_str(" --buggify");
+    }
     command
 }
 

@@ -77,6 +77,15 @@ pub struct MemberTuning {
         skip_serializing_if = "bug_names::is_empty"
     )]
     pub bugs: BugSet,
+    /// Share of seeds (ppm) whose members run with buggify on (`engine::buggify`), drawn per
+    /// seed from the simulator's own buggify stream; `1_000_000` turns it on in every seed
+    /// (`--buggify`), so a campaign with it can be measured.
+    #[serde(default = "buggify_seeds_ppm_default")]
+    pub buggify_seeds_ppm: u32,
+    /// This run's draw from `buggify_seeds_ppm`: set by the world when a run starts, never
+    /// read from a scenario file.
+    #[serde(skip)]
+    pub buggify: bool,
 }
 
 /// Bug sets as lists of bug names in scenario files and reports.
@@ -110,6 +119,12 @@ fn kv_hash_interval_entries_default() -> u64 {
     256
 }
 
+/// One seed in four runs with buggify: rare paths get exercised in every campaign while most
+/// seeds keep the engine's ordinary timing.
+fn buggify_seeds_ppm_default() -> u32 {
+    250_000
+}
+
 impl MemberTuning {
     /// Snapshots every 500 entries and 256 KiB WAL segments: both happen several times in a
     /// one-minute run.
@@ -119,6 +134,8 @@ impl MemberTuning {
             wal_segment_bytes_max: 256 * 1024,
             kv_hash_interval_entries: kv_hash_interval_entries_default(),
             bugs: BugSet::EMPTY,
+            buggify_seeds_ppm: buggify_seeds_ppm_default(),
+            buggify: false,
         }
     }
 }

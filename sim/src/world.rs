@@ -176,7 +176,10 @@ pub(crate) struct World<M: HostedMember> {
 
 impl<M: HostedMember> World<M> {
     /// A world at time zero, with every member started on an empty disk.
-    pub(crate) fn new(scenario: Scenario, seed: u64, keep_artifacts: bool) -> World<M> {
+    pub(crate) fn new(mut scenario: Scenario, seed: u64, keep_artifacts: bool) -> World<M> {
+        // One draw from a stream of its own: turning buggify on or off shifts no other stream.
+        scenario.member.buggify = SimRng::for_stream(seed, Stream::Buggify)
+            .chance_ppm(scenario.member.buggify_seeds_ppm.min(crate::rng::PPM));
         let member_count = scenario.member_count;
         let ids: Vec<NodeId> = (1..=u64::from(member_count)).map(NodeId).collect();
         let processes = (0..member_count)
@@ -256,13 +259,14 @@ impl<M: HostedMember> World<M> {
         self.trace.event(
             Instant(0),
             format_args!(
-                "start scenario={} seed={} members={} budget=corrupted<={},down<={} beyond_model={}",
+                "start scenario={} seed={} members={} budget=corrupted<={},down<={} beyond_model={} buggify={}",
                 self.scenario.name,
                 self.seed,
                 self.processes.len(),
                 self.scenario.budget.corrupted_members_max,
                 self.scenario.budget.down_members_max,
                 self.scenario.beyond_model,
+                self.scenario.member.buggify,
             ),
         );
         for node in 0..self.processes.len() {

@@ -107,6 +107,8 @@ pub struct Member {
     /// Invariant: at most `pending_requests_count_max` entries.
     pending_keepalives: Vec<PendingKeepAlive>,
     halted: Option<HaltReason>,
+    /// The member's buggify points (snapshot now, apply deferred); off outside simulation.
+    buggify: crate::buggify::Buggify,
     /// Actions accumulated during the current step (and recovery repairs before the first).
     out: Actions,
 }
@@ -237,6 +239,12 @@ impl Member {
             }
         }
         if self.halted.is_none() {
+            // Buggify: this step applies nothing (committed entries wait for the next step),
+            // so replies, reads and watches meet an apply that lags the commit.
+            if self.buggify.is_on() {
+                let defer = self.buggify.fires(crate::buggify::Point::ApplyDeferred);
+                self.raft.hold_apply(defer);
+            }
             self.advance_ticks();
             self.drain_raft();
             // The first drain leaves raft with no output; only a duty proposal makes more.
