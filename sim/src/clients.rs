@@ -709,3 +709,44 @@ fn request_kind(request: &Request) -> &'static str {
         _ => "request",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ClientState;
+    use crate::rng::{SimRng, Stream};
+    use crate::workload::{Generator, WorkloadConfig};
+
+    /// Goal: a client that moves on from a failing endpoint never re-pins the same one and, over
+    /// many moves, reaches every other member (so no member is a dead end it cannot leave, and
+    /// none is favoured the way a leader oracle would favour it). Method: move a five-endpoint
+    /// client many times, checking each move and counting where it lands.
+    #[test]
+    fn moving_on_picks_another_endpoint_and_reaches_them_all() {
+        let workload = WorkloadConfig::etcd_like();
+        let generator = Generator::new(workload, 0, SimRng::for_stream(4, Stream::Client(0)));
+        let routing = SimRng::for_stream(4, Stream::ClientRouting(0));
+        let mut client = ClientState::new(generator, routing, 5);
+        let mut landed = [0_u32; 5];
+        for _ in 0..1_000 {
+            let before = client.endpoint;
+            client.move_endpoint(5);
+            assert_ne!(client.endpoint, before, "moved to the endpoint that failed");
+            landed[client.endpoint] += 1;
+        }
+        assert!(landed.iter().all(|count| *count > 100), "{landed:?}");
+        let mut alone = ClientState::new(
+            Generator::new(
+                WorkloadConfig::etcd_like(),
+                1,
+                SimRng::for_stream(4, Stream::Client(1)),
+            ),
+            SimRng::for_stream(4, Stream::ClientRouting(1)),
+            1,
+        );
+        alone.move_endpoint(1);
+        assert_eq!(
+            alone.endpoint, 0,
+            "a one-member cluster has nowhere else to go"
+        );
+    }
+}
