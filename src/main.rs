@@ -48,7 +48,7 @@ enum SimCommand {
     /// Run one seed of a scenario and print its verdict and trace hash.
     Run {
         /// Scenario name (default: `default`; built in: no_faults, partitions_only, crash_restart,
-        /// disk_faults, clock_faults, leases_while_the_leader_is_isolated,
+        /// disk_faults, clock_faults, leader_isolated_under_lease_traffic,
         /// disk_corruption_on_a_majority).
         #[arg(long)]
         scenario: Option<String>,

@@ -201,7 +201,7 @@ impl Scenario {
         "crash_restart",
         "disk_faults",
         "clock_faults",
-        "leases_while_the_leader_is_isolated",
+        "leader_isolated_under_lease_traffic",
         "disk_corruption_on_a_majority",
     ];
 
@@ -214,8 +214,8 @@ impl Scenario {
             "crash_restart" => Scenario::crash_restart(),
             "disk_faults" => Scenario::disk_faults(),
             "clock_faults" => Scenario::clock_faults(),
-            "leases_while_the_leader_is_isolated" => {
-                Scenario::leases_while_the_leader_is_isolated()
+            "leader_isolated_under_lease_traffic" => {
+                Scenario::leader_isolated_under_lease_traffic()
             }
             "disk_corruption_on_a_majority" => Scenario::disk_corruption_on_a_majority(),
             _ => return None,
@@ -304,14 +304,15 @@ impl Scenario {
         scenario
     }
 
-    /// Lease-heavy traffic while the leader is cut off again and again, long enough for a new
-    /// leader to expire leases; clocks run true, so every lease promise is checked. This is
+    /// The leader cut off again and again, long enough for a new leader to expire leases,
+    /// under lease-heavy traffic; clocks run true, so every lease promise is checked. This is
     /// where a deposed leader that renews (etcd #15247) or a member that expires leases it does
     /// not own (etcd #12528) shows: the default campaign has clock faults, which make expiry
-    /// times unjudgeable, and too few keep-alives per lease to notice a lease cut short.
-    pub fn leases_while_the_leader_is_isolated() -> Scenario {
+    /// times unjudgeable, and too few keep-alives per lease to notice a lease cut short. A
+    /// deposed leader that still answers reads (etcd #741) shows here far more often too.
+    pub fn leader_isolated_under_lease_traffic() -> Scenario {
         let mut scenario = Scenario::no_faults();
-        scenario.name = "leases_while_the_leader_is_isolated".into();
+        scenario.name = "leader_isolated_under_lease_traffic".into();
         scenario.network = NetworkConfig::lossy();
         scenario.faults.partitions_per_minute = vec![(PartitionKind::IsolateLeader, 6)];
         // Longer than an election plus the grace plus a lease's TTL.
