@@ -377,7 +377,7 @@ impl Member {
             let term = self.raft.term();
             self.out.observe.push(Observation::BecameLeader { term });
         } else if !is_leader && self.was_leader {
-            // Zoo: etcd demotes its lessor from the raft loop; with the two lease bugs below a
+            // Zoo: etcd demotes its lessor from the raft loop; with either lease bug here a
             // deposed leader's lessor stays primary (as a late demotion leaves it), which is
             // what lets it renew (#15247) or expire (#12528) leases it no longer owns.
             let late_demotion =
