@@ -158,6 +158,9 @@ enum SimCommand {
         /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
+        /// Turn buggify on in every seed (by default a scenario turns it on in some seeds).
+        #[arg(long)]
+        buggify: bool,
     },
     /// Run many seeds on worker threads and summarise the failures. Ctrl-C stops starting
     /// seeds and prints what was found. Exit status: 0 every seed met its scenario's
@@ -193,6 +196,9 @@ enum SimCommand {
         /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
+        /// Turn buggify on in every seed (by default a scenario turns it on in some seeds).
+        #[arg(long)]
+        buggify: bool,
     },
     /// List the library's scenarios, one line each; `show NAME` prints one as a TOML file to
     /// copy and edit (see docs/scenarios.md).
@@ -346,6 +352,7 @@ fn main() -> anyhow::Result<()> {
             out,
             check_determinism,
             bugs,
+            buggify,
         }) => sim::cli::run_command(&sim::cli::RunArgs {
             scenario,
             seed,
@@ -353,6 +360,7 @@ fn main() -> anyhow::Result<()> {
             out,
             check_determinism,
             bugs,
+            buggify,
         }),
         Command::Sim(SimCommand::Fuzz {
             scenario,
@@ -364,6 +372,7 @@ fn main() -> anyhow::Result<()> {
             json,
             out,
             bugs,
+            buggify,
         }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
             scenario,
             seeds,
@@ -374,6 +383,7 @@ fn main() -> anyhow::Result<()> {
             json,
             bugs,
             out,
+            buggify,
         }),
         Command::Serve(args) => serve_command(*args),
         Command::Sim(SimCommand::Scenarios { action }) => scenarios_command(action),

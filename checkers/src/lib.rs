@@ -7,6 +7,7 @@
 
 pub mod generate;
 pub mod history;
+pub mod lease;
 pub mod linear;
 pub mod model;
 
@@ -49,6 +50,10 @@ pub struct CheckConfig {
     /// History time units per millisecond, when known (the simulator records nanoseconds), so
     /// that messages show times as milliseconds; `None` shows raw units.
     pub time_units_per_ms: Option<i64>,
+    /// Check the lease promise (`lease::check_lease_promises`), allowing expiries this early
+    /// (history time units). `None` leaves it out: the rule holds only when the system's
+    /// clocks run true, which the caller knows and the history does not say.
+    pub lease_promise_tolerance: Option<i64>,
 }
 
 /// Steps `check_all`'s linearizability search may take by default (about a second): it runs on
@@ -66,6 +71,7 @@ impl Default for CheckConfig {
             },
             liveness_bound: 10_000_000_000,
             time_units_per_ms: Some(1_000_000),
+            lease_promise_tolerance: None,
         }
     }
 }
@@ -101,7 +107,7 @@ pub fn check_all(
         watches: all_watches,
     };
     let report = linear::check_view(view, &config.linear);
-    vec![
+    let mut results = vec![
         CheckResult {
             checker: linear::CHECKER,
             verdict: report.verdict.clone(),
@@ -139,5 +145,12 @@ pub fn check_all(
                 config.time_units_per_ms,
             ),
         },
-    ]
+    ];
+    if let Some(tolerance) = config.lease_promise_tolerance {
+        results.push(CheckResult {
+            checker: lease::CHECKER,
+            verdict: lease::check_lease_promises(&history.ops, tolerance),
+        });
+    }
+    results
 }

@@ -14,7 +14,7 @@ pub use file::{parse, to_toml, FileError, ScenarioFile, DEFAULT_BASE};
 use sim::Scenario;
 
 /// The library: (name, file text) of every named scenario, embedded at build time.
-pub const LIBRARY: [(&str, &str); 7] = [
+pub const LIBRARY: [(&str, &str); 8] = [
     ("default", include_str!("../library/default.toml")),
     ("no_faults", include_str!("../library/no_faults.toml")),
     (
@@ -27,6 +27,10 @@ pub const LIBRARY: [(&str, &str); 7] = [
     ),
     ("disk_faults", include_str!("../library/disk_faults.toml")),
     ("clock_faults", include_str!("../library/clock_faults.toml")),
+    (
+        "leader_isolated_under_lease_traffic",
+        include_str!("../library/leader_isolated_under_lease_traffic.toml"),
+    ),
     (
         "disk_corruption_on_a_majority",
         include_str!("../library/disk_corruption_on_a_majority.toml"),
@@ -93,6 +97,7 @@ pub fn built_in_description(name: &str) -> Option<&'static str> {
         "crash_restart" => "Frequent crashes with torn tails and pauses: recovery and durability bugs.",
         "disk_faults" => "Every disk fault kind, corrupting ones on a minority: WAL repair and corruption handling.",
         "clock_faults" => "Clock drift, skew and jumps on every member: lease and timeout bugs.",
+        "leader_isolated_under_lease_traffic" => "Long leader isolations under keep-alive-heavy traffic with true clocks: leases expired or renewed by a deposed leader, reads served without a quorum.",
         "disk_corruption_on_a_majority" => "Beyond the fault model: silent corruption on every member. Members must refuse corrupt disks (liveness is lost) and never serve wrong data.",
         _ => return None,
     })

@@ -143,7 +143,10 @@ fn bad_files_say_file_line_key_and_why() {
     );
     assert_eq!(
         error_of("extends = \"nightly\"\n"),
-        "bad.toml:1: extends: no built-in scenario is called \"nightly\"; built in: default, no_faults, partitions_only, crash_restart, disk_faults, clock_faults, disk_corruption_on_a_majority"
+        format!(
+            "bad.toml:1: extends: no built-in scenario is called \"nightly\"; built in: {}",
+            Scenario::BUILT_IN.join(", ")
+        )
     );
     let invalid_toml = error_of("member_count = \n");
     assert!(

@@ -53,6 +53,8 @@ pub struct RunArgs {
     pub check_determinism: bool,
     /// Zoo bugs to switch on, by name (needs a build with the `bug-zoo` feature).
     pub bugs: Vec<String>,
+    /// Run with buggify on, whatever the scenario's share of buggified seeds.
+    pub buggify: bool,
 }
 
 /// Resolves a scenario name or file for the command line; see `set_scenario_resolver`.
@@ -117,10 +119,18 @@ pub fn scenario_with_bugs(name: Option<&str>, bugs: &[String]) -> Result<Scenari
     Ok(scenario)
 }
 
+/// `scenario` with buggify on in every seed when `force` (`--buggify`).
+pub fn with_buggify(mut scenario: Scenario, force: bool) -> Scenario {
+    if force {
+        scenario.member.buggify_seeds_ppm = crate::rng::PPM;
+    }
+    scenario
+}
+
 /// Runs `detcd sim run`; returns the exit status (0 pass, 1 fail, 2 usage error).
 pub fn run_command(args: &RunArgs) -> i32 {
     let scenario = match scenario_with_bugs(args.scenario.as_deref(), &args.bugs) {
-        Ok(scenario) => scenario,
+        Ok(scenario) => with_buggify(scenario, args.buggify),
         Err(message) => {
             eprintln!("error: {message}");
             return 2;

@@ -1,9 +1,17 @@
-//! Simulated clients and watchers: they send requests to any member (not only the leader), time
-//! out, record what they saw in the history, and feed the inline invariants.
+//! Simulated clients and watchers: they send requests to members, time out, record what they
+//! saw in the history, and feed the inline invariants.
 //!
-//! Clients reach members over their own links (latency from the client's stream); partitions do
-//! not cut them, but a crashed or paused member never answers, so the client times out and
-//! records an unknown outcome.
+//! A client routes as etcd's clientv3 balancer does, with no knowledge a real client lacks: it
+//! knows every member as an endpoint, pins one (drawn from its own routing stream) and sends
+//! there. A "not leader" answer moves it to the leader it names, or to another endpoint when it
+//! names none; a timeout or an unavailable member moves it to another endpoint. The request is
+//! then retried there as a new operation in the history: a write whose first attempt timed out
+//! stays recorded with an unknown outcome, so a double effect can never hide behind the retry.
+//! The world's own knowledge of the leader serves fault targeting only, never a client.
+//!
+//! Clients reach members over their own links (latency from the client's routing stream);
+//! partitions do not cut them, but a crashed or paused member never answers, so the client
+//! times out and records an unknown outcome.
 
 use engine::kv::{Request, RequestError, Response, WatchCreateRequest, WatchResponse};
 use engine::types::{Duration, Instant, Revision, WatchId};
@@ -21,6 +29,9 @@ const CLIENT_LATENCY_NS_MAX: u64 = 500_000;
 pub const WATCHES_PER_WATCHER_MAX: usize = 256;
 /// A watcher waits this long before re-opening a stream that ended.
 const WATCH_RETRY_MS: u64 = 500;
+/// Attempts of one request at most (the first and its retries on other endpoints); after that
+/// the client gives up on it and draws its next request, as clientv3's retry budget does.
+const REQUEST_ATTEMPTS_MAX: u32 = 3;
 
 /// Who a request belongs to.
 #[derive(Clone, Copy, Debug)]
@@ -35,20 +46,38 @@ pub(crate) struct Outstanding {
     op_id: u64,
     call: Instant,
     request: Request,
+    /// 1 for the first attempt of a request, 2 for its first retry, and so on.
+    attempt: u32,
 }
 
-/// One client: its generator and at most one outstanding request.
+/// One client: its generator, its pinned endpoint and at most one outstanding request.
 #[derive(Debug)]
 pub(crate) struct ClientState {
     generator: Generator,
+    /// Latency of the client's link and its endpoint choices.
+    routing: SimRng,
+    /// The member index the client sends to. Invariant: below the member count.
+    endpoint: usize,
     outstanding: Option<Outstanding>,
+    /// A request to send again at the next wake, with the attempts it has used.
+    retry: Option<(Request, u32)>,
 }
 
 impl ClientState {
-    pub(crate) fn new(generator: Generator) -> ClientState {
+    /// A client over `member_count` endpoints; it pins one drawn from `routing`.
+    pub(crate) fn new(
+        generator: Generator,
+        mut routing: SimRng,
+        member_count: usize,
+    ) -> ClientState {
+        assert!(member_count > 0, "a client needs an endpoint");
+        let endpoint = routing.below(member_count as u64) as usize;
         ClientState {
             generator,
+            routing,
+            endpoint,
             outstanding: None,
+            retry: None,
         }
     }
 
@@ -58,6 +87,21 @@ impl ClientState {
                 .rng()
                 .range_inclusive(workload.think_ns_min, workload.think_ns_max),
         )
+    }
+
+    /// Pins another endpoint than the current one, drawn uniformly (clientv3 moves on when its
+    /// pinned endpoint fails).
+    fn move_endpoint(&mut self, member_count: usize) {
+        if member_count < 2 {
+            return;
+        }
+        let other = self.routing.below(member_count as u64 - 1) as usize;
+        self.endpoint = if other >= self.endpoint {
+            other + 1
+        } else {
+            other
+        };
+        assert!(self.endpoint < member_count);
     }
 }
 
@@ -107,24 +151,17 @@ impl<M: crate::process::HostedMember> World<M> {
         id
     }
 
-    fn choose_member(&mut self, rng_owner: usize) -> usize {
-        let member_count = self.processes.len() as u64;
-        let hint = self.leader_hint.and_then(|leader| self.node_index(leader));
-        let rng = self.clients[rng_owner].generator.rng();
-        match hint {
-            Some(leader) if rng.chance_ppm(500_000) => leader,
-            _ => rng.below(member_count) as usize,
-        }
-    }
-
     pub(crate) fn client_wake(&mut self, now: Instant, client: usize) {
         if self.clients[client].outstanding.is_some() {
             return;
         }
-        let node = self.choose_member(client);
-        let request = self.clients[client].generator.next_request();
+        let (request, attempt) = match self.clients[client].retry.take() {
+            Some((request, used)) => (request, used + 1),
+            None => (self.clients[client].generator.next_request(), 1),
+        };
+        let node = self.clients[client].endpoint;
         let op_id = self.take_request_id();
-        let arrival = now + client_latency(self.clients[client].generator.rng());
+        let arrival = now + client_latency(&mut self.clients[client].routing);
         self.routes.insert(op_id, RequestRoute::Client(client));
         self.queue.schedule(
             arrival,
@@ -141,7 +178,32 @@ impl<M: crate::process::HostedMember> World<M> {
             op_id,
             call: now,
             request,
+            attempt,
         });
+    }
+
+    /// After a failed attempt: re-pins the client where its answer points (the named leader,
+    /// or another endpoint) and keeps the request for one more attempt if it has any left.
+    /// `leader_hint` is what the member said, never what the world knows.
+    fn reroute_after_failure(
+        &mut self,
+        client: usize,
+        request: &Request,
+        attempt: u32,
+        leader_hint: Option<engine::types::NodeId>,
+    ) {
+        let member_count = self.processes.len();
+        let hinted = leader_hint
+            .and_then(|leader| self.node_index(leader))
+            .filter(|node| *node != self.clients[client].endpoint);
+        let state = &mut self.clients[client];
+        match hinted {
+            Some(node) => state.endpoint = node,
+            None => state.move_endpoint(member_count),
+        }
+        if attempt < REQUEST_ATTEMPTS_MAX {
+            state.retry = Some((request.clone(), attempt));
+        }
     }
 
     /// A member answered request `request_id`: send the reply back over the client's link.
@@ -154,7 +216,7 @@ impl<M: crate::process::HostedMember> World<M> {
     ) {
         match self.routes.remove(&request_id.0) {
             Some(RequestRoute::Client(client)) => {
-                let arrival = now + client_latency(self.clients[client].generator.rng());
+                let arrival = now + client_latency(&mut self.clients[client].routing);
                 self.queue.schedule(
                     arrival,
                     Event::ReplyArrives {
@@ -222,8 +284,22 @@ impl<M: crate::process::HostedMember> World<M> {
             }
             Err(error) => {
                 self.counts.ops_error += 1;
-                if let RequestError::LeaseNotFound { lease } = error {
-                    self.clients[client].generator.forget_lease(*lease);
+                match error {
+                    RequestError::LeaseNotFound { lease } => {
+                        self.clients[client].generator.forget_lease(*lease);
+                    }
+                    RequestError::NotLeader { leader_hint } => {
+                        let hint = *leader_hint;
+                        let (request, attempt) = (&outstanding.request, outstanding.attempt);
+                        self.reroute_after_failure(client, request, attempt, hint);
+                    }
+                    // The member stopped or lost the request's leader: try elsewhere. A write
+                    // so answered stays unknown in the history; its retry is a new operation.
+                    RequestError::Stopping | RequestError::LeaderChanged => {
+                        let (request, attempt) = (&outstanding.request, outstanding.attempt);
+                        self.reroute_after_failure(client, request, attempt, None);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -238,6 +314,8 @@ impl<M: crate::process::HostedMember> World<M> {
         };
         self.routes.remove(&op_id);
         self.counts.ops_unknown += 1;
+        let (request, attempt) = (&outstanding.request, outstanding.attempt);
+        self.reroute_after_failure(client, request, attempt, None);
         self.record_operation(client, outstanding, None);
         self.schedule_next_request(now, client);
     }
@@ -629,5 +707,46 @@ fn request_kind(request: &Request) -> &'static str {
         Request::DeleteRange(_) => "delete",
         Request::Txn(_) => "txn",
         _ => "request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientState;
+    use crate::rng::{SimRng, Stream};
+    use crate::workload::{Generator, WorkloadConfig};
+
+    /// Goal: a client that moves on from a failing endpoint never re-pins the same one and, over
+    /// many moves, reaches every other member (so no member is a dead end it cannot leave, and
+    /// none is favoured the way a leader oracle would favour it). Method: move a five-endpoint
+    /// client many times, checking each move and counting where it lands.
+    #[test]
+    fn moving_on_picks_another_endpoint_and_reaches_them_all() {
+        let workload = WorkloadConfig::etcd_like();
+        let generator = Generator::new(workload, 0, SimRng::for_stream(4, Stream::Client(0)));
+        let routing = SimRng::for_stream(4, Stream::ClientRouting(0));
+        let mut client = ClientState::new(generator, routing, 5);
+        let mut landed = [0_u32; 5];
+        for _ in 0..1_000 {
+            let before = client.endpoint;
+            client.move_endpoint(5);
+            assert_ne!(client.endpoint, before, "moved to the endpoint that failed");
+            landed[client.endpoint] += 1;
+        }
+        assert!(landed.iter().all(|count| *count > 100), "{landed:?}");
+        let mut alone = ClientState::new(
+            Generator::new(
+                WorkloadConfig::etcd_like(),
+                1,
+                SimRng::for_stream(4, Stream::Client(1)),
+            ),
+            SimRng::for_stream(4, Stream::ClientRouting(1)),
+            1,
+        );
+        alone.move_endpoint(1);
+        assert_eq!(
+            alone.endpoint, 0,
+            "a one-member cluster has nowhere else to go"
+        );
     }
 }

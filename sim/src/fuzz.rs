@@ -39,6 +39,8 @@ pub struct FuzzArgs {
     pub bugs: Vec<String>,
     /// Write each failing seed's artifacts under `DIR/seed-N/`.
     pub out: Option<PathBuf>,
+    /// Run every seed with buggify on.
+    pub buggify: bool,
 }
 
 /// Worker threads at most: a typo such as `--jobs 100000` must not start that many threads.
@@ -116,7 +118,10 @@ impl Plan {
 }
 
 fn plan(args: &FuzzArgs) -> Result<Plan, String> {
-    let scenario = scenario_with_bugs(args.scenario.as_deref(), &args.bugs)?;
+    let scenario = crate::cli::with_buggify(
+        scenario_with_bugs(args.scenario.as_deref(), &args.bugs)?,
+        args.buggify,
+    );
     let budget_seconds = args
         .time
         .as_deref()

@@ -46,10 +46,7 @@ pub fn scenario_for(bug: Bug) -> &'static str {
         | Bug::LeaderCountsUnsynced
         | Bug::MissingElectionRestriction
         | Bug::TruncateOnStaleAppend
-        | Bug::ReadIndexWithoutQuorum
         | Bug::ReadBeforeApply
-        | Bug::LeaseExpiryByNonLeader
-        | Bug::LeaseRenewByNonLeader
         | Bug::WalReleasedBeforeSnapshotSync
         | Bug::RevisionRegressionAfterCompaction
         | Bug::WatchResentAfterRestore
@@ -61,6 +58,13 @@ pub fn scenario_for(bug: Bug) -> &'static str {
         | Bug::CountCutByLimit
         | Bug::DuplicateApplyOfRetry
         | Bug::CorruptRecordAsTornTail => "default",
+        // A lease cut short is judged only on true clocks (the default campaign jumps them),
+        // and shows only when a deposed leader outlives a new one's grace period. A read
+        // without a quorum is stale only at a deposed leader that does not know it yet: the
+        // default campaign catches it in about one seed in forty, this one in one in three.
+        Bug::ReadIndexWithoutQuorum | Bug::LeaseExpiryByNonLeader | Bug::LeaseRenewByNonLeader => {
+            "leader_isolated_under_lease_traffic"
+        }
     }
 }
 

@@ -180,6 +180,7 @@ impl<M: HostedMember> Process<M> {
         config.wal_segment_bytes_max = self.tuning.wal_segment_bytes_max;
         config.kv_hash_interval_entries = self.tuning.kv_hash_interval_entries;
         config.bugs = self.tuning.bugs;
+        config.buggify = self.tuning.buggify;
         let image = match self.disk.image() {
             Ok(image) => image,
             Err(reason) => {

@@ -76,6 +76,9 @@ pub fn replay_command(scenario: &Scenario, seed: u64) -> String {
         command.push_str(" --bug ");
         command.push_str(bug.name());
     }
+    if scenario.member.buggify_seeds_ppm >= crate::rng::PPM {
+        command.push_str(" --buggify");
+    }
     command
 }
 
@@ -142,6 +145,11 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
     }
 }
 
+/// How early a lease may be found gone before a promise made for it ran out, on true clocks.
+/// None: the leader starts a lease's clock no earlier than the request's call, and a new leader
+/// extends every lease by `MemberConfig::lease_grace`.
+const LEASE_PROMISE_TOLERANCE_NS: i64 = 0;
+
 /// Runs every checker on the world's records and returns their outcomes and the failures they
 /// add. A violation fails as `{check: <checker>}`; an unknown verdict (a budget ran out) fails as
 /// `{check: <checker>_unknown}`, since unknown is never a pass. The recorded operations move
@@ -154,6 +162,10 @@ fn run_checkers<M: HostedMember>(world: &mut World<M>) -> (Vec<CheckOutcome>, Ve
     let config = checkers::CheckConfig {
         liveness_bound: i64::try_from(world.scenario.liveness_bound_ms.saturating_mul(1_000_000))
             .unwrap_or(i64::MAX),
+        // Members' clocks run true unless the scenario injects clock faults (a fixed skew
+        // moves no deadline), and only then can a lease's expiry be held to its promises.
+        lease_promise_tolerance: (world.scenario.faults.clock_faults_per_minute == 0)
+            .then_some(LEASE_PROMISE_TOLERANCE_NS),
         ..checkers::CheckConfig::default()
     };
     let results = checkers::check_all(

@@ -22,8 +22,13 @@ pub enum Stream {
     Member(u32),
     /// The clock of the member with this index.
     Clock(u32),
-    /// The client with this index (its workload and choice of member).
+    /// The client with this index (its workload).
     Client(u32),
+    /// The client with this index: its link latency and which endpoint it pins, kept apart
+    /// from its workload so that routing after a failure does not reshuffle its requests.
+    ClientRouting(u32),
+    /// Whether the run turns buggify on in its members (one draw per run).
+    Buggify,
 }
 
 impl Stream {
@@ -35,6 +40,8 @@ impl Stream {
             Stream::Member(index) => 0x2_0000 + u64::from(index),
             Stream::Clock(index) => 0x3_0000 + u64::from(index),
             Stream::Client(index) => 0x4_0000 + u64::from(index),
+            Stream::ClientRouting(index) => 0x5_0000 + u64::from(index),
+            Stream::Buggify => 3,
         }
     }
 }

@@ -77,6 +77,15 @@ pub struct MemberTuning {
         skip_serializing_if = "bug_names::is_empty"
     )]
     pub bugs: BugSet,
+    /// Share of seeds (ppm) whose members run with buggify on (`engine::buggify`), drawn per
+    /// seed from the simulator's own buggify stream; `1_000_000` turns it on in every seed
+    /// (`--buggify`), so a campaign with it can be measured.
+    #[serde(default = "buggify_seeds_ppm_default")]
+    pub buggify_seeds_ppm: u32,
+    /// This run's draw from `buggify_seeds_ppm`: set by the world when a run starts, never
+    /// read from a scenario file.
+    #[serde(skip)]
+    pub buggify: bool,
 }
 
 /// Bug sets as lists of bug names in scenario files and reports.
@@ -110,6 +119,12 @@ fn kv_hash_interval_entries_default() -> u64 {
     256
 }
 
+/// One seed in four runs with buggify: rare paths get exercised in every campaign while most
+/// seeds keep the engine's ordinary timing.
+fn buggify_seeds_ppm_default() -> u32 {
+    250_000
+}
+
 impl MemberTuning {
     /// Snapshots every 500 entries and 256 KiB WAL segments: both happen several times in a
     /// one-minute run.
@@ -119,6 +134,8 @@ impl MemberTuning {
             wal_segment_bytes_max: 256 * 1024,
             kv_hash_interval_entries: kv_hash_interval_entries_default(),
             bugs: BugSet::EMPTY,
+            buggify_seeds_ppm: buggify_seeds_ppm_default(),
+            buggify: false,
         }
     }
 }
@@ -186,13 +203,14 @@ pub struct Scenario {
 
 impl Scenario {
     /// Names of the built-in scenarios.
-    pub const BUILT_IN: [&'static str; 7] = [
+    pub const BUILT_IN: [&'static str; 8] = [
         "default",
         "no_faults",
         "partitions_only",
         "crash_restart",
         "disk_faults",
         "clock_faults",
+        "leader_isolated_under_lease_traffic",
         "disk_corruption_on_a_majority",
     ];
 
@@ -205,6 +223,9 @@ impl Scenario {
             "crash_restart" => Scenario::crash_restart(),
             "disk_faults" => Scenario::disk_faults(),
             "clock_faults" => Scenario::clock_faults(),
+            "leader_isolated_under_lease_traffic" => {
+                Scenario::leader_isolated_under_lease_traffic()
+            }
             "disk_corruption_on_a_majority" => Scenario::disk_corruption_on_a_majority(),
             _ => return None,
         })
@@ -291,6 +312,39 @@ impl Scenario {
         scenario.name = "clock_faults".into();
         scenario.faults.clock_faults_per_minute = 20;
         scenario.faults.clock_skew_ms_max = 5_000;
+        scenario
+    }
+
+    /// The leader cut off again and again, long enough for a new leader to expire leases,
+    /// under lease-heavy traffic; clocks run true, so every lease promise is checked. This is
+    /// where a deposed leader that renews (etcd #15247) or a member that expires leases it does
+    /// not own (etcd #12528) shows: the default campaign has clock faults, which make expiry
+    /// times unjudgeable, and too few keep-alives per lease to notice a lease cut short. A
+    /// deposed leader that still answers reads (etcd #741) shows here far more often too.
+    pub fn leader_isolated_under_lease_traffic() -> Scenario {
+        let mut scenario = Scenario::no_faults();
+        scenario.name = "leader_isolated_under_lease_traffic".into();
+        scenario.network = NetworkConfig::lossy();
+        scenario.faults.partitions_per_minute = vec![(PartitionKind::IsolateLeader, 6)];
+        // Longer than an election plus the grace plus a lease's TTL.
+        scenario.faults.partition_ms_max = 10_000;
+        scenario.faults.crashes_per_minute = 1;
+        scenario.faults.pauses_per_minute = 2;
+        let workload = &mut scenario.workload;
+        // Few leases per client, kept alive often: a lease cut short is then seen quickly.
+        workload.lease_ttl_seconds = 3;
+        workload.leases_per_client_max = 2;
+        workload.mix = crate::workload::OpMix {
+            range: 15,
+            range_serializable: 3,
+            put: 10,
+            delete: 2,
+            txn: 5,
+            lease_grant: 5,
+            put_with_lease: 10,
+            lease_keepalive: 50,
+            lease_revoke: 1,
+        };
         scenario
     }
 

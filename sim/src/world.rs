@@ -161,6 +161,8 @@ pub(crate) struct World<M: HostedMember> {
     /// Cluster facts for the trace checkers (always kept).
     pub(crate) check_trace: Vec<checkers::trace::TraceEvent>,
     pub(crate) phase: Phase,
+    /// The latest leader the world saw elected: the nemesis's knowledge, for aiming faults
+    /// ("isolate the leader"). Clients never read it; they route on what members answer.
     pub(crate) leader_hint: Option<NodeId>,
     pub(crate) partition_epoch: u64,
     pub(crate) partition_active: bool,
@@ -177,7 +179,10 @@ pub(crate) struct World<M: HostedMember> {
 
 impl<M: HostedMember> World<M> {
     /// A world at time zero, with every member started on an empty disk.
-    pub(crate) fn new(scenario: Scenario, seed: u64, keep_artifacts: bool) -> World<M> {
+    pub(crate) fn new(mut scenario: Scenario, seed: u64, keep_artifacts: bool) -> World<M> {
+        // One draw from a stream of its own: turning buggify on or off shifts no other stream.
+        scenario.member.buggify = SimRng::for_stream(seed, Stream::Buggify)
+            .chance_ppm(scenario.member.buggify_seeds_ppm.min(crate::rng::PPM));
         let member_count = scenario.member_count;
         let ids: Vec<NodeId> = (1..=u64::from(member_count)).map(NodeId).collect();
         let processes = (0..member_count)
@@ -208,7 +213,9 @@ impl<M: HostedMember> World<M> {
         let clients = (0..scenario.workload.client_count)
             .map(|index| {
                 let rng = SimRng::for_stream(seed, Stream::Client(index));
-                ClientState::new(Generator::new(scenario.workload.clone(), index, rng))
+                let routing = SimRng::for_stream(seed, Stream::ClientRouting(index));
+                let generator = Generator::new(scenario.workload.clone(), index, rng);
+                ClientState::new(generator, routing, member_count as usize)
             })
             .collect();
         let watchers = (0..scenario.workload.watcher_count)
@@ -255,13 +262,14 @@ impl<M: HostedMember> World<M> {
         self.trace.event(
             Instant(0),
             format_args!(
-                "start scenario={} seed={} members={} budget=corrupted<={},down<={} beyond_model={}",
+                "start scenario={} seed={} members={} budget=corrupted<={},down<={} beyond_model={} buggify={}",
                 self.scenario.name,
                 self.seed,
                 self.processes.len(),
                 self.scenario.budget.corrupted_members_max,
                 self.scenario.budget.down_members_max,
                 self.scenario.beyond_model,
+                self.scenario.member.buggify,
             ),
         );
         for node in 0..self.processes.len() {

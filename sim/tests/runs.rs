@@ -283,3 +283,45 @@ fn written_history_checks_like_the_in_memory_one() {
     let written = checkers::linear::check_linearizable(&history, &Default::default());
     assert_eq!(written.verdict, checkers::Verdict::Ok);
 }
+
+/// Goal: a client retries a failed attempt as a new operation and never hides a possible
+/// double effect: when one client sends the same put twice in a row (the retry), the earlier
+/// attempt was not acknowledged: its outcome is unknown or a definite error, and the retry has
+/// its own operation id and a later call. Method: parse the recorded histories of a few
+/// default seeds (faults make timeouts and "not leader" answers), pair each put with the
+/// client's previous operation, and check every pair with the same key and value; at least one
+/// retry must occur, or the check proved nothing.
+#[test]
+fn a_retried_put_is_a_new_operation_after_an_unacknowledged_one() {
+    use checkers::history::{parse_history, Request, Response};
+    let scenario = Scenario::default_scenario();
+    let mut retries_count = 0;
+    for seed in [1, 2, 3] {
+        let options = RunOptions {
+            keep_artifacts: true,
+        };
+        let (_, artifacts) = run(&scenario, seed, options);
+        let history = parse_history(&artifacts.history.join("\n")).expect("a valid history");
+        let mut previous_by_client = BTreeMap::new();
+        for op in &history.ops {
+            if let Some(previous) = previous_by_client.insert(op.client, op) {
+                let (Request::Put(retry), Request::Put(first)) = (&op.request, &previous.request)
+                else {
+                    continue;
+                };
+                if (&retry.key, &retry.value) != (&first.key, &first.value) {
+                    continue;
+                }
+                retries_count += 1;
+                assert!(op.id != previous.id && op.call > previous.call);
+                assert!(
+                    !matches!(previous.result, Some(Response::Put { .. })),
+                    "seed {seed}: put {} was retried as {} after it was acknowledged",
+                    previous.id,
+                    op.id
+                );
+            }
+        }
+    }
+    assert!(retries_count > 0, "no retried put in three faulty seeds");
+}

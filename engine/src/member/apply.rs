@@ -59,7 +59,11 @@ impl Member {
             });
         }
         let since_snapshot = entry.index.0 - self.applied.snapshot_index.0;
-        if since_snapshot >= self.config.snapshot_interval_entries {
+        // Buggify: a snapshot at an arbitrary entry, so log compaction, snapshot sending and
+        // recovery from a snapshot happen many times per run.
+        let due = since_snapshot >= self.config.snapshot_interval_entries
+            || (since_snapshot > 0 && self.buggify.fires(crate::buggify::Point::SnapshotNow));
+        if due && self.storage.may_snapshot_at(entry.index) {
             self.take_snapshot();
         }
     }

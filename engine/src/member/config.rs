@@ -41,6 +41,9 @@ pub struct MemberConfig {
     pub ticks_per_step_max: u32,
     /// Zoo bugs to switch on (inert unless the engine is built with the `bug-zoo` feature).
     pub bugs: crate::zoo::BugSet,
+    /// Turns on the buggify points (`crate::buggify`) of raft, the WAL and the member. Only a
+    /// simulator sets it: it makes rare legal paths common, at some cost in throughput.
+    pub buggify: bool,
 }
 
 impl MemberConfig {
@@ -64,6 +67,7 @@ impl MemberConfig {
             lease_grace: Duration::from_millis(1500),
             ticks_per_step_max: 30,
             bugs: crate::zoo::BugSet::EMPTY,
+            buggify: false,
         }
     }
 

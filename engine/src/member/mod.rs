@@ -107,6 +107,8 @@ pub struct Member {
     /// Invariant: at most `pending_requests_count_max` entries.
     pending_keepalives: Vec<PendingKeepAlive>,
     halted: Option<HaltReason>,
+    /// The member's buggify points (snapshot now, apply deferred); off outside simulation.
+    buggify: crate::buggify::Buggify,
     /// Actions accumulated during the current step (and recovery repairs before the first).
     out: Actions,
 }
@@ -237,6 +239,12 @@ impl Member {
             }
         }
         if self.halted.is_none() {
+            // Buggify: this step applies nothing (committed entries wait for the next step),
+            // so replies, reads and watches meet an apply that lags the commit.
+            if self.buggify.is_on() {
+                let defer = self.buggify.fires(crate::buggify::Point::ApplyDeferred);
+                self.raft.hold_apply(defer);
+            }
             self.advance_ticks();
             self.drain_raft();
             // The first drain leaves raft with no output; only a duty proposal makes more.
@@ -284,7 +292,13 @@ impl Member {
             .next_tick_at
             .unwrap_or(self.now + self.config.tick_interval);
         let mut wake = tick;
-        if let Some(deadline) = self.lessor.next_deadline() {
+        // Lease deadlines wake only a member that acts on them: a past deadline nobody
+        // consumes would wake the member at once, forever.
+        if let Some(deadline) = self
+            .lessor
+            .next_deadline()
+            .filter(|_| self.runs_lease_duties())
+        {
             wake = wake.min(deadline);
         }
         if let Some(deadline) = self.watches.next_deadline() {
@@ -363,7 +377,14 @@ impl Member {
             let term = self.raft.term();
             self.out.observe.push(Observation::BecameLeader { term });
         } else if !is_leader && self.was_leader {
-            self.lessor.demote();
+            // Zoo: etcd demotes its lessor from the raft loop; with either lease bug here a
+            // deposed leader's lessor stays primary (as a late demotion leaves it), which is
+            // what lets it renew (#15247) or expire (#12528) leases it no longer owns.
+            let late_demotion =
+                crate::bug!(LeaseRenewByNonLeader) || crate::bug!(LeaseExpiryByNonLeader);
+            if !late_demotion {
+                self.lessor.demote();
+            }
         }
         self.was_leader = is_leader;
     }

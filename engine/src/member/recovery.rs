@@ -14,6 +14,11 @@ use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::Store;
 use crate::raft::{self, ConfState, Restored};
 use crate::rng::Rng;
+
+/// Mixed into the member's seed for the WAL's buggify generator ("buggywal").
+const BUGGIFY_WAL_SALT: u64 = 0x6275_6767_7977_616c;
+/// Mixed into the member's seed for the member's own buggify generator ("buggmemb").
+const BUGGIFY_MEMBER_SALT: u64 = 0x6275_6767_6d65_6d62;
 use crate::snap;
 use crate::types::{Instant, LogIndex, Term};
 use crate::wal;
@@ -170,6 +175,7 @@ pub(super) fn recover(
         append_entries_count_max: 64,
         uncommitted_entries_count_max: config.pending_requests_count_max as usize,
         seed: config.seed,
+        buggify: config.buggify,
     };
     raft_config.validate().map_err(RecoveryError::Config)?;
     let last_index = entries.last().map_or(snapshot_index, |entry| entry.index);
@@ -194,6 +200,10 @@ pub(super) fn recover(
     };
     wal_config.validate().map_err(RecoveryError::Config)?;
     let mut writer = wal::WalWriter::resume(wal_config, &recovered);
+    writer.set_buggify(crate::buggify::Buggify::new(
+        config.buggify,
+        config.seed ^ BUGGIFY_WAL_SALT,
+    ));
     let mut repair_ops = recovered.repair_ops.clone();
     if snapshot_index > writer.last_index() {
         // A snapshot received from the leader reached its file but the crash came before its
@@ -239,6 +249,7 @@ pub(super) fn recover(
         read_index_lowest: None,
         pending_keepalives: Vec::new(),
         halted: None,
+        buggify: crate::buggify::Buggify::new(config.buggify, config.seed ^ BUGGIFY_MEMBER_SALT),
         out: Default::default(),
         storage: Storage::new(wal::WalWriter::new(wal_config), Vec::new()),
         config,

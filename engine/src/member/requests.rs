@@ -44,6 +44,15 @@ impl Member {
                 self.out.reply.push((id, result));
             }
             Request::Range(range) => self.start_read(id, Request::Range(range)),
+            // Zoo (etcd #15247): a deposed leader whose lessor still runs its clocks renews
+            // from them at once, without a read barrier that would show it is not the leader.
+            keepalive @ Request::LeaseKeepAlive { .. }
+                if crate::bug!(LeaseRenewByNonLeader)
+                    && !self.was_leader
+                    && self.lessor.is_leader() =>
+            {
+                self.answer_locally(id, keepalive);
+            }
             Request::LeaseKeepAlive { .. } | Request::LeaseTimeToLive(_) if !self.was_leader => {
                 let hint = self.leader_hint();
                 self.out
@@ -191,7 +200,13 @@ impl Member {
     /// Serves every linearizable read whose read index has been applied.
     pub(super) fn serve_reads(&mut self) {
         // Runs every step; most steps have no read ready, so skip building the list.
-        let applied_index = self.applied.index;
+        // Zoo: serving a read once its index is confirmed, without waiting for the apply to
+        // reach it, answers from a state older than the read (a lagging follower's, say).
+        let applied_index = if crate::bug!(ReadBeforeApply) {
+            LogIndex(u64::MAX)
+        } else {
+            self.applied.index
+        };
         // Nothing confirmed, or the apply has not reached the lowest confirmed index yet.
         if self
             .read_index_lowest
@@ -323,7 +338,7 @@ impl Member {
     /// through raft so every member applies them at the same point in the log. Returns false
     /// when it proposed nothing (raft then has no new output to drain).
     pub(super) fn leader_duties(&mut self) -> bool {
-        if !self.was_leader {
+        if !self.runs_lease_duties() {
             return false;
         }
         // Both duties below are due only once the lessor's earliest deadline has passed.
@@ -346,6 +361,14 @@ impl Member {
             let _accepted = self.propose_duty(Command::LeaseCheckpoint { remaining });
         }
         true
+    }
+
+    /// Whether this member acts on its lease deadlines: the leader does, and nobody else.
+    pub(super) fn runs_lease_duties(&self) -> bool {
+        // Zoo (etcd #12528): a member that is not the leader but still runs lease clocks
+        // expires leases on them, though the keep-alives went to the real leader.
+        let expires_as_non_leader = crate::bug!(LeaseExpiryByNonLeader) && self.lessor.is_leader();
+        self.was_leader || expires_as_non_leader
     }
 
     /// Feeds watchers that fell behind from MVCC history, and due progress notifications.

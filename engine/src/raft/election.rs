@@ -306,7 +306,11 @@ impl Raft {
         }
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
             self.heartbeat_elapsed_ticks = 0;
-            self.broadcast_heartbeat();
+            // Buggify: a lost heartbeat round, as a slow leader would have; followers near
+            // their timeout campaign, and check-quorum sees fewer acknowledgements.
+            if !self.buggify.fires(crate::buggify::Point::HeartbeatSkipped) {
+                self.broadcast_heartbeat();
+            }
         }
     }
 

@@ -74,6 +74,8 @@ pub struct Config {
     pub uncommitted_entries_count_max: usize,
     /// Seeds election jitter.
     pub seed: u64,
+    /// Turns on raft's buggify points (`crate::buggify`): simulation only.
+    pub buggify: bool,
 }
 
 impl Config {
@@ -89,6 +91,7 @@ impl Config {
             append_entries_count_max: 64,
             uncommitted_entries_count_max: 4096,
             seed,
+            buggify: false,
         }
     }
 

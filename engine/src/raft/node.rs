@@ -27,6 +27,9 @@ pub(super) struct BatchRecord {
     pub(super) snapshot: Option<(LogIndex, Term)>,
 }
 
+/// Mixed into the member's seed for raft's buggify generator ("buggraft").
+const BUGGIFY_SALT: u64 = 0x6275_6767_7261_6674;
+
 /// One raft member. See the module documentation of `raft` for the contract.
 #[derive(Debug)]
 pub struct Raft {
@@ -70,6 +73,10 @@ pub struct Raft {
     pub(super) snapshot_ready_to_apply: Option<Snapshot>,
     /// Leader only: entries were appended since the last broadcast.
     pub(super) append_broadcast_pending: bool,
+    /// Set by the host for one step: committed entries stay with raft until it is cleared.
+    pub(super) apply_held: bool,
+    /// Raft's buggify points (tiny appends, skipped heartbeats); off outside simulation.
+    pub(super) buggify: crate::buggify::Buggify,
 }
 
 impl Raft {
@@ -87,6 +94,8 @@ impl Raft {
         let log = RaftLog::restored(snapshot_meta, restored.entries, restored.hard_state.commit);
         let mut raft = Raft {
             rng: Rng::new(config.seed),
+            // Its own generator, so that buggify draws never shift election jitter.
+            buggify: crate::buggify::Buggify::new(config.buggify, config.seed ^ BUGGIFY_SALT),
             config,
             role: Role::Follower,
             term: restored.hard_state.term,
@@ -113,6 +122,7 @@ impl Raft {
             snapshot_to_apply: None,
             snapshot_ready_to_apply: None,
             append_broadcast_pending: false,
+            apply_held: false,
         };
         raft.batched_hard_state = raft.hard_state();
         raft.reset_election_timer();
@@ -246,6 +256,7 @@ impl Raft {
             || self.snapshot_ready_to_apply.is_some()
             || !self.reads.ready_states_is_empty()
             || (self.snapshot_to_apply.is_none()
+                && !self.apply_held
                 && self.log.commit_index().min(self.log.persisted_index())
                     > self.log.applied_index())
     }
@@ -265,7 +276,7 @@ impl Raft {
             .has_unbatched_writes()
             .then(|| self.take_persist_batch());
         let apply_snapshot = self.snapshot_ready_to_apply.take();
-        let committed = if self.snapshot_to_apply.is_some() {
+        let committed = if self.snapshot_to_apply.is_some() || self.apply_held {
             Vec::new()
         } else {
             self.log.take_committed()
@@ -282,6 +293,12 @@ impl Raft {
             committed,
             read_states: self.reads.take_ready_states(),
         }
+    }
+
+    /// Holds committed entries back from `ready` while `held` (the host defers its apply to a
+    /// later step; they stay committed and come out once it is cleared).
+    pub fn hold_apply(&mut self, held: bool) {
+        self.apply_held = held;
     }
 
     /// Hands back the emptied message list of a [`Ready`], so the next round's messages reuse

@@ -45,9 +45,13 @@ impl Raft {
         }
         let prev_log_index = LogIndex(next_index.0 - 1);
         let prev_term = self.log.term(prev_log_index);
-        let entries = self
-            .log
-            .entries_from(next_index, self.config.append_entries_count_max);
+        // Buggify: a one-entry append makes followers see many small, overlapping appends.
+        let entries_count_max = if self.buggify.fires(crate::buggify::Point::TinyAppendBatch) {
+            1
+        } else {
+            self.config.append_entries_count_max
+        };
+        let entries = self.log.entries_from(next_index, entries_count_max);
         let (Some(prev_log_term), Some(entries)) = (prev_term, entries) else {
             return self.send_snapshot(to);
         };

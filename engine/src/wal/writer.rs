@@ -58,6 +58,8 @@ pub struct WalWriter {
     hard_state: Option<HardState>,
     /// The latest snapshot marker written, repeated likewise.
     snapshot_marker: Option<SnapshotMarker>,
+    /// The WAL's buggify point (a segment cut early); off unless a simulator turns it on.
+    buggify: crate::buggify::Buggify,
 }
 
 impl WalWriter {
@@ -73,7 +75,13 @@ impl WalWriter {
             last_index: LogIndex(0),
             hard_state: None,
             snapshot_marker: None,
+            buggify: crate::buggify::Buggify::off(),
         }
+    }
+
+    /// Replaces the writer's buggify generator (simulation only).
+    pub fn set_buggify(&mut self, buggify: crate::buggify::Buggify) {
+        self.buggify = buggify;
     }
 
     /// A writer that continues the WAL `recovered` describes. Its first batch goes to a new
@@ -90,6 +98,11 @@ impl WalWriter {
     /// The log's last index as the writer knows it (entries and snapshot markers).
     pub fn last_index(&self) -> LogIndex {
         self.last_index
+    }
+
+    /// The index of the newest snapshot marker written or recovered, if any.
+    pub fn snapshot_marker_index(&self) -> Option<LogIndex> {
+        self.snapshot_marker.map(|marker| marker.index)
     }
 
     /// The segments the writer considers present, oldest first.
@@ -150,7 +163,10 @@ impl WalWriter {
             let frame_start = pending.len();
             record.encode_frame(&mut pending);
             let frame_bytes = (pending.len() - frame_start) as u64;
-            if self.open_segment_bytes + frame_bytes > self.config.segment_bytes_max
+            // Buggify: a segment cut before its size limit, so recovery and segment release
+            // meet many segment boundaries (the cut is at a record boundary, as every cut is).
+            let full = self.open_segment_bytes + frame_bytes > self.config.segment_bytes_max;
+            if (full || self.buggify.fires(crate::buggify::Point::WalSegmentCut))
                 && self.open_segment_records_count > 0
             {
                 let frame = pending.split_off(frame_start);
