@@ -94,6 +94,9 @@ pub(crate) struct WatcherState {
     stream_revision: Revision,
     /// When the open stream's last response arrived.
     last_arrival: Instant,
+    /// The compact revision the last stream was cancelled with (0 if it was not), where
+    /// etcd's clients resume a compacted watch.
+    compact_revision: i64,
 }
 
 impl WatcherState {
@@ -106,6 +109,7 @@ impl WatcherState {
             last_revision: Revision(0),
             stream_revision: Revision(0),
             last_arrival: Instant(0),
+            compact_revision: 0,
         }
     }
 
@@ -420,11 +424,16 @@ impl<M: crate::process::HostedMember> World<M> {
             .below(self.processes.len() as u64) as usize;
         let state = &mut self.watchers[watcher];
         let last_revision = state.last_revision.0;
-        // Resume where the last stream ended (etcd's clients do), or, one time in four, replay
-        // from an old revision (compacted or not), or one time in eight start from now.
+        let compact_revision = core::mem::take(&mut state.compact_revision);
+        // After a compaction cancelled the stream, start at the compact revision (etcd allows
+        // it; this engine refuses it as compacted) or just after it. Otherwise resume where
+        // the last stream ended (etcd's clients do), or, one time in four, replay from an old
+        // revision (anywhere back to 1, or a little behind), or one time in eight start now.
         let start_revision = match state.rng.below(8) {
+            _ if compact_revision > 0 => Revision(compact_revision + state.rng.below(2) as i64),
             0 => Revision(0),
-            1 | 2 if last_revision > 1 => {
+            1 if last_revision > 1 => Revision(1 + state.rng.below(last_revision as u64) as i64),
+            2 if last_revision > 1 => {
                 let back = state
                     .rng
                     .below(WATCH_START_BACK_MAX.min(last_revision as u64));
@@ -662,6 +671,7 @@ impl<M: crate::process::HostedMember> World<M> {
 
     fn end_watch(&mut self, now: Instant, watcher: usize, reason: &str, compact_revision: i64) {
         let state = &mut self.watchers[watcher];
+        state.compact_revision = compact_revision;
         if let Some(record) = state.records.last_mut() {
             record.cancel(now, reason, compact_revision);
         }

@@ -277,10 +277,19 @@ impl Generator {
             (9, _) => Request::Range(self.range_historical()),
             (10, _) => Request::Range(self.range_options()),
             (11, _) => Request::DeleteRange(self.delete_range()),
-            (12, _) if self.revision_seen > 1 => Request::Compact(CompactionRequest {
-                revision: Revision(self.recent_revision()),
-                ..Default::default()
-            }),
+            // Half the compactions are at the newest revision seen, as etcd's robustness
+            // traffic does: the head's tombstones are then compacted away.
+            (12, _) if self.revision_seen > 1 => {
+                let revision = if self.rng.below(2) == 0 {
+                    self.revision_seen
+                } else {
+                    self.recent_revision()
+                };
+                Request::Compact(CompactionRequest {
+                    revision: Revision(revision),
+                    ..Default::default()
+                })
+            }
             (13, Some(id)) => Request::LeaseTimeToLive(LeaseTimeToLiveRequest {
                 id,
                 keys: self.rng.below(2) == 0,

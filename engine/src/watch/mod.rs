@@ -343,7 +343,12 @@ impl WatchHub {
         let mut watcher = self.watchers.remove(&id).expect("watch exists");
         self.unindex(&watcher);
         watcher.synced = false;
-        watcher.next_revision = batch.revision;
+        watcher.next_revision = if crate::bug!(SlowWatcherGap) {
+            // Zoo (etcd #17529): catch-up resumes after the revision that overflowed.
+            batch.revision.next()
+        } else {
+            batch.revision
+        };
         self.insert(watcher);
     }
 
@@ -391,7 +396,10 @@ impl WatchHub {
             let mut watcher = self.watchers.remove(&id).expect("watch exists");
             self.unindex(&watcher);
             watcher.synced = false;
-            watcher.next_revision = watcher.next_revision.max(resume_from);
+            if !crate::bug!(WatchResentAfterRestore) {
+                // Zoo (etcd #15271) when skipped: the watch replays from where it was created.
+                watcher.next_revision = watcher.next_revision.max(resume_from);
+            }
             self.insert(watcher);
         }
         self.observe_source(source);
@@ -446,7 +454,13 @@ impl WatchHub {
         }
         watcher.flush_pending(&self.header, self.config.response_bytes_max, out);
         let compacted = source.compacted_revision();
-        if watcher.next_revision <= compacted {
+        // Zoo (etcd #18089): see `Store::events`; the compacted revision counts as watchable.
+        let compacted_floor = if crate::bug!(CompactionEatsDeleteEvent) {
+            Revision(compacted.0 - 1)
+        } else {
+            compacted
+        };
+        if watcher.next_revision <= compacted_floor {
             self.cancel_compacted(id, compacted, out);
             return 0;
         }
@@ -509,7 +523,9 @@ impl WatchHub {
     /// are caught up and drained (etcd sends none to a lagging watcher).
     pub fn request_progress(&mut self, out: &mut Vec<WatchResponse>) {
         for watcher in self.watchers.values_mut() {
-            if watcher.synced && !watcher.paused && watcher.pending.is_empty() {
+            // Zoo (etcd #15220): a lagging watcher gets the bookmark too.
+            let caught_up = watcher.synced || crate::bug!(ProgressAheadOfEvents);
+            if caught_up && !watcher.paused && watcher.pending.is_empty() {
                 watcher.push_progress(self.last_revision, &self.header, out);
             } else {
                 watcher.progress_requested = true;
