@@ -97,19 +97,21 @@ impl OpMix {
         }
     }
 
-    /// Lease-heavy traffic: most writes go through leases, which are granted, kept alive,
-    /// queried, revoked and left to expire often.
+    /// Lease-heavy traffic: about half the writes go through leases, which are granted, kept
+    /// alive, queried, revoked and left to expire often. NB: a heavier mix (most writes leased,
+    /// a grant or revoke every few requests) left the linearizability search undecided on
+    /// about 3% of seeds (many expiries and unknown outcomes to place); this one on about 0.3%.
     pub fn lease_heavy() -> OpMix {
         OpMix {
-            range: 15,
-            range_serializable: 2,
-            put: 8,
-            delete: 2,
-            txn: 6,
-            lease_grant: 10,
-            put_with_lease: 25,
-            lease_keepalive: 12,
-            lease_revoke: 8,
+            range: 20,
+            range_serializable: 3,
+            put: 16,
+            delete: 3,
+            txn: 8,
+            lease_grant: 6,
+            put_with_lease: 16,
+            lease_keepalive: 10,
+            lease_revoke: 4,
             range_historical: 3,
             range_options: 3,
             delete_range: 1,
