@@ -326,6 +326,7 @@ fn watch_of(store: &Store, write_times: &[i64]) -> WatchRecord {
         start_revision: 1,
         prev_kv: false,
         events,
+        progress: Vec::new(),
         canceled: None,
     }
 }

@@ -6,8 +6,9 @@
 //! arrives before that write was even called.
 //!
 //! It needs a linearization (from `linear`) to compare with; without one it checks only the
-//! stream-internal guarantees. Bookmarks (progress notifications) are not in the history format,
-//! so "bookmarkable" reduces to the ordering checks here.
+//! stream-internal guarantees. Bookmarks (progress notifications, the format's optional
+//! `progress` list) are checked where recorded: no event at or below a bookmark's revision
+//! arrives after it, and every change in range up to it was delivered (etcd #15220).
 
 use crate::history::{EventKind, History, HistoryView, KeyValue, WatchRecord};
 use crate::linear::Linearization;
@@ -156,6 +157,26 @@ fn check_stream(watch: &WatchRecord) -> Result<(), Verdict> {
             ));
         }
     }
+    check_bookmarks(watch)
+}
+
+/// A bookmark at revision R says every event up to R was sent: none may arrive after it. Events
+/// arrive in revision order (checked before), so the first event after the bookmark decides.
+fn check_bookmarks(watch: &WatchRecord) -> Result<(), Verdict> {
+    for progress in &watch.progress {
+        let Some(next) = watch.events.get(progress.events_before) else {
+            continue;
+        };
+        if next.revision <= progress.revision {
+            return Err(violation(
+                vec![],
+                format!(
+                    "watch {}: progress notification at revision {} (time {}) was followed by an event at revision {} (bookmark ahead of events)",
+                    watch.watch, progress.revision, progress.time, next.revision
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -233,17 +254,32 @@ fn check_against(watch: &WatchRecord, tables: &Tables, replay: &Replay) -> Resul
         delivered.push((event.revision, key));
     }
     delivered.sort_unstable();
-    let Some(last) = watch.events.last().map(|event| event.revision) else {
-        return Ok(());
+    let last_event = watch.events.last().map(|event| event.revision);
+    // A bookmark vouches for every revision up to its own (a stream's events are all in by
+    // then, as `check_bookmarks` showed), as far as the linearization reaches.
+    let bookmark = watch
+        .progress
+        .iter()
+        .map(|progress| progress.revision.min(final_revision))
+        .max();
+    let first = match (watch.start_revision, watch.events.first()) {
+        (start, _) if start > 0 => start,
+        (_, Some(event)) => event.revision,
+        // From "now" with nothing delivered: where it started is unknown.
+        (_, None) => return Ok(()),
     };
-    let first = if watch.start_revision > 0 {
-        watch.start_revision
-    } else {
-        watch.events[0].revision
+    let Some(last) = last_event.max(bookmark) else {
+        return Ok(());
     };
     for (revision, key, _) in replay.changes_in(first, last) {
         if (lo..hi).contains(key) && delivered.binary_search(&(*revision, *key)).is_err() {
-            return Err(violation(writer(*revision), format!("watch {}: the change of {} at revision {revision} was never delivered, though later revisions were (not reliable)", watch.watch, tables.show_key(*key))));
+            let vouched = last_event.is_none_or(|last_event| *revision > last_event);
+            let why = if vouched {
+                "though a progress notification vouched for its revision"
+            } else {
+                "though later revisions were"
+            };
+            return Err(violation(writer(*revision), format!("watch {}: the change of {} at revision {revision} was never delivered, {why} (not reliable)", watch.watch, tables.show_key(*key))));
         }
     }
     Ok(())

@@ -14,8 +14,13 @@ pub use file::{parse, to_toml, FileError, ScenarioFile, DEFAULT_BASE};
 use sim::Scenario;
 
 /// The library: (name, file text) of every named scenario, embedded at build time.
-pub const LIBRARY: [(&str, &str); 8] = [
+pub const LIBRARY: [(&str, &str); 10] = [
     ("default", include_str!("../library/default.toml")),
+    (
+        "compaction_heavy",
+        include_str!("../library/compaction_heavy.toml"),
+    ),
+    ("lease_heavy", include_str!("../library/lease_heavy.toml")),
     ("no_faults", include_str!("../library/no_faults.toml")),
     (
         "partitions_only",
@@ -92,6 +97,8 @@ pub fn show(name: &str) -> Option<&'static str> {
 pub fn built_in_description(name: &str) -> Option<&'static str> {
     Some(match name {
         "default" => "Every fault kind within the budget on a lossy network: the nightly campaign.",
+        "compaction_heavy" => "Frequent compactions, historical reads and frequent snapshots under every fault: revision and watch bugs around compaction.",
+        "lease_heavy" => "Lease grants, attached keys, keep-alives and TTL queries dominate: lease bookkeeping bugs.",
         "no_faults" => "A reliable network and no faults: the baseline every other scenario departs from.",
         "partitions_only" => "Every partition shape, three a minute each: election, stale-leader and forwarding bugs.",
         "crash_restart" => "Frequent crashes with torn tails and pauses: recovery and durability bugs.",

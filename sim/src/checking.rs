@@ -277,6 +277,42 @@ fn response_op(op: ResponseOp) -> ch::Response {
     }
 }
 
+/// What a range's options leave out of its answer, so the record claims only what the reply
+/// shows: count-only replies carry no kvs, keys-only ones no values. The history format's range
+/// request has no field for these options; leaving the fields out keeps any checker sound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RangeShape {
+    /// The reply has only a count.
+    pub count_only: bool,
+    /// The reply's kvs have no values.
+    pub keys_only: bool,
+}
+
+impl RangeShape {
+    /// The shape of a top-level range request's answer (other requests: the full shape).
+    pub fn of(request: &Request) -> RangeShape {
+        match request {
+            Request::Range(range) => RangeShape {
+                count_only: range.count_only,
+                keys_only: range.keys_only,
+            },
+            _ => RangeShape::default(),
+        }
+    }
+
+    fn apply(self, response: &mut ch::Response) {
+        if let ch::Response::Range { kvs, .. } = response {
+            if self.count_only {
+                *kvs = None;
+            } else if self.keys_only {
+                for kv in kvs.iter_mut().flatten() {
+                    kv.value = None;
+                }
+            }
+        }
+    }
+}
+
 /// One operation of the history; `outcome` is `None` when the outcome is unknown.
 pub fn operation(
     id: u64,
@@ -284,8 +320,14 @@ pub fn operation(
     call: Instant,
     request: ch::Request,
     outcome: Option<(Instant, Result<Response, RequestError>)>,
+    shape: RangeShape,
 ) -> ch::Operation {
-    let (ret, result) = match outcome.and_then(|(time, reply)| Some((time, response(reply)?))) {
+    let recorded = outcome.and_then(|(time, reply)| {
+        let mut result = response(reply)?;
+        shape.apply(&mut result);
+        Some((time, result))
+    });
+    let (ret, result) = match recorded {
         Some((time, result)) => (Some(time_of(time)), Some(result)),
         None => (None, None),
     };
@@ -359,7 +401,7 @@ pub fn watch(record: &crate::history::WatchRecord) -> ch::WatchRecord {
         key: record.key.clone(),
         range_end: optional_bytes(&record.range_end),
         start_revision: record.start_revision,
-        prev_kv: false,
+        prev_kv: record.prev_kv,
         events: record
             .events
             .iter()
@@ -371,8 +413,16 @@ pub fn watch(record: &crate::history::WatchRecord) -> ch::WatchRecord {
                     engine::kv::EventType::Delete => ch::EventKind::Delete,
                 },
                 kv: key_value(event.kv.clone()),
-                // The watchers do not ask for previous kvs, and the file does not carry them.
-                prev_kv: None,
+                prev_kv: event.prev_kv.clone().map(key_value),
+            })
+            .collect(),
+        progress: record
+            .progress
+            .iter()
+            .map(|(time, revision, events_before)| ch::WatchProgress {
+                time: time_of(*time),
+                revision: *revision,
+                events_before: *events_before,
             })
             .collect(),
         canceled: record

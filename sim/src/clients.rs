@@ -12,8 +12,16 @@
 //! Clients reach members over their own links (latency from the client's routing stream);
 //! partitions do not cut them, but a crashed or paused member never answers, so the client
 //! times out and records an unknown outcome.
+//!
+//! Watchers open streams over every key, from now, from where the last stream ended, or from an
+//! old revision (possibly compacted); some ask for prev_kv; while a stream is open they ask the
+//! member for progress notifications and now and then stop reading for a while (backpressure),
+//! so the member's slow-watcher and catch-up paths run.
 
-use engine::kv::{Request, RequestError, Response, WatchCreateRequest, WatchResponse};
+use engine::kv::{
+    KeyValue, Request, RequestError, Response, SortOrder, SortTarget, WatchCreateRequest,
+    WatchResponse,
+};
 use engine::types::{Duration, Instant, Revision, WatchId};
 
 use crate::history::{op_json, operation_line, WatchRecord};
@@ -32,12 +40,23 @@ const WATCH_RETRY_MS: u64 = 500;
 /// Attempts of one request at most (the first and its retries on other endpoints); after that
 /// the client gives up on it and draws its next request, as clientv3's retry budget does.
 const REQUEST_ATTEMPTS_MAX: u32 = 3;
+/// Pause between a watcher's progress requests on an open stream (ms), drawn uniformly.
+const WATCH_PROGRESS_MS_MIN: u64 = 200;
+/// See `WATCH_PROGRESS_MS_MIN`.
+const WATCH_PROGRESS_MS_MAX: u64 = 2_000;
+/// How long a watcher reads a stream before it may stop reading, and how long it stops (ms).
+const WATCH_SLOW_MS_MAX: u64 = 3_000;
+/// How far back an old start revision reaches behind the newest revision the watcher saw.
+const WATCH_START_BACK_MAX: u64 = 200;
 
 /// Who a request belongs to.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum RequestRoute {
     Client(usize),
     Watcher(usize),
+    /// A progress request of a watcher: its answer carries nothing to record (the
+    /// notifications come on the streams).
+    WatcherControl,
 }
 
 /// A request a client is waiting for.
@@ -119,6 +138,9 @@ pub(crate) struct WatcherState {
     stream_revision: Revision,
     /// When the open stream's last response arrived.
     last_arrival: Instant,
+    /// The compact revision the last stream was cancelled with (0 if it was not), where
+    /// etcd's clients resume a compacted watch.
+    compact_revision: i64,
 }
 
 impl WatcherState {
@@ -131,6 +153,7 @@ impl WatcherState {
             last_revision: Revision(0),
             stream_revision: Revision(0),
             last_arrival: Instant(0),
+            compact_revision: 0,
         }
     }
 
@@ -227,7 +250,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 );
             }
             Some(RequestRoute::Watcher(watcher)) => self.watcher_reply(now, watcher, node, result),
-            None => {}
+            Some(RequestRoute::WatcherControl) | None => {}
         }
     }
 
@@ -262,6 +285,7 @@ impl<M: crate::process::HostedMember> World<M> {
             // A late reply or timeout for a request already settled.
             return;
         };
+        let result = self.sorted_in_key_order(now, op_id, &outstanding.request, result);
         if let Ok(response) = &result {
             if !response_fits(&outstanding.request, response) {
                 // A reply of the wrong kind is a member bug; what the request did is unknown.
@@ -279,7 +303,9 @@ impl<M: crate::process::HostedMember> World<M> {
         match &result {
             Ok(response) => {
                 self.counts.ops_ok += 1;
-                self.clients[client].generator.observe(response);
+                self.clients[client]
+                    .generator
+                    .observe(&outstanding.request, response);
                 self.check_response(now, outstanding.call, &outstanding.request, response);
             }
             Err(error) => {
@@ -305,6 +331,51 @@ impl<M: crate::process::HostedMember> World<M> {
         }
         self.record_operation(client, outstanding, Some((now, result)));
         self.schedule_next_request(now, client);
+    }
+
+    /// A sorted range's reply, checked for its order (inline invariant `range_sorted`) and put
+    /// back in key order, the only order the history format's kvs have.
+    fn sorted_in_key_order(
+        &mut self,
+        now: Instant,
+        op_id: u64,
+        request: &Request,
+        result: Result<Response, RequestError>,
+    ) -> Result<Response, RequestError> {
+        let (Request::Range(range), Ok(Response::Range(mut reply))) = (request, result.clone())
+        else {
+            return result;
+        };
+        if range.sort_order == SortOrder::None {
+            return result;
+        }
+        let sort_key = |kv: &KeyValue| -> (i64, Vec<u8>) {
+            match range.sort_target {
+                SortTarget::Key => (0, kv.key.clone()),
+                SortTarget::Version => (kv.version, Vec::new()),
+                SortTarget::Create => (kv.create_revision.0, Vec::new()),
+                SortTarget::Mod => (kv.mod_revision.0, Vec::new()),
+                SortTarget::Value => (0, kv.value.clone()),
+            }
+        };
+        let in_order = reply.kvs.windows(2).all(|pair| {
+            let (first, second) = (sort_key(&pair[0]), sort_key(&pair[1]));
+            match range.sort_order {
+                SortOrder::Descend => first >= second,
+                _ => first <= second,
+            }
+        });
+        if !in_order {
+            let message = format!(
+                "range {op_id} sorted {:?} by {:?} came back out of order",
+                range.sort_order, range.sort_target
+            );
+            self.invariants.record("range_sorted", now, message);
+        }
+        reply
+            .kvs
+            .sort_by(|first, second| first.key.cmp(&second.key));
+        Ok(Response::Range(reply))
     }
 
     pub(crate) fn client_timeout(&mut self, now: Instant, client: usize, op_id: u64) {
@@ -392,6 +463,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 outcome_ref,
             ));
         }
+        let shape = crate::checking::RangeShape::of(&outstanding.request);
         let request =
             crate::checking::request(outstanding.request).expect("recorded kinds convert");
         self.check_ops.push(crate::checking::operation(
@@ -400,6 +472,7 @@ impl<M: crate::process::HostedMember> World<M> {
             outstanding.call,
             request,
             outcome,
+            shape,
         ));
     }
 
@@ -427,15 +500,35 @@ impl<M: crate::process::HostedMember> World<M> {
         let node = self.watchers[watcher]
             .rng
             .below(self.processes.len() as u64) as usize;
-        let start_revision = if self.watchers[watcher].last_revision.0 > 0 {
-            self.watchers[watcher].last_revision.next()
-        } else {
-            Revision(0)
+        let state = &mut self.watchers[watcher];
+        let last_revision = state.last_revision.0;
+        let compact_revision = core::mem::take(&mut state.compact_revision);
+        // The first stream starts now. After a compaction cancelled the stream, start at the
+        // compact revision (etcd allows it; this engine refuses it as compacted) or just after
+        // it. Otherwise resume where the last stream ended (etcd's clients do), or, one time in
+        // four, replay from an old revision (anywhere back to 1, or a little behind). Never
+        // "from now" again: the revisions skipped would be a hole in what the watchers saw,
+        // and the linearizability search leans on watch events to place unknown writes.
+        let start_revision = match state.rng.below(8) {
+            _ if compact_revision > 0 => Revision(compact_revision + state.rng.below(2) as i64),
+            0 | 1 if last_revision > 1 => {
+                Revision(1 + state.rng.below(last_revision as u64) as i64)
+            }
+            2 if last_revision > 1 => {
+                let back = state
+                    .rng
+                    .below(WATCH_START_BACK_MAX.min(last_revision as u64));
+                Revision((last_revision - back as i64).max(1))
+            }
+            _ if last_revision > 0 => Revision(last_revision + 1),
+            _ => Revision(0),
         };
+        let prev_kv = state.rng.below(2) == 0;
         let request = WatchCreateRequest {
             key: b"\0".to_vec(),
             range_end: b"\0".to_vec(),
             start_revision,
+            prev_kv,
             ..Default::default()
         };
         let op_id = self.take_request_id();
@@ -447,7 +540,9 @@ impl<M: crate::process::HostedMember> World<M> {
             key: request.key.clone(),
             range_end: request.range_end.clone(),
             start_revision: start_revision.0,
+            prev_kv,
             events: Vec::new(),
+            progress: Vec::new(),
             canceled: None,
         });
         state.open = Some((node, None));
@@ -493,7 +588,28 @@ impl<M: crate::process::HostedMember> World<M> {
         let state = &mut self.watchers[watcher];
         match result {
             Ok(Response::WatchCreated { watch_id, .. }) => {
-                state.open = Some((node, Some(watch_id)))
+                state.open = Some((node, Some(watch_id)));
+                let watch = state.records.last().map_or(0, |record| record.watch);
+                let progress_at = Duration::from_millis(
+                    state
+                        .rng
+                        .range_inclusive(WATCH_PROGRESS_MS_MIN, WATCH_PROGRESS_MS_MAX),
+                );
+                let slow = state.rng.below(3) == 0;
+                let slow_at =
+                    Duration::from_millis(state.rng.range_inclusive(1, WATCH_SLOW_MS_MAX));
+                self.queue
+                    .schedule(now + progress_at, Event::WatcherProgress { watcher, watch });
+                if slow {
+                    self.queue.schedule(
+                        now + slow_at,
+                        Event::WatchBackpressure {
+                            watcher,
+                            watch,
+                            slow: true,
+                        },
+                    );
+                }
             }
             Ok(_) | Err(_) => {
                 let reason = match &result {
@@ -529,6 +645,10 @@ impl<M: crate::process::HostedMember> World<M> {
             .iter()
             .map(|event| event.kv.mod_revision)
             .find(|revision| *revision < stream_floor);
+        let progress = response.events.is_empty() && !response.created && !response.canceled;
+        if progress {
+            record.push_progress(arrival, response.header.revision.0);
+        }
         record.push_events(arrival, &response.events);
         if let Some(last) = response.events.last() {
             state.last_revision = state.last_revision.max(last.kv.mod_revision);
@@ -553,8 +673,86 @@ impl<M: crate::process::HostedMember> World<M> {
         }
     }
 
+    /// The open stream of `watcher`, if it is still the one recorded as `watch`: its member and
+    /// watch id.
+    fn open_stream(&self, watcher: usize, watch: u64) -> Option<(usize, WatchId)> {
+        let state = &self.watchers[watcher];
+        let current = state
+            .records
+            .last()
+            .is_some_and(|record| record.watch == watch);
+        match state.open {
+            Some((node, Some(watch_id))) if current => Some((node, watch_id)),
+            _ => None,
+        }
+    }
+
+    /// Asks the member of an open stream for progress notifications (on every watch it
+    /// serves), then schedules the next ask.
+    pub(crate) fn watcher_progress(&mut self, now: Instant, watcher: usize, watch: u64) {
+        let Some((node, _)) = self.open_stream(watcher, watch) else {
+            return;
+        };
+        let op_id = self.take_request_id();
+        self.routes.insert(op_id, RequestRoute::WatcherControl);
+        let rng = &mut self.watchers[watcher].rng;
+        let arrival = now + client_latency(rng);
+        let next = Duration::from_millis(
+            rng.range_inclusive(WATCH_PROGRESS_MS_MIN, WATCH_PROGRESS_MS_MAX),
+        );
+        self.queue.schedule(
+            arrival,
+            Event::RequestArrives {
+                op_id,
+                node,
+                request: Request::WatchProgress,
+            },
+        );
+        self.queue
+            .schedule(now + next, Event::WatcherProgress { watcher, watch });
+    }
+
+    /// The watcher stops (`slow`) or resumes reading an open stream: the member buffers, and
+    /// past its buffer moves the watch to catch-up from history. A stop is followed by a resume.
+    pub(crate) fn watch_backpressure(
+        &mut self,
+        now: Instant,
+        watcher: usize,
+        watch: u64,
+        slow: bool,
+    ) {
+        let Some((node, watch_id)) = self.open_stream(watcher, watch) else {
+            return;
+        };
+        let arrival = now + client_latency(&mut self.watchers[watcher].rng);
+        self.queue.schedule(
+            arrival,
+            Event::BackpressureArrives {
+                node,
+                watch_id,
+                slow,
+            },
+        );
+        if slow {
+            let resume_at = Duration::from_millis(
+                self.watchers[watcher]
+                    .rng
+                    .range_inclusive(1, WATCH_SLOW_MS_MAX),
+            );
+            self.queue.schedule(
+                now + resume_at,
+                Event::WatchBackpressure {
+                    watcher,
+                    watch,
+                    slow: false,
+                },
+            );
+        }
+    }
+
     fn end_watch(&mut self, now: Instant, watcher: usize, reason: &str, compact_revision: i64) {
         let state = &mut self.watchers[watcher];
+        state.compact_revision = compact_revision;
         if let Some(record) = state.records.last_mut() {
             record.cancel(now, reason, compact_revision);
         }

@@ -7,7 +7,7 @@
 
 use engine::kv::{
     Compare, CompareResult, CompareTarget, Event, EventType, KeyValue, Request, RequestError,
-    RequestOp, Response, ResponseOp,
+    RequestOp, Response, ResponseOp, SortOrder,
 };
 use engine::types::Instant;
 use serde_json::{json, Map, Value};
@@ -40,6 +40,24 @@ pub fn op_json(request: &Request) -> Option<Value> {
             object.insert("revision".into(), range.revision.0.into());
             object.insert("limit".into(), range.limit.into());
             object.insert("serializable".into(), range.serializable.into());
+            // Not in the format's range request: informative only. The result leaves out what
+            // these options hid (see `operation_line`), and sorted kvs are recorded in key order.
+            if range.count_only {
+                object.insert("count_only".into(), true.into());
+            }
+            if range.keys_only {
+                object.insert("keys_only".into(), true.into());
+            }
+            if range.sort_order != SortOrder::None {
+                object.insert(
+                    "sort_order".into(),
+                    format!("{:?}", range.sort_order).into(),
+                );
+                object.insert(
+                    "sort_target".into(),
+                    format!("{:?}", range.sort_target).into(),
+                );
+            }
         }
         Request::Put(put) => {
             object.insert("type".into(), "put".into());
@@ -197,10 +215,23 @@ pub fn operation_line(
     op: &Value,
     outcome: Option<(Instant, &Result<Response, RequestError>)>,
 ) -> String {
-    let (return_time, result) = match outcome {
+    let (return_time, mut result) = match outcome {
         Some((time, result)) => (Value::from(time.0), result_json(result)),
         None => (Value::Null, Value::Null),
     };
+    // A count-only reply has no kvs and a keys-only one no values: leave them out rather than
+    // record empty ones (as `checking::RangeShape` does for the checkers).
+    if result["type"] == "range" {
+        if op["count_only"] == true {
+            result.as_object_mut().map(|object| object.remove("kvs"));
+        } else if op["keys_only"] == true {
+            if let Some(kvs) = result["kvs"].as_array_mut() {
+                for kv in kvs {
+                    kv.as_object_mut().map(|object| object.remove("value"));
+                }
+            }
+        }
+    }
     let line = json!({"id": id, "client": client, "call": call.0, "return": return_time, "op": op, "result": result});
     serde_json::to_string(&line).expect("a JSON value always serialises")
 }
@@ -220,8 +251,12 @@ pub struct WatchRecord {
     pub range_end: Vec<u8>,
     /// Requested start revision.
     pub start_revision: i64,
+    /// Whether the stream asked for previous key-values.
+    pub prev_kv: bool,
     /// Events received, with their arrival times.
     pub events: Vec<(Instant, Event)>,
+    /// Progress notifications received: arrival time, revision, and how many events came first.
+    pub progress: Vec<(Instant, i64, usize)>,
     /// The cancellation (time, reason, compact revision), if the stream ended.
     pub canceled: Option<(Instant, String, i64)>,
 }
@@ -231,6 +266,11 @@ impl WatchRecord {
     pub fn push_events(&mut self, time: Instant, events: &[Event]) {
         self.events
             .extend(events.iter().map(|event| (time, event.clone())));
+    }
+
+    /// Records a progress notification at `revision` received at `time`.
+    pub fn push_progress(&mut self, time: Instant, revision: i64) {
+        self.progress.push((time, revision, self.events.len()));
     }
 
     /// Marks the stream ended at `time`.
@@ -250,6 +290,7 @@ impl WatchRecord {
             u64::from(self.client),
             self.call.0,
             self.start_revision as u64,
+            u64::from(self.prev_kv),
         ];
         trace.hash_fact(&words, &[&self.key, &self.range_end]);
         for (time, event) in &self.events {
@@ -268,6 +309,13 @@ impl WatchRecord {
                 kv.lease.0 as u64,
             ];
             trace.hash_fact(&words, &[&kv.key, &kv.value]);
+            if let Some(prev) = &event.prev_kv {
+                let words = [5, prev.mod_revision.0 as u64, prev.version as u64];
+                trace.hash_fact(&words, &[&prev.key, &prev.value]);
+            }
+        }
+        for (time, revision, events_before) in &self.progress {
+            trace.hash_fact(&[6, time.0, *revision as u64, *events_before as u64], &[]);
         }
         if let Some((time, reason, compact_revision)) = &self.canceled {
             trace.hash_fact(&[4, time.0, *compact_revision as u64], &[reason.as_bytes()]);
@@ -283,7 +331,7 @@ impl WatchRecord {
         put_bytes(&mut object, "key", &self.key);
         put_bytes(&mut object, "range_end", &self.range_end);
         object.insert("start_revision".into(), self.start_revision.into());
-        object.insert("prev_kv".into(), false.into());
+        object.insert("prev_kv".into(), self.prev_kv.into());
         let events = self
             .events
             .iter()
@@ -292,12 +340,26 @@ impl WatchRecord {
                     EventType::Put => "put",
                     EventType::Delete => "delete",
                 };
-                json!({
+                let mut line = json!({
                     "time": time.0, "revision": event.kv.mod_revision.0, "type": kind, "kv": kv_json(&event.kv),
-                })
+                });
+                if let Some(prev) = &event.prev_kv {
+                    line["prev_kv"] = kv_json(prev);
+                }
+                line
             })
             .collect();
         object.insert("events".into(), Value::Array(events));
+        if !self.progress.is_empty() {
+            let progress = self
+                .progress
+                .iter()
+                .map(|(time, revision, events_before)| {
+                    json!({"time": time.0, "revision": revision, "events_before": events_before})
+                })
+                .collect();
+            object.insert("progress".into(), Value::Array(progress));
+        }
         let canceled = match &self.canceled {
             Some((time, reason, compact_revision)) => {
                 json!({"time": time.0, "reason": reason, "compact_revision": compact_revision})

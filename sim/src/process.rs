@@ -179,6 +179,8 @@ impl<M: HostedMember> Process<M> {
         config.snapshot_interval_entries = self.tuning.snapshot_interval_entries;
         config.wal_segment_bytes_max = self.tuning.wal_segment_bytes_max;
         config.kv_hash_interval_entries = self.tuning.kv_hash_interval_entries;
+        config.watch_pending_events_count_max = self.tuning.watch_pending_events_count_max;
+        config.watch_catch_up_events_per_step_max = self.tuning.watch_catch_up_events_per_step_max;
         config.bugs = self.tuning.bugs;
         config.buggify = self.tuning.buggify;
         let image = match self.disk.image() {

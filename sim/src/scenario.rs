@@ -69,6 +69,15 @@ pub struct MemberTuning {
     /// multiple of this (hashing the whole store is the run's costliest check).
     #[serde(default = "kv_hash_interval_entries_default")]
     pub kv_hash_interval_entries: u64,
+    /// Events a member buffers for a watch whose consumer stopped reading before moving it to
+    /// catch-up (the engine's default is 1,024; smaller here so a few seconds of backpressure
+    /// overflow it).
+    #[serde(default = "watch_pending_events_count_max_default")]
+    pub watch_pending_events_count_max: usize,
+    /// History events a member feeds lagging watches per step (the engine's default is 1,024;
+    /// smaller here so that a long catch-up spans many steps, as etcd's batched sync does).
+    #[serde(default = "watch_catch_up_events_per_step_max_default")]
+    pub watch_catch_up_events_per_step_max: usize,
     /// Zoo bugs switched on in every member (`detcd sim hunt`); empty in a normal run, and
     /// inert in a build without the `bug-zoo` feature.
     #[serde(
@@ -115,6 +124,14 @@ mod bug_names {
     }
 }
 
+fn watch_pending_events_count_max_default() -> usize {
+    32
+}
+
+fn watch_catch_up_events_per_step_max_default() -> usize {
+    64
+}
+
 fn kv_hash_interval_entries_default() -> u64 {
     256
 }
@@ -133,6 +150,8 @@ impl MemberTuning {
             snapshot_interval_entries: 500,
             wal_segment_bytes_max: 256 * 1024,
             kv_hash_interval_entries: kv_hash_interval_entries_default(),
+            watch_pending_events_count_max: watch_pending_events_count_max_default(),
+            watch_catch_up_events_per_step_max: watch_catch_up_events_per_step_max_default(),
             bugs: BugSet::EMPTY,
             buggify_seeds_ppm: buggify_seeds_ppm_default(),
             buggify: false,
@@ -203,8 +222,10 @@ pub struct Scenario {
 
 impl Scenario {
     /// Names of the built-in scenarios.
-    pub const BUILT_IN: [&'static str; 8] = [
+    pub const BUILT_IN: [&'static str; 10] = [
         "default",
+        "compaction_heavy",
+        "lease_heavy",
         "no_faults",
         "partitions_only",
         "crash_restart",
@@ -218,6 +239,8 @@ impl Scenario {
     pub fn by_name(name: &str) -> Option<Scenario> {
         Some(match name {
             "default" => Scenario::default_scenario(),
+            "compaction_heavy" => Scenario::compaction_heavy(),
+            "lease_heavy" => Scenario::lease_heavy(),
             "no_faults" => Scenario::no_faults(),
             "partitions_only" => Scenario::partitions_only(),
             "crash_restart" => Scenario::crash_restart(),
@@ -246,6 +269,26 @@ impl Scenario {
             network: NetworkConfig::lossy(),
             ..Scenario::no_faults()
         }
+    }
+
+    /// The default faults with compaction-heavy traffic (compactions close behind the head,
+    /// reads at past revisions, range deletes) and a snapshot every 100 entries, so compacted
+    /// history meets restarts and snapshot installs often.
+    pub fn compaction_heavy() -> Scenario {
+        let mut scenario = Scenario::default_scenario();
+        scenario.name = "compaction_heavy".into();
+        scenario.workload.mix = crate::workload::OpMix::compaction_heavy();
+        scenario.member.snapshot_interval_entries = 100;
+        scenario
+    }
+
+    /// The default faults with lease-heavy traffic: grants, attached puts, keep-alives,
+    /// time-to-live queries, revokes and expiries dominate.
+    pub fn lease_heavy() -> Scenario {
+        let mut scenario = Scenario::default_scenario();
+        scenario.name = "lease_heavy".into();
+        scenario.workload.mix = crate::workload::OpMix::lease_heavy();
+        scenario
     }
 
     /// 5 members, a reliable network, no faults: the baseline.
@@ -344,6 +387,11 @@ impl Scenario {
             put_with_lease: 10,
             lease_keepalive: 50,
             lease_revoke: 1,
+            range_historical: 2,
+            range_options: 2,
+            delete_range: 1,
+            compact: 0,
+            lease_time_to_live: 3,
         };
         scenario
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use engine::api::{Actions, DiskOp, DiskOpId, Input, Observation, PeerMessage};
 use engine::kv::{Request, RequestError, Response};
-use engine::types::{Duration, Instant, NodeId, RequestId};
+use engine::types::{Duration, Instant, NodeId, RequestId, WatchId};
 
 use crate::clients::{ClientState, RequestRoute, WatcherState};
 use crate::clock::SimClock;
@@ -71,6 +71,23 @@ pub(crate) enum Event {
     WatchTimeout {
         watcher: usize,
         op_id: u64,
+    },
+    /// A watcher asks for progress on its stream `watch` (the record's id), if still open.
+    WatcherProgress {
+        watcher: usize,
+        watch: u64,
+    },
+    /// A watcher stops or resumes reading its stream `watch`, if still open.
+    WatchBackpressure {
+        watcher: usize,
+        watch: u64,
+        slow: bool,
+    },
+    /// The watcher's stop or resume reaches the member.
+    BackpressureArrives {
+        node: usize,
+        watch_id: WatchId,
+        slow: bool,
     },
     Fault,
     PartitionEnd {
@@ -367,6 +384,17 @@ impl<M: HostedMember> World<M> {
             Event::ClientTimeout { client, op_id } => self.client_timeout(now, client, op_id),
             Event::WatcherStart { watcher } => self.watcher_start(now, watcher),
             Event::WatchTimeout { watcher, op_id } => self.watch_timeout(now, watcher, op_id),
+            Event::WatcherProgress { watcher, watch } => self.watcher_progress(now, watcher, watch),
+            Event::WatchBackpressure {
+                watcher,
+                watch,
+                slow,
+            } => self.watch_backpressure(now, watcher, watch, slow),
+            Event::BackpressureArrives {
+                node,
+                watch_id,
+                slow,
+            } => self.step_member(now, node, Input::WatchBackpressure { watch_id, slow }),
             Event::Fault => self.inject_fault(now),
             Event::PartitionEnd { epoch } => self.partition_end(now, epoch),
             Event::FlapToggle {

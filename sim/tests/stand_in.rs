@@ -236,7 +236,10 @@ impl<const MODE: u8> FixedLeader<MODE> {
             Request::Put(put) if put.lease.0 == 0 && !put.prev_kv => {
                 self.on_write(id, put, actions)
             }
-            Request::WatchCreate(_) => {
+            // The stand-in keeps no history: it serves only watches from now without prev_kv
+            // and unsorted ranges at the latest revision, and refuses the rest of the widened
+            // workload (old start revisions, prev_kv, sort orders) with an error.
+            Request::WatchCreate(create) if create.start_revision.0 == 0 && !create.prev_kv => {
                 let watch_id = WatchId(self.watches.len() as i64 + 1);
                 self.watches.push(watch_id);
                 actions.reply.push((
@@ -247,7 +250,9 @@ impl<const MODE: u8> FixedLeader<MODE> {
                     }),
                 ));
             }
-            Request::Range(range) if range.revision.0 == 0 => {
+            Request::Range(range)
+                if range.revision.0 == 0 && range.sort_order == engine::kv::SortOrder::None =>
+            {
                 let reply = if MODE == WRONG_KIND {
                     write_response(self.header())
                 } else {

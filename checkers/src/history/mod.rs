@@ -300,8 +300,24 @@ pub struct WatchRecord {
     pub prev_kv: bool,
     /// The events, in arrival order.
     pub events: Vec<WatchEvent>,
+    /// Progress notifications (bookmarks) received, in arrival order. An optional extension
+    /// of the format (`"progress"`): a reader that ignores it stays sound, it only checks less.
+    pub progress: Vec<WatchProgress>,
     /// `None` while the stream was still open at the end of the history.
     pub canceled: Option<WatchCancel>,
+}
+
+/// One progress notification on a watch stream: etcd promises that every event of the watch's
+/// range up to `revision` was sent before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchProgress {
+    /// Arrival time.
+    pub time: i64,
+    /// The bookmark revision.
+    pub revision: i64,
+    /// How many of the stream's events arrived before it (the notification's place in the
+    /// stream; without it in the file, the events that arrived at or before `time`).
+    pub events_before: usize,
 }
 
 /// One watch event.

@@ -253,6 +253,14 @@ fn parse_watch(object: &Map<String, Value>) -> Parsed<WatchRecord> {
         }),
         Some(_) => return Err("canceled: expected an object or null".into()),
     };
+    let events = optional_list(object, "events", parse_event)?.unwrap_or_default();
+    let progress = optional_list(object, "progress", parse_progress)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(time, revision, events_before)| {
+            place_progress(time, revision, events_before, &events)
+        })
+        .collect::<Parsed<Vec<WatchProgress>>>()?;
     Ok(WatchRecord {
         watch: required_u64(object, "watch")?,
         client: required_u64(object, "client")?,
@@ -261,8 +269,51 @@ fn parse_watch(object: &Map<String, Value>) -> Parsed<WatchRecord> {
         range_end: optional_bytes(object, "range_end")?,
         start_revision: optional_i64(object, "start_revision")?.unwrap_or(0),
         prev_kv: optional_bool(object, "prev_kv")?.unwrap_or(false),
-        events: optional_list(object, "events", parse_event)?.unwrap_or_default(),
+        events,
+        progress,
         canceled,
+    })
+}
+
+/// A progress item as written: time, revision and, optionally, its place among the events.
+fn parse_progress(object: &Map<String, Value>) -> Parsed<(i64, i64, Option<u64>)> {
+    let events_before = match object.get("events_before") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .ok_or("events_before: expected a non-negative integer")?,
+        ),
+    };
+    Ok((
+        required_i64(object, "time")?,
+        required_i64(object, "revision")?,
+        events_before,
+    ))
+}
+
+/// Places a progress notification among the stream's events (by its time when the file does
+/// not say).
+fn place_progress(
+    time: i64,
+    revision: i64,
+    events_before: Option<u64>,
+    events: &[WatchEvent],
+) -> Parsed<WatchProgress> {
+    let events_before = match events_before {
+        Some(count) => usize::try_from(count).map_err(|_| "events_before: too large")?,
+        None => events.iter().filter(|event| event.time <= time).count(),
+    };
+    if events_before > events.len() {
+        return Err(format!(
+            "events_before: {events_before} but the stream has {} events",
+            events.len()
+        ));
+    }
+    Ok(WatchProgress {
+        time,
+        revision,
+        events_before,
     })
 }
 

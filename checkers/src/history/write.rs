@@ -47,6 +47,16 @@ pub fn watch_to_json(watch: &WatchRecord) -> Value {
     object.insert("prev_kv".into(), json!(watch.prev_kv));
     let events: Vec<Value> = watch.events.iter().map(event_json).collect();
     object.insert("events".into(), Value::Array(events));
+    if !watch.progress.is_empty() {
+        let progress: Vec<Value> = watch
+            .progress
+            .iter()
+            .map(|progress| {
+                json!({"time": progress.time, "revision": progress.revision, "events_before": progress.events_before})
+            })
+            .collect();
+        object.insert("progress".into(), Value::Array(progress));
+    }
     let canceled = watch.canceled.as_ref().map(|cancel| {
         let mut inner = Map::new();
         inner.insert("time".into(), json!(cancel.time));

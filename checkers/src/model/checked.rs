@@ -134,7 +134,9 @@ impl Store {
         write_revision: i64,
         wrote: &mut bool,
     ) -> Result<bool, ErrorCode> {
-        let succeeded = compares.iter().all(|compare| self.compare(compare));
+        let succeeded = compares
+            .iter()
+            .all(|compare| self.compare(compare, write_revision));
         let branch = if succeeded { success } else { failure };
         let responses = match rec {
             None => None,

@@ -404,7 +404,9 @@ impl Store {
                 success,
                 failure,
             } => {
-                let succeeded = compares.iter().all(|compare| self.compare(compare));
+                let succeeded = compares
+                    .iter()
+                    .all(|compare| self.compare(compare, write_revision));
                 let branch = if succeeded { success } else { failure };
                 let mut responses = Vec::with_capacity(branch.len());
                 for inner in branch {
@@ -589,8 +591,17 @@ impl Store {
         }
     }
 
-    fn compare(&self, compare: &Cmp) -> bool {
-        let state = self.get(compare.key);
+    /// Whether `compare` holds against the store as it was before the txn writing at
+    /// `write_revision`. As in etcd (`compareToPath` runs before any write), a nested txn's
+    /// compares see the state before the whole txn, not its parent's earlier writes.
+    fn compare(&self, compare: &Cmp, write_revision: i64) -> bool {
+        let versions = &self.keys[compare.key as usize];
+        let state = match versions.last() {
+            Some(last) if last.revision >= write_revision => {
+                self.get_at(compare.key, write_revision - 1)
+            }
+            last => last.and_then(|version| version.state),
+        };
         let left = match (compare.target, &state) {
             (CompareTarget::Value, None) => return false,
             (CompareTarget::Value, Some(state)) => i64::from(state.value),

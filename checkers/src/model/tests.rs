@@ -355,3 +355,42 @@ fn byte_index_finds_exactly_what_it_holds() {
     assert_eq!(index.find(&list, b"zz"), None);
     assert_eq!(intern::ByteIndex::of(&list).find(&list, &list[3]), Some(3));
 }
+
+#[test]
+fn nested_txn_compares_see_the_state_before_the_whole_txn() {
+    // Goal: as in etcd (the whole branch path is chosen before any write), a nested txn's
+    // compare reads the store as it was before its parent txn, not after the parent's earlier
+    // put; both the plain and the checked apply agree. Method: key 0 absent; a txn puts key 0
+    // and then runs a nested txn comparing key 0's version with 0: it must take the nested
+    // success branch (version 0 before the txn), which puts key 1.
+    let nested = Op::Txn {
+        compares: vec![Cmp {
+            key: 0,
+            target: CompareTarget::Version,
+            op: CompareOp::Equal,
+            value: 0,
+        }],
+        success: vec![put(1, 1)],
+        failure: vec![],
+    };
+    let txn = Op::Txn {
+        compares: vec![],
+        success: vec![put(0, 5), nested],
+        failure: vec![],
+    };
+    let mut plain = Store::new(2);
+    let Outcome::Txn { responses, .. } = plain.apply(&txn) else {
+        panic!("txn")
+    };
+    assert!(matches!(
+        &responses[1],
+        Outcome::Txn {
+            succeeded: true,
+            ..
+        }
+    ));
+    assert_eq!(plain.get(1).map(|state| state.mod_revision), Some(2));
+    let mut checked = Store::new(2);
+    assert!(checked.apply_matching(&txn, None));
+    assert_eq!(checked.get(1).map(|state| state.mod_revision), Some(2));
+}

@@ -39,6 +39,12 @@ pub struct MemberConfig {
     /// Most raft ticks run in one step after a pause; the rest are skipped as a paused
     /// process's timers would be.
     pub ticks_per_step_max: u32,
+    /// Most events buffered for one watch whose consumer stopped reading, before the watch
+    /// is moved to catch-up from history (`WatchConfig::pending_events_count_max`).
+    pub watch_pending_events_count_max: usize,
+    /// Most history events fed to lagging watches per step; a lag longer than this is caught
+    /// up over several steps (a revision is never split, so one step may read more).
+    pub watch_catch_up_events_per_step_max: usize,
     /// Zoo bugs to switch on (inert unless the engine is built with the `bug-zoo` feature).
     pub bugs: crate::zoo::BugSet,
     /// Turns on the buggify points (`crate::buggify`) of raft, the WAL and the member. Only a
@@ -66,6 +72,8 @@ impl MemberConfig {
             request_timeout: Duration::from_secs(7),
             lease_grace: Duration::from_millis(1500),
             ticks_per_step_max: 30,
+            watch_pending_events_count_max: 1024,
+            watch_catch_up_events_per_step_max: 1024,
             bugs: crate::zoo::BugSet::EMPTY,
             buggify: false,
         }
@@ -96,6 +104,13 @@ impl MemberConfig {
         if self.pending_requests_count_max == 0 || self.ticks_per_step_max == 0 {
             return Err(
                 "pending_requests_count_max and ticks_per_step_max must be positive".into(),
+            );
+        }
+        if self.watch_pending_events_count_max == 0 || self.watch_catch_up_events_per_step_max == 0
+        {
+            return Err(
+                "watch_pending_events_count_max and watch_catch_up_events_per_step_max must be positive"
+                    .into(),
             );
         }
         if self.wal_segment_bytes_max < 4096 {

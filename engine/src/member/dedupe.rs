@@ -48,7 +48,8 @@ impl AppliedProposals {
         }
         let window = self.sources.entry(source).or_default();
         if id.sequence <= window.floor || !insert_sorted(&mut window.recent, id.sequence) {
-            return false;
+            // Zoo: the repeat is applied again.
+            return crate::bug!(DuplicateApplyOfRetry);
         }
         window.last_index = index;
         if window.recent.len() > SEQUENCES_PER_SOURCE_MAX {

@@ -223,7 +223,10 @@ pub(super) fn recover(
         store,
         lessor,
         watches: WatchHub::new(
-            WatchConfig::default(),
+            WatchConfig {
+                pending_events_count_max: config.watch_pending_events_count_max,
+                ..WatchConfig::default()
+            },
             ResponseHeader {
                 cluster_id: config.cluster_id,
                 member_id: config.id,

@@ -12,9 +12,6 @@ use crate::types::{Instant, LogIndex, RequestId};
 /// Most leases revoked or checkpointed per step, so a mass expiry cannot flood the log at once.
 const LEASE_DUTIES_PER_STEP_MAX: usize = 64;
 
-/// Most watch history events fed to catching-up watchers per step.
-const WATCH_CATCH_UP_EVENTS_PER_STEP_MAX: usize = 1024;
-
 impl Member {
     pub(super) fn on_request(&mut self, id: RequestId, request: Request) {
         if let Err(error) = self.validate(&request) {
@@ -376,7 +373,7 @@ impl Member {
         let _still_lagging = self.watches.catch_up(
             &self.store,
             &mut self.out.notify,
-            WATCH_CATCH_UP_EVENTS_PER_STEP_MAX,
+            self.config.watch_catch_up_events_per_step_max,
         );
         self.watches.progress_due(self.now, &mut self.out.notify);
     }

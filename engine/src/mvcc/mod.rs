@@ -162,7 +162,14 @@ impl Store {
         }
         let mut batch = WriteBatch::new(self);
         let response = self.apply_delete_range(request, &mut batch);
-        Ok(self.finish(batch, response))
+        let mut written = self.finish(batch, response);
+        if crate::bug!(DeleteMissingBumpsRevision) && written.events.is_empty() {
+            // Zoo: a delete that removed nothing still takes a revision.
+            self.current += 1;
+            written.revision = Revision(self.current);
+            written.response.header.revision = Revision(self.current);
+        }
+        Ok(written)
     }
 
     /// etcd's Txn: compares are evaluated against the state before the txn; the lease and
@@ -303,7 +310,14 @@ impl Store {
         events_count_max: usize,
     ) -> Result<Vec<Event>, RequestError> {
         assert!(events_count_max > 0, "events_count_max must be positive");
-        if from.0 <= self.compacted {
+        // Zoo (etcd #18089): the compacted revision itself counts as still watchable, though
+        // compaction dropped its tombstones and the versions before it.
+        let compacted_floor = if crate::bug!(CompactionEatsDeleteEvent) {
+            self.compacted - 1
+        } else {
+            self.compacted
+        };
+        if from.0 <= compacted_floor {
             return Err(RequestError::Compacted {
                 requested: from,
                 compacted: Revision(self.compacted),

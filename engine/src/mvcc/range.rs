@@ -124,6 +124,10 @@ impl Store {
             response.kvs.truncate(request.limit as usize);
             response.more = true;
         }
+        if crate::bug!(CountCutByLimit) && request.limit > 0 {
+            // Zoo: `count` should be every key in range; here it stops at the limit.
+            response.count = response.count.min(request.limit);
+        }
         if request.keys_only {
             response.kvs.iter_mut().for_each(|kv| kv.value.clear());
         }
@@ -162,6 +166,12 @@ fn compare_record(compare: &Compare, record: Option<(i64, &PutRecord)>) -> bool 
         CompareTarget::Create(operand) => record
             .map_or(0, |(_, put)| put.create_revision)
             .cmp(&operand.0),
+        CompareTarget::Mod(operand) if crate::bug!(TxnCompareWrongField) => {
+            // Zoo: a `mod` compare reads the create revision.
+            record
+                .map_or(0, |(_, put)| put.create_revision)
+                .cmp(&operand.0)
+        }
         CompareTarget::Mod(operand) => record.map_or(0, |(main, _)| main).cmp(&operand.0),
         CompareTarget::Lease(operand) => {
             record.map_or(LeaseId(0), |(_, put)| put.lease).cmp(operand)

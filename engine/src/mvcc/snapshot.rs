@@ -134,6 +134,12 @@ impl Store {
             return Err(format!("mvcc snapshot has two changes at {:?}", pair[0].0));
         }
         store.keys = keys;
+        if crate::bug!(RevisionRegressionAfterCompaction) {
+            // Zoo (etcd #17780): the current revision is rebuilt from the newest change still
+            // held, which compaction may have removed (tombstones at the head).
+            let newest = store.log.last().map_or(0, |(revision, _)| revision.main);
+            store.current = newest.max(super::REVISION_INITIAL.0);
+        }
         Ok(store)
     }
 }

@@ -33,8 +33,14 @@ pub trait EventSource {
 
     /// Events of keys in `[key, range_end)` (etcd's range rules) with revisions in
     /// `[from, to_inclusive]`, in revision order (and key order within one revision), `prev_kv`
-    /// filled where a previous version existed, at most `events_count_max` of them (the last
-    /// revision returned may then be incomplete). `Compacted` if `from <= compacted_revision()`.
+    /// filled where a previous version existed. `Compacted` if `from <= compacted_revision()`.
+    ///
+    /// Contract on the limit: a revision's events are never split. Whole revisions are taken
+    /// while fewer than `events_count_max` events are collected, so the answer may exceed the
+    /// limit by the rest of its last revision (a txn or a delete-range can change many keys at
+    /// once). An answer with fewer than `events_count_max` events covers every revision through
+    /// `to_inclusive`; a longer one covers exactly through its last event's revision. The MVCC
+    /// store and the model both keep this promise (a test runs the hub on each).
     fn events(
         &self,
         key: &[u8],
@@ -337,7 +343,12 @@ impl WatchHub {
         let mut watcher = self.watchers.remove(&id).expect("watch exists");
         self.unindex(&watcher);
         watcher.synced = false;
-        watcher.next_revision = batch.revision;
+        watcher.next_revision = if crate::bug!(SlowWatcherGap) {
+            // Zoo (etcd #17529): catch-up resumes after the revision that overflowed.
+            batch.revision.next()
+        } else {
+            batch.revision
+        };
         self.insert(watcher);
     }
 
@@ -385,7 +396,10 @@ impl WatchHub {
             let mut watcher = self.watchers.remove(&id).expect("watch exists");
             self.unindex(&watcher);
             watcher.synced = false;
-            watcher.next_revision = watcher.next_revision.max(resume_from);
+            if !crate::bug!(WatchResentAfterRestore) {
+                // Zoo (etcd #15271) when skipped: the watch replays from where it was created.
+                watcher.next_revision = watcher.next_revision.max(resume_from);
+            }
             self.insert(watcher);
         }
         self.observe_source(source);
@@ -440,7 +454,13 @@ impl WatchHub {
         }
         watcher.flush_pending(&self.header, self.config.response_bytes_max, out);
         let compacted = source.compacted_revision();
-        if watcher.next_revision <= compacted {
+        // Zoo (etcd #18089): see `Store::events`; the compacted revision counts as watchable.
+        let compacted_floor = if crate::bug!(CompactionEatsDeleteEvent) {
+            Revision(compacted.0 - 1)
+        } else {
+            compacted
+        };
+        if watcher.next_revision <= compacted_floor {
             self.cancel_compacted(id, compacted, out);
             return 0;
         }
@@ -503,7 +523,9 @@ impl WatchHub {
     /// are caught up and drained (etcd sends none to a lagging watcher).
     pub fn request_progress(&mut self, out: &mut Vec<WatchResponse>) {
         for watcher in self.watchers.values_mut() {
-            if watcher.synced && !watcher.paused && watcher.pending.is_empty() {
+            // Zoo (etcd #15220): a lagging watcher gets the bookmark too.
+            let caught_up = watcher.synced || crate::bug!(ProgressAheadOfEvents);
+            if caught_up && !watcher.paused && watcher.pending.is_empty() {
                 watcher.push_progress(self.last_revision, &self.header, out);
             } else {
                 watcher.progress_requested = true;
@@ -538,9 +560,9 @@ impl WatchHub {
     }
 }
 
-/// Reads events of `[from, to]` for a watcher, dropping a possibly incomplete last revision so
-/// that only whole revisions are delivered. Returns the events and the last revision they cover
-/// completely (`from - 1` when none).
+/// Reads events of `[from, to]` for a watcher. The source never splits a revision (see
+/// [`EventSource::events`]), so every revision in the answer is whole and may be delivered.
+/// Returns the events and the last revision they cover completely.
 fn fetch_whole_revisions(
     source: &dyn EventSource,
     watcher: &Watcher,
@@ -548,22 +570,28 @@ fn fetch_whole_revisions(
     to: Revision,
     budget: usize,
 ) -> Result<(Vec<Event>, i64), RequestError> {
+    assert!(budget > 0);
     if from > to {
         return Ok((Vec::new(), to.0));
     }
     let (key, range_end) = (&watcher.request.key, &watcher.request.range_end);
-    let mut events = source.events(key, range_end, from, to, budget)?;
-    assert!(events.len() <= budget, "event source ignored its limit");
+    let events = source.events(key, range_end, from, to, budget)?;
     if events.len() < budget {
+        // Short of the limit: the source read every revision through `to`.
         return Ok((events, to.0));
     }
+    // At or past the limit: the source stopped after a whole revision, possibly going over the
+    // budget to finish it (one revision larger than the budget still comes whole).
     let last = events.last().expect("budget is positive").kv.mod_revision;
-    events.retain(|event| event.kv.mod_revision < last);
-    if !events.is_empty() {
-        return Ok((events, last.0 - 1));
-    }
-    // One revision alone exceeds the budget: read it whole, atomicity comes first.
-    let events = source.events(key, range_end, last, last, usize::MAX)?;
+    assert!(
+        last >= from && last <= to,
+        "event source answered outside its window"
+    );
+    let first_of_last = events.partition_point(|event| event.kv.mod_revision < last);
+    assert!(
+        first_of_last < budget,
+        "event source went past its limit with more than one revision"
+    );
     Ok((events, last.0))
 }
 

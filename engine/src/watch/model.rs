@@ -133,12 +133,20 @@ impl EventSource for ModelStore {
         let start_index = self
             .history
             .partition_point(|event| event.kv.mod_revision < from);
-        Ok(self.history[start_index..]
+        // The trait's contract: whole revisions while fewer than `events_count_max` events are
+        // collected, so the last revision may take the answer past the limit.
+        let mut events: Vec<Event> = Vec::new();
+        for event in self.history[start_index..]
             .iter()
             .take_while(|event| event.kv.mod_revision <= to_inclusive)
             .filter(|event| key_in_range(&event.kv.key, key, range_end))
-            .take(events_count_max)
-            .cloned()
-            .collect())
+        {
+            let last_revision = events.last().map(|last| last.kv.mod_revision);
+            if events.len() >= events_count_max && last_revision != Some(event.kv.mod_revision) {
+                break;
+            }
+            events.push(event.clone());
+        }
+        Ok(events)
     }
 }
