@@ -12,9 +12,9 @@ use crate::raft::log::RaftLog;
 use crate::raft::progress::{PeerProgress, Progress};
 use crate::raft::read::ReadQueue;
 use crate::raft::{
-    decode_conf_change, encode_conf_change, ConfChange, ConfState, Config, Entry, EntryKind,
-    HardState, Message, MessageBody, PersistBatch, PersistId, ProposeError, Ready, Restored, Role,
-    Snapshot, SnapshotMeta, Status, HELD_MESSAGES_COUNT_MAX,
+    decode_conf_change, encode_conf_change, ConfChange, ConfState, Config, DurableFacts, Entry,
+    EntryKind, HardState, Message, MessageBody, PersistBatch, PersistId, ProposeError, Ready,
+    Restored, Role, Snapshot, SnapshotMeta, Status, HELD_MESSAGES_COUNT_MAX,
 };
 use crate::rng::Rng;
 use crate::types::{LogIndex, NodeId, Term};
@@ -213,6 +213,14 @@ impl Raft {
             .get_mut(&self.config.id)
             .expect("leader tracks itself");
         own.next_index = last_index.next();
+        if crate::bug!(LeaderCountsUnsynced) {
+            // etcd #14370: the leader's own match moves on append, not on its sync, so a
+            // one-member cluster commits (and applies) what its disk may still lose.
+            own.update_match(last_index);
+            if self.maybe_commit() {
+                self.append_broadcast_pending = true;
+            }
+        }
         // Sent at the next `ready`, so that a burst of proposals travels in few appends.
         self.append_broadcast_pending = true;
     }
@@ -246,8 +254,7 @@ impl Raft {
             || self.snapshot_ready_to_apply.is_some()
             || !self.reads.ready_states_is_empty()
             || (self.snapshot_to_apply.is_none()
-                && self.log.commit_index().min(self.log.persisted_index())
-                    > self.log.applied_index())
+                && self.applicable_index() > self.log.applied_index())
     }
 
     pub(super) fn has_unbatched_writes(&self) -> bool {
@@ -268,7 +275,8 @@ impl Raft {
         let committed = if self.snapshot_to_apply.is_some() {
             Vec::new()
         } else {
-            self.log.take_committed()
+            let through = self.applicable_index();
+            self.log.take_committed(through)
         };
         for entry in &committed {
             if entry.kind == EntryKind::ConfChange {
@@ -411,6 +419,17 @@ impl Raft {
         self.unbatched_snapshot = Some(snapshot);
     }
 
+    /// The facts a host checks durability against (cheap: no copies).
+    pub fn durable_facts(&self) -> DurableFacts {
+        DurableFacts {
+            term: self.term,
+            vote: self.vote,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            persisted_index: self.log.persisted_index(),
+        }
+    }
+
     /// The current term (cheap: `status()` also copies the membership).
     pub fn term(&self) -> Term {
         self.term
@@ -466,7 +485,7 @@ impl Raft {
             term,
             body,
         };
-        let gate = if !message.needs_durability() {
+        let gate = if !message.needs_durability() || Self::released_unsynced(&message) {
             None
         } else if self.has_unbatched_writes() {
             Some(self.next_persist_id)
@@ -486,6 +505,31 @@ impl Raft {
             }
             None => self.outbox.push(message),
         }
+    }
+
+    /// Zoo sites: a vote or an append acknowledgement released before the write it depends on
+    /// is durable (raft paper section 5.2; etcd-io/raft's MsgAppResp after stable). Always false
+    /// in a normal build.
+    fn released_unsynced(message: &Message) -> bool {
+        match message.body {
+            MessageBody::VoteResponse {
+                pre_vote: false,
+                granted: true,
+            } => crate::bug!(VoteBeforeSync),
+            MessageBody::AppendResponse { success: true, .. } => crate::bug!(AckBeforeSync),
+            _ => false,
+        }
+    }
+
+    /// The highest index whose entry may be handed out for apply: committed and durable here.
+    /// Zoo site (etcd #14370): a leader that counted its unsynced entries toward commit also
+    /// applies them before its own sync, as etcd's server did with the entries raft called
+    /// committed.
+    pub(super) fn applicable_index(&self) -> LogIndex {
+        if crate::bug!(LeaderCountsUnsynced) && self.role == Role::Leader {
+            return self.log.commit_index();
+        }
+        self.log.commit_index().min(self.log.persisted_index())
     }
 
     /// Applies a committed membership change (they take effect when applied).

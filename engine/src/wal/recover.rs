@@ -279,6 +279,9 @@ fn read_segment_records(
                 (false, CorruptReason::RecordTooLarge { payload_bytes })
             }
         };
+        // Zoo site (etcd #10346-style repair): any damaged record of the last segment taken
+        // for a torn tail, so the intact records after it are cut away with it.
+        let torn = torn || (crate::bug!(CorruptRecordAsTornTail) && is_last);
         if !(torn && is_last) {
             return Err(corrupt(reason));
         }
