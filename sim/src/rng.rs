@@ -24,6 +24,9 @@ pub enum Stream {
     Clock(u32),
     /// The client with this index (its workload and choice of member).
     Client(u32),
+    /// When an armed crash point fires (drawn at the moment a member reaches it, which depends
+    /// on everything else: its own stream keeps those draws from shifting the fault schedule).
+    Aim,
 }
 
 impl Stream {
@@ -35,6 +38,7 @@ impl Stream {
             Stream::Member(index) => 0x2_0000 + u64::from(index),
             Stream::Clock(index) => 0x3_0000 + u64::from(index),
             Stream::Client(index) => 0x4_0000 + u64::from(index),
+            Stream::Aim => 3,
         }
     }
 }

@@ -232,8 +232,8 @@ pub struct Status {
 }
 
 /// What a member holds as durable, for hosts that check the persistence contract from outside:
-/// after a restart these are exactly what the disk gave back; while running, `persisted_index`
-/// is the highest index whose sync the host has reported.
+/// after a restart these are exactly what the disk gave back; while running, `synced_index` is
+/// the highest index a batch whose sync the host has reported wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DurableFacts {
     /// The current term (durable before any message of it is sent).
@@ -244,8 +244,9 @@ pub struct DurableFacts {
     pub last_index: LogIndex,
     /// The term of that entry.
     pub last_term: Term,
-    /// The highest index known durable locally.
-    pub persisted_index: LogIndex,
+    /// The highest index any synced batch wrote (kept even when a snapshot or a newer leader
+    /// has since replaced that entry).
+    pub synced_index: LogIndex,
 }
 
 impl Status {

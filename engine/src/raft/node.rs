@@ -70,6 +70,10 @@ pub struct Raft {
     pub(super) snapshot_ready_to_apply: Option<Snapshot>,
     /// Leader only: entries were appended since the last broadcast.
     pub(super) append_broadcast_pending: bool,
+    /// The highest index any synced batch wrote (an entry or a snapshot), whether or not it is
+    /// still in the log: unlike the log's persisted index, a snapshot or a newer leader replacing
+    /// the entry does not take it back. Only for `durable_facts`.
+    pub(super) synced_index_max: LogIndex,
 }
 
 impl Raft {
@@ -113,7 +117,9 @@ impl Raft {
             snapshot_to_apply: None,
             snapshot_ready_to_apply: None,
             append_broadcast_pending: false,
+            synced_index_max: LogIndex(0),
         };
+        raft.synced_index_max = raft.log.last_index();
         raft.batched_hard_state = raft.hard_state();
         raft.reset_election_timer();
         assert!(raft.log.commit_index() <= raft.log.last_index());
@@ -366,9 +372,11 @@ impl Raft {
                 .expect("checked non-empty");
             if let Some((index, term)) = record.snapshot {
                 self.log.persisted_to(index, term);
+                self.synced_index_max = self.synced_index_max.max(index);
             }
             if let Some((index, term)) = record.last_entry {
                 self.log.persisted_to(index, term);
+                self.synced_index_max = self.synced_index_max.max(index);
             }
         }
         if self
@@ -426,7 +434,7 @@ impl Raft {
             vote: self.vote,
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
-            persisted_index: self.log.persisted_index(),
+            synced_index: self.synced_index_max,
         }
     }
 
