@@ -169,7 +169,10 @@ impl<M: HostedMember> World<M> {
                     success: true,
                     index,
                     ..
-                } => self.record_ack(now, node, envelope.message.term, index),
+                } => {
+                    self.record_ack(now, node, envelope.message.term, index);
+                    self.figure_eight_on_ack(node, envelope.to, index);
+                }
                 _ => {}
             }
         }

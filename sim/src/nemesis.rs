@@ -12,7 +12,7 @@
 //! Steps advance on what the world observes (a leader elected, entries applied); each step has
 //! a deadline after which the schedule gives up and heals. It never looks inside a member.
 
-use engine::types::{Duration, Instant, NodeId, Term};
+use engine::types::{Duration, Instant, LogIndex, NodeId, Term};
 
 use crate::network::{Partition, PartitionKind};
 use crate::process::HostedMember;
@@ -38,10 +38,12 @@ pub(crate) enum FigureEight {
         vanished_term: Term,
     },
     /// Waiting for a leader of a later term from the old pair to apply an old-term entry.
+    /// `own_index` is its first entry of its own term.
     Recommit {
         vanished: usize,
         leader: usize,
         leader_term: Term,
+        own_index: LogIndex,
     },
 }
 
@@ -49,6 +51,8 @@ pub(crate) enum FigureEight {
 const STEP_DEADLINE_MS: u64 = 6_000;
 /// How long the vanished leader runs alone before it crashes (its own entry gets synced).
 const VANISH_DELAY_MS: u64 = 50;
+/// How long the followers holding the re-commit leader's own entry stay cut off after a strike.
+const HOLDERS_CUT_MS: u64 = 3_000;
 /// The crashed re-commit leader comes back this soon, to vote for the vanished one.
 const RECOMMIT_DOWNTIME_MS: u64 = 150;
 
@@ -201,10 +205,17 @@ impl<M: HostedMember> World<M> {
                 vanished,
                 vanished_term,
             } if (node == old_leader || node == follower) && term > vanished_term => {
+                // A new leader appends its own empty entry in the step that elects it.
+                let own_index = self.processes[node]
+                    .member()
+                    .and_then(HostedMember::durable_facts)
+                    .map_or(LogIndex(0), |facts| facts.last_index);
+                self.figure_eight_acked = vec![LogIndex(0); self.processes.len()];
                 self.figure_eight = FigureEight::Recommit {
                     vanished,
                     leader: node,
                     leader_term: term,
+                    own_index,
                 };
                 self.trace.event(
                     now,
@@ -249,7 +260,10 @@ impl<M: HostedMember> World<M> {
         applied_own: bool,
     ) {
         let FigureEight::Recommit {
-            vanished, leader, ..
+            vanished,
+            leader,
+            own_index,
+            ..
         } = self.figure_eight
         else {
             return;
@@ -266,6 +280,36 @@ impl<M: HostedMember> World<M> {
         if self.processes[vanished].state() == &crate::process::ProcessState::Down {
             self.queue.schedule(now, Event::Restart { node: vanished });
         }
+        // Followers that acknowledged the leader's own entry hold it; cut them off for a while,
+        // so the vanished leader (whose entry of a later term than the old ones wins the
+        // election restriction) faces only members without it, as in Figure 8 (d).
+        let holders: Vec<NodeId> = (0..self.processes.len())
+            .filter(|node| *node != leader && self.figure_eight_acked[*node] >= own_index)
+            .map(|node| self.processes[node].id())
+            .collect();
         self.figure_eight_end();
+        if !holders.is_empty() {
+            self.cut_off(&holders);
+            self.trace.event(
+                now,
+                format_args!("figure_eight cut holders={}", holders.len()),
+            );
+            let epoch = self.partition_epoch;
+            self.queue.schedule(
+                now + Duration::from_millis(HOLDERS_CUT_MS),
+                Event::PartitionEnd { epoch },
+            );
+        }
+    }
+
+    /// Follower `node` acknowledged `index` to member `to` (the world reports every successful
+    /// acknowledgement it carries out): the re-commit step learns who holds the leader's entry.
+    pub(crate) fn figure_eight_on_ack(&mut self, node: usize, to: NodeId, index: LogIndex) {
+        if let FigureEight::Recommit { leader, .. } = self.figure_eight {
+            if self.processes[leader].id() == to {
+                let acked = &mut self.figure_eight_acked[node];
+                *acked = (*acked).max(index);
+            }
+        }
     }
 }

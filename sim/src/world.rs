@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use engine::api::{Actions, DiskOp, DiskOpId, Input, Observation, PeerMessage};
 use engine::kv::{Request, RequestError, Response};
-use engine::types::{Duration, Instant, NodeId, RequestId};
+use engine::types::{Duration, Instant, LogIndex, NodeId, RequestId};
 
 use crate::clients::{ClientState, RequestRoute, WatcherState};
 use crate::clock::SimClock;
@@ -166,6 +166,8 @@ pub(crate) struct World<M: HostedMember> {
     /// The Figure-8 schedule (`nemesis`), and the epoch that retires its stale events.
     pub(crate) figure_eight: crate::nemesis::FigureEight,
     pub(crate) figure_eight_epoch: u64,
+    /// Per member, the highest index it acknowledged to the Figure-8 re-commit leader.
+    pub(crate) figure_eight_acked: Vec<LogIndex>,
     pub(crate) invariants: Invariants,
     pub(crate) trace: Trace,
     pub(crate) history_lines: Option<Vec<String>>,
@@ -240,6 +242,7 @@ impl<M: HostedMember> World<M> {
             aim_rng: SimRng::for_stream(seed, Stream::Aim),
             figure_eight: crate::nemesis::FigureEight::Idle,
             figure_eight_epoch: 0,
+            figure_eight_acked: Vec::new(),
             scenario,
             seed,
             queue: EventQueue::new(QUEUE_EVENTS_COUNT_MAX),
