@@ -239,7 +239,7 @@ impl Scenario {
                 // Aimed faults: the durability-order and Figure-8 bugs hide from random ones.
                 crash_points_per_minute: 8,
                 wal_flips_per_minute: 1,
-                figure_eights_per_minute: 1,
+                figure_eights_per_minute: 4,
                 ..Scenario::no_faults().faults
             },
             network: NetworkConfig::lossy(),
