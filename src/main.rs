@@ -48,7 +48,8 @@ enum SimCommand {
     /// Run one seed of a scenario and print its verdict and trace hash.
     Run {
         /// Scenario name (default: `default`; built in: no_faults, partitions_only, crash_restart,
-        /// disk_faults, clock_faults, disk_corruption_on_a_majority).
+        /// disk_faults, clock_faults, disk_corruption_on_a_majority, single_member_crashes,
+        /// three_members_crash_points, figure_eight).
         #[arg(long)]
         scenario: Option<String>,
         /// The seed.

@@ -2,7 +2,8 @@
 //! scenario's fault budget, and the heal that starts the liveness phase.
 //!
 //! Every choice draws from the fault stream, so the schedule does not shift when the workload
-//! or the network draws differently. Faults the budget refuses are counted and traced, not
+//! or the network draws differently. The menu also holds the aimed faults (`aimed`: crash
+//! points, a WAL flip) and the Figure-8 schedule (`nemesis`), within the same budget. Faults the budget refuses are counted and traced, not
 //! silently dropped.
 
 use engine::types::{Duration, Instant, NodeId};

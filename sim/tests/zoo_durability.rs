@@ -77,19 +77,19 @@ fn leader_counting_its_unsynced_entries_is_caught_in_a_one_member_cluster() {
 #[test]
 fn missing_election_restriction_is_caught() {
     quiet_panics();
-    assert_caught(Bug::MissingElectionRestriction, 40, &[]);
+    assert_caught(Bug::MissingElectionRestriction, 80, &[]);
 }
 
 #[test]
 fn truncation_on_a_stale_append_is_caught() {
     quiet_panics();
-    assert_caught(Bug::TruncateOnStaleAppend, 40, &[]);
+    assert_caught(Bug::TruncateOnStaleAppend, 80, &[]);
 }
 
 #[test]
 fn wal_released_before_the_snapshot_sync_is_caught() {
     quiet_panics();
-    assert_caught(Bug::WalReleasedBeforeSnapshotSync, 150, &[]);
+    assert_caught(Bug::WalReleasedBeforeSnapshotSync, 400, &[]);
 }
 
 #[test]
