@@ -277,3 +277,52 @@ fn torn_rewrite_of_synced_entries_keeps_them() {
         );
     }
 }
+
+#[test]
+fn marker_written_over_a_stale_history_lets_the_new_log_continue_across_segments() {
+    // Goal: when a restarted member finds a received snapshot whose WAL marker was lost, over a
+    // WAL holding a discarded history past it, it writes the marker and forgets that history
+    // (`WalWriter::forget_after`); the entries it writes next, across segment roll-overs,
+    // recover contiguous after the snapshot, and the stale entries never come back. A
+    // regression: without the marker the next recovery kept the stale entry at the snapshot's
+    // index and dropped everything after it. NB: no old length here makes a roll-over fall
+    // right after the marker, where `forget_after` decides the new segment's first index; the
+    // writer's own assertions guard that case.
+    // Method: for old histories of 25 to 60 entries (roll-overs at many places), resume a writer from their recovery, write the
+    // marker at 20 with another term, forget after it, write 21..=60 of the new history in
+    // batches of five; recover and compare.
+    for old_count in 25..=60 {
+        let mut disk = MemDisk::new();
+        let mut writer = WalWriter::new(CONFIG);
+        disk.apply_all(&writer.append_batch(&batch(0, old_count)));
+        let recovered = recover(&disk.image()).expect("recovers");
+        let mut writer = WalWriter::resume(CONFIG, &recovered);
+        let marker = SnapshotMarker {
+            index: LogIndex(20),
+            term: Term(9),
+        };
+        disk.apply_all(&writer.append_batch(&[WalRecord::SnapshotMarker(marker)]));
+        writer.forget_after(marker.index);
+        for first in (21..=60).step_by(5) {
+            let records: Vec<WalRecord> = (first..first + 5)
+                .map(|index| {
+                    WalRecord::Entry(Entry {
+                        term: Term(9),
+                        ..entry(index)
+                    })
+                })
+                .collect();
+            disk.apply_all(&writer.append_batch(&records));
+        }
+        disk.crash(None);
+        let recovered = recover(&disk.image())
+            .unwrap_or_else(|error| panic!("old history of {old_count}: {error}"));
+        assert_eq!(
+            indexes(&recovered.entries),
+            (21..=60).collect::<Vec<_>>(),
+            "old history of {old_count}"
+        );
+        assert!(recovered.entries.iter().all(|entry| entry.term == Term(9)));
+        assert_eq!(recovered.snapshot_marker, Some(marker));
+    }
+}
