@@ -25,6 +25,7 @@ pub(crate) enum FigureEight {
     #[default]
     Idle,
     /// The old leader and one follower are cut off from the rest, which elect a new leader.
+    /// Members are named by their position in the world's processes, not by id.
     MinorityAppend {
         old_leader: usize,
         follower: usize,
@@ -140,10 +141,15 @@ impl<M: HostedMember> World<M> {
         if epoch != self.figure_eight_epoch || self.figure_eight == FigureEight::Idle {
             return;
         }
-        self.trace.event(
-            now,
-            format_args!("figure_eight gives up {:?}", self.figure_eight),
-        );
+        // Named by step, not `{:?}`: the state holds process positions, not member ids.
+        let step = match self.figure_eight {
+            FigureEight::Idle => "idle",
+            FigureEight::MinorityAppend { .. } => "minority_append",
+            FigureEight::NewLeaderCut { .. } => "new_leader_cut",
+            FigureEight::Recommit { .. } => "recommit",
+        };
+        self.trace
+            .event(now, format_args!("figure_eight gives up at {step}"));
         let vanished = match self.figure_eight {
             FigureEight::NewLeaderCut { vanished, .. } | FigureEight::Recommit { vanished, .. } => {
                 Some(vanished)
