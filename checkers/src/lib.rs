@@ -137,6 +137,14 @@ pub fn check_all(
             verdict: trace::check_durability(history, trace),
         },
         CheckResult {
+            checker: "acknowledged_durability",
+            verdict: trace::check_acknowledged_durability(trace),
+        },
+        CheckResult {
+            checker: "ack_after_sync",
+            verdict: trace::check_ack_after_sync(trace),
+        },
+        CheckResult {
             checker: "liveness",
             verdict: trace::check_liveness(
                 history,

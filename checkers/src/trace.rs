@@ -5,7 +5,8 @@
 //! entry and same prefix), leader completeness (a new leader holds every entry committed before
 //! its term), state-machine safety (one entry applied per index), equal KV hashes at equal applied
 //! indexes, durability (every acknowledged write is in every member's final store that reached
-//! its revision), and liveness (after the last fault heals, a leader exists and a write commits
+//! its revision), the persistence contract per member (`acknowledged`: a vote or an append
+//! acknowledgement is never lost by a restart, and never sent before its sync), and liveness (after the last fault heals, a leader exists and a write commits
 //! within a bound). It does not produce traces, and it trusts the host's digests.
 
 use crate::history::{Bytes, History, Request, Response};
@@ -112,6 +113,56 @@ pub enum TraceEvent {
     },
     /// Every fault was healed.
     FaultsHealed {
+        /// When.
+        time: i64,
+    },
+    /// A member granted its vote in an election (not a pre-vote) and sent the answer: it
+    /// claims that this vote is durable.
+    VoteGranted {
+        /// Who.
+        member: MemberId,
+        /// The election's term.
+        term: Term,
+        /// The candidate it voted for.
+        candidate: MemberId,
+        /// When the answer left.
+        time: i64,
+    },
+    /// A member sent a successful append acknowledgement in its current term: it claims its
+    /// log matches the leader's through `index`, durably. `synced_index` is the highest index
+    /// the member had been told was synced when the message left.
+    AppendAcked {
+        /// Who.
+        member: MemberId,
+        /// The member's (and the message's) term.
+        term: Term,
+        /// The acknowledged index.
+        index: LogIndex,
+        /// The highest index synced on its disk at that moment.
+        synced_index: LogIndex,
+        /// When the message left.
+        time: i64,
+    },
+    /// What a member held after restarting from its disk: its hard state and the end of its log.
+    Recovered {
+        /// Who.
+        member: MemberId,
+        /// The recovered term.
+        term: Term,
+        /// The recovered vote in that term (0: none).
+        vote: MemberId,
+        /// The recovered log's last index (the snapshot's if no entry follows it).
+        last_index: LogIndex,
+        /// That entry's term.
+        last_term: Term,
+        /// When.
+        time: i64,
+    },
+    /// A member's disk took a fault that may silently lose or damage synced data (a bit flip,
+    /// a lost or misdirected write): from then on its acknowledgements no longer bind it.
+    DiskDamaged {
+        /// Who.
+        member: MemberId,
         /// When.
         time: i64,
     },
@@ -481,6 +532,9 @@ pub fn check_liveness(
         )
     }
 }
+
+mod acknowledged;
+pub use acknowledged::{check_ack_after_sync, check_acknowledged_durability};
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ pub use file::{parse, to_toml, FileError, ScenarioFile, DEFAULT_BASE};
 use sim::Scenario;
 
 /// The library: (name, file text) of every named scenario, embedded at build time.
-pub const LIBRARY: [(&str, &str); 10] = [
+pub const LIBRARY: [(&str, &str); 13] = [
     ("default", include_str!("../library/default.toml")),
     (
         "compaction_heavy",
@@ -40,6 +40,15 @@ pub const LIBRARY: [(&str, &str); 10] = [
         "disk_corruption_on_a_majority",
         include_str!("../library/disk_corruption_on_a_majority.toml"),
     ),
+    (
+        "single_member_crashes",
+        include_str!("../library/single_member_crashes.toml"),
+    ),
+    (
+        "three_members_crash_points",
+        include_str!("../library/three_members_crash_points.toml"),
+    ),
+    ("figure_eight", include_str!("../library/figure_eight.toml")),
 ];
 
 /// The library scenario called `name`, parsed.
@@ -106,6 +115,9 @@ pub fn built_in_description(name: &str) -> Option<&'static str> {
         "clock_faults" => "Clock drift, skew and jumps on every member: lease and timeout bugs.",
         "leader_isolated_under_lease_traffic" => "Long leader isolations under keep-alive-heavy traffic with true clocks: leases expired or renewed by a deposed leader, reads served without a quorum.",
         "disk_corruption_on_a_majority" => "Beyond the fault model: silent corruption on every member. Members must refuse corrupt disks (liveness is lost) and never serve wrong data.",
+        "single_member_crashes" => "One member, crashed at durability boundaries with slow syncs: a leader that counts or applies its own unsynced entries (etcd #14370).",
+        "three_members_crash_points" => "Three members crashed right after votes, acknowledgements and snapshots leave, or while syncs are in flight: durability-order bugs.",
+        "figure_eight" => "The raft paper's Figure 8 schedule, over and over: committing an old term's entry by counting replicas.",
         _ => return None,
     })
 }

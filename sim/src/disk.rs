@@ -34,6 +34,16 @@ pub struct DiskConfig {
 }
 
 impl DiskConfig {
+    /// A disk with slow syncs (2–10 ms, a loaded or rotating disk): the windows in which a
+    /// member holds unsynced state are ten times wider, so crashes land in them more often.
+    pub fn slow_sync() -> DiskConfig {
+        DiskConfig {
+            sync_latency_ns_min: 2_000_000,
+            sync_latency_ns_max: 10_000_000,
+            ..DiskConfig::ssd()
+        }
+    }
+
     /// An SSD-like disk: 10–50 µs writes, 0.2–1 ms syncs, 1 GiB.
     pub fn ssd() -> DiskConfig {
         DiskConfig {
@@ -402,6 +412,34 @@ impl SimDisk {
             }
         }
         Some(kind.name().to_string())
+    }
+
+    /// Flips one bit of the newest WAL segment at a synced offset that at least `margin_bytes`
+    /// of synced bytes follow (so intact records follow the damaged one). `None` when no segment
+    /// is long enough. An aimed fault: it corrupts, so it counts against the corruption budget.
+    pub fn flip_synced_wal_middle(&mut self, margin_bytes: usize) -> Option<String> {
+        // Segment names carry their sequence in fixed-width hex: the last name is the newest.
+        let (name, inode_id) = self
+            .volatile_dir
+            .iter()
+            .rfind(|(name, _)| name.0.starts_with("wal-") && !name.0.ends_with(".tmp"))
+            .map(|(name, id)| (name.clone(), *id))?;
+        // The segment header (and the preamble right after it) is left alone: only records.
+        const HEADER_SKIP_BYTES: usize = 64;
+        let inode = self.inodes.get_mut(&inode_id)?;
+        let end = inode.durable_len.checked_sub(margin_bytes)?;
+        if end <= HEADER_SKIP_BYTES {
+            return None;
+        }
+        let offset =
+            self.rng
+                .range_inclusive(HEADER_SKIP_BYTES as u64, end as u64 - 1) as usize;
+        let bit = self.rng.below(8) as u32;
+        inode.bytes[offset] ^= 1 << bit;
+        Some(format!(
+            "wal_middle_bit_flip file={} offset={offset} bit={bit}",
+            name.0
+        ))
     }
 
     fn random_stored_byte(&mut self) -> Option<(FileName, usize)> {

@@ -2,7 +2,8 @@
 //! scenario's fault budget, and the heal that starts the liveness phase.
 //!
 //! Every choice draws from the fault stream, so the schedule does not shift when the workload
-//! or the network draws differently. Faults the budget refuses are counted and traced, not
+//! or the network draws differently. The menu also holds the aimed faults (`aimed`: crash
+//! points, a WAL flip) and the Figure-8 schedule (`nemesis`), within the same budget. Faults the budget refuses are counted and traced, not
 //! silently dropped.
 
 use engine::types::{Duration, Instant, NodeId};
@@ -19,6 +20,9 @@ enum FaultChoice {
     Pause,
     Disk(DiskFaultKind),
     Clock,
+    CrashPoint,
+    WalFlip,
+    FigureEight,
 }
 
 /// How many toggles a flapping partition makes.
@@ -43,6 +47,9 @@ impl<M: crate::process::HostedMember> World<M> {
                 .map(|(kind, rate)| (FaultChoice::Disk(*kind), *rate)),
         );
         menu.push((FaultChoice::Clock, faults.clock_faults_per_minute));
+        menu.push((FaultChoice::CrashPoint, faults.crash_points_per_minute));
+        menu.push((FaultChoice::WalFlip, faults.wal_flips_per_minute));
+        menu.push((FaultChoice::FigureEight, faults.figure_eights_per_minute));
         menu
     }
 
@@ -77,31 +84,34 @@ impl<M: crate::process::HostedMember> World<M> {
                 FaultChoice::Pause => self.pause_fault(now),
                 FaultChoice::Disk(kind) => self.disk_fault(now, kind),
                 FaultChoice::Clock => self.clock_fault(now),
+                FaultChoice::CrashPoint => self.arm_crash_point(now),
+                FaultChoice::WalFlip => self.wal_flip_fault(now),
+                FaultChoice::FigureEight => self.start_figure_eight(now),
             }
         }
         self.schedule_next_fault(now);
     }
 
-    fn refuse(&mut self, now: Instant, what: &str, why: &str) {
+    pub(crate) fn refuse(&mut self, now: Instant, what: &str, why: &str) {
         self.counts.faults_refused += 1;
         self.trace
             .event(now, format_args!("fault refused {what} ({why})"));
     }
 
-    fn random_node(&mut self, eligible: &[usize]) -> Option<usize> {
+    pub(crate) fn random_node(&mut self, eligible: &[usize]) -> Option<usize> {
         if eligible.is_empty() {
             return None;
         }
         Some(eligible[self.fault_rng.below(eligible.len() as u64) as usize])
     }
 
-    fn up_nodes(&self) -> Vec<usize> {
+    pub(crate) fn up_nodes(&self) -> Vec<usize> {
         (0..self.processes.len())
             .filter(|node| !self.processes[*node].is_down())
             .collect()
     }
 
-    fn down_count(&self) -> u32 {
+    pub(crate) fn down_count(&self) -> u32 {
         self.processes
             .iter()
             .filter(|process| process.is_down())
@@ -241,6 +251,14 @@ impl<M: crate::process::HostedMember> World<M> {
         if kind.corrupts() && !self.corrupted.contains(&id) {
             self.corrupted.push(id);
         }
+        if kind.corrupts() {
+            // Synced data may be silently lost: the member's promises stop binding it.
+            self.check_trace
+                .push(checkers::trace::TraceEvent::DiskDamaged {
+                    member: crate::checking::member(id),
+                    time: crate::checking::time_of(now),
+                });
+        }
         self.counts.disk_faults += 1;
         self.trace
             .event(now, format_args!("n{id} disk {description}"));
@@ -275,6 +293,12 @@ impl<M: crate::process::HostedMember> World<M> {
     /// Then the cluster must commit a write within the liveness bound, whatever the others do.
     pub(crate) fn heal(&mut self, now: Instant) {
         self.phase = Phase::Liveness { healed_at: now };
+        // Aimed faults end with the others: no crash point stays armed, no schedule goes on.
+        self.figure_eight = crate::nemesis::FigureEight::Idle;
+        self.figure_eight_epoch += 1;
+        for process in &mut self.processes {
+            process.aim = None;
+        }
         self.record_event(|| Some(crate::events::faults_healed_line(now)));
         self.check_trace
             .push(checkers::trace::TraceEvent::FaultsHealed {

@@ -40,10 +40,14 @@ pub struct HuntArgs {
 /// bugs that only a specific fault shape reaches.
 pub fn scenario_for(bug: Bug) -> &'static str {
     match bug {
-        Bug::FigureEightCommit
-        | Bug::VoteBeforeSync
+        // The shaped schedule runs once a minute in the default mix, among faults that often
+        // refuse it; its own scenario runs it six times a minute.
+        Bug::FigureEightCommit => "figure_eight",
+        // etcd #14370 showed only in a one-member cluster: with peers, the others' synced
+        // copies hide the leader's lost entry.
+        Bug::LeaderCountsUnsynced => "single_member_crashes",
+        Bug::VoteBeforeSync
         | Bug::AckBeforeSync
-        | Bug::LeaderCountsUnsynced
         | Bug::MissingElectionRestriction
         | Bug::TruncateOnStaleAppend
         | Bug::ReadBeforeApply

@@ -7,6 +7,7 @@
 //! `fuzz` (worker threads, each running whole seeds) step outside that, with a stated reason.
 //! May use: `engine` and `checkers` (every run is validated by every checker).
 
+mod aimed;
 pub mod bench;
 pub mod checking;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod fuzz;
 pub mod history;
 pub mod hunt;
 pub mod invariants;
+mod nemesis;
 pub mod network;
 pub mod process;
 pub mod queue;

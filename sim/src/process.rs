@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use engine::api::{Actions, DiskImage, DiskOp, Input};
-use engine::member::{Member, MemberConfig, RecoveryError, RecoveryReport};
+use engine::member::{DurableFacts, Member, MemberConfig, RecoveryError, RecoveryReport};
 use engine::types::{Instant, LogIndex, NodeId, Term};
 
 use crate::clock::SimClock;
@@ -44,6 +44,11 @@ pub trait HostedMember: Sized {
     fn log_sample(&self) -> Option<LogSample> {
         None
     }
+    /// What it holds as durable (hard state, end of log, synced index), for the checks of the
+    /// persistence contract; `None` for members without a raft log.
+    fn durable_facts(&self) -> Option<DurableFacts> {
+        None
+    }
     /// Its MVCC change log (compacted revision, retained changes), for the durability check;
     /// `None` for members without one.
     fn final_store(&self) -> Option<(i64, Vec<checkers::trace::StoreChange>)> {
@@ -73,6 +78,10 @@ impl HostedMember for Member {
 
     fn final_store(&self) -> Option<(i64, Vec<checkers::trace::StoreChange>)> {
         Some(crate::checking::final_store(self.store()))
+    }
+
+    fn durable_facts(&self) -> Option<DurableFacts> {
+        Some(Member::durable_facts(self))
     }
 }
 
@@ -125,6 +134,11 @@ pub struct Process<M: HostedMember = Member> {
     disk_busy_until: Instant,
     /// True time of the member's pending timer event, if one is scheduled.
     pub timer_at: Option<Instant>,
+    /// A crash point armed on this process (`aimed`), until it fires or the process crashes.
+    pub(crate) aim: Option<crate::aimed::Aim>,
+    /// The highest (term, index) acknowledgement recorded for the checkers in this life, so
+    /// that only acknowledgements that extend the promise become trace events.
+    pub(crate) acked_recorded: Option<(Term, LogIndex)>,
     rng: SimRng,
 }
 
@@ -152,6 +166,8 @@ impl<M: HostedMember> Process<M> {
             inbox_dropped_count: 0,
             disk_busy_until: Instant(0),
             timer_at: None,
+            aim: None,
+            acked_recorded: None,
             rng,
         }
     }
@@ -259,6 +275,8 @@ impl<M: HostedMember> Process<M> {
         self.incarnation += 1;
         self.inbox.clear();
         self.timer_at = None;
+        self.aim = None;
+        self.acked_recorded = None;
         self.disk.crash();
         true
     }

@@ -29,6 +29,9 @@ pub enum Stream {
     ClientRouting(u32),
     /// Whether the run turns buggify on in its members (one draw per run).
     Buggify,
+    /// When an armed crash point fires (drawn at the moment a member reaches it, which depends
+    /// on everything else: its own stream keeps those draws from shifting the fault schedule).
+    Aim,
 }
 
 impl Stream {
@@ -42,6 +45,7 @@ impl Stream {
             Stream::Client(index) => 0x4_0000 + u64::from(index),
             Stream::ClientRouting(index) => 0x5_0000 + u64::from(index),
             Stream::Buggify => 3,
+            Stream::Aim => 4,
         }
     }
 }

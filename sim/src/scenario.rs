@@ -55,6 +55,17 @@ pub struct FaultRates {
     pub clock_jump_ms_max: u64,
     /// Largest initial skew (ms) between member clocks.
     pub clock_skew_ms_max: u64,
+    /// Crash points armed per minute (`aimed`): a member crashes right after it next sends a
+    /// vote, an acknowledgement or a snapshot, or while a sync or a snapshot save is in flight.
+    #[serde(default)]
+    pub crash_points_per_minute: u32,
+    /// Bit flips per minute in the synced middle of a WAL segment, each followed by a crash
+    /// (corrupting: within the corruption budget).
+    #[serde(default)]
+    pub wal_flips_per_minute: u32,
+    /// Figure-8 schedules started per minute (`nemesis`); they need five members or more.
+    #[serde(default)]
+    pub figure_eights_per_minute: u32,
 }
 
 /// Member settings a scenario may change from the engine's defaults, so that rare paths
@@ -175,9 +186,17 @@ impl FaultBudget {
         let tolerated = (member_count - 1) / 2;
         FaultBudget {
             corrupted_members_max: tolerated,
-            down_members_max: tolerated,
+            down_members_max: down_tolerated(member_count),
         }
     }
+}
+
+/// Members that may be down at once within the model: a minority, but at least one. A crashed
+/// member restarts from its durable state, so safety holds with every member down; only
+/// availability needs a quorum up, and the liveness phase restores one. A lone member must be
+/// allowed to crash, or its durability is never tested.
+fn down_tolerated(member_count: u32) -> u32 {
+    ((member_count - 1) / 2).max(1)
 }
 
 /// One simulated scenario.
@@ -222,7 +241,7 @@ pub struct Scenario {
 
 impl Scenario {
     /// Names of the built-in scenarios.
-    pub const BUILT_IN: [&'static str; 10] = [
+    pub const BUILT_IN: [&'static str; 13] = [
         "default",
         "compaction_heavy",
         "lease_heavy",
@@ -233,6 +252,9 @@ impl Scenario {
         "clock_faults",
         "leader_isolated_under_lease_traffic",
         "disk_corruption_on_a_majority",
+        "single_member_crashes",
+        "three_members_crash_points",
+        "figure_eight",
     ];
 
     /// The built-in scenario called `name`.
@@ -250,6 +272,9 @@ impl Scenario {
                 Scenario::leader_isolated_under_lease_traffic()
             }
             "disk_corruption_on_a_majority" => Scenario::disk_corruption_on_a_majority(),
+            "single_member_crashes" => Scenario::single_member_crashes(),
+            "three_members_crash_points" => Scenario::three_members_crash_points(),
+            "figure_eight" => Scenario::figure_eight(),
             _ => return None,
         })
     }
@@ -264,6 +289,10 @@ impl Scenario {
                 pauses_per_minute: 3,
                 disk_faults_per_minute: DiskFaultKind::ALL.iter().map(|kind| (*kind, 1)).collect(),
                 clock_faults_per_minute: 3,
+                // Aimed faults: the durability-order and Figure-8 bugs hide from random ones.
+                crash_points_per_minute: 8,
+                wal_flips_per_minute: 1,
+                figure_eights_per_minute: 4,
                 ..Scenario::no_faults().faults
             },
             network: NetworkConfig::lossy(),
@@ -336,6 +365,48 @@ impl Scenario {
         scenario.name = "crash_restart".into();
         scenario.faults.crashes_per_minute = 12;
         scenario.faults.pauses_per_minute = 6;
+        scenario
+    }
+
+    /// One member that crashes often, at random and at crash points, on a disk with slow syncs:
+    /// a lone member's durability rests on its own sync alone (etcd #14370 showed only here).
+    pub fn single_member_crashes() -> Scenario {
+        let mut scenario = Scenario::crash_restart();
+        scenario.name = "single_member_crashes".into();
+        scenario.member_count = 1;
+        scenario.budget = FaultBudget::in_model(1);
+        scenario.disk = DiskConfig::slow_sync();
+        scenario.faults.crashes_per_minute = 6;
+        scenario.faults.pauses_per_minute = 2;
+        scenario.faults.crash_points_per_minute = 12;
+        scenario.faults.downtime_ms_max = 1_000;
+        scenario
+    }
+
+    /// Three members, crashes and crash points on slow-sync disks, a lossy network and every
+    /// partition kind: a quorum of two, where one lost promise is half the quorum.
+    pub fn three_members_crash_points() -> Scenario {
+        let mut scenario = Scenario::crash_restart();
+        scenario.name = "three_members_crash_points".into();
+        scenario.member_count = 3;
+        scenario.budget = FaultBudget::in_model(3);
+        scenario.disk = DiskConfig::slow_sync();
+        scenario.network = NetworkConfig::lossy();
+        scenario.faults.partitions_per_minute =
+            PartitionKind::ALL.iter().map(|kind| (*kind, 1)).collect();
+        scenario.faults.crashes_per_minute = 4;
+        scenario.faults.crash_points_per_minute = 12;
+        scenario.faults.downtime_ms_max = 2_000;
+        scenario
+    }
+
+    /// Five members under the Figure-8 schedule, often, with crash points on slow-sync disks.
+    pub fn figure_eight() -> Scenario {
+        let mut scenario = Scenario::no_faults();
+        scenario.name = "figure_eight".into();
+        scenario.disk = DiskConfig::slow_sync();
+        scenario.faults.figure_eights_per_minute = 6;
+        scenario.faults.crash_points_per_minute = 4;
         scenario
     }
 
@@ -428,7 +499,7 @@ impl Scenario {
         self.validate_numbers()?;
         let tolerated = (self.member_count - 1) / 2;
         let beyond = self.budget.corrupted_members_max > tolerated
-            || self.budget.down_members_max > tolerated;
+            || self.budget.down_members_max > down_tolerated(self.member_count);
         if (self.expected_verdict == Verdict::Fail) == self.expected_failures.is_empty() {
             return Err(
                 "expected_failures must name the checks that fail exactly when expected_verdict is fail"

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use engine::api::{Actions, DiskOp, DiskOpId, Input, Observation, PeerMessage};
 use engine::kv::{Request, RequestError, Response};
-use engine::types::{Duration, Instant, NodeId, RequestId, WatchId};
+use engine::types::{Duration, Instant, LogIndex, NodeId, RequestId, WatchId};
 
 use crate::clients::{ClientState, RequestRoute, WatcherState};
 use crate::clock::SimClock;
@@ -90,6 +90,19 @@ pub(crate) enum Event {
         slow: bool,
     },
     Fault,
+    /// An armed crash point fires (`aimed`).
+    CrashPoint {
+        node: usize,
+        incarnation: u32,
+    },
+    /// A step of the Figure-8 schedule timed out (`nemesis`).
+    FigureEightDeadline {
+        epoch: u64,
+    },
+    /// The Figure-8 schedule's vanished leader crashes.
+    FigureEightVanish {
+        epoch: u64,
+    },
     PartitionEnd {
         epoch: u64,
     },
@@ -168,6 +181,13 @@ pub(crate) struct World<M: HostedMember> {
     pub(crate) routes: BTreeMap<u64, RequestRoute>,
     pub(crate) request_id_next: u64,
     pub(crate) fault_rng: SimRng,
+    /// When armed crash points fire inside their window (`aimed`).
+    pub(crate) aim_rng: SimRng,
+    /// The Figure-8 schedule (`nemesis`), and the epoch that retires its stale events.
+    pub(crate) figure_eight: crate::nemesis::FigureEight,
+    pub(crate) figure_eight_epoch: u64,
+    /// Per member, the highest index it acknowledged to the Figure-8 re-commit leader.
+    pub(crate) figure_eight_acked: Vec<LogIndex>,
     pub(crate) invariants: Invariants,
     pub(crate) trace: Trace,
     pub(crate) history_lines: Option<Vec<String>>,
@@ -246,6 +266,10 @@ impl<M: HostedMember> World<M> {
             .collect();
         World {
             fault_rng: SimRng::for_stream(seed, Stream::Faults),
+            aim_rng: SimRng::for_stream(seed, Stream::Aim),
+            figure_eight: crate::nemesis::FigureEight::Idle,
+            figure_eight_epoch: 0,
+            figure_eight_acked: Vec::new(),
             scenario,
             seed,
             queue: EventQueue::new(QUEUE_EVENTS_COUNT_MAX),
@@ -396,6 +420,9 @@ impl<M: HostedMember> World<M> {
                 slow,
             } => self.step_member(now, node, Input::WatchBackpressure { watch_id, slow }),
             Event::Fault => self.inject_fault(now),
+            Event::CrashPoint { node, incarnation } => self.crash_point(now, node, incarnation),
+            Event::FigureEightDeadline { epoch } => self.figure_eight_timeout(now, epoch),
+            Event::FigureEightVanish { epoch } => self.figure_eight_vanish(now, epoch),
             Event::PartitionEnd { epoch } => self.partition_end(now, epoch),
             Event::FlapToggle {
                 epoch,
@@ -439,6 +466,9 @@ impl<M: HostedMember> World<M> {
                         notes.iter().map(|note| format!(" | {note}")).collect::<String>()
                     ),
                 );
+                if incarnation > 0 {
+                    self.record_recovered(now, node);
+                }
                 self.step_member(now, node, Input::Timer);
             }
             Err(reason) => {
@@ -480,9 +510,42 @@ impl<M: HostedMember> World<M> {
         for observation in &actions.observe {
             self.observe(now, id, observation);
         }
+        if let crate::nemesis::FigureEight::Recommit {
+            leader,
+            leader_term,
+            ..
+        } = self.figure_eight
+        {
+            if leader == node {
+                let applied_terms =
+                    actions
+                        .observe
+                        .iter()
+                        .filter_map(|observation| match observation {
+                            Observation::Applied { term, .. } => Some(*term),
+                            _ => None,
+                        });
+                let (mut applied_old, mut applied_own) = (false, false);
+                for term in applied_terms {
+                    applied_old |= term < leader_term;
+                    applied_own |= term == leader_term;
+                }
+                self.figure_eight_on_applied(now, node, applied_old, applied_own);
+                if self.processes[node].is_down() {
+                    return;
+                }
+            }
+        }
+        // The actions are inspected (crash points, promises for the checkers) with the disk
+        // operations' completion times, which only the loop below computes: the latest is kept.
+        let mut disk_window_end = None;
+        let mut disk_aim_matched = false;
         let incarnation = self.processes[node].incarnation();
+        let aim = self.processes[node].aim;
         for (op_id, op) in actions.disk.drain(..) {
             let done = self.processes[node].disk_completion_time(&op, now);
+            disk_window_end = Some(done);
+            disk_aim_matched |= aim.is_some_and(|aim| aim.matches_disk(&op));
             self.queue.schedule(
                 done,
                 Event::DiskDone {
@@ -493,6 +556,8 @@ impl<M: HostedMember> World<M> {
                 },
             );
         }
+        let disk_window_end = disk_window_end.filter(|_| disk_aim_matched);
+        self.inspect_actions(now, node, actions, disk_window_end);
         for envelope in actions.send.drain(..) {
             self.counts.messages += 1;
             let Some(target) = self.node_index(envelope.to) else {
@@ -569,6 +634,11 @@ impl<M: HostedMember> World<M> {
         self.record_event(|| crate::events::observation_line(id, now, observation));
         match observation {
             Observation::BecameLeader { term } => {
+                if self.figure_eight != crate::nemesis::FigureEight::Idle {
+                    if let Some(node) = self.node_index(id) {
+                        self.figure_eight_on_leader(now, node, *term);
+                    }
+                }
                 self.trace
                     .event(now, format_args!("n{id} leader term={term}"));
                 self.leader_hint = Some(id);
@@ -671,6 +741,11 @@ impl<M: HostedMember> World<M> {
 
     /// Crashes member `node` now and cancels what it had in flight for clients.
     pub(crate) fn crash_member(&mut self, now: Instant, node: usize) {
+        self.crash_member_for(now, node, None);
+    }
+
+    /// `crash_member` with a chosen downtime (ms) instead of a drawn one.
+    pub(crate) fn crash_member_for(&mut self, now: Instant, node: usize, downtime_ms: Option<u64>) {
         if self.processes[node].crash() {
             self.counts.crashes += 1;
             let id = self.processes[node].id();
@@ -684,9 +759,10 @@ impl<M: HostedMember> World<M> {
             if self.leader_hint == Some(id) {
                 self.leader_hint = None;
             }
-            let downtime_ms = self
-                .fault_rng
-                .range_inclusive(100, self.scenario.faults.downtime_ms_max.max(100));
+            let downtime_ms = downtime_ms.unwrap_or_else(|| {
+                self.fault_rng
+                    .range_inclusive(100, self.scenario.faults.downtime_ms_max.max(100))
+            });
             self.queue.schedule(
                 now + Duration::from_millis(downtime_ms),
                 Event::Restart { node },

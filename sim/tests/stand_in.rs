@@ -8,7 +8,7 @@ use engine::kv::{
     Event, EventType, KeyValue, PutResponse, RangeResponse, Request, RequestError, Response,
     ResponseHeader, WatchResponse,
 };
-use engine::member::{MemberConfig, RecoveryError, RecoveryReport};
+use engine::member::{DurableFacts, MemberConfig, RecoveryError, RecoveryReport};
 use engine::raft::{Message, MessageBody};
 use engine::types::{Duration, Instant, LogIndex, NodeId, RequestId, Revision, Term, WatchId};
 use sim::{run_with, HostedMember, RunOptions, Scenario, Verdict};
@@ -25,6 +25,14 @@ const PANIC: u8 = 3;
 const WATCH_DISORDER: u8 = 4;
 /// Plants a bug: every range read is answered with a put response.
 const WRONG_KIND: u8 = 5;
+/// Plants a bug: followers acknowledge one index more than they report synced.
+const ACK_AHEAD_OF_SYNC: u8 = 6;
+/// Like `ACK_AHEAD_OF_SYNC` without the bug: followers acknowledge what they report synced.
+const ACK_SYNCED: u8 = 7;
+/// Plants a bug: followers grant a vote in term 1 but come back from a restart in term 0.
+const VOTE_FORGOTTEN: u8 = 8;
+/// Like `VOTE_FORGOTTEN` without the bug: the vote is what a restart brings back.
+const VOTE_KEPT: u8 = 9;
 
 const LEADER: NodeId = NodeId(1);
 
@@ -87,6 +95,8 @@ struct FixedLeader<const MODE: u8> {
     writes_count: u64,
     /// Open watches; each durable write notifies all of them.
     watches: Vec<WatchId>,
+    /// Follower only: append acknowledgements (or the one vote) sent in this life.
+    promises_sent: u64,
 }
 
 impl<const MODE: u8> HostedMember for FixedLeader<MODE> {
@@ -108,12 +118,31 @@ impl<const MODE: u8> HostedMember for FixedLeader<MODE> {
             held: Vec::new(),
             writes_count: 0,
             watches: Vec::new(),
+            promises_sent: 0,
         };
         for (revision, key, value) in decode_records(stored.map_or(&[][..], |bytes| &bytes[..])) {
             member.revision = revision;
             member.apply(revision, key, value);
         }
         Ok((member, RecoveryReport::default()))
+    }
+
+    fn durable_facts(&self) -> Option<DurableFacts> {
+        let facts = |term: u64, vote: NodeId, synced_index: u64| DurableFacts {
+            term: Term(term),
+            vote,
+            last_index: LogIndex(self.promises_sent),
+            last_term: Term(term),
+            synced_index: LogIndex(synced_index),
+        };
+        match MODE {
+            ACK_AHEAD_OF_SYNC => Some(facts(1, NodeId(0), self.promises_sent.saturating_sub(1))),
+            ACK_SYNCED => Some(facts(1, NodeId(0), self.promises_sent)),
+            // A vote is only ever granted in term 1, to the fixed leader.
+            VOTE_FORGOTTEN => Some(facts(0, NodeId(0), 0)),
+            VOTE_KEPT => Some(facts(1, LEADER, 0)),
+            _ => None,
+        }
     }
 
     fn step(&mut self, now: Instant, input: Input) -> Actions {
@@ -136,6 +165,7 @@ impl<const MODE: u8> HostedMember for FixedLeader<MODE> {
                         body: MessageBody::HeartbeatResponse { read_sequence: 0 },
                     },
                 });
+                self.send_promise(&mut actions);
             }
             Input::Request { id, request } => self.on_request(id, request, &mut actions),
             Input::DiskDone { op, result } => self.on_disk_done(op, result, &mut actions),
@@ -146,6 +176,34 @@ impl<const MODE: u8> HostedMember for FixedLeader<MODE> {
 }
 
 impl<const MODE: u8> FixedLeader<MODE> {
+    /// In the promise modes, a follower's timer sends the leader a promise the checks of the
+    /// persistence contract judge: an acknowledgement of the next index, or one granted vote.
+    fn send_promise(&mut self, actions: &mut Actions) {
+        let body = match MODE {
+            ACK_AHEAD_OF_SYNC | ACK_SYNCED => MessageBody::AppendResponse {
+                success: true,
+                index: LogIndex(self.promises_sent + 1),
+                hint_index: LogIndex(0),
+                hint_term: Term(0),
+            },
+            VOTE_FORGOTTEN | VOTE_KEPT if self.promises_sent == 0 => MessageBody::VoteResponse {
+                pre_vote: false,
+                granted: true,
+            },
+            _ => return,
+        };
+        self.promises_sent += 1;
+        actions.send.push(engine::api::Envelope {
+            to: LEADER,
+            message: Message {
+                from: self.id,
+                to: LEADER,
+                term: Term(1),
+                body,
+            },
+        });
+    }
+
     fn next_op(&mut self) -> DiskOpId {
         self.op_next += 1;
         DiskOpId(self.op_next)
@@ -575,4 +633,48 @@ fn checker_results_are_reported_and_a_planted_violation_fails_with_replay() {
         )
     );
     assert!(!reported["window"].as_array().unwrap().is_empty());
+}
+
+/// Goal: `ack_after_sync` fails a member that acknowledges an index beyond what it reports
+/// synced, and passes one that acknowledges only what it synced. Method: followers acknowledge
+/// a growing index to the leader at every timer; plant a synced index one behind, then run the
+/// same seed with the synced index level.
+#[test]
+fn acknowledging_an_unsynced_index_is_caught_by_ack_after_sync() {
+    let scenario = Scenario::no_faults();
+    let (report, _) =
+        run_with::<FixedLeader<ACK_AHEAD_OF_SYNC>>(&scenario, 1, RunOptions::default());
+    assert!(
+        checks(&report).contains(&"ack_after_sync"),
+        "{:?}",
+        report.failures
+    );
+    let (report, _) = run_with::<FixedLeader<ACK_SYNCED>>(&scenario, 1, RunOptions::default());
+    assert!(
+        !checks(&report).contains(&"ack_after_sync"),
+        "{:?}",
+        report.failures
+    );
+}
+
+/// Goal: `acknowledged_durability` fails a member whose granted vote a restart takes back,
+/// and passes one that comes back with its vote. Method: followers grant one vote in term 1
+/// and report durable facts at each restart (in crash_restart, followers crash and restart);
+/// plant a restart in term 0, then run the same seed with the vote kept.
+#[test]
+fn a_vote_lost_by_a_restart_is_caught_by_acknowledged_durability() {
+    let scenario = Scenario::crash_restart();
+    let (report, _) = run_with::<FixedLeader<VOTE_FORGOTTEN>>(&scenario, 1, RunOptions::default());
+    assert!(report.counts.restarts > 0, "a restart happened");
+    assert!(
+        checks(&report).contains(&"acknowledged_durability"),
+        "{:?}",
+        report.failures
+    );
+    let (report, _) = run_with::<FixedLeader<VOTE_KEPT>>(&scenario, 1, RunOptions::default());
+    assert!(
+        !checks(&report).contains(&"acknowledged_durability"),
+        "{:?}",
+        report.failures
+    );
 }

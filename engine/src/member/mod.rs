@@ -14,6 +14,7 @@ mod recovery;
 mod requests;
 mod storage;
 
+pub use crate::raft::DurableFacts;
 pub use config::MemberConfig;
 pub use recovery::{RecoveryError, RecoveryReport};
 
@@ -181,6 +182,14 @@ impl Member {
                 + self.pending_keepalives.len(),
             halted: self.halted.clone(),
         }
+    }
+
+    /// What raft holds as durable here: the hard state's term and vote, the last log index and
+    /// its term, and the highest index the host has reported synced. Cheap (no copies): hosts
+    /// read it at every acknowledgement they carry out and after every restart, to check that
+    /// nothing acknowledged as durable was lost (`checkers::trace`).
+    pub fn durable_facts(&self) -> DurableFacts {
+        self.raft.durable_facts()
     }
 
     /// The MVCC store, read-only, for hosts that inspect state after a run (durability checks).

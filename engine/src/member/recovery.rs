@@ -205,17 +205,29 @@ pub(super) fn recover(
         config.seed ^ BUGGIFY_WAL_SALT,
     ));
     let mut repair_ops = recovered.repair_ops.clone();
-    if snapshot_index > writer.last_index() {
+    if snapshot_index > writer.last_index() || stale_suffix {
         // A snapshot received from the leader reached its file but the crash came before its
-        // WAL marker was synced. Writing the marker now lets the log continue after it.
+        // WAL marker was synced. Writing the marker now lets the log continue after it. When
+        // the WAL holds a discarded history past the snapshot (`stale_suffix`), the marker is
+        // what tells the next replay that this history ends at the snapshot: without it the
+        // stale entry at the snapshot's index stayed, and the next recovery dropped every
+        // entry written after this restart as part of the discarded history (default seed 210
+        // with the Figure-8 schedule drawn four times a minute, acknowledged_durability).
+        // The marker goes first (a segment it opens continues the stale history's numbering,
+        // as replay expects); after it the writer forgets the stale history.
         let marker = wal::SnapshotMarker {
             index: snapshot_index,
             term: snapshot_meta.as_ref().map_or(Term(0), |meta| meta.term),
         };
         repair_ops.extend(writer.append_batch(&[wal::WalRecord::SnapshotMarker(marker)]));
-        report.notes.push(format!(
-            "the WAL ended before snapshot {snapshot_index}: marked it"
-        ));
+        if stale_suffix {
+            writer.forget_after(snapshot_index);
+        }
+        if !stale_suffix {
+            report.notes.push(format!(
+                "the WAL ended before snapshot {snapshot_index}: marked it"
+            ));
+        }
     }
     let mut storage = Storage::new(writer, kept_snapshots);
     let mut member = Member {

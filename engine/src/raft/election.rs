@@ -230,7 +230,10 @@ impl Raft {
         let can_vote = self.vote == candidate
             || (self.vote.0 == 0 && self.leader.0 == 0)
             || (pre_vote && message.term > self.term);
-        let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        // Zoo site (raft paper 5.4.1): without the election restriction a stale log wins votes.
+        let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term)
+            || crate::bug!(MissingElectionRestriction);
+        let granted = can_vote && up_to_date;
         if granted && !pre_vote {
             assert!(
                 self.vote.0 == 0 || self.vote == candidate,

@@ -182,6 +182,10 @@ impl RaftLog {
             for entry in &entries[start..] {
                 self.append_one(entry.clone());
             }
+        } else if crate::bug!(TruncateOnStaleAppend) && last_new < self.last_index() {
+            // hashicorp/raft #87: a stale (duplicated or reordered) append whose entries all
+            // match still cuts the log after them, dropping entries this follower acknowledged.
+            self.truncate_after(last_new);
         }
         Some(last_new)
     }
@@ -231,9 +235,13 @@ impl RaftLog {
         }
     }
 
-    /// The committed entries not yet applied that are durable locally, which become applied.
-    pub(super) fn take_committed(&mut self) -> Vec<Entry> {
-        let through = self.commit_index.min(self.persisted_index);
+    /// The committed entries not yet applied through `through` (raft passes the committed,
+    /// locally durable index), which become applied.
+    pub(super) fn take_committed(&mut self, through: LogIndex) -> Vec<Entry> {
+        assert!(
+            through <= self.commit_index,
+            "applying beyond the commit index"
+        );
         if through <= self.applied_index {
             return Vec::new();
         }

@@ -234,6 +234,24 @@ pub struct Status {
     pub conf: ConfState,
 }
 
+/// What a member holds as durable, for hosts that check the persistence contract from outside:
+/// after a restart these are exactly what the disk gave back; while running, `synced_index` is
+/// the highest index a batch whose sync the host has reported wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurableFacts {
+    /// The current term (durable before any message of it is sent).
+    pub term: Term,
+    /// The vote in `term` (0 = none).
+    pub vote: NodeId,
+    /// The last log index (a snapshot's index if the log after it is empty).
+    pub last_index: LogIndex,
+    /// The term of that entry.
+    pub last_term: Term,
+    /// The highest index any synced batch wrote (kept even when a snapshot or a newer leader
+    /// has since replaced that entry).
+    pub synced_index: LogIndex,
+}
+
 impl Status {
     /// A stable one-line rendering.
     pub fn describe(&self) -> String {

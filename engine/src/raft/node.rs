@@ -12,9 +12,9 @@ use crate::raft::log::RaftLog;
 use crate::raft::progress::{PeerProgress, Progress};
 use crate::raft::read::ReadQueue;
 use crate::raft::{
-    decode_conf_change, encode_conf_change, ConfChange, ConfState, Config, Entry, EntryKind,
-    HardState, Message, MessageBody, PersistBatch, PersistId, ProposeError, Ready, Restored, Role,
-    Snapshot, SnapshotMeta, Status, HELD_MESSAGES_COUNT_MAX,
+    decode_conf_change, encode_conf_change, ConfChange, ConfState, Config, DurableFacts, Entry,
+    EntryKind, HardState, Message, MessageBody, PersistBatch, PersistId, ProposeError, Ready,
+    Restored, Role, Snapshot, SnapshotMeta, Status, HELD_MESSAGES_COUNT_MAX,
 };
 use crate::rng::Rng;
 use crate::types::{LogIndex, NodeId, Term};
@@ -77,6 +77,10 @@ pub struct Raft {
     pub(super) apply_held: bool,
     /// Raft's buggify points (tiny appends, skipped heartbeats); off outside simulation.
     pub(super) buggify: crate::buggify::Buggify,
+    /// The highest index any synced batch wrote (an entry or a snapshot), whether or not it is
+    /// still in the log: unlike the log's persisted index, a snapshot or a newer leader replacing
+    /// the entry does not take it back. Only for `durable_facts`.
+    pub(super) synced_index_max: LogIndex,
 }
 
 impl Raft {
@@ -123,7 +127,9 @@ impl Raft {
             snapshot_ready_to_apply: None,
             append_broadcast_pending: false,
             apply_held: false,
+            synced_index_max: LogIndex(0),
         };
+        raft.synced_index_max = raft.log.last_index();
         raft.batched_hard_state = raft.hard_state();
         raft.reset_election_timer();
         assert!(raft.log.commit_index() <= raft.log.last_index());
@@ -223,6 +229,14 @@ impl Raft {
             .get_mut(&self.config.id)
             .expect("leader tracks itself");
         own.next_index = last_index.next();
+        if crate::bug!(LeaderCountsUnsynced) {
+            // etcd #14370: the leader's own match moves on append, not on its sync, so a
+            // one-member cluster commits (and applies) what its disk may still lose.
+            own.update_match(last_index);
+            if self.maybe_commit() {
+                self.append_broadcast_pending = true;
+            }
+        }
         // Sent at the next `ready`, so that a burst of proposals travels in few appends.
         self.append_broadcast_pending = true;
     }
@@ -257,8 +271,7 @@ impl Raft {
             || !self.reads.ready_states_is_empty()
             || (self.snapshot_to_apply.is_none()
                 && !self.apply_held
-                && self.log.commit_index().min(self.log.persisted_index())
-                    > self.log.applied_index())
+                && self.applicable_index() > self.log.applied_index())
     }
 
     pub(super) fn has_unbatched_writes(&self) -> bool {
@@ -279,7 +292,8 @@ impl Raft {
         let committed = if self.snapshot_to_apply.is_some() || self.apply_held {
             Vec::new()
         } else {
-            self.log.take_committed()
+            let through = self.applicable_index();
+            self.log.take_committed(through)
         };
         for entry in &committed {
             if entry.kind == EntryKind::ConfChange {
@@ -375,9 +389,11 @@ impl Raft {
                 .expect("checked non-empty");
             if let Some((index, term)) = record.snapshot {
                 self.log.persisted_to(index, term);
+                self.synced_index_max = self.synced_index_max.max(index);
             }
             if let Some((index, term)) = record.last_entry {
                 self.log.persisted_to(index, term);
+                self.synced_index_max = self.synced_index_max.max(index);
             }
         }
         if self
@@ -426,6 +442,17 @@ impl Raft {
         }
         self.log.compact(snapshot.clone());
         self.unbatched_snapshot = Some(snapshot);
+    }
+
+    /// The facts a host checks durability against (cheap: no copies).
+    pub fn durable_facts(&self) -> DurableFacts {
+        DurableFacts {
+            term: self.term,
+            vote: self.vote,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            synced_index: self.synced_index_max,
+        }
     }
 
     /// The current term (cheap: `status()` also copies the membership).
@@ -483,7 +510,7 @@ impl Raft {
             term,
             body,
         };
-        let gate = if !message.needs_durability() {
+        let gate = if !message.needs_durability() || Self::released_unsynced(&message) {
             None
         } else if self.has_unbatched_writes() {
             Some(self.next_persist_id)
@@ -503,6 +530,31 @@ impl Raft {
             }
             None => self.outbox.push(message),
         }
+    }
+
+    /// Zoo sites: a vote or an append acknowledgement released before the write it depends on
+    /// is durable (raft paper section 5.2; etcd-io/raft's MsgAppResp after stable). Always false
+    /// in a normal build.
+    fn released_unsynced(message: &Message) -> bool {
+        match message.body {
+            MessageBody::VoteResponse {
+                pre_vote: false,
+                granted: true,
+            } => crate::bug!(VoteBeforeSync),
+            MessageBody::AppendResponse { success: true, .. } => crate::bug!(AckBeforeSync),
+            _ => false,
+        }
+    }
+
+    /// The highest index whose entry may be handed out for apply: committed and durable here.
+    /// Zoo site (etcd #14370): a leader that counted its unsynced entries toward commit also
+    /// applies them before its own sync, as etcd's server did with the entries raft called
+    /// committed.
+    pub(super) fn applicable_index(&self) -> LogIndex {
+        if crate::bug!(LeaderCountsUnsynced) && self.role == Role::Leader {
+            return self.log.commit_index();
+        }
+        self.log.commit_index().min(self.log.persisted_index())
     }
 
     /// Applies a committed membership change (they take effect when applied).

@@ -262,6 +262,23 @@ impl WalWriter {
         file
     }
 
+    /// The log after `index` was replaced by a snapshot whose marker was just written: the
+    /// next entry written is `index + 1`, and a segment opened after this starts there, as
+    /// replay expects (the marker ends the replaced history at `index`).
+    pub fn forget_after(&mut self, index: LogIndex) {
+        assert!(
+            index <= self.last_index,
+            "forgetting after {index}, beyond the last index {}",
+            self.last_index
+        );
+        assert!(
+            self.snapshot_marker
+                .is_some_and(|marker| marker.index == index),
+            "the marker at {index} is written first"
+        );
+        self.last_index = index;
+    }
+
     /// Tracks what a written record changes: the last index, hard state and marker.
     fn note_record(&mut self, record: WalRecordRef<'_>) {
         match record {
