@@ -203,6 +203,11 @@ const WITNESS_STEPS_MAX: u64 = 2_000_000;
 /// order found there is a witness for the whole history, since every definite operation is in it
 /// and every included unknown-outcome operation may legally take effect. Anything else says
 /// nothing, and the general search decides.
+///
+/// The first attempt holds the order to the watch events' prev_kvs too, so that the watch
+/// checker judges them against an order they allow when one exists; when none does (a wrong
+/// prev_kv), the second attempt leaves them out, so that the watch checker still gets a
+/// witness to report the prev_kv against.
 fn revision_witness(
     history: HistoryView<'_>,
     tables: &Tables,
@@ -210,13 +215,35 @@ fn revision_witness(
     config: &LinearConfig,
     steps: &mut u64,
 ) -> Option<LinearReport> {
+    let with_prev_kvs = history
+        .watches
+        .iter()
+        .flat_map(|watch| &watch.events)
+        .any(|event| event.prev_kv.is_some());
+    if with_prev_kvs {
+        if let Some(report) = witness_attempt(history, tables, ops, config, steps, true) {
+            return Some(report);
+        }
+    }
+    witness_attempt(history, tables, ops, config, steps, false)
+}
+
+/// One witness attempt (see `revision_witness`).
+fn witness_attempt(
+    history: HistoryView<'_>,
+    tables: &Tables,
+    ops: &[SearchOp],
+    config: &LinearConfig,
+    steps: &mut u64,
+    with_prev_kvs: bool,
+) -> Option<LinearReport> {
     let with_revisions = ops
         .iter()
         .any(|op| !op.unknown && op.revision_lo == op.revision_hi && op.revision_hi > 0);
     if !with_revisions {
         return None;
     }
-    let (narrowed, observed) = pin::pin_by_revisions(ops, history.watches, tables);
+    let (narrowed, observed) = pin::pin_by_revisions(ops, history.watches, tables, with_prev_kvs);
     let budget = WITNESS_STEPS_MAX.min(config.steps_max);
     let Decision::Linear(order) = decide(
         &narrowed,

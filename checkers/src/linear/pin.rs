@@ -1,7 +1,7 @@
 //! Revision-directed pinning: turns a history with recorded revisions into a nearly forced order
 //! before any search. Every revision R > 1 was produced by exactly one effective write, so
 //! - an unknown-outcome write whose effect some observation shows (a kv with its value and mod
-//!   revision, a watch event at R) is pinned to the revision it produced;
+//!   revision, a watch event at R or an event's prev_kv) is pinned to the revision it produced;
 //! - an unknown-outcome key write that can fill no unexplained revision (every revision up to the
 //!   last one observed has a definite or pinned writer, or its call comes after the last moment
 //!   that revision could have been made) is left out.
@@ -180,17 +180,25 @@ impl Observations {
 }
 
 /// Pins and prunes `ops` for a witness attempt; returns the narrowed operations and the
-/// observations the search must respect.
+/// observations the search must respect. With `with_prev_kvs`, watch events' prev_kvs count
+/// among the observations.
 pub(crate) fn pin_by_revisions(
     ops: &[SearchOp],
     watches: &[WatchRecord],
     tables: &Tables,
+    with_prev_kvs: bool,
 ) -> (Vec<SearchOp>, Observations) {
     let mut ops = ops.to_vec();
     delay_expiries(&mut ops);
     require_expiries(&mut ops);
     // Retaining below drops only unknown outcomes, which have no result: these are all the kvs.
-    let kvs = recorded_kvs(&ops, tables.key_count());
+    let mut kvs = recorded_kvs(&ops, tables.key_count());
+    // A watch event's prev_kv is the key's state just before the event's revision: as good a
+    // record of the put that made it as a read's kv (seed 12 of compaction_heavy: the only
+    // sign of which retry of an unknown put made revision 797 was a later event's prev_kv).
+    if with_prev_kvs {
+        kvs.extend(watch_prev_kvs(watches, tables));
+    }
     let observed = observations(&kvs, watches, tables);
     pin_observed(&mut ops, &observed);
     let written = written_revisions(&ops);
@@ -225,7 +233,10 @@ pub(crate) fn pin_by_revisions(
     ops.sort_by_cached_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
     let alive = lifetimes(&kvs, tables.key_count());
-    let unchanged = unchanged_spans(&ops, tables.key_count());
+    let mut unchanged = unchanged_spans(&ops, tables.key_count());
+    if with_prev_kvs {
+        note_prev_kv_spans(&mut unchanged, watches, tables);
+    }
     (
         ops,
         Observations {
@@ -269,6 +280,47 @@ fn recorded_kvs(ops: &[SearchOp], key_count: usize) -> Vec<KvFields> {
         });
     }
     kvs
+}
+
+/// The prev_kvs of watch events, as recorded kvs.
+fn watch_prev_kvs<'a>(
+    watches: &'a [WatchRecord],
+    tables: &'a Tables,
+) -> impl Iterator<Item = KvFields> + 'a {
+    watches
+        .iter()
+        .flat_map(|watch| &watch.events)
+        .filter_map(|event| event.prev_kv.as_ref())
+        .map(|kv| {
+            (
+                tables.key(&kv.key),
+                kv.value.as_deref().map(|value| tables.value(value)),
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version,
+            )
+        })
+}
+
+/// A watch event at revision R with a prev_kv modified at M shows its key unchanged through
+/// M + 1 ..= R - 1: adds those spans to `spans` (see `unchanged_spans`).
+fn note_prev_kv_spans(spans: &mut [Vec<(i64, i64)>], watches: &[WatchRecord], tables: &Tables) {
+    let mut added = false;
+    for event in watches.iter().flat_map(|watch| &watch.events) {
+        let Some(prev) = &event.prev_kv else {
+            continue;
+        };
+        let through = event.revision - 1;
+        if let Some(modified) = prev.mod_revision.filter(|&modified| modified < through) {
+            spans[tables.key(&prev.key) as usize].push((modified + 1, through));
+            added = true;
+        }
+    }
+    if added {
+        for runs in spans.iter_mut() {
+            merge_runs(runs);
+        }
+    }
 }
 
 /// Per key id, the recorded lifetimes (create revision, mod revision, version), sorted and
