@@ -48,7 +48,8 @@ pub enum CorruptReason {
     HeaderChecksum,
     /// The header's sequence or first index disagrees with the file name.
     HeaderNameMismatch,
-    /// The segment's first index disagrees with where the previous segment's log ended.
+    /// The segment's first index disagrees with where the previous segment's log ended (or,
+    /// after a rewrite of entries the log held, with the last entry written).
     FirstIndexMismatch {
         /// One past the log's last index after the previous segments.
         expected: u64,

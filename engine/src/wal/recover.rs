@@ -87,6 +87,12 @@ pub struct Recovered {
     segments: Vec<SegmentHeader>,
     /// The last index (entry or marker); see [`Recovered::last_index`].
     last_index: LogIndex,
+    /// The last index as the writer saw it when it wrote the records so far: the index of the
+    /// last entry record, even one that rewrote an entry the log already held (replay keeps
+    /// its successors, so `last_index` may be higher), or a later marker's (even one that
+    /// replaced a longer log, so `last_index` may be lower). A segment the writer rolled over
+    /// to starts one past this; a segment opened at a restart, one past `last_index`.
+    written_last_index: LogIndex,
 }
 
 impl Recovered {
@@ -109,7 +115,10 @@ pub fn recover(image: &DiskImage) -> Result<Recovered, WalError> {
     for (position, (header, file)) in segments.into_iter().enumerate() {
         let bytes = &image[&file];
         let is_last = position + 1 == segments_count;
-        let expected_first = (position > 0).then(|| recovered.last_index.next());
+        let expected_first = (position > 0).then(|| ExpectedFirst {
+            log_end: recovered.last_index.next(),
+            written_end: recovered.written_last_index.next(),
+        });
         match check_segment_header(&file, bytes, header, is_last, expected_first)? {
             HeaderCheck::Torn => {
                 recovered
@@ -129,6 +138,9 @@ pub fn recover(image: &DiskImage) -> Result<Recovered, WalError> {
             // Earlier segments may have been released; the log before this one ended here.
             recovered.last_index = LogIndex(header.first_index.0.saturating_sub(1));
         }
+        // The writer names a segment after its own view of the log's end, so that view
+        // continues from the name (whichever of the two accepted starts it was).
+        recovered.written_last_index = LogIndex(header.first_index.0.saturating_sub(1));
         recovered.segments.push(header);
         recovered.report.segment_files.push(file.clone());
         read_segment_records(&file, bytes, is_last, &mut recovered)?;
@@ -181,6 +193,22 @@ fn list_segments(
     Ok(segments)
 }
 
+/// Where a segment after the first may start. The writer names a segment one past the log's
+/// last index as *it* knows it, which is not always where replay's log ends, because the writer
+/// knows no terms. Within one incarnation it is the last entry record written, or a later
+/// marker (`written_end`). That is below replay's end after a rewrite of entries the log
+/// already held (the batch saving a snapshot rewrites the log after it, a roll-over or a
+/// buggified cut can fall inside it, and replay keeps the rewritten entries' successors, by log
+/// matching: default scenario, seed 1), and above it right after the marker of a received
+/// snapshot that replaced a longer log (seed 144 with `--buggify`). After a restart the writer
+/// resumes from replay's end (`log_end`) and opens a new segment there. Any other start is a
+/// gap or an overlap the writer never produces, and is refused.
+#[derive(Clone, Copy)]
+struct ExpectedFirst {
+    log_end: LogIndex,
+    written_end: LogIndex,
+}
+
 /// Whether a segment's header is usable or the whole segment is a torn creation.
 enum HeaderCheck {
     Good,
@@ -194,7 +222,7 @@ fn check_segment_header(
     bytes: &[u8],
     named: SegmentHeader,
     is_last: bool,
-    expected_first: Option<LogIndex>,
+    expected_first: Option<ExpectedFirst>,
 ) -> Result<HeaderCheck, WalError> {
     let corrupt = |reason| WalError::Corrupt {
         file: file.clone(),
@@ -225,9 +253,9 @@ fn check_segment_header(
         return Err(corrupt(CorruptReason::HeaderNameMismatch));
     }
     if let Some(expected) = expected_first {
-        if header.first_index != expected {
+        if header.first_index != expected.log_end && header.first_index != expected.written_end {
             return Err(corrupt(CorruptReason::FirstIndexMismatch {
-                expected: expected.0,
+                expected: expected.log_end.0,
                 found: header.first_index.0,
             }));
         }
@@ -339,6 +367,8 @@ fn apply_record(record: WalRecord, recovered: &mut Recovered) -> Result<(), Corr
                 let offset = entry.index.0.checked_sub(first.index.0)?;
                 recovered.entries.get(usize::try_from(offset).ok()?)
             });
+            // Either way the writer now takes this entry for the log's last one.
+            recovered.written_last_index = entry.index;
             if existing.is_some_and(|existing| existing.term == entry.term) {
                 assert_eq!(existing.map(|existing| existing.index), Some(entry.index));
                 return Ok(());
@@ -376,6 +406,12 @@ fn apply_record(record: WalRecord, recovered: &mut Recovered) -> Result<(), Corr
                 recovered.entries.clear();
                 recovered.last_index = marker.index;
             }
+            // The writer knows no terms: a marker raises its last index but never lowers it, so
+            // a segment it opens right after a marker that replaced a longer log is named past
+            // that log's end. Only at a restart does it forget a replaced history
+            // (`WalWriter::forget_after`); the next segment then starts one past the marker,
+            // where `last_index` ends.
+            recovered.written_last_index = recovered.written_last_index.max(marker.index);
             recovered.snapshot_marker = Some(marker);
         }
     }
