@@ -40,7 +40,18 @@ enum Command {
         /// One JSON object per file instead of a verdict line.
         #[arg(long)]
         json: bool,
+        /// How to explain a violation: `fast` shows where every order got stuck, `full` also
+        /// shrinks the failing window (within a step budget). The verdict is the same.
+        #[arg(long, value_enum, default_value = "fast")]
+        explain: ExplainArg,
     },
+}
+
+/// `detcd check --explain`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExplainArg {
+    Fast,
+    Full,
 }
 
 #[derive(Subcommand, Debug)]
@@ -262,7 +273,17 @@ fn main() -> anyhow::Result<()> {
             files,
             watches,
             json,
-        } => checkers::check_command(&files, watches.as_deref(), json, &mut std::io::stdout()),
+            explain,
+        } => checkers::check_command(
+            &files,
+            watches.as_deref(),
+            json,
+            match explain {
+                ExplainArg::Fast => checkers::linear::Explain::Fast,
+                ExplainArg::Full => checkers::linear::Explain::Full,
+            },
+            &mut std::io::stdout(),
+        ),
         Command::Bench(BenchCommand::Check { quick }) => {
             println!("{}", checkers::bench_check(quick));
             0

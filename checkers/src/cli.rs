@@ -6,7 +6,7 @@
 
 use crate::generate::{generate, GenerateConfig};
 use crate::history::{parse_history, History, HistoryError};
-use crate::linear::{check_linearizable, LinearConfig};
+use crate::linear::{check_linearizable, Explain, LinearConfig};
 use crate::watch::check_watches;
 use crate::Verdict;
 use serde_json::{json, Value};
@@ -95,14 +95,21 @@ fn worse(left: i32, right: i32) -> i32 {
     }
 }
 
-/// `detcd check FILE... [--watches FILE] [--json]`: one verdict line per file; returns the exit
-/// status (0 all linearizable, 1 a violation, 2 unreadable input, 3 undecided).
+/// `detcd check FILE... [--watches FILE] [--json] [--explain fast|full]`: one verdict line per
+/// file; returns the exit status (0 all linearizable, 1 a violation, 2 unreadable input, 3
+/// undecided). `explain` chooses how much to spend shrinking a violation's window; the verdict
+/// is the same either way.
 pub fn check_command(
     files: &[PathBuf],
     watches: Option<&Path>,
     json: bool,
+    explain: Explain,
     out: &mut dyn Write,
 ) -> i32 {
+    let config = LinearConfig {
+        explain,
+        ..LinearConfig::default()
+    };
     let extra_watches = match watches.map(read_watches).transpose() {
         Ok(found) => found.map(|history| history.watches).unwrap_or_default(),
         Err(message) => {
@@ -132,7 +139,7 @@ pub fn check_command(
         };
         history.watches.extend(extra_watches.iter().cloned());
         let started = now();
-        let report = check_linearizable(&history, &LinearConfig::default());
+        let report = check_linearizable(&history, &config);
         let watch_verdict = (!history.watches.is_empty())
             .then(|| check_watches(&history, report.linearization.as_ref()));
         let check_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -41,7 +41,13 @@ fn exit_statuses_follow_the_verdicts() {
     let broken = temp_file("broken", "{\"id\":1}\n");
     let mut out = Vec::new();
     assert_eq!(
-        check_command(std::slice::from_ref(&good), None, true, &mut out),
+        check_command(
+            std::slice::from_ref(&good),
+            None,
+            true,
+            Explain::Full,
+            &mut out
+        ),
         EXIT_OK
     );
     let line: Value = serde_json::from_slice(&out).expect("one JSON line");
@@ -50,7 +56,13 @@ fn exit_statuses_follow_the_verdicts() {
     assert!(line["check_ms"].as_f64().is_some());
     let mut out = Vec::new();
     assert_eq!(
-        check_command(std::slice::from_ref(&bad), None, false, &mut out),
+        check_command(
+            std::slice::from_ref(&bad),
+            None,
+            false,
+            Explain::Full,
+            &mut out
+        ),
         EXIT_VIOLATION
     );
     assert!(String::from_utf8_lossy(&out).contains("not linearizable"));
@@ -60,6 +72,7 @@ fn exit_statuses_follow_the_verdicts() {
             &[good.clone(), bad.clone(), broken.clone()],
             None,
             false,
+            Explain::Fast,
             &mut out
         ),
         EXIT_UNREADABLE
@@ -87,7 +100,7 @@ fn bench_full_prints_figures() {
 
 fn check_text(files: &[PathBuf], watches: Option<&Path>, json: bool) -> (i32, String) {
     let mut out = Vec::new();
-    let status = check_command(files, watches, json, &mut out);
+    let status = check_command(files, watches, json, Explain::Full, &mut out);
     (status, String::from_utf8(out).expect("utf-8 output"))
 }
 

@@ -5,6 +5,7 @@
 //! The search itself is in `search`; the sequential store in `crate::model`. Budgets are steps,
 //! never time: the same history always gets the same verdict.
 
+mod contradiction;
 mod pin;
 mod prepare;
 mod search;
@@ -28,6 +29,11 @@ pub struct LinearConfig {
     pub window_attempts_max: usize,
     /// Steps each re-check may take.
     pub window_steps_max: u64,
+    /// Steps all re-checks together may take: the verdict is decided before shrinking starts,
+    /// so this bounds only the time spent making the explanation small.
+    pub window_steps_total_max: u64,
+    /// How much to spend explaining a violation.
+    pub explain: Explain,
     /// Above this many definite operations, the window is the neighbourhood of the stuck point
     /// rather than a minimised one.
     pub window_ops_max: usize,
@@ -41,9 +47,21 @@ impl Default for LinearConfig {
             steps_max: 200_000_000,
             window_attempts_max: 120,
             window_steps_max: 100_000,
+            window_steps_total_max: 2_000_000,
+            explain: Explain::Full,
             window_ops_max: 2_000,
         }
     }
+}
+
+/// How a violation is explained (the verdict is the same either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Explain {
+    /// No shrinking: the window is the neighbourhood of the point where every order got stuck,
+    /// taken from the search that decided the verdict.
+    Fast,
+    /// Shrinks the window by delta debugging within `window_steps_total_max` steps.
+    Full,
 }
 
 /// A linearization found: the operations that took effect, in order.
@@ -68,7 +86,12 @@ pub struct LinearReport {
 
 enum Decision {
     Linear(Vec<usize>),
-    Impossible,
+    /// No order exists for `ops[range]` from the empty store (so none for all of `ops`); the
+    /// search reached `deepest` definite operations placed.
+    Impossible {
+        range: std::ops::Range<usize>,
+        deepest: usize,
+    },
     GaveUp,
 }
 
@@ -86,7 +109,9 @@ fn needs_history(ops: &[SearchOp]) -> bool {
 }
 
 /// Decides ops (sorted by call): quiescent segments first (a pass is a pass), and the whole search
-/// when a segment fails (another end state of an earlier segment might have worked).
+/// when a segment fails (another end state of an earlier segment might have worked). The first
+/// segment starts from the empty store, the one start state there is, so its failure is the
+/// history's: it is neither searched again as part of the whole nor later to explain it.
 fn decide(
     ops: &[SearchOp],
     key_count: usize,
@@ -101,7 +126,7 @@ fn decide(
     for segment in quiescent_segments(ops) {
         let start = segment.start;
         let mut search =
-            Search::new(&ops[segment], store, with_history).with_observations(observed);
+            Search::new(&ops[segment.clone()], store, with_history).with_observations(observed);
         let ended = search.run(steps_max.saturating_sub(*steps), None);
         *steps += search.steps;
         match ended {
@@ -109,6 +134,12 @@ fn decide(
                 order.extend(placed.into_iter().map(|index| index + start))
             }
             Ended::GaveUp => return Decision::GaveUp,
+            Ended::Impossible { deepest } if start == 0 => {
+                return Decision::Impossible {
+                    range: segment,
+                    deepest,
+                }
+            }
             Ended::Impossible { .. } | Ended::Stopped => {
                 segmented_ok = false;
                 break;
@@ -126,7 +157,10 @@ fn decide(
     *steps += search.steps;
     match ended {
         Ended::Linearized(placed) => Decision::Linear(placed),
-        Ended::Impossible { .. } => Decision::Impossible,
+        Ended::Impossible { deepest } => Decision::Impossible {
+            range: 0..ops.len(),
+            deepest,
+        },
         Ended::GaveUp | Ended::Stopped => Decision::GaveUp,
     }
 }
@@ -138,6 +172,17 @@ pub fn check_linearizable(history: &History, config: &LinearConfig) -> LinearRep
 
 /// `check_linearizable` of a history in parts.
 pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> LinearReport {
+    if let Some((window, explanation)) = contradiction::find(history) {
+        return LinearReport {
+            verdict: Verdict::Violation {
+                checker: CHECKER.to_string(),
+                window,
+                explanation,
+            },
+            linearization: None,
+            steps: 0,
+        };
+    }
     let tables = Tables::build_view(history);
     let mut ops = prepare(history.ops, &tables);
     // Sorting keys and then permuting moves each (large) operation once.
@@ -153,8 +198,9 @@ pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> Lin
             match decide(part, tables.key_count(), config.steps_max, &mut steps, None) {
                 Decision::Linear(_) => {}
                 Decision::GaveUp => return gave_up(steps),
-                Decision::Impossible => {
-                    let verdict = window::violation(history, &tables, part, config);
+                Decision::Impossible { range, deepest } => {
+                    let verdict =
+                        window::violation(history, &tables, &part[range], deepest, config);
                     return LinearReport {
                         verdict,
                         linearization: None,
@@ -185,8 +231,8 @@ pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> Lin
             }
         }
         Decision::GaveUp => gave_up(steps),
-        Decision::Impossible => {
-            let verdict = window::violation(history, &tables, &ops, config);
+        Decision::Impossible { range, deepest } => {
+            let verdict = window::violation(history, &tables, &ops[range], deepest, config);
             LinearReport {
                 verdict,
                 linearization: None,

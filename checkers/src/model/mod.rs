@@ -238,6 +238,41 @@ impl Store {
         hash
     }
 
+    /// Appends to `out` words that are equal for two stores exactly when `hash(with_history)`'s
+    /// inputs are: the revisions, every key's live state (with `with_history`, every version),
+    /// and the leases. The search's memo compares these, so a hash collision cannot prune an
+    /// unexplored state.
+    pub fn fingerprint(&self, with_history: bool, out: &mut Vec<u64>) {
+        out.push(self.revision as u64);
+        out.push(self.compact_revision as u64);
+        let push_state = |state: &Option<KeyState>, out: &mut Vec<u64>| match state {
+            None => out.push(0),
+            Some(state) => out.extend([
+                1,
+                u64::from(state.value),
+                state.create_revision as u64,
+                state.mod_revision as u64,
+                state.version as u64,
+                state.lease as u64,
+            ]),
+        };
+        for versions in &self.keys {
+            if with_history {
+                out.push(versions.len() as u64);
+                for version in versions {
+                    out.push(version.revision as u64);
+                    push_state(&version.state, out);
+                }
+            } else {
+                push_state(&versions.last().and_then(|version| version.state), out);
+            }
+        }
+        out.push(self.leases.len() as u64);
+        for (&id, &ttl) in &self.leases {
+            out.extend([id as u64, ttl as u64]);
+        }
+    }
+
     /// Keys changed since `mark` (in change order; a key may repeat).
     pub fn changed_since(&self, mark: Mark) -> Vec<KeyId> {
         self.undo[mark.min(self.undo.len())..]
