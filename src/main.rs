@@ -153,6 +153,10 @@ enum BenchCommand {
         /// Only the small sizes (for a quick look).
         #[arg(long)]
         quick: bool,
+        /// Also check every `*history.jsonl` in this directory or its subdirectories (such as
+        /// `detcd sim run --out DIR` writes) without watches, reporting summed and worst times.
+        #[arg(long)]
+        histories: Option<PathBuf>,
     },
     /// Seeds per second and simulated-to-wall time ratio on one core, checks included.
     Sim {
@@ -284,8 +288,8 @@ fn main() -> anyhow::Result<()> {
             },
             &mut std::io::stdout(),
         ),
-        Command::Bench(BenchCommand::Check { quick }) => {
-            println!("{}", checkers::bench_check(quick));
+        Command::Bench(BenchCommand::Check { quick, histories }) => {
+            println!("{}", checkers::bench_check(quick, histories.as_deref()));
             0
         }
         Command::Bench(BenchCommand::Sim {

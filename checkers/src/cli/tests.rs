@@ -6,7 +6,7 @@ use super::*;
 fn bench_quick_checks_generated_histories_as_linearizable() {
     // Goal: the bench's generated histories are all judged linearizable, and the JSON has the
     // promised shape. Method: run the quick bench and inspect every row.
-    let report = bench_check(true);
+    let report = bench_check(true, None);
     let rows = report["generated"].as_array().expect("rows");
     assert_eq!(rows.len(), 2 * 3 * 2);
     for row in rows {
@@ -17,6 +17,13 @@ fn bench_quick_checks_generated_histories_as_linearizable() {
         report["hard_single_key"]["verdicts_all_linearizable"], true,
         "{report}"
     );
+    // The Jepsen-shaped set: seed 0 at each of the 4 client counts is left linearizable by
+    // construction, the others get a stale read; every one must be decided.
+    let jepsen = &report["jepsen_hard"];
+    assert_eq!(jepsen["histories"], 12, "{jepsen}");
+    assert_eq!(jepsen["unknown"], 0, "{jepsen}");
+    assert!(jepsen["linearizable"].as_u64() >= Some(4), "{jepsen}");
+    assert!(jepsen["not_linearizable"].as_u64() >= Some(1), "{jepsen}");
     println!("{report}");
 }
 
@@ -91,7 +98,7 @@ fn exit_statuses_follow_the_verdicts() {
 fn bench_full_prints_figures() {
     // Goal: run the full bench once and print its JSON; every history must be linearizable.
     // Method: `cargo test --release -p checkers bench_full -- --ignored --nocapture`.
-    let report = bench_check(false);
+    let report = bench_check(false, None);
     println!("{report}");
     for row in report["generated"].as_array().expect("rows") {
         assert_eq!(row["verdict"], "linearizable", "{row}");

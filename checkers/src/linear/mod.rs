@@ -11,8 +11,9 @@ mod prepare;
 mod search;
 mod window;
 
+use crate::history::CompareTarget;
 use crate::history::{describe_request, History, HistoryView, Request};
-use crate::model::{Op, Store, Tables};
+use crate::model::{ErrorCode, Op, Rec, RecKv, StateView, Store, Tables};
 use crate::Verdict;
 use prepare::{partition_by_key, prepare, quiescent_segments, SearchOp};
 use search::{Ended, Search};
@@ -95,6 +96,66 @@ enum Decision {
     GaveUp,
 }
 
+/// What of the store the search over `ops` must tell apart (see `StateView`): every version
+/// when some read is at an old revision; values alone when nothing can observe a revision.
+fn state_view(ops: &[SearchOp]) -> StateView {
+    if needs_history(ops) {
+        StateView::History
+    } else if observes_revisions(ops) {
+        StateView::Latest
+    } else {
+        StateView::ValuesOnly
+    }
+}
+
+/// Whether any operation could tell two stores apart that hold the same keys, values and
+/// leases: a recorded revision, version, create or mod revision; a compare on one of them; a
+/// compaction or a modelled error about revisions.
+fn observes_revisions(ops: &[SearchOp]) -> bool {
+    fn op_observes(op: &Op) -> bool {
+        match op {
+            Op::Compact { .. } => true,
+            Op::Range { revision, .. } => *revision != 0,
+            Op::Txn {
+                compares,
+                success,
+                failure,
+            } => {
+                compares.iter().any(|compare| {
+                    !matches!(compare.target, CompareTarget::Value | CompareTarget::Lease)
+                }) || success.iter().chain(failure).any(op_observes)
+            }
+            _ => false,
+        }
+    }
+    fn kv_observes(kv: &RecKv) -> bool {
+        kv.create_revision.is_some() || kv.mod_revision.is_some() || kv.version.is_some()
+    }
+    fn rec_observes(rec: &Rec) -> bool {
+        match rec {
+            Rec::Range { revision, kvs, .. } => {
+                revision.is_some() || kvs.iter().flatten().any(kv_observes)
+            }
+            Rec::Put { revision, prev_kv } => {
+                revision.is_some() || prev_kv.iter().flatten().any(kv_observes)
+            }
+            Rec::Delete {
+                revision, prev_kvs, ..
+            } => revision.is_some() || prev_kvs.iter().flatten().any(kv_observes),
+            Rec::Txn {
+                revision,
+                responses,
+                ..
+            } => revision.is_some() || responses.iter().flatten().any(rec_observes),
+            Rec::LeaseRevoke { revision } | Rec::Compact { revision } => revision.is_some(),
+            Rec::LeaseGrant { .. } | Rec::LeaseKeepAlive { .. } => false,
+            Rec::Error(code) => matches!(code, ErrorCode::Compacted | ErrorCode::FutureRevision),
+        }
+    }
+    ops.iter()
+        .any(|op| op_observes(&op.op) || op.rec.as_deref().is_some_and(rec_observes))
+}
+
 fn needs_history(ops: &[SearchOp]) -> bool {
     fn historical(op: &Op) -> bool {
         match op {
@@ -119,14 +180,14 @@ fn decide(
     steps: &mut u64,
     observed: Option<&pin::Observations>,
 ) -> Decision {
-    let with_history = needs_history(ops);
+    let view = state_view(ops);
     let mut store = Store::new(key_count);
     let mut order = Vec::with_capacity(ops.len());
     let mut segmented_ok = true;
     for segment in quiescent_segments(ops) {
         let start = segment.start;
         let mut search =
-            Search::new(&ops[segment.clone()], store, with_history).with_observations(observed);
+            Search::new(&ops[segment.clone()], store, view).with_observations(observed);
         let ended = search.run(steps_max.saturating_sub(*steps), None);
         *steps += search.steps;
         match ended {
@@ -151,8 +212,7 @@ fn decide(
     if segmented_ok {
         return Decision::Linear(order);
     }
-    let mut search =
-        Search::new(ops, Store::new(key_count), with_history).with_observations(observed);
+    let mut search = Search::new(ops, Store::new(key_count), view).with_observations(observed);
     let ended = search.run(steps_max.saturating_sub(*steps), None);
     *steps += search.steps;
     match ended {

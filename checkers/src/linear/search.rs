@@ -16,7 +16,7 @@
 
 use super::pin::Observations;
 use super::prepare::SearchOp;
-use crate::model::{mix, Mark, Store};
+use crate::model::{mix, Mark, StateView, Store};
 
 /// Dancing-links list over operation indices; index `len` is the sentinel.
 struct Links {
@@ -204,7 +204,9 @@ pub(crate) struct Search<'a> {
 
 impl<'a> Search<'a> {
     /// Prepares a search of `ops` from `store`.
-    pub(crate) fn new(ops: &'a [SearchOp], store: Store, with_history: bool) -> Search<'a> {
+    pub(crate) fn new(ops: &'a [SearchOp], mut store: Store, view: StateView) -> Search<'a> {
+        store.set_view(view);
+        let with_history = view == StateView::History;
         assert!(ops.len() < u32::MAX as usize, "too many operations");
         let order = |filter: &dyn Fn(&SearchOp) -> bool, key: &dyn Fn(&SearchOp) -> i64| {
             let mut keyed: Vec<(i64, u32)> = (0..ops.len() as u32)

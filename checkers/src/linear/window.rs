@@ -7,7 +7,7 @@
 
 use super::prepare::SearchOp;
 use super::search::{Ended, Search};
-use super::{describe_op, is_read, needs_history, Explain, LinearConfig, CHECKER};
+use super::{describe_op, is_read, state_view, Explain, LinearConfig, CHECKER};
 use crate::history::HistoryView;
 use crate::model::{explain_mismatch, Store, Tables};
 use crate::Verdict;
@@ -109,7 +109,7 @@ fn still_fails(
     let mut search = Search::new(
         &relaxed,
         Store::new(tables.key_count()),
-        needs_history(&relaxed),
+        state_view(&relaxed),
     );
     let fails = matches!(search.run(steps_max, None), Ended::Impossible { .. });
     (fails, search.steps)
@@ -175,18 +175,18 @@ fn explain(
     known_deepest: Option<usize>,
     config: &LinearConfig,
 ) -> Option<Stuck> {
-    let with_history = needs_history(ops);
+    let view = state_view(ops);
     let deepest = match known_deepest {
         Some(deepest) => deepest,
         None => {
-            let mut search = Search::new(ops, Store::new(tables.key_count()), with_history);
+            let mut search = Search::new(ops, Store::new(tables.key_count()), view);
             let Ended::Impossible { deepest } = search.run(config.steps_max, None) else {
                 return None;
             };
             deepest
         }
     };
-    let mut search = Search::new(ops, Store::new(tables.key_count()), with_history);
+    let mut search = Search::new(ops, Store::new(tables.key_count()), view);
     if !matches!(search.run(config.steps_max, Some(deepest)), Ended::Stopped) {
         return None;
     }
