@@ -322,8 +322,30 @@ fn revision_witness(
     if !with_revisions {
         return None;
     }
-    let (narrowed, observed) = pin::pin_by_revisions(ops, history.watches, tables);
-    let budget = WITNESS_STEPS_MAX.min(config.steps_max);
+    witness_with(history.watches, tables, ops, config, steps).or_else(|| {
+        // Watch streams only narrow the candidate; one that contradicts the operations (an
+        // event at a shifted revision) must not keep the history from its verdict. Without
+        // them the witness is still a linearization of the operations, and the watch checker
+        // then names the event that disagrees with it.
+        (!history.watches.is_empty())
+            .then(|| witness_with(&[], tables, ops, config, steps))
+            .flatten()
+    })
+}
+
+/// `revision_witness` with the given watch streams as observations.
+fn witness_with(
+    watches: &[crate::history::WatchRecord],
+    tables: &Tables,
+    ops: &[SearchOp],
+    config: &LinearConfig,
+    steps: &mut u64,
+) -> Option<LinearReport> {
+    let (narrowed, observed) = pin::pin_by_revisions(ops, watches, tables);
+    // `decide` caps the steps counted so far, which include an earlier try's.
+    let budget = steps
+        .saturating_add(WITNESS_STEPS_MAX)
+        .min(config.steps_max);
     let Decision::Linear(order) = decide(
         &narrowed,
         tables.key_count(),
