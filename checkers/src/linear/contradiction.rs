@@ -16,7 +16,7 @@
 //! specified) and errors (they took no effect).
 
 use crate::history::{describe_request, HistoryView, Operation, Request, Response};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The first contradiction found: (the operations' ids, an explanation).
 pub(super) fn find(history: HistoryView<'_>) -> Option<(Vec<u64>, String)> {
@@ -139,23 +139,31 @@ fn revision_went_back(ops: &[Operation]) -> Option<(Vec<u64>, String)> {
     None
 }
 
-/// Every (key, value) some put of the history may have written, at any depth of a txn.
-fn written_values(ops: &[Operation]) -> BTreeSet<(&[u8], &[u8])> {
-    fn collect<'a>(request: &'a Request, out: &mut BTreeSet<(&'a [u8], &'a [u8])>) {
+/// Per (key, value), the operations that may have written it (see `written_values`).
+type Writers<'a> = BTreeMap<(&'a [u8], &'a [u8]), Vec<(usize, Option<i64>)>>;
+
+/// Every (key, value) some put of the history may have written, at any depth of a txn, with
+/// the writers: (operation index, the revision it reported when it is a plain put that
+/// succeeded with one, else `None`: it could have written at any revision).
+fn written_values(ops: &[Operation]) -> Writers<'_> {
+    fn collect<'a>(request: &'a Request, writer: (usize, Option<i64>), out: &mut Writers<'a>) {
         match request {
-            Request::Put(put) => {
-                out.insert((&put.key[..], &put.value[..]));
-            }
+            Request::Put(put) => out
+                .entry((&put.key[..], &put.value[..]))
+                .or_default()
+                .push(writer),
             Request::Txn(txn) => txn
                 .success
                 .iter()
                 .chain(&txn.failure)
-                .for_each(|inner| collect(inner, out)),
+                .for_each(|inner| collect(inner, (writer.0, None), out)),
             _ => {}
         }
     }
-    let mut out = BTreeSet::new();
-    ops.iter().for_each(|op| collect(&op.request, &mut out));
+    let mut out = BTreeMap::new();
+    for (index, op) in ops.iter().enumerate() {
+        collect(&op.request, (index, put_revision(op)), &mut out);
+    }
     out
 }
 
@@ -212,12 +220,31 @@ fn read_unwritten(ops: &[Operation]) -> Option<(Vec<u64>, String)> {
                     ));
                 }
             }
-            if !written.contains(&(&kv.key[..], &value[..])) {
+            let Some(writers) = written.get(&(&kv.key[..], &value[..])) else {
                 return Some((
                     vec![op.id],
                     format!(
                         "{} read a value that no put of the history wrote to that key",
                         describe(op)
+                    ),
+                ));
+            };
+            // Every writer of the value reported a revision, none the one read: no write made it.
+            let Some(mod_revision) = kv.mod_revision else {
+                continue;
+            };
+            if writers
+                .iter()
+                .all(|&(_, revision)| revision.is_some_and(|revision| revision != mod_revision))
+            {
+                let (writer, revision) = writers[0];
+                return Some((
+                    pair(&ops[writer], op),
+                    format!(
+                        "{} read a value with mod revision {mod_revision}, but {} wrote it at revision {} and no other put wrote it",
+                        describe(op),
+                        describe(&ops[writer]),
+                        revision.unwrap_or_default()
                     ),
                 ));
             }

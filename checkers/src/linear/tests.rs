@@ -116,7 +116,7 @@ fn reads_of_values_no_write_produced_are_rejected_before_searching() {
     // fire on a good history. Method: one put and one read after it, good; then the read
     // altered three ways (a value never written, a key-value at the put's revision that is not
     // the put's, a mod revision above the revision read at), each a violation whose text says
-    // which rule broke.
+    // which rule broke; and a value read at a mod revision its only writer did not report.
     let write = put(1, 0, Some(10), "a", "1", r#"{"type":"put","revision":2}"#);
     let read = |value: &str, mod_revision: i64, at: i64| {
         get(
@@ -137,6 +137,9 @@ fn reads_of_values_no_write_produced_are_rejected_before_searching() {
     let mismatch = check(&owned(&[write.clone(), other, read("2", 2, 2)]));
     assert!(mismatch.starts_with("violation [1, 2]"), "{mismatch}");
     assert!(mismatch.contains("for a different write"), "{mismatch}");
+    let moved = check(&owned(&[write.clone(), read("1", 3, 3)]));
+    assert!(moved.starts_with("violation [1, 2]"), "{moved}");
+    assert!(moved.contains("wrote it at revision 2"), "{moved}");
     let future = check(&owned(&[write, read("1", 5, 2)]));
     assert!(future.starts_with("violation [2]"), "{future}");
     assert!(
