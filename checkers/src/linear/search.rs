@@ -140,6 +140,10 @@ impl Memo {
 /// after some hash hit: only then could a collision have changed the verdict.
 const EXACT_MEMO_OPS_MAX: usize = 4_096;
 
+/// Likewise above this many keys: the store's fingerprint grows with the keys, and keeping one
+/// per memo entry made a simulator history of a thousand keys page through gigabytes.
+const EXACT_MEMO_KEYS_MAX: usize = 64;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cursor {
     /// The next candidate follows `after` in the definite (0), unknown key-writing (1) or other
@@ -493,9 +497,11 @@ impl<'a> Search<'a> {
     /// Runs until every definite operation is placed, none can be, the budget runs out, or
     /// (with `stop_at`) that many definite operations are placed. "Impossible" is exact: the
     /// memo compares whole keys, or (above `EXACT_MEMO_OPS_MAX` operations) hashes first and
-    /// whole keys in a second run when the first found no order after a hash hit.
+    /// whole keys in a second run when the first found no order after a hash hit (and likewise
+    /// above `EXACT_MEMO_KEYS_MAX` keys).
     pub(crate) fn run(&mut self, steps_max: u64, stop_at: Option<usize>) -> Ended {
-        let exact = self.ops.len() <= EXACT_MEMO_OPS_MAX;
+        let exact =
+            self.ops.len() <= EXACT_MEMO_OPS_MAX && self.store.key_count() <= EXACT_MEMO_KEYS_MAX;
         let (ended, hits) = self.run_memo(Memo::new(exact), steps_max, stop_at);
         if exact || hits == 0 || !matches!(ended, Ended::Impossible { .. }) {
             return ended;
