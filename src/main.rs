@@ -44,6 +44,10 @@ enum Command {
         /// One JSON object per file instead of a verdict line.
         #[arg(long)]
         json: bool,
+        /// How to explain a violation: `fast` shows where every order got stuck, `full` also
+        /// shrinks the failing window (within a step budget). The verdict is the same.
+        #[arg(long, value_enum, default_value = "fast")]
+        explain: ExplainArg,
     },
 }
 
@@ -132,6 +136,13 @@ fn serve_command(args: ServeArgs) -> i32 {
             2
         }
     }
+}
+
+/// `detcd check --explain`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExplainArg {
+    Fast,
+    Full,
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,6 +265,10 @@ enum BenchCommand {
         /// Only the small sizes (for a quick look).
         #[arg(long)]
         quick: bool,
+        /// Also check every `*history.jsonl` in this directory or its subdirectories (such as
+        /// `detcd sim run --out DIR` writes) without watches, reporting summed and worst times.
+        #[arg(long)]
+        histories: Option<PathBuf>,
     },
     /// Seeds per second and simulated-to-wall time ratio on one core, checks included.
     Sim {
@@ -410,9 +425,19 @@ fn main() -> anyhow::Result<()> {
             files,
             watches,
             json,
-        } => checkers::check_command(&files, watches.as_deref(), json, &mut std::io::stdout()),
-        Command::Bench(BenchCommand::Check { quick }) => {
-            println!("{}", checkers::bench_check(quick));
+            explain,
+        } => checkers::check_command(
+            &files,
+            watches.as_deref(),
+            json,
+            match explain {
+                ExplainArg::Fast => checkers::linear::Explain::Fast,
+                ExplainArg::Full => checkers::linear::Explain::Full,
+            },
+            &mut std::io::stdout(),
+        ),
+        Command::Bench(BenchCommand::Check { quick, histories }) => {
+            println!("{}", checkers::bench_check(quick, histories.as_deref()));
             0
         }
         Command::Bench(BenchCommand::Sim {

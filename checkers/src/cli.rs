@@ -4,9 +4,9 @@
 //! user is told how long checking took (`check_ms`, which excludes reading). It prints; it does
 //! not decide anything a library caller could not decide through `check_all`.
 
-use crate::generate::{generate, GenerateConfig};
+use crate::generate::{generate, generate_jepsen, GenerateConfig, JEPSEN_OPS_COUNT};
 use crate::history::{parse_history, History, HistoryError};
-use crate::linear::{check_linearizable, LinearConfig};
+use crate::linear::{check_linearizable, Explain, LinearConfig};
 use crate::watch::check_watches;
 use crate::Verdict;
 use serde_json::{json, Value};
@@ -95,14 +95,21 @@ fn worse(left: i32, right: i32) -> i32 {
     }
 }
 
-/// `detcd check FILE... [--watches FILE] [--json]`: one verdict line per file; returns the exit
-/// status (0 all linearizable, 1 a violation, 2 unreadable input, 3 undecided).
+/// `detcd check FILE... [--watches FILE] [--json] [--explain fast|full]`: one verdict line per
+/// file; returns the exit status (0 all linearizable, 1 a violation, 2 unreadable input, 3
+/// undecided). `explain` chooses how much to spend shrinking a violation's window; the verdict
+/// is the same either way.
 pub fn check_command(
     files: &[PathBuf],
     watches: Option<&Path>,
     json: bool,
+    explain: Explain,
     out: &mut dyn Write,
 ) -> i32 {
+    let config = LinearConfig {
+        explain,
+        ..LinearConfig::default()
+    };
     let extra_watches = match watches.map(read_watches).transpose() {
         Ok(found) => found.map(|history| history.watches).unwrap_or_default(),
         Err(message) => {
@@ -132,7 +139,7 @@ pub fn check_command(
         };
         history.watches.extend(extra_watches.iter().cloned());
         let started = now();
-        let report = check_linearizable(&history, &LinearConfig::default());
+        let report = check_linearizable(&history, &config);
         let watch_verdict = (!history.watches.is_empty())
             .then(|| check_watches(&history, report.linearization.as_ref()));
         let check_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -223,9 +230,146 @@ fn add_details(object: &mut Value, verdict: &Verdict) {
 }
 
 /// `detcd bench check`: times the linearizability check of generated linearizable histories
-/// (1k, 10k, 100k operations at concurrency 4, 16, 64, with and without unknown outcomes) and of
-/// small hard ones (one key, 5 clients, many unknown outcomes, no revisions). `quick` shrinks it.
-pub fn bench_check(quick: bool) -> Value {
+/// (1k, 10k, 100k operations at concurrency 4, 16, 64, with and without unknown outcomes), of
+/// small hard ones (one key, 5 clients, many unknown outcomes, no revisions), of the hard set
+/// of Jepsen-shaped histories (`generate_jepsen`, mostly not linearizable), and, given
+/// `histories`, of every `*history.jsonl` file in that directory or its subdirectories (such as
+/// `detcd sim run --out` writes), checked without their watch streams. `quick` shrinks it.
+pub fn bench_check(quick: bool, histories: Option<&Path>) -> Value {
+    let mut report = bench_generated(quick);
+    report["jepsen_hard"] = bench_jepsen(quick);
+    if let Some(directory) = histories {
+        report["standalone_histories"] = bench_directory(directory);
+    }
+    report
+}
+
+/// Totals over a set of timed checks: count, verdicts, summed and worst time.
+#[derive(Default)]
+struct Tally {
+    count: usize,
+    linearizable: usize,
+    violations: usize,
+    unknown: usize,
+    unreadable: usize,
+    total_ms: f64,
+    worst_ms: f64,
+    worst: String,
+    steps: u64,
+}
+
+impl Tally {
+    fn add(&mut self, name: String, verdict: &Verdict, check_ms: f64, steps: u64) {
+        self.count += 1;
+        match verdict {
+            Verdict::Ok => self.linearizable += 1,
+            Verdict::Violation { .. } => self.violations += 1,
+            Verdict::Unknown { .. } => self.unknown += 1,
+        }
+        self.total_ms += check_ms;
+        self.steps += steps;
+        if check_ms >= self.worst_ms {
+            self.worst_ms = check_ms;
+            self.worst = name;
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let round = |ms: f64| (ms * 1000.0).round() / 1000.0;
+        json!({
+            "histories": self.count,
+            "linearizable": self.linearizable,
+            "not_linearizable": self.violations,
+            "unknown": self.unknown,
+            "unreadable": self.unreadable,
+            "total_check_ms": round(self.total_ms),
+            "worst_check_ms": round(self.worst_ms),
+            "worst": self.worst,
+            "total_steps": self.steps,
+        })
+    }
+}
+
+/// The Jepsen-shaped hard set: seeds 0..25 at 5, 10, 15 and 20 clients, explained fast (as
+/// `detcd check` does by default), each timed alone.
+fn bench_jepsen(quick: bool) -> Value {
+    let seeds = if quick { 0..3 } else { 0..25 };
+    let config = LinearConfig {
+        explain: Explain::Fast,
+        ..LinearConfig::default()
+    };
+    let mut tally = Tally::default();
+    for clients_count in [5, 10, 15, 20] {
+        for seed in seeds.clone() {
+            let history = generate_jepsen(seed, clients_count);
+            let started = now();
+            let report = check_linearizable(&history, &config);
+            let check_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tally.add(
+                format!("clients={clients_count} seed={seed}"),
+                &report.verdict,
+                check_ms,
+                report.steps,
+            );
+        }
+    }
+    let mut out = tally.to_json();
+    out["ops_each"] = json!(JEPSEN_OPS_COUNT);
+    out
+}
+
+/// Every `*history.jsonl` under `directory` (one level of subdirectories), without watches.
+fn bench_directory(directory: &Path) -> Value {
+    let mut files = Vec::new();
+    let mut pending = vec![(directory.to_path_buf(), 0)];
+    while let Some((folder, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && depth == 0 {
+                pending.push((path, depth + 1));
+            } else if path
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().ends_with("history.jsonl"))
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let config = LinearConfig {
+        explain: Explain::Fast,
+        ..LinearConfig::default()
+    };
+    let mut tally = Tally::default();
+    let mut rows = Vec::new();
+    for file in files {
+        let Ok(mut history) = read(&file) else {
+            tally.unreadable += 1;
+            continue;
+        };
+        history.watches.clear();
+        let started = now();
+        let report = check_linearizable(&history, &config);
+        let check_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let name = file.display().to_string();
+        rows.push(json!({
+            "file": name,
+            "ops": history.ops.len(),
+            "verdict": verdict_name(&report.verdict),
+            "steps": report.steps,
+            "check_ms": (check_ms * 10.0).round() / 10.0,
+        }));
+        tally.add(name, &report.verdict, check_ms, report.steps);
+    }
+    let mut out = tally.to_json();
+    out["files"] = json!(rows);
+    out
+}
+
+fn bench_generated(quick: bool) -> Value {
     let sizes: &[usize] = if quick {
         &[200, 1_000]
     } else {

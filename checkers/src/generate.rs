@@ -61,6 +61,69 @@ fn value_bytes(value: u32) -> Vec<u8> {
 
 /// Generates a linearizable history and the watch that saw every change.
 pub fn generate(config: &GenerateConfig) -> History {
+    generate_shaped(config, false)
+}
+
+/// Operations in a Jepsen-shaped history (`generate_jepsen`), about what Jepsen's etcd test
+/// records per key.
+pub const JEPSEN_OPS_COUNT: usize = 85;
+
+/// A Jepsen-shaped history, as Jepsen's etcd register test records them and Porcupine checks
+/// them: one key, reads, writes and compare-and-sets on the value, results with values only (no
+/// revisions, versions or previous kvs), 30% unknown outcomes (each such client replaced),
+/// `clients_count` clients. Unless `seed % 5 == 0`, one read is then made to return an earlier
+/// value, which mostly makes the history not linearizable; the verdict is the checker's to find.
+pub fn generate_jepsen(seed: u64, clients_count: usize) -> History {
+    let config = GenerateConfig {
+        ops_count: JEPSEN_OPS_COUNT,
+        clients_count,
+        keys_count: 1,
+        unknown_percent: 30,
+        revisions: false,
+        seed,
+    };
+    let mut history = generate_shaped(&config, true);
+    history.watches.clear();
+    if !seed.is_multiple_of(5) {
+        make_one_read_stale(&mut history, &mut SplitMix::new(seed ^ 0x57a1e));
+    }
+    history
+}
+
+/// Replaces the value one definite read returned with the value of an earlier put.
+fn make_one_read_stale(history: &mut History, rng: &mut SplitMix) {
+    let reads: Vec<usize> = (0..history.ops.len())
+        .filter(|&index| {
+            matches!(&history.ops[index].result, Some(Response::Range { kvs: Some(kvs), .. }) if !kvs.is_empty())
+        })
+        .collect();
+    if reads.is_empty() {
+        return;
+    }
+    let read = reads[rng.below(reads.len() as u64) as usize];
+    let Some(Response::Range { kvs: Some(kvs), .. }) = &history.ops[read].result else {
+        unreachable!("filtered above");
+    };
+    let current = kvs[0].value.clone();
+    let earlier: Vec<Vec<u8>> = history.ops[..read]
+        .iter()
+        .filter_map(|op| match &op.request {
+            Request::Put(put) if Some(&put.value) != current.as_ref() => Some(put.value.clone()),
+            _ => None,
+        })
+        .collect();
+    if earlier.is_empty() {
+        return;
+    }
+    let stale = earlier[rng.below(earlier.len() as u64) as usize].clone();
+    if let Some(Response::Range { kvs: Some(kvs), .. }) = &mut history.ops[read].result {
+        kvs[0].value = Some(stale);
+    }
+}
+
+/// `generate`; with `values_only`, compare-and-sets compare values and results record values
+/// only (no versions, leases or previous kvs).
+fn generate_shaped(config: &GenerateConfig, values_only: bool) -> History {
     assert!(
         config.clients_count > 0 && config.keys_count > 0,
         "need clients and keys"
@@ -82,7 +145,7 @@ pub fn generate(config: &GenerateConfig) -> History {
         now = point;
         let ret = point + rng.below(spread as u64) as i64;
         free_at[slot] = ret + 1;
-        let (request, op) = random_request(&mut rng, &store, config, index as u32);
+        let (request, op) = random_request(&mut rng, &store, config, index as u32, values_only);
         let unknown = rng.below(100) < config.unknown_percent;
         let applied = !unknown || rng.below(2) == 0;
         let before = store.revision();
@@ -99,6 +162,10 @@ pub fn generate(config: &GenerateConfig) -> History {
             None
         } else {
             outcome.map(|outcome| to_response(&outcome, config.revisions))
+        };
+        let result = match result {
+            Some(response) if values_only => Some(values_only_response(response)),
+            other => other,
         };
         ops.push(Operation {
             id: index as u64,
@@ -126,6 +193,7 @@ fn random_request(
     store: &Store,
     config: &GenerateConfig,
     index: u32,
+    values_only: bool,
 ) -> (Request, Op) {
     let key = rng.below(config.keys_count as u64) as u32;
     let range = |key: u32| RangeRequest {
@@ -172,6 +240,7 @@ fn random_request(
                 prev_kv: true,
             },
         ),
+        _ if values_only => value_cas(rng, store, key, index, put(key), range(key)),
         _ => {
             // Compare-and-set on the version, sometimes stale so both branches occur.
             let version = store.get(key).map_or(0, |state| state.version) + rng.below(2) as i64;
@@ -207,6 +276,91 @@ fn random_request(
             };
             (Request::Txn(txn), op)
         }
+    }
+}
+
+/// Jepsen's compare-and-set: if the value is the current one (or, half the time, the value
+/// this operation's index would have written: usually absent), write a new one.
+fn value_cas(
+    rng: &mut SplitMix,
+    store: &Store,
+    key: u32,
+    index: u32,
+    put: PutRequest,
+    range: RangeRequest,
+) -> (Request, Op) {
+    let expected = match store.get(key) {
+        Some(state) if rng.below(2) == 0 => state.value,
+        _ => index,
+    };
+    let txn = TxnRequest {
+        compare: vec![crate::history::Compare {
+            key: key_bytes(key),
+            target: CompareTarget::Value,
+            op: CompareOp::Equal,
+            value: CompareValue::Bytes(value_bytes(expected)),
+        }],
+        success: vec![Request::Put(PutRequest {
+            prev_kv: false,
+            ..put
+        })],
+        failure: vec![Request::Range(range)],
+    };
+    let op = Op::Txn {
+        compares: vec![crate::model::Cmp {
+            key,
+            target: CompareTarget::Value,
+            op: CompareOp::Equal,
+            value: i64::from(expected),
+        }],
+        success: vec![Op::Put {
+            key,
+            value: index,
+            lease: 0,
+            prev_kv: false,
+        }],
+        failure: vec![Op::Range {
+            lo: key,
+            hi: key + 1,
+            revision: 0,
+            limit: 0,
+        }],
+    };
+    (Request::Txn(txn), op)
+}
+
+/// Drops everything but keys and values from a result, as Jepsen records them.
+fn values_only_response(response: Response) -> Response {
+    let strip = |kv: KeyValue| KeyValue {
+        key: kv.key,
+        value: kv.value,
+        ..KeyValue::default()
+    };
+    match response {
+        Response::Range { kvs, .. } => Response::Range {
+            revision: None,
+            kvs: kvs.map(|kvs| kvs.into_iter().map(strip).collect()),
+            count: None,
+        },
+        Response::Put { .. } => Response::Put {
+            revision: None,
+            prev_kv: None,
+        },
+        Response::Txn {
+            succeeded,
+            responses,
+            ..
+        } => Response::Txn {
+            revision: None,
+            succeeded,
+            responses: responses.map(|inner| inner.into_iter().map(values_only_response).collect()),
+        },
+        Response::Delete { deleted, .. } => Response::Delete {
+            revision: None,
+            deleted,
+            prev_kvs: None,
+        },
+        other => other,
     }
 }
 

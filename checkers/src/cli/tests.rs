@@ -6,7 +6,7 @@ use super::*;
 fn bench_quick_checks_generated_histories_as_linearizable() {
     // Goal: the bench's generated histories are all judged linearizable, and the JSON has the
     // promised shape. Method: run the quick bench and inspect every row.
-    let report = bench_check(true);
+    let report = bench_check(true, None);
     let rows = report["generated"].as_array().expect("rows");
     assert_eq!(rows.len(), 2 * 3 * 2);
     for row in rows {
@@ -17,6 +17,13 @@ fn bench_quick_checks_generated_histories_as_linearizable() {
         report["hard_single_key"]["verdicts_all_linearizable"], true,
         "{report}"
     );
+    // The Jepsen-shaped set: seed 0 at each of the 4 client counts is left linearizable by
+    // construction, the others get a stale read; every one must be decided.
+    let jepsen = &report["jepsen_hard"];
+    assert_eq!(jepsen["histories"], 12, "{jepsen}");
+    assert_eq!(jepsen["unknown"], 0, "{jepsen}");
+    assert!(jepsen["linearizable"].as_u64() >= Some(4), "{jepsen}");
+    assert!(jepsen["not_linearizable"].as_u64() >= Some(1), "{jepsen}");
     println!("{report}");
 }
 
@@ -41,7 +48,13 @@ fn exit_statuses_follow_the_verdicts() {
     let broken = temp_file("broken", "{\"id\":1}\n");
     let mut out = Vec::new();
     assert_eq!(
-        check_command(std::slice::from_ref(&good), None, true, &mut out),
+        check_command(
+            std::slice::from_ref(&good),
+            None,
+            true,
+            Explain::Full,
+            &mut out
+        ),
         EXIT_OK
     );
     let line: Value = serde_json::from_slice(&out).expect("one JSON line");
@@ -50,7 +63,13 @@ fn exit_statuses_follow_the_verdicts() {
     assert!(line["check_ms"].as_f64().is_some());
     let mut out = Vec::new();
     assert_eq!(
-        check_command(std::slice::from_ref(&bad), None, false, &mut out),
+        check_command(
+            std::slice::from_ref(&bad),
+            None,
+            false,
+            Explain::Full,
+            &mut out
+        ),
         EXIT_VIOLATION
     );
     assert!(String::from_utf8_lossy(&out).contains("not linearizable"));
@@ -60,6 +79,7 @@ fn exit_statuses_follow_the_verdicts() {
             &[good.clone(), bad.clone(), broken.clone()],
             None,
             false,
+            Explain::Fast,
             &mut out
         ),
         EXIT_UNREADABLE
@@ -78,7 +98,7 @@ fn exit_statuses_follow_the_verdicts() {
 fn bench_full_prints_figures() {
     // Goal: run the full bench once and print its JSON; every history must be linearizable.
     // Method: `cargo test --release -p checkers bench_full -- --ignored --nocapture`.
-    let report = bench_check(false);
+    let report = bench_check(false, None);
     println!("{report}");
     for row in report["generated"].as_array().expect("rows") {
         assert_eq!(row["verdict"], "linearizable", "{row}");
@@ -87,7 +107,7 @@ fn bench_full_prints_figures() {
 
 fn check_text(files: &[PathBuf], watches: Option<&Path>, json: bool) -> (i32, String) {
     let mut out = Vec::new();
-    let status = check_command(files, watches, json, &mut out);
+    let status = check_command(files, watches, json, Explain::Full, &mut out);
     (status, String::from_utf8(out).expect("utf-8 output"))
 }
 

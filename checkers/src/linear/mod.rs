@@ -5,13 +5,15 @@
 //! The search itself is in `search`; the sequential store in `crate::model`. Budgets are steps,
 //! never time: the same history always gets the same verdict.
 
+mod contradiction;
 mod pin;
 mod prepare;
 mod search;
 mod window;
 
+use crate::history::CompareTarget;
 use crate::history::{describe_request, History, HistoryView, Request};
-use crate::model::{Op, Store, Tables};
+use crate::model::{ErrorCode, Op, Rec, RecKv, StateView, Store, Tables};
 use crate::Verdict;
 use prepare::{partition_by_key, prepare, quiescent_segments, SearchOp};
 use search::{Ended, Search};
@@ -28,6 +30,11 @@ pub struct LinearConfig {
     pub window_attempts_max: usize,
     /// Steps each re-check may take.
     pub window_steps_max: u64,
+    /// Steps all re-checks together may take: the verdict is decided before shrinking starts,
+    /// so this bounds only the time spent making the explanation small.
+    pub window_steps_total_max: u64,
+    /// How much to spend explaining a violation.
+    pub explain: Explain,
     /// Above this many definite operations, the window is the neighbourhood of the stuck point
     /// rather than a minimised one.
     pub window_ops_max: usize,
@@ -41,9 +48,21 @@ impl Default for LinearConfig {
             steps_max: 200_000_000,
             window_attempts_max: 120,
             window_steps_max: 100_000,
+            window_steps_total_max: 2_000_000,
+            explain: Explain::Full,
             window_ops_max: 2_000,
         }
     }
+}
+
+/// How a violation is explained (the verdict is the same either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Explain {
+    /// No shrinking: the window is the neighbourhood of the point where every order got stuck,
+    /// taken from the search that decided the verdict.
+    Fast,
+    /// Shrinks the window by delta debugging within `window_steps_total_max` steps.
+    Full,
 }
 
 /// A linearization found: the operations that took effect, in order.
@@ -68,8 +87,73 @@ pub struct LinearReport {
 
 enum Decision {
     Linear(Vec<usize>),
-    Impossible,
+    /// No order exists for `ops[range]` from the empty store (so none for all of `ops`); the
+    /// search reached `deepest` definite operations placed.
+    Impossible {
+        range: std::ops::Range<usize>,
+        deepest: usize,
+    },
     GaveUp,
+}
+
+/// What of the store the search over `ops` must tell apart (see `StateView`): every version
+/// when some read is at an old revision; values alone when nothing can observe a revision.
+fn state_view(ops: &[SearchOp]) -> StateView {
+    if needs_history(ops) {
+        StateView::History
+    } else if observes_revisions(ops) {
+        StateView::Latest
+    } else {
+        StateView::ValuesOnly
+    }
+}
+
+/// Whether any operation could tell two stores apart that hold the same keys, values and
+/// leases: a recorded revision, version, create or mod revision; a compare on one of them; a
+/// compaction or a modelled error about revisions.
+fn observes_revisions(ops: &[SearchOp]) -> bool {
+    fn op_observes(op: &Op) -> bool {
+        match op {
+            Op::Compact { .. } => true,
+            Op::Range { revision, .. } => *revision != 0,
+            Op::Txn {
+                compares,
+                success,
+                failure,
+            } => {
+                compares.iter().any(|compare| {
+                    !matches!(compare.target, CompareTarget::Value | CompareTarget::Lease)
+                }) || success.iter().chain(failure).any(op_observes)
+            }
+            _ => false,
+        }
+    }
+    fn kv_observes(kv: &RecKv) -> bool {
+        kv.create_revision.is_some() || kv.mod_revision.is_some() || kv.version.is_some()
+    }
+    fn rec_observes(rec: &Rec) -> bool {
+        match rec {
+            Rec::Range { revision, kvs, .. } => {
+                revision.is_some() || kvs.iter().flatten().any(kv_observes)
+            }
+            Rec::Put { revision, prev_kv } => {
+                revision.is_some() || prev_kv.iter().flatten().any(kv_observes)
+            }
+            Rec::Delete {
+                revision, prev_kvs, ..
+            } => revision.is_some() || prev_kvs.iter().flatten().any(kv_observes),
+            Rec::Txn {
+                revision,
+                responses,
+                ..
+            } => revision.is_some() || responses.iter().flatten().any(rec_observes),
+            Rec::LeaseRevoke { revision } | Rec::Compact { revision } => revision.is_some(),
+            Rec::LeaseGrant { .. } | Rec::LeaseKeepAlive { .. } => false,
+            Rec::Error(code) => matches!(code, ErrorCode::Compacted | ErrorCode::FutureRevision),
+        }
+    }
+    ops.iter()
+        .any(|op| op_observes(&op.op) || op.rec.as_deref().is_some_and(rec_observes))
 }
 
 fn needs_history(ops: &[SearchOp]) -> bool {
@@ -86,7 +170,9 @@ fn needs_history(ops: &[SearchOp]) -> bool {
 }
 
 /// Decides ops (sorted by call): quiescent segments first (a pass is a pass), and the whole search
-/// when a segment fails (another end state of an earlier segment might have worked).
+/// when a segment fails (another end state of an earlier segment might have worked). The first
+/// segment starts from the empty store, the one start state there is, so its failure is the
+/// history's: it is neither searched again as part of the whole nor later to explain it.
 fn decide(
     ops: &[SearchOp],
     key_count: usize,
@@ -94,14 +180,14 @@ fn decide(
     steps: &mut u64,
     observed: Option<&pin::Observations>,
 ) -> Decision {
-    let with_history = needs_history(ops);
+    let view = state_view(ops);
     let mut store = Store::new(key_count);
     let mut order = Vec::with_capacity(ops.len());
     let mut segmented_ok = true;
     for segment in quiescent_segments(ops) {
         let start = segment.start;
         let mut search =
-            Search::new(&ops[segment], store, with_history).with_observations(observed);
+            Search::new(&ops[segment.clone()], store, view).with_observations(observed);
         let ended = search.run(steps_max.saturating_sub(*steps), None);
         *steps += search.steps;
         match ended {
@@ -109,6 +195,12 @@ fn decide(
                 order.extend(placed.into_iter().map(|index| index + start))
             }
             Ended::GaveUp => return Decision::GaveUp,
+            Ended::Impossible { deepest } if start == 0 => {
+                return Decision::Impossible {
+                    range: segment,
+                    deepest,
+                }
+            }
             Ended::Impossible { .. } | Ended::Stopped => {
                 segmented_ok = false;
                 break;
@@ -120,13 +212,15 @@ fn decide(
     if segmented_ok {
         return Decision::Linear(order);
     }
-    let mut search =
-        Search::new(ops, Store::new(key_count), with_history).with_observations(observed);
+    let mut search = Search::new(ops, Store::new(key_count), view).with_observations(observed);
     let ended = search.run(steps_max.saturating_sub(*steps), None);
     *steps += search.steps;
     match ended {
         Ended::Linearized(placed) => Decision::Linear(placed),
-        Ended::Impossible { .. } => Decision::Impossible,
+        Ended::Impossible { deepest } => Decision::Impossible {
+            range: 0..ops.len(),
+            deepest,
+        },
         Ended::GaveUp | Ended::Stopped => Decision::GaveUp,
     }
 }
@@ -138,6 +232,17 @@ pub fn check_linearizable(history: &History, config: &LinearConfig) -> LinearRep
 
 /// `check_linearizable` of a history in parts.
 pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> LinearReport {
+    if let Some((window, explanation)) = contradiction::find(history) {
+        return LinearReport {
+            verdict: Verdict::Violation {
+                checker: CHECKER.to_string(),
+                window,
+                explanation,
+            },
+            linearization: None,
+            steps: 0,
+        };
+    }
     let tables = Tables::build_view(history);
     let mut ops = prepare(history.ops, &tables);
     // Sorting keys and then permuting moves each (large) operation once.
@@ -153,8 +258,9 @@ pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> Lin
             match decide(part, tables.key_count(), config.steps_max, &mut steps, None) {
                 Decision::Linear(_) => {}
                 Decision::GaveUp => return gave_up(steps),
-                Decision::Impossible => {
-                    let verdict = window::violation(history, &tables, part, config);
+                Decision::Impossible { range, deepest } => {
+                    let verdict =
+                        window::violation(history, &tables, &part[range], deepest, config);
                     return LinearReport {
                         verdict,
                         linearization: None,
@@ -185,8 +291,8 @@ pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> Lin
             }
         }
         Decision::GaveUp => gave_up(steps),
-        Decision::Impossible => {
-            let verdict = window::violation(history, &tables, &ops, config);
+        Decision::Impossible { range, deepest } => {
+            let verdict = window::violation(history, &tables, &ops[range], deepest, config);
             LinearReport {
                 verdict,
                 linearization: None,
@@ -243,8 +349,31 @@ fn witness_attempt(
     if !with_revisions {
         return None;
     }
-    let (narrowed, observed) = pin::pin_by_revisions(ops, history.watches, tables, with_prev_kvs);
-    let budget = WITNESS_STEPS_MAX.min(config.steps_max);
+    witness_with(history.watches, tables, ops, config, steps, with_prev_kvs).or_else(|| {
+        // Watch streams only narrow the candidate; one that contradicts the operations (an
+        // event at a shifted revision) must not keep the history from its verdict. Without
+        // them the witness is still a linearization of the operations, and the watch checker
+        // then names the event that disagrees with it.
+        (!history.watches.is_empty())
+            .then(|| witness_with(&[], tables, ops, config, steps, false))
+            .flatten()
+    })
+}
+
+/// `revision_witness` with the given watch streams as observations.
+fn witness_with(
+    watches: &[crate::history::WatchRecord],
+    tables: &Tables,
+    ops: &[SearchOp],
+    config: &LinearConfig,
+    steps: &mut u64,
+    with_prev_kvs: bool,
+) -> Option<LinearReport> {
+    let (narrowed, observed) = pin::pin_by_revisions(ops, watches, tables, with_prev_kvs);
+    // `decide` caps the steps counted so far, which include an earlier try's.
+    let budget = steps
+        .saturating_add(WITNESS_STEPS_MAX)
+        .min(config.steps_max);
     let Decision::Linear(order) = decide(
         &narrowed,
         tables.key_count(),

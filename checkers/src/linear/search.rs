@@ -16,7 +16,7 @@
 
 use super::pin::Observations;
 use super::prepare::SearchOp;
-use crate::model::{mix, Mark, Store};
+use crate::model::{mix, Mark, StateView, Store};
 
 /// Dancing-links list over operation indices; index `len` is the sentinel.
 struct Links {
@@ -56,48 +56,93 @@ impl Links {
     }
 }
 
-/// Open-addressing set of 128-bit keys with a fixed hash: deterministic and compact.
+/// Open-addressing set of 128-bit keys with a fixed hash: deterministic and compact. With
+/// `exact`, each slot also names the exact key (placed set and store fingerprint) in `arena`,
+/// and two keys are the same only when those words are equal: a hash collision then costs a
+/// probe, never an unexplored subtree.
 struct Memo {
-    slots: Vec<(u64, u64)>,
+    slots: Vec<((u64, u64), u32)>,
     used: usize,
+    exact: bool,
+    /// Exact keys, back to back; entry `i` is `arena[ends[i - 1]..ends[i]]` (from 0 for the first).
+    arena: Vec<u64>,
+    ends: Vec<usize>,
+    /// Inserts that found their hash already present (with `exact`, their exact key).
+    hits: u64,
 }
 
 impl Memo {
-    const EMPTY: (u64, u64) = (0, 0);
+    const EMPTY: ((u64, u64), u32) = ((0, 0), u32::MAX);
 
-    fn new() -> Memo {
+    fn new(exact: bool) -> Memo {
         Memo {
             slots: vec![Self::EMPTY; 1024],
             used: 0,
+            exact,
+            arena: Vec::new(),
+            ends: Vec::new(),
+            hits: 0,
         }
     }
 
-    /// Inserts; false if it was already there.
-    fn insert(&mut self, key: (u64, u64)) -> bool {
-        let key = if key == Self::EMPTY { (1, 0) } else { key };
+    fn entry(&self, index: u32) -> &[u64] {
+        let index = index as usize;
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        &self.arena[start..self.ends[index]]
+    }
+
+    fn slot_of(&self, key: (u64, u64)) -> usize {
+        (mix(key.0 ^ key.1.rotate_left(29)) as usize) & (self.slots.len() - 1)
+    }
+
+    /// Inserts `key` (with `exact`, the words `exact_key` too); false if it was already there.
+    fn insert(&mut self, key: (u64, u64), exact_key: &[u64]) -> bool {
+        let key = if key == (0, 0) { (1, 0) } else { key };
         if (self.used + 1) * 2 > self.slots.len() {
             let doubled = vec![Self::EMPTY; self.slots.len() * 2];
             let old = std::mem::replace(&mut self.slots, doubled);
-            self.used = 0;
             for entry in old.into_iter().filter(|entry| *entry != Self::EMPTY) {
-                self.insert(entry);
+                let mut slot = self.slot_of(entry.0);
+                while self.slots[slot] != Self::EMPTY {
+                    slot = (slot + 1) & (self.slots.len() - 1);
+                }
+                self.slots[slot] = entry;
             }
         }
         let mask = self.slots.len() - 1;
-        let mut slot = (mix(key.0 ^ key.1.rotate_left(29)) as usize) & mask;
+        let mut slot = self.slot_of(key);
         loop {
             if self.slots[slot] == Self::EMPTY {
-                self.slots[slot] = key;
+                let index = if self.exact {
+                    self.arena.extend_from_slice(exact_key);
+                    self.ends.push(self.arena.len());
+                    assert!(self.ends.len() < u32::MAX as usize, "memo overflow");
+                    (self.ends.len() - 1) as u32
+                } else {
+                    0
+                };
+                self.slots[slot] = (key, index);
                 self.used += 1;
                 return true;
             }
-            if self.slots[slot] == key {
+            let (present, index) = self.slots[slot];
+            if present == key && (!self.exact || self.entry(index) == exact_key) {
+                self.hits += 1;
                 return false;
             }
             slot = (slot + 1) & mask;
         }
     }
 }
+
+/// Above this many operations, a search memoises by hash only (the exact key's placed set
+/// grows with the operations) and repeats itself with exact keys only when it found no order
+/// after some hash hit: only then could a collision have changed the verdict.
+const EXACT_MEMO_OPS_MAX: usize = 4_096;
+
+/// Likewise above this many keys: the store's fingerprint grows with the keys, and keeping one
+/// per memo entry made a simulator history of a thousand keys page through gigabytes.
+const EXACT_MEMO_KEYS_MAX: usize = 64;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cursor {
@@ -142,6 +187,8 @@ pub(crate) struct Search<'a> {
     /// The two unknown lists' members sorted by call, to find where a backward scan starts.
     unknown_sorted: [Vec<u32>; 2],
     placed_flags: Vec<bool>,
+    /// `placed_flags` as bits, for the memo's exact keys.
+    placed_bits: Vec<u64>,
     frames: Vec<Frame>,
     op_hash: Vec<u64>,
     definite_count: usize,
@@ -161,7 +208,9 @@ pub(crate) struct Search<'a> {
 
 impl<'a> Search<'a> {
     /// Prepares a search of `ops` from `store`.
-    pub(crate) fn new(ops: &'a [SearchOp], store: Store, with_history: bool) -> Search<'a> {
+    pub(crate) fn new(ops: &'a [SearchOp], mut store: Store, view: StateView) -> Search<'a> {
+        store.set_view(view);
+        let with_history = view == StateView::History;
         assert!(ops.len() < u32::MAX as usize, "too many operations");
         let order = |filter: &dyn Fn(&SearchOp) -> bool, key: &dyn Fn(&SearchOp) -> i64| {
             let mut keyed: Vec<(i64, u32)> = (0..ops.len() as u32)
@@ -191,6 +240,7 @@ impl<'a> Search<'a> {
             unknown_other: Links::new(ops.len(), &unknown_other),
             unknown_sorted: [unknown, unknown_other],
             placed_flags: vec![false; ops.len()],
+            placed_bits: vec![0; ops.len().div_ceil(64)],
             frames: Vec::new(),
             op_hash: (0..ops.len()).map(|i| mix(i as u64 ^ 0x5eed)).collect(),
             precedes_expiry,
@@ -391,6 +441,7 @@ impl<'a> Search<'a> {
 
     fn unlink(&mut self, node: u32) {
         self.placed_flags[node as usize] = true;
+        self.placed_bits[node as usize / 64] ^= 1 << (node % 64);
         for &expiry in &self.precedes_expiry[node as usize] {
             self.expiry_waits[expiry as usize] -= 1;
         }
@@ -406,6 +457,7 @@ impl<'a> Search<'a> {
 
     fn relink(&mut self, node: u32) {
         self.placed_flags[node as usize] = false;
+        self.placed_bits[node as usize / 64] ^= 1 << (node % 64);
         for &expiry in &self.precedes_expiry[node as usize] {
             self.expiry_waits[expiry as usize] += 1;
         }
@@ -443,10 +495,29 @@ impl<'a> Search<'a> {
     }
 
     /// Runs until every definite operation is placed, none can be, the budget runs out, or
-    /// (with `stop_at`) that many definite operations are placed.
+    /// (with `stop_at`) that many definite operations are placed. "Impossible" is exact: the
+    /// memo compares whole keys, or (above `EXACT_MEMO_OPS_MAX` operations) hashes first and
+    /// whole keys in a second run when the first found no order after a hash hit (and likewise
+    /// above `EXACT_MEMO_KEYS_MAX` keys).
     pub(crate) fn run(&mut self, steps_max: u64, stop_at: Option<usize>) -> Ended {
+        let exact =
+            self.ops.len() <= EXACT_MEMO_OPS_MAX && self.store.key_count() <= EXACT_MEMO_KEYS_MAX;
+        let (ended, hits) = self.run_memo(Memo::new(exact), steps_max, stop_at);
+        if exact || hits == 0 || !matches!(ended, Ended::Impossible { .. }) {
+            return ended;
+        }
+        self.run_memo(Memo::new(true), steps_max, stop_at).0
+    }
+
+    /// `run` with the given memo; also returns the memo's hits.
+    fn run_memo(&mut self, mut memo: Memo, steps_max: u64, stop_at: Option<usize>) -> (Ended, u64) {
+        let ended = self.run_search(&mut memo, steps_max, stop_at);
+        (ended, memo.hits)
+    }
+
+    fn run_search(&mut self, memo: &mut Memo, steps_max: u64, stop_at: Option<usize>) -> Ended {
         let total = self.definite_count;
-        let mut memo = Memo::new();
+        let mut exact_key: Vec<u64> = Vec::new();
         let mut set_hash: u64 = 0;
         let mut deepest = 0;
         let mut cursor = Cursor::At {
@@ -509,7 +580,17 @@ impl<'a> Search<'a> {
             // unknown outcome may act differently elsewhere, so it always branches.
             let greedy = !changed && self.ops[node as usize].rec.is_some();
             let next_set_hash = set_hash ^ self.op_hash[node as usize];
-            if !greedy && !memo.insert((next_set_hash, self.store.hash(self.with_history))) {
+            if memo.exact && !greedy {
+                exact_key.clear();
+                exact_key.extend_from_slice(&self.placed_bits);
+                self.store.fingerprint(self.with_history, &mut exact_key);
+            }
+            if !greedy
+                && !memo.insert(
+                    (next_set_hash, self.store.hash(self.with_history)),
+                    &exact_key,
+                )
+            {
                 self.relink(node);
                 self.store.undo_to(mark);
                 continue;
@@ -628,4 +709,31 @@ fn expiry_precedence(ops: &[SearchOp]) -> (Vec<Vec<u32>>, Vec<u32>) {
         }
     }
     (precedes, waits)
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::Memo;
+
+    #[test]
+    fn exact_memo_tells_colliding_keys_apart() {
+        // Goal: a memo hit means the same placed set and store, never merely the same hash, so
+        // a collision cannot prune an unexplored subtree. Method: insert two different exact
+        // keys under one hash pair; the exact memo must take both and refuse only a true repeat,
+        // while the hash-only memo (kept for large histories, confirmed by an exact rerun)
+        // refuses the second.
+        let mut exact = Memo::new(true);
+        assert!(exact.insert((7, 9), &[1, 2, 3]));
+        assert!(exact.insert((7, 9), &[1, 2, 4]));
+        assert!(!exact.insert((7, 9), &[1, 2, 3]));
+        assert_eq!(exact.hits, 1);
+        for word in 0..5_000_u64 {
+            assert!(exact.insert((word, word), &[word]), "growth keeps entries");
+        }
+        assert!(!exact.insert((7, 9), &[1, 2, 4]));
+        let mut hashed = Memo::new(false);
+        assert!(hashed.insert((7, 9), &[]));
+        assert!(!hashed.insert((7, 9), &[]));
+        assert_eq!(hashed.hits, 1);
+    }
 }

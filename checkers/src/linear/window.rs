@@ -7,31 +7,35 @@
 
 use super::prepare::SearchOp;
 use super::search::{Ended, Search};
-use super::{describe_op, is_read, needs_history, LinearConfig, CHECKER};
+use super::{describe_op, is_read, state_view, Explain, LinearConfig, CHECKER};
 use crate::history::HistoryView;
 use crate::model::{explain_mismatch, Store, Tables};
 use crate::Verdict;
 
-/// Builds the violation verdict for operations (sorted by call) that have no linearization.
+/// Builds the violation verdict for operations (sorted by call) that have no linearization
+/// from the empty store; the deciding search placed at most `deepest` definite ones at once.
 pub(super) fn violation(
     history: HistoryView<'_>,
     tables: &Tables,
     ops: &[SearchOp],
+    deepest: usize,
     config: &LinearConfig,
 ) -> Verdict {
     let definite: Vec<usize> = (0..ops.len())
         .filter(|&index| !ops[index].unknown)
         .collect();
-    let (window_ops, keep) = if definite.len() <= config.window_ops_max {
+    let shrinking = config.explain == Explain::Full && definite.len() <= config.window_ops_max;
+    let (window_ops, keep, known_deepest) = if shrinking {
         let keep = shrink(history, tables, ops, definite, config);
-        (relax(history, ops, &keep), keep)
+        (relax(history, ops, &keep), keep, None)
     } else {
-        (ops.to_vec(), definite)
+        (ops.to_vec(), definite, Some(deepest))
     };
-    let stuck = explain(history, tables, &window_ops, config);
+    let stuck = explain(history, tables, &window_ops, known_deepest, config);
     // The window names the history's operations only: a virtual lease expiry has an internal
     // id that means nothing to a reader (the explanation names it as "the expiry of lease N").
-    let mut window: Vec<u64> = match (&stuck, definite_is_whole(ops, &keep, config)) {
+    let whole = !shrinking && keep.len() == definite_count(ops);
+    let mut window: Vec<u64> = match (&stuck, whole) {
         // A large history is not minimised: show the neighbourhood of the stuck point.
         (Some(stuck), true) => stuck
             .neighbourhood
@@ -63,8 +67,8 @@ pub(super) fn violation(
     }
 }
 
-fn definite_is_whole(ops: &[SearchOp], keep: &[usize], config: &LinearConfig) -> bool {
-    keep.len() > config.window_ops_max && keep.len() == ops.iter().filter(|op| !op.unknown).count()
+fn definite_count(ops: &[SearchOp]) -> usize {
+    ops.iter().filter(|op| !op.unknown).count()
 }
 
 /// Keeps `keep` (indices into `ops`) as recorded; relaxes other writes, drops other reads.
@@ -100,17 +104,19 @@ fn still_fails(
     ops: &[SearchOp],
     keep: &[usize],
     steps_max: u64,
-) -> bool {
+) -> (bool, u64) {
     let relaxed = relax(history, ops, keep);
     let mut search = Search::new(
         &relaxed,
         Store::new(tables.key_count()),
-        needs_history(&relaxed),
+        state_view(&relaxed),
     );
-    matches!(search.run(steps_max, None), Ended::Impossible { .. })
+    let fails = matches!(search.run(steps_max, None), Ended::Impossible { .. });
+    (fails, search.steps)
 }
 
-/// Delta debugging over the kept operations: drop chunks while the rest still fails.
+/// Delta debugging over the kept operations: drop chunks while the rest still fails, within
+/// `window_attempts_max` re-checks and `window_steps_total_max` steps in all.
 fn shrink(
     history: HistoryView<'_>,
     tables: &Tables,
@@ -118,13 +124,15 @@ fn shrink(
     mut keep: Vec<usize>,
     config: &LinearConfig,
 ) -> Vec<usize> {
+    let mut steps_left = config.window_steps_total_max;
     let mut attempts = 0;
     let mut chunks = 2;
     while keep.len() >= 2 && attempts < config.window_attempts_max {
         let chunk_len = keep.len().div_ceil(chunks);
         let mut reduced = false;
         for start in (0..keep.len()).step_by(chunk_len) {
-            if attempts >= config.window_attempts_max {
+            if attempts >= config.window_attempts_max || steps_left == 0 {
+                attempts = config.window_attempts_max;
                 break;
             }
             attempts += 1;
@@ -133,7 +141,10 @@ fn shrink(
                 .chain(keep[(start + chunk_len).min(keep.len())..].iter())
                 .copied()
                 .collect();
-            if still_fails(history, tables, ops, &candidate, config.window_steps_max) {
+            let budget = config.window_steps_max.min(steps_left);
+            let (fails, spent) = still_fails(history, tables, ops, &candidate, budget);
+            steps_left -= spent.min(steps_left);
+            if fails {
                 keep = candidate;
                 chunks = (chunks - 1).max(2);
                 reduced = true;
@@ -155,19 +166,27 @@ struct Stuck {
     neighbourhood: Vec<usize>,
 }
 
-/// Finds the deepest point the search reaches and says why nothing can go next there.
+/// Finds the deepest point the search reaches (`known_deepest` when the deciding search already
+/// found it on these very operations) and says why nothing can go next there.
 fn explain(
     history: HistoryView<'_>,
     tables: &Tables,
     ops: &[SearchOp],
+    known_deepest: Option<usize>,
     config: &LinearConfig,
 ) -> Option<Stuck> {
-    let with_history = needs_history(ops);
-    let mut search = Search::new(ops, Store::new(tables.key_count()), with_history);
-    let Ended::Impossible { deepest } = search.run(config.steps_max, None) else {
-        return None;
+    let view = state_view(ops);
+    let deepest = match known_deepest {
+        Some(deepest) => deepest,
+        None => {
+            let mut search = Search::new(ops, Store::new(tables.key_count()), view);
+            let Ended::Impossible { deepest } = search.run(config.steps_max, None) else {
+                return None;
+            };
+            deepest
+        }
     };
-    let mut search = Search::new(ops, Store::new(tables.key_count()), with_history);
+    let mut search = Search::new(ops, Store::new(tables.key_count()), view);
     if !matches!(search.run(config.steps_max, Some(deepest)), Ended::Stopped) {
         return None;
     }

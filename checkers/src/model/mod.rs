@@ -128,6 +128,22 @@ pub struct Store {
     kv_hash: u64,
     lease_hash: u64,
     history_hash: u64,
+    /// Which state the hashes cover (see `StateView`).
+    view: StateView,
+}
+
+/// What of the store a search distinguishes: two stores that differ only outside the view are
+/// the same search state. Narrower views are cheaper per step and merge more states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateView {
+    /// Every version of every key (reads at old revisions exist). The default.
+    History,
+    /// The latest state of every key, the revisions and the leases.
+    Latest,
+    /// Which keys exist with which values and leases only: sound when nothing in the history can
+    /// observe a revision, version, create or mod revision (no recorded revision or such field,
+    /// no compare on them, no read at an old revision, no compaction), as in Jepsen's histories.
+    ValuesOnly,
 }
 
 /// A position in the undo log (see `Store::mark`, `Store::undo_to`).
@@ -155,6 +171,11 @@ fn state_hash(key: KeyId, state: &KeyState) -> u64 {
     hash
 }
 
+/// `state_hash` of the fields `StateView::ValuesOnly` keeps.
+fn value_hash(key: KeyId, state: &KeyState) -> u64 {
+    mix(mix(mix(u64::from(key) ^ 0x52) ^ u64::from(state.value)) ^ state.lease as u64)
+}
+
 fn version_hash(key: KeyId, version: &Version) -> u64 {
     let base = match &version.state {
         Some(state) => state_hash(key, state),
@@ -176,6 +197,7 @@ impl Store {
             kv_hash: 0,
             lease_hash: 0,
             history_hash: 0,
+            view: StateView::History,
         }
     }
 
@@ -229,6 +251,9 @@ impl Store {
     /// A hash of everything that decides future answers; with `with_history`, also of the past
     /// (needed when reads at old revisions exist).
     pub fn hash(&self, with_history: bool) -> u64 {
+        if self.view == StateView::ValuesOnly {
+            return self.kv_hash ^ self.lease_hash.rotate_left(17);
+        }
         let mut hash =
             self.kv_hash ^ mix(self.revision as u64) ^ mix(!(self.compact_revision as u64));
         hash ^= self.lease_hash.rotate_left(17);
@@ -236,6 +261,75 @@ impl Store {
             hash ^= self.history_hash.rotate_left(31);
         }
         hash
+    }
+
+    /// Appends to `out` words that are equal for two stores exactly when `hash(with_history)`'s
+    /// inputs are: the revisions, every key's live state (with `with_history`, every version),
+    /// and the leases. The search's memo compares these, so a hash collision cannot prune an
+    /// unexplored state.
+    pub fn fingerprint(&self, with_history: bool, out: &mut Vec<u64>) {
+        let values_only = self.view == StateView::ValuesOnly;
+        let with_history = with_history && self.view == StateView::History;
+        if !values_only {
+            out.push(self.revision as u64);
+            out.push(self.compact_revision as u64);
+        }
+        let push_state = |state: &Option<KeyState>, out: &mut Vec<u64>| match state {
+            None => out.push(0),
+            Some(state) if values_only => {
+                out.extend([1, u64::from(state.value), state.lease as u64]);
+            }
+            Some(state) => out.extend([
+                1,
+                u64::from(state.value),
+                state.create_revision as u64,
+                state.mod_revision as u64,
+                state.version as u64,
+                state.lease as u64,
+            ]),
+        };
+        for versions in &self.keys {
+            if with_history {
+                out.push(versions.len() as u64);
+                for version in versions {
+                    out.push(version.revision as u64);
+                    push_state(&version.state, out);
+                }
+            } else {
+                push_state(&versions.last().and_then(|version| version.state), out);
+            }
+        }
+        out.push(self.leases.len() as u64);
+        for (&id, &ttl) in &self.leases {
+            out.extend([id as u64, ttl as u64]);
+        }
+    }
+
+    /// Narrows (or widens) what the hashes cover, recomputing them. A search sets this once,
+    /// before it starts.
+    pub fn set_view(&mut self, view: StateView) {
+        self.view = view;
+        self.kv_hash = 0;
+        self.history_hash = 0;
+        for key in 0..self.keys.len() {
+            let key = key as KeyId;
+            if let Some(state) = self.get(key) {
+                self.kv_hash ^= self.key_hash(key, &state);
+            }
+            if view == StateView::History {
+                for version in &self.keys[key as usize] {
+                    self.history_hash ^= version_hash(key, version);
+                }
+            }
+        }
+    }
+
+    fn key_hash(&self, key: KeyId, state: &KeyState) -> u64 {
+        if self.view == StateView::ValuesOnly {
+            value_hash(key, state)
+        } else {
+            state_hash(key, state)
+        }
     }
 
     /// Keys changed since `mark` (in change order; a key may repeat).
@@ -273,13 +367,15 @@ impl Store {
             match self.undo.pop().expect("length checked") {
                 Undo::KeyPushed(key) => {
                     let version = self.keys[key as usize].pop().expect("pushed version");
-                    self.history_hash ^= version_hash(key, &version);
+                    if self.view == StateView::History {
+                        self.history_hash ^= version_hash(key, &version);
+                    }
                     if let Some(state) = &version.state {
-                        self.kv_hash ^= state_hash(key, state);
+                        self.kv_hash ^= self.key_hash(key, state);
                         self.detach(key, state);
                     }
                     if let Some(state) = self.get(key) {
-                        self.kv_hash ^= state_hash(key, &state);
+                        self.kv_hash ^= self.key_hash(key, &state);
                         self.attach(key, &state);
                     }
                 }
@@ -304,13 +400,15 @@ impl Store {
             "revisions go back"
         );
         if let Some(old) = self.get(key) {
-            self.kv_hash ^= state_hash(key, &old);
+            self.kv_hash ^= self.key_hash(key, &old);
             self.detach(key, &old);
         }
         let version = Version { revision, state };
-        self.history_hash ^= version_hash(key, &version);
+        if self.view == StateView::History {
+            self.history_hash ^= version_hash(key, &version);
+        }
         if let Some(new) = &state {
-            self.kv_hash ^= state_hash(key, new);
+            self.kv_hash ^= self.key_hash(key, new);
             self.attach(key, new);
         }
         self.keys[key as usize].push(version);
