@@ -475,3 +475,52 @@ fn roll_over_right_after_a_received_snapshot_marker_recovers() {
         assert!(recovered.entries.iter().all(|entry| entry.term == Term(9)));
     }
 }
+
+#[test]
+fn rewrite_of_entries_whose_segments_were_released_later_recovers() {
+    // Goal: a rewrite of entries the log already held (a restart's batch after a snapshot
+    // marker) still recovers once the segments that held the originals are released. A
+    // regression: replay compared the rewritten entry with the entries it still held, found
+    // none at that index (released), took the rewrite for a conflicting history and dropped
+    // every later entry; the next segment then started "at index 889 but the log before it ends
+    // at 763" (single_member_crashes, seed 112, with buggify).
+    // Method: write a log over several segments; a restart writes a marker and rewrites a few
+    // entries after it, crashes; the next incarnation appends more; the writer then releases
+    // every segment whose entries are at or below a point after the rewritten ones. Recovery
+    // must keep the whole log from the first remaining segment on, at every step.
+    let mut disk = MemDisk::new();
+    let mut writer = WalWriter::new(CONFIG);
+    for number in 0..10 {
+        disk.apply_all(&writer.append_batch(&batch(number * 5, 5)));
+    }
+    disk.crash(None);
+    let recovered = recover(&disk.image()).expect("the first log recovers");
+    let mut writer = WalWriter::resume(CONFIG, &recovered);
+    let marker = SnapshotMarker {
+        index: LogIndex(5),
+        term: entry(5).term,
+    };
+    let rewrite: Vec<WalRecord> = std::iter::once(WalRecord::SnapshotMarker(marker))
+        .chain((6..=8).map(|index| WalRecord::Entry(entry(index))))
+        .collect();
+    disk.apply_all(&writer.append_batch(&rewrite));
+    disk.crash(None);
+    let recovered = recover(&disk.image()).expect("the rewrite recovers");
+    assert_eq!(indexes(&recovered.entries), (1..=50).collect::<Vec<_>>());
+    let mut writer = WalWriter::resume(CONFIG, &recovered);
+    disk.apply_all(&writer.append_batch(&batch(50, 5)));
+    let segments_before = writer.segment_files().len();
+    disk.apply_all(&writer.release_up_to(LogIndex(30)));
+    assert!(
+        writer.segment_files().len() < segments_before,
+        "some segment was released"
+    );
+    disk.crash(None);
+    let recovered =
+        recover(&disk.image()).unwrap_or_else(|error| panic!("after the release: {error}"));
+    let got = indexes(&recovered.entries);
+    assert!(got.first().is_some_and(|first| *first > 8), "{got:?}");
+    assert_eq!(got.last(), Some(&55), "{got:?}");
+    assert!(got.windows(2).all(|pair| pair[0] + 1 == pair[1]), "{got:?}");
+    assert_eq!(recovered.last_index(), LogIndex(55));
+}

@@ -93,6 +93,9 @@ pub struct Recovered {
     /// replaced a longer log, so `last_index` may be lower). A segment the writer rolled over
     /// to starts one past this; a segment opened at a restart, one past `last_index`.
     written_last_index: LogIndex,
+    /// The last index of the released prefix: the first remaining segment starts one past it.
+    /// The writer releases only entries a durable snapshot covers, so they were committed.
+    released_through: LogIndex,
 }
 
 impl Recovered {
@@ -137,6 +140,7 @@ pub fn recover(image: &DiskImage) -> Result<Recovered, WalError> {
         if position == 0 {
             // Earlier segments may have been released; the log before this one ended here.
             recovered.last_index = LogIndex(header.first_index.0.saturating_sub(1));
+            recovered.released_through = recovered.last_index;
         }
         // The writer names a segment after its own view of the log's end, so that view
         // continues from the name (whichever of the two accepted starts it was).
@@ -369,6 +373,18 @@ fn apply_record(record: WalRecord, recovered: &mut Recovered) -> Result<(), Corr
             });
             // Either way the writer now takes this entry for the log's last one.
             recovered.written_last_index = entry.index;
+            // A rewrite of an entry whose segment was released since: the original is gone, but
+            // a durable snapshot covered it, so it was committed and the rewrite (written while
+            // the original was still held) is the same entry. Taking it for a conflicting one
+            // dropped every later entry (single_member_crashes, seed 112, with buggify).
+            let rewrites_released = entry.index <= recovered.released_through
+                && recovered
+                    .entries
+                    .first()
+                    .is_some_and(|first| entry.index < first.index);
+            if rewrites_released {
+                return Ok(());
+            }
             if existing.is_some_and(|existing| existing.term == entry.term) {
                 assert_eq!(existing.map(|existing| existing.index), Some(entry.index));
                 return Ok(());
