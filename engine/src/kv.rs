@@ -383,6 +383,15 @@ pub enum Request {
     },
     /// Ask for a progress notification on every watch of the member.
     WatchProgress,
+    /// Change the membership (etcd's MemberAdd as a learner, MemberPromote, MemberRemove):
+    /// proposed through the log and answered once this member applied it.
+    MemberChange(crate::raft::ConfChange),
+    /// Hand leadership to `target` (etcd's MoveLeader); the leader answers once the transfer
+    /// started, and stops taking proposals until it ends.
+    MoveLeader {
+        /// The voter to hand leadership to.
+        target: NodeId,
+    },
 }
 
 /// The successful response to a [`Request`].
@@ -460,6 +469,20 @@ pub enum Response {
     },
     /// To `WatchProgress`: the notifications go out in `Actions::notify`.
     WatchProgressRequested {
+        /// The header.
+        header: ResponseHeader,
+    },
+    /// To `MemberChange`: the membership after the change applied.
+    MemberChanged {
+        /// The header.
+        header: ResponseHeader,
+        /// The voters.
+        voters: Vec<NodeId>,
+        /// The learners.
+        learners: Vec<NodeId>,
+    },
+    /// To `MoveLeader`: the transfer started.
+    MoveLeaderStarted {
         /// The header.
         header: ResponseHeader,
     },
@@ -545,6 +568,10 @@ pub enum RequestError {
     LeaderChanged,
     /// The member is stopping or halted.
     Stopping,
+    /// A membership change or leader transfer that does not fit the membership now (a
+    /// learner added twice, a promotion of a voter, removing the last voter, a transfer to a
+    /// member that does not vote), or another change is still being applied.
+    MemberChangeRefused,
 }
 
 impl RequestError {
@@ -569,6 +596,7 @@ impl RequestError {
             RequestError::TooManyRequests => "too_many_requests",
             RequestError::LeaderChanged => "leader_changed",
             RequestError::Stopping => "stopping",
+            RequestError::MemberChangeRefused => "member_change_refused",
         }
     }
 
@@ -597,6 +625,7 @@ impl RequestError {
             RequestError::TooManyRequests => "etcdserver: too many requests",
             RequestError::LeaderChanged => "etcdserver: leader changed",
             RequestError::Stopping => "etcdserver: server stopped",
+            RequestError::MemberChangeRefused => "etcdserver: unhealthy cluster",
         }
     }
 
@@ -652,6 +681,9 @@ impl RequestError {
             RequestError::TooManyRequests => "etcdserver: too many requests".into(),
             RequestError::LeaderChanged => "etcdserver: leader changed".into(),
             RequestError::Stopping => "etcdserver: server stopped".into(),
+            RequestError::MemberChangeRefused => {
+                "etcdserver: unhealthy cluster; the membership change does not fit now".into()
+            }
         }
     }
 

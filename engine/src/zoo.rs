@@ -59,11 +59,14 @@ pub enum Bug {
     DuplicateApplyOfRetry,
     /// A corrupt record in the middle of the WAL is taken for a torn tail and cut away.
     CorruptRecordAsTornTail,
+    /// A leader ranks learners' acknowledgements with the voters' when it computes the commit
+    /// index, so a learner stands in for a missing voter.
+    LearnerCountedInQuorum,
 }
 
 impl Bug {
     /// Every bug of the zoo, in a fixed order (the order of the hunt table).
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 22] = [
         Bug::FigureEightCommit,
         Bug::VoteBeforeSync,
         Bug::AckBeforeSync,
@@ -85,6 +88,7 @@ impl Bug {
         Bug::CountCutByLimit,
         Bug::DuplicateApplyOfRetry,
         Bug::CorruptRecordAsTornTail,
+        Bug::LearnerCountedInQuorum,
     ];
 
     /// The bug's name in snake_case, as the command line takes it.
@@ -111,6 +115,7 @@ impl Bug {
             Bug::CountCutByLimit => "count_cut_by_limit",
             Bug::DuplicateApplyOfRetry => "duplicate_apply_of_retry",
             Bug::CorruptRecordAsTornTail => "corrupt_record_as_torn_tail",
+            Bug::LearnerCountedInQuorum => "learner_counted_in_quorum",
         }
     }
 
@@ -138,6 +143,9 @@ impl Bug {
             Bug::CountCutByLimit => "etcd semantics: count ignores limit",
             Bug::DuplicateApplyOfRetry => "etcd #4374-style duplicate apply",
             Bug::CorruptRecordAsTornTail => "etcd #10346-style WAL repair",
+            Bug::LearnerCountedInQuorum => {
+                "raft thesis, section 4.2.1: learners (non-voting members) never count toward a quorum"
+            }
         }
     }
 

@@ -23,7 +23,7 @@ use crate::file::{plain_value, Places};
 use crate::units::{render_duration_ns, Unit};
 
 /// Each fault's keys besides `time` and `fault`: (key, required).
-const FAULT_KEYS: [(&str, &[(&str, bool)]); 9] = [
+const FAULT_KEYS: [(&str, &[(&str, bool)]); 16] = [
     (
         "partition",
         &[
@@ -44,16 +44,24 @@ const FAULT_KEYS: [(&str, &[(&str, bool)]); 9] = [
     ("crash_point", &[("target", false), ("trigger", true)]),
     ("wal_flip", &[("target", false)]),
     ("figure_eight", &[]),
+    ("transfer_leader", &[("to", false)]),
+    ("fall_behind", &[("target", false), ("heal_after", true)]),
+    ("compaction_storm", &[("duration", true)]),
+    ("add_learner", &[("member", false)]),
+    ("promote_learner", &[("target", false)]),
+    ("remove_member", &[("target", false)]),
+    ("replace_member", &[("target", false)]),
 ];
 
 /// File keys that are durations, and the field each becomes.
-const DURATION_KEYS: [(&str, &str, Unit); 6] = [
+const DURATION_KEYS: [(&str, &str, Unit); 7] = [
     ("time", "time_ns", Unit::Nanoseconds),
     ("heal_after", "heal_after_ms", Unit::Milliseconds),
     ("restart_after", "restart_after_ms", Unit::Milliseconds),
     ("resume_after", "resume_after_ms", Unit::Milliseconds),
     ("window", "window_ms", Unit::Milliseconds),
     ("jump", "jump_ms", Unit::Milliseconds),
+    ("duration", "duration_ms", Unit::Milliseconds),
 ];
 
 /// Reads the `at` item of a file (an array of tables) into a timeline.
@@ -178,7 +186,11 @@ fn convert(key: &str, item: &Item) -> Result<(String, Value), String> {
         return Ok((field.to_string(), Value::from(unit.parse(text)?)));
     }
     let converted = match key {
-        "target" => target_value(value)?,
+        "target" | "to" => target_value(value)?,
+        "member" => match value.as_integer() {
+            Some(id) if id >= 1 => Value::from(id),
+            _ => return Err("expected a member id (1 or more)".into()),
+        },
         "groups" => {
             let groups = value
                 .as_array()

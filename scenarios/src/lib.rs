@@ -15,7 +15,7 @@ pub use file::{parse, to_toml, FileError, ScenarioFile, DEFAULT_BASE};
 use sim::Scenario;
 
 /// The library: (name, file text) of every named scenario, embedded at build time.
-pub const LIBRARY: [(&str, &str); 13] = [
+pub const LIBRARY: [(&str, &str); 14] = [
     ("default", include_str!("../library/default.toml")),
     (
         "compaction_heavy",
@@ -50,6 +50,10 @@ pub const LIBRARY: [(&str, &str); 13] = [
         include_str!("../library/three_members_crash_points.toml"),
     ),
     ("figure_eight", include_str!("../library/figure_eight.toml")),
+    (
+        "learner_promoted_during_partition",
+        include_str!("../library/learner_promoted_during_partition.toml"),
+    ),
 ];
 
 /// The library scenario called `name`, parsed.
@@ -119,6 +123,7 @@ pub fn built_in_description(name: &str) -> Option<&'static str> {
         "single_member_crashes" => "One member, crashed at durability boundaries with slow syncs: a leader that counts or applies its own unsynced entries (etcd #14370).",
         "three_members_crash_points" => "Three members crashed right after votes, acknowledgements and snapshots leave, or while syncs are in flight: durability-order bugs.",
         "figure_eight" => "The raft paper's Figure 8 schedule, over and over: committing an old term's entry by counting replicas.",
+        "learner_promoted_during_partition" => "A learner joins, is cut off with the leader, is promoted while a follower is cut off; then a follower is replaced by an empty member and leadership moves: a learner counted toward commit, membership changes under load.",
         _ => return None,
     })
 }

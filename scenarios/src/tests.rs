@@ -111,7 +111,7 @@ fn error_of(text: &str) -> String {
 fn bad_files_say_file_line_key_and_why() {
     assert_eq!(
         error_of("member_count = 3\nmembr_count = 5\n"),
-        "bad.toml:2: membr_count: unknown key; did you mean `member_count`? (valid here: at, beyond_model, budget, description, disk, drain_ms, expected_failures, expected_verdict, extends, faults, liveness_bound_ms, member, member_count, name, network, safety_ms, workload)"
+        "bad.toml:2: membr_count: unknown key; did you mean `member_count`? (valid here: at, beyond_model, budget, description, disk, drain_ms, expected_failures, expected_verdict, extends, faults, liveness_bound_ms, member, member_count, name, network, safety_ms, spare_member_count, workload)"
     );
     assert_eq!(
         error_of("[network]\ndrop_ppm = true\n"),
@@ -298,7 +298,7 @@ fn bad_timeline_entries_say_where_and_why() {
     let cases = [
         (
             "[[at]]\ntime = \"1s\"\nfault = \"partiton\"\n",
-            "bad.toml:3: at[0].fault: unknown fault \"partiton\"; did you mean `partition`? (valid: partition, crash, pause, disk, clock_drift, clock_jump, crash_point, wal_flip, figure_eight)",
+            "bad.toml:3: at[0].fault: unknown fault \"partiton\"; did you mean `partition`? (valid: partition, crash, pause, disk, clock_drift, clock_jump, crash_point, wal_flip, figure_eight, transfer_leader, fall_behind, compaction_storm, add_learner, promote_learner, remove_member, replace_member)",
         ),
         (
             "[[at]]\ntime = \"1s\"\nfault = \"crash\"\nrestart_after = \"1s\"\ntarget = \"leader\"\nheal_afterr = \"1s\"\n",

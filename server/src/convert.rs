@@ -24,7 +24,9 @@ pub fn status(error: &RequestError) -> Status {
         | RequestError::FutureRevision { .. }
         | RequestError::LeaseTtlTooLarge { .. } => Code::OutOfRange,
         RequestError::LeaseNotFound { .. } => Code::NotFound,
-        RequestError::LeaseExists { .. } => Code::FailedPrecondition,
+        RequestError::LeaseExists { .. } | RequestError::MemberChangeRefused => {
+            Code::FailedPrecondition
+        }
         RequestError::TooManyRequests => Code::ResourceExhausted,
         RequestError::TooLarge { .. }
         | RequestError::TooManyOps { .. }

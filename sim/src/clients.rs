@@ -57,6 +57,8 @@ pub(crate) enum RequestRoute {
     /// A progress request of a watcher: its answer carries nothing to record (the
     /// notifications come on the streams).
     WatcherControl,
+    /// A request of the admin client (`membership`): never recorded in the history.
+    Admin,
 }
 
 /// A request a client is waiting for.
@@ -168,7 +170,7 @@ fn client_latency(rng: &mut SimRng) -> Duration {
 }
 
 impl<M: crate::process::HostedMember> World<M> {
-    fn take_request_id(&mut self) -> u64 {
+    pub(crate) fn take_request_id(&mut self) -> u64 {
         let id = self.request_id_next;
         self.request_id_next += 1;
         id
@@ -180,6 +182,15 @@ impl<M: crate::process::HostedMember> World<M> {
         }
         let (request, attempt) = match self.clients[client].retry.take() {
             Some((request, used)) => (request, used + 1),
+            // A compaction storm (`scripted`): every other client compacts at the newest
+            // revision it saw instead of its next request.
+            None if now < self.compaction_storm_until && client.is_multiple_of(2) => {
+                let generator = &mut self.clients[client].generator;
+                let request = generator
+                    .next_compaction()
+                    .unwrap_or_else(|| generator.next_request());
+                (request, 1)
+            }
             None => (self.clients[client].generator.next_request(), 1),
         };
         let node = self.clients[client].endpoint;
@@ -250,6 +261,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 );
             }
             Some(RequestRoute::Watcher(watcher)) => self.watcher_reply(now, watcher, node, result),
+            Some(RequestRoute::Admin) => self.admin_reply(now, request_id.0, result),
             Some(RequestRoute::WatcherControl) | None => {}
         }
     }

@@ -106,17 +106,22 @@ impl<M: crate::process::HostedMember> World<M> {
         Some(eligible[self.fault_rng.below(eligible.len() as u64) as usize])
     }
 
+    /// Running members of the cluster (spare slots and removed members are not).
     pub(crate) fn up_nodes(&self) -> Vec<usize> {
         (0..self.processes.len())
-            .filter(|node| !self.processes[*node].is_down())
+            .filter(|node| !self.processes[*node].is_down() && self.membership[*node].is_joined())
             .collect()
     }
 
+    /// Members down for the fault budget: voters not running, and members being replaced.
     pub(crate) fn down_count(&self) -> u32 {
-        self.processes
-            .iter()
-            .filter(|process| process.is_down())
-            .count() as u32
+        let down_voters = (0..self.processes.len())
+            .filter(|node| {
+                self.processes[*node].is_down()
+                    && self.membership[*node] == crate::membership::Membership::Voter
+            })
+            .count() as u32;
+        down_voters + self.replacing_count
     }
 
     fn start_partition(&mut self, now: Instant, kind: PartitionKind) {
@@ -404,6 +409,9 @@ impl<M: crate::process::HostedMember> World<M> {
         for process in &mut self.processes {
             process.aim = None;
         }
+        self.admin_cancel();
+        self.fall_behind = None;
+        self.compaction_storm_until = now;
         self.record_event(|| Some(crate::events::faults_healed_line(now)));
         self.check_trace
             .push(checkers::trace::TraceEvent::FaultsHealed {
@@ -457,17 +465,24 @@ impl<M: crate::process::HostedMember> World<M> {
     fn quorum_core(&mut self) -> Vec<usize> {
         let mut candidates: Vec<usize> = (0..self.processes.len())
             .filter(|node| {
-                !matches!(
-                    self.processes[*node].state(),
-                    crate::process::ProcessState::Dead { .. }
-                )
+                self.membership[*node].is_joined()
+                    && !matches!(
+                        self.processes[*node].state(),
+                        crate::process::ProcessState::Dead { .. }
+                    )
             })
             .collect();
         for index in (1..candidates.len()).rev() {
             let other = self.fault_rng.below(index as u64 + 1) as usize;
             candidates.swap(index, other);
         }
-        candidates.truncate(self.processes.len() / 2 + 1);
+        if self.membership_changed {
+            // The world's view of the membership may lag an answer it never got: every
+            // joined member comes back, which holds a quorum of any membership it missed.
+            candidates.sort_unstable();
+            return candidates;
+        }
+        candidates.truncate(self.scenario.member_count as usize / 2 + 1);
         candidates.sort_unstable();
         candidates
     }

@@ -71,6 +71,8 @@ pub fn scenario_for(bug: Bug) -> &'static str {
         Bug::RevisionRegressionAfterCompaction | Bug::CompactionEatsDeleteEvent => {
             "compaction_heavy"
         }
+        // A learner must exist, and the leader must be cut off with it from the other voters.
+        Bug::LearnerCountedInQuorum => "learner_promoted_during_partition",
     }
 }
 

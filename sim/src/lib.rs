@@ -20,6 +20,7 @@ pub mod fuzz;
 pub mod history;
 pub mod hunt;
 pub mod invariants;
+mod membership;
 mod nemesis;
 pub mod network;
 pub mod process;

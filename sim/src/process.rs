@@ -143,7 +143,8 @@ pub struct Process<M: HostedMember = Member> {
 }
 
 impl<M: HostedMember> Process<M> {
-    /// A process for member `id` of `voters`, not yet started.
+    /// A process for member `id` of `voters`, not yet started. A member not among `voters`
+    /// joins the running cluster when started (`MemberConfig::joining`).
     pub fn new(
         id: NodeId,
         voters: Vec<NodeId>,
@@ -152,7 +153,6 @@ impl<M: HostedMember> Process<M> {
         clock: SimClock,
         rng: SimRng,
     ) -> Process<M> {
-        assert!(voters.contains(&id));
         Process {
             id,
             voters,
@@ -192,6 +192,7 @@ impl<M: HostedMember> Process<M> {
     pub fn start(&mut self) -> Result<Vec<String>, String> {
         assert_eq!(self.state, ProcessState::Down, "only a down process starts");
         let mut config = MemberConfig::new(self.id, self.voters.clone(), self.rng.next_u64());
+        config.joining = !self.voters.contains(&self.id);
         config.snapshot_interval_entries = self.tuning.snapshot_interval_entries;
         config.wal_segment_bytes_max = self.tuning.wal_segment_bytes_max;
         config.kv_hash_interval_entries = self.tuning.kv_hash_interval_entries;

@@ -207,6 +207,11 @@ pub struct Scenario {
     pub name: String,
     /// Members in the cluster.
     pub member_count: u32,
+    /// Member slots beyond `member_count` that are not started: membership changes
+    /// (`add_learner`, `replace_member`) start them with empty disks. Their ids follow the
+    /// members' (6 and 7 after five members).
+    #[serde(default)]
+    pub spare_member_count: u32,
     /// Length of the safety phase, with faults (ms of simulated time).
     pub safety_ms: u64,
     /// After healing, the cluster must elect a leader and commit a write within this (ms).
@@ -246,7 +251,7 @@ pub struct Scenario {
 
 impl Scenario {
     /// Names of the built-in scenarios.
-    pub const BUILT_IN: [&'static str; 13] = [
+    pub const BUILT_IN: [&'static str; 14] = [
         "default",
         "compaction_heavy",
         "lease_heavy",
@@ -260,6 +265,7 @@ impl Scenario {
         "single_member_crashes",
         "three_members_crash_points",
         "figure_eight",
+        "learner_promoted_during_partition",
     ];
 
     /// The built-in scenario called `name`.
@@ -280,6 +286,7 @@ impl Scenario {
             "single_member_crashes" => Scenario::single_member_crashes(),
             "three_members_crash_points" => Scenario::three_members_crash_points(),
             "figure_eight" => Scenario::figure_eight(),
+            "learner_promoted_during_partition" => Scenario::learner_promoted_during_partition(),
             _ => return None,
         })
     }
@@ -330,6 +337,7 @@ impl Scenario {
         Scenario {
             name: "no_faults".into(),
             member_count: 5,
+            spare_member_count: 0,
             safety_ms: 60_000,
             liveness_bound_ms: 10_000,
             drain_ms: 1_000,
@@ -530,6 +538,12 @@ impl Scenario {
         if self.member_count == 0 || self.member_count > 9 {
             return Err(format!("member_count {} must be 1..=9", self.member_count));
         }
+        if self.member_count + self.spare_member_count > 9 {
+            return Err(format!(
+                "spare_member_count {} leaves more than 9 member slots with member_count {}",
+                self.spare_member_count, self.member_count
+            ));
+        }
         if self.workload.client_count == 0 {
             return Err("workload.client_count must be at least 1".into());
         }
@@ -543,8 +557,8 @@ impl Scenario {
                     .into(),
             );
         }
-        self.timeline
-            .validate(u64::from(self.member_count), self.safety_ms)?;
+        let slots_count = u64::from(self.member_count + self.spare_member_count);
+        self.timeline.validate(slots_count, self.safety_ms)?;
         if beyond && !self.beyond_model {
             return Err(
                 "the fault budget exceeds a minority: set beyond_model and an expected verdict"

@@ -6,7 +6,10 @@
 //! silently dropped. Role choices draw from the script stream, never from the random
 //! schedule's. What ran is recorded with concrete targets by the primitives it calls (`faults`).
 
-use engine::types::{Instant, NodeId};
+use engine::raft::ConfChange;
+use engine::types::{Duration, Instant, LogIndex, NodeId};
+
+use crate::membership::{replace_steps, AdminStep, Membership};
 
 use crate::network::{Partition, PartitionKind};
 use crate::process::HostedMember;
@@ -111,7 +114,111 @@ impl<M: HostedMember> World<M> {
                 self.start_figure_eight(now);
                 Ok(())
             }
+            ScriptedFault::TransferLeader { to } => {
+                let node = self.resolve_one(to)?;
+                self.resolve(&Target::Role(Role::Leader))?;
+                let id = self.processes[node].id();
+                self.start_admin(now, vec![AdminStep::MoveLeader(id)], false)?;
+                self.record_ran(
+                    now,
+                    ScriptedFault::TransferLeader {
+                        to: Target::Member(id.0),
+                    },
+                );
+                Ok(())
+            }
+            ScriptedFault::FallBehind {
+                target,
+                heal_after_ms,
+            } => self.scripted_fall_behind(now, target, *heal_after_ms),
+            ScriptedFault::CompactionStorm { duration_ms } => {
+                let until = now + Duration::from_millis(*duration_ms);
+                self.compaction_storm_until = self.compaction_storm_until.max(until);
+                self.record_ran(now, fault.clone());
+                Ok(())
+            }
+            ScriptedFault::AddLearner { member } => {
+                let node = match member {
+                    Some(id) => self
+                        .node_index(NodeId(*id))
+                        .filter(|node| self.membership[*node] == Membership::Spare)
+                        .ok_or_else(|| format!("member {id} is not a spare slot"))?,
+                    None => self.next_spare().ok_or("no spare member slot left")?,
+                };
+                let id = self.processes[node].id();
+                let steps = vec![AdminStep::Change(ConfChange::AddLearner(id))];
+                self.start_admin(now, steps, false)?;
+                let member = Some(id.0);
+                self.record_ran(now, ScriptedFault::AddLearner { member });
+                Ok(())
+            }
+            ScriptedFault::PromoteLearner { target } => {
+                let node = self.resolve_one(target)?;
+                let id = self.processes[node].id();
+                let steps = vec![AdminStep::Change(ConfChange::Promote(id))];
+                self.start_admin(now, steps, false)?;
+                let target = Target::Member(id.0);
+                self.record_ran(now, ScriptedFault::PromoteLearner { target });
+                Ok(())
+            }
+            ScriptedFault::RemoveMember { target } => {
+                let node = self.resolve_one(target)?;
+                let id = self.processes[node].id();
+                let steps = vec![AdminStep::Change(ConfChange::Remove(id))];
+                self.start_admin(now, steps, false)?;
+                let target = Target::Member(id.0);
+                self.record_ran(now, ScriptedFault::RemoveMember { target });
+                Ok(())
+            }
+            ScriptedFault::ReplaceMember { target } => {
+                let node = self.resolve_one(target)?;
+                self.within_down_budget()?;
+                let spare = self.next_spare().ok_or("no spare member slot left")?;
+                let (id, spare_id) = (self.processes[node].id(), self.processes[spare].id());
+                self.start_admin(now, replace_steps(id, spare_id), true)?;
+                let target = Target::Member(id.0);
+                self.record_ran(now, ScriptedFault::ReplaceMember { target });
+                Ok(())
+            }
         }
+    }
+
+    /// The one member `target` names (a role naming several, `a_minority`, gives its first).
+    fn resolve_one(&mut self, target: &Target) -> Result<usize, String> {
+        Ok(self.resolve(target)?[0])
+    }
+
+    /// Cuts the target off; the heal comes when another member snapshots past the target's
+    /// last entry (`World::observe`), or after `heal_after_ms` at the latest.
+    fn scripted_fall_behind(
+        &mut self,
+        now: Instant,
+        target: &Target,
+        heal_after_ms: u64,
+    ) -> Result<(), String> {
+        let node = self.resolve_one(target)?;
+        if self.partition_active {
+            return Err("a partition holds".into());
+        }
+        let id = self.processes[node].id();
+        let last_index = self.processes[node]
+            .member()
+            .and_then(HostedMember::durable_facts)
+            .map_or(LogIndex(0), |facts| facts.last_index);
+        let group = vec![vec![Target::Member(id.0)]];
+        self.scripted_partition(now, &group, &[], false, heal_after_ms)?;
+        self.fall_behind = Some((node, last_index, self.partition_epoch));
+        // The partition was recorded as such; the entry says why it holds.
+        self.faults_ran.pop();
+        let target = Target::Member(id.0);
+        self.record_ran(
+            now,
+            ScriptedFault::FallBehind {
+                target,
+                heal_after_ms,
+            },
+        );
+        Ok(())
     }
 
     fn within_down_budget(&self) -> Result<(), String> {
@@ -244,18 +351,22 @@ impl<M: HostedMember> World<M> {
         }
     }
 
-    /// Whether member `node` votes (every member does until membership changes say otherwise).
-    pub(crate) fn is_voter(&self, _node: usize) -> bool {
-        true
+    /// Whether member `node` votes, as the world knows the membership.
+    pub(crate) fn is_voter(&self, node: usize) -> bool {
+        self.membership[node] == Membership::Voter
     }
 
-    /// Voters in the configuration the world knows of.
+    /// Voters in the membership the world knows of.
     pub(crate) fn voter_count(&self) -> usize {
-        self.processes.len()
+        (0..self.processes.len())
+            .filter(|node| self.is_voter(*node))
+            .count()
     }
 
-    /// The learner most recently added, if any.
+    /// The learner added last, if it is still a member and running.
     pub(crate) fn the_learner(&self) -> Option<Vec<usize>> {
-        None
+        self.last_learner
+            .filter(|node| self.membership[*node].is_joined() && !self.processes[*node].is_down())
+            .map(|node| vec![node])
     }
 }

@@ -102,6 +102,10 @@ fn a_follower() -> Target {
     Target::Role(Role::AFollower)
 }
 
+fn the_learner() -> Target {
+    Target::Role(Role::TheLearner)
+}
+
 /// Where a crash point fires (the triggers of `aimed`).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -224,6 +228,52 @@ pub enum ScriptedFault {
     },
     /// The Figure-8 schedule (`nemesis`) starts, around the leader of the moment.
     FigureEight,
+    /// The leader hands leadership to `to` under load (etcd's MoveLeader).
+    TransferLeader {
+        /// The new leader.
+        #[serde(default = "a_follower")]
+        to: Target,
+    },
+    /// The target is cut off until the leader has compacted its log past the target's last
+    /// entry (or `heal_after_ms` passed), so that it must install a snapshot to catch up.
+    FallBehind {
+        /// Who falls behind.
+        #[serde(default = "a_follower")]
+        target: Target,
+        /// The longest it stays cut off (ms).
+        heal_after_ms: u64,
+    },
+    /// Every other client sends compactions at the newest revision it saw, for `duration_ms`.
+    CompactionStorm {
+        /// How long the storm lasts (ms).
+        duration_ms: u64,
+    },
+    /// A spare member slot joins as a learner (etcd's member add --learner), started with an
+    /// empty data dir; `member` names the slot, the lowest unused one when absent.
+    AddLearner {
+        /// The spare slot's member id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<u64>,
+    },
+    /// A learner becomes a voter (etcd's member promote).
+    PromoteLearner {
+        /// The learner.
+        #[serde(default = "the_learner")]
+        target: Target,
+    },
+    /// A member is removed from the cluster and stopped (etcd's member remove).
+    RemoveMember {
+        /// Who is removed.
+        #[serde(default = "a_follower")]
+        target: Target,
+    },
+    /// A member is replaced by a spare slot with an empty data dir: removed, the spare added
+    /// as a learner, then promoted. The fault budget counts it down until the promotion.
+    ReplaceMember {
+        /// Who is replaced.
+        #[serde(default = "a_follower")]
+        target: Target,
+    },
 }
 
 fn is_false(flag: &bool) -> bool {
@@ -283,6 +333,13 @@ impl ScriptedFault {
             ScriptedFault::CrashPoint { .. } => "crash_point",
             ScriptedFault::WalFlip { .. } => "wal_flip",
             ScriptedFault::FigureEight => "figure_eight",
+            ScriptedFault::TransferLeader { .. } => "transfer_leader",
+            ScriptedFault::FallBehind { .. } => "fall_behind",
+            ScriptedFault::CompactionStorm { .. } => "compaction_storm",
+            ScriptedFault::AddLearner { .. } => "add_learner",
+            ScriptedFault::PromoteLearner { .. } => "promote_learner",
+            ScriptedFault::RemoveMember { .. } => "remove_member",
+            ScriptedFault::ReplaceMember { .. } => "replace_member",
         }
     }
 
@@ -296,14 +353,22 @@ impl ScriptedFault {
             | ScriptedFault::ClockDrift { target, .. }
             | ScriptedFault::ClockJump { target, .. }
             | ScriptedFault::CrashPoint { target, .. }
-            | ScriptedFault::WalFlip { target } => vec![target],
-            ScriptedFault::FigureEight => Vec::new(),
+            | ScriptedFault::WalFlip { target }
+            | ScriptedFault::FallBehind { target, .. }
+            | ScriptedFault::PromoteLearner { target }
+            | ScriptedFault::RemoveMember { target }
+            | ScriptedFault::ReplaceMember { target } => vec![target],
+            ScriptedFault::TransferLeader { to } => vec![to],
+            ScriptedFault::FigureEight
+            | ScriptedFault::CompactionStorm { .. }
+            | ScriptedFault::AddLearner { .. } => Vec::new(),
         }
     }
 
     fn validate(&self, place: &str, member_ids_max: u64) -> Result<(), TimelineError> {
         let key = match self {
             ScriptedFault::Partition { .. } => "groups",
+            ScriptedFault::TransferLeader { .. } => "to",
             _ => "target",
         };
         for target in self.targets() {
@@ -359,9 +424,25 @@ impl ScriptedFault {
                 Ok(())
             }
             ScriptedFault::ClockJump { jump_ms, .. } => positive(place, "jump", *jump_ms),
+            ScriptedFault::FallBehind { heal_after_ms, .. } => {
+                positive(place, "heal_after", *heal_after_ms)
+            }
+            ScriptedFault::CompactionStorm { duration_ms } => {
+                positive(place, "duration", *duration_ms)
+            }
+            ScriptedFault::AddLearner {
+                member: Some(member),
+            } if *member == 0 || *member > member_ids_max => Err(format!(
+                "{place}.member: member {member} does not exist (members are 1..={member_ids_max})"
+            )),
             ScriptedFault::CrashPoint { .. }
             | ScriptedFault::WalFlip { .. }
-            | ScriptedFault::FigureEight => Ok(()),
+            | ScriptedFault::FigureEight
+            | ScriptedFault::TransferLeader { .. }
+            | ScriptedFault::AddLearner { .. }
+            | ScriptedFault::PromoteLearner { .. }
+            | ScriptedFault::RemoveMember { .. }
+            | ScriptedFault::ReplaceMember { .. } => Ok(()),
         }
     }
 
@@ -415,6 +496,21 @@ impl ScriptedFault {
             }
             ScriptedFault::WalFlip { target } => format!("wal_flip {target}"),
             ScriptedFault::FigureEight => "figure_eight".into(),
+            ScriptedFault::TransferLeader { to } => format!("transfer_leader to={to}"),
+            ScriptedFault::FallBehind {
+                target,
+                heal_after_ms,
+            } => format!("fall_behind {target} heal_after_ms={heal_after_ms}"),
+            ScriptedFault::CompactionStorm { duration_ms } => {
+                format!("compaction_storm duration_ms={duration_ms}")
+            }
+            ScriptedFault::AddLearner { member } => match member {
+                Some(member) => format!("add_learner n{member}"),
+                None => "add_learner next_spare".into(),
+            },
+            ScriptedFault::PromoteLearner { target } => format!("promote_learner {target}"),
+            ScriptedFault::RemoveMember { target } => format!("remove_member {target}"),
+            ScriptedFault::ReplaceMember { target } => format!("replace_member {target}"),
         }
     }
 }

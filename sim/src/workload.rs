@@ -251,6 +251,20 @@ impl Generator {
     }
 
     /// Draws the next request.
+    /// A compaction at the newest revision this client saw (a compaction storm), if it saw
+    /// any write yet.
+    pub fn next_compaction(&mut self) -> Option<Request> {
+        if self.revision_seen <= 1 {
+            return None;
+        }
+        self.sequence += 1;
+        Some(Request::Compact(CompactionRequest {
+            revision: Revision(self.revision_seen),
+            ..Default::default()
+        }))
+    }
+
+    /// The client's next request, drawn from the mix.
     pub fn next_request(&mut self) -> Request {
         self.sequence += 1;
         let kind = self.rng.weighted(&self.config.mix.weights()).unwrap_or(0);

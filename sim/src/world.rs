@@ -94,6 +94,10 @@ pub(crate) enum Event {
     Scripted {
         index: usize,
     },
+    /// The admin client's next step, or its retry (`membership`), unless `epoch` is stale.
+    AdminNext {
+        epoch: u64,
+    },
     /// An armed crash point fires (`aimed`).
     CrashPoint {
         node: usize,
@@ -190,6 +194,23 @@ pub(crate) struct World<M: HostedMember> {
     pub(crate) script_rng: SimRng,
     /// Every fault that ran, random or scripted, with concrete targets (`RunReport::faults_ran`).
     pub(crate) faults_ran: Vec<crate::timeline::TimedFault>,
+    /// Per member slot, where it stands (`membership`); all voters unless the scenario has
+    /// spare slots and the timeline changes the membership.
+    pub(crate) membership: Vec<crate::membership::Membership>,
+    /// The admin client's operation in flight, and the epoch that retires its stale events.
+    pub(crate) admin: Option<crate::membership::AdminOp>,
+    pub(crate) admin_epoch: u64,
+    /// Members being replaced: each counts as down for the fault budget.
+    pub(crate) replacing_count: u32,
+    /// Some membership change was answered: the heal restarts every joined member.
+    pub(crate) membership_changed: bool,
+    /// The learner added last (`the_learner`).
+    pub(crate) last_learner: Option<usize>,
+    /// A member cut off until the leader compacts past its last entry (`fall_behind`):
+    /// (its position, its last index then, the partition's epoch).
+    pub(crate) fall_behind: Option<(usize, LogIndex, u64)>,
+    /// Until then, a compaction storm runs (`compaction_storm`).
+    pub(crate) compaction_storm_until: Instant,
     /// When armed crash points fire inside their window (`aimed`).
     pub(crate) aim_rng: SimRng,
     /// The Figure-8 schedule (`nemesis`), and the epoch that retires its stale events.
@@ -230,8 +251,20 @@ impl<M: HostedMember> World<M> {
         scenario.member.buggify = SimRng::for_stream(seed, Stream::Buggify)
             .chance_ppm(scenario.member.buggify_seeds_ppm.min(crate::rng::PPM));
         let member_count = scenario.member_count;
-        let ids: Vec<NodeId> = (1..=u64::from(member_count)).map(NodeId).collect();
-        let processes = (0..member_count)
+        // Spare slots follow the members: ids beyond `member_count`, never among the voters.
+        let slots_count = member_count + scenario.spare_member_count;
+        let ids: Vec<NodeId> = (1..=u64::from(slots_count)).map(NodeId).collect();
+        let voters: Vec<NodeId> = ids[..member_count as usize].to_vec();
+        let membership = (0..slots_count)
+            .map(|index| {
+                if index < member_count {
+                    crate::membership::Membership::Voter
+                } else {
+                    crate::membership::Membership::Spare
+                }
+            })
+            .collect();
+        let processes = (0..slots_count)
             .map(|index| {
                 let disk = SimDisk::new(
                     scenario.disk.clone(),
@@ -243,7 +276,7 @@ impl<M: HostedMember> World<M> {
                 let member_rng = SimRng::for_stream(seed, Stream::Member(index));
                 Process::new(
                     ids[index as usize],
-                    ids.clone(),
+                    voters.clone(),
                     scenario.member.clone(),
                     disk,
                     SimClock::new(skew_ns),
@@ -277,6 +310,14 @@ impl<M: HostedMember> World<M> {
             fault_rng: SimRng::for_stream(seed, Stream::Faults),
             script_rng: SimRng::for_stream(seed, Stream::Script),
             faults_ran: Vec::new(),
+            membership,
+            admin: None,
+            admin_epoch: 0,
+            replacing_count: 0,
+            membership_changed: false,
+            last_learner: None,
+            fall_behind: None,
+            compaction_storm_until: Instant(0),
             aim_rng: SimRng::for_stream(seed, Stream::Aim),
             figure_eight: crate::nemesis::FigureEight::Idle,
             figure_eight_epoch: 0,
@@ -324,7 +365,7 @@ impl<M: HostedMember> World<M> {
                 self.scenario.member.buggify,
             ),
         );
-        for node in 0..self.processes.len() {
+        for node in 0..self.scenario.member_count as usize {
             self.start_member(node);
         }
         for client in 0..self.clients.len() {
@@ -436,6 +477,7 @@ impl<M: HostedMember> World<M> {
             } => self.step_member(now, node, Input::WatchBackpressure { watch_id, slow }),
             Event::Fault => self.inject_fault(now),
             Event::Scripted { index } => self.run_scripted(now, index),
+            Event::AdminNext { epoch } => self.admin_next(now, epoch),
             Event::CrashPoint { node, incarnation } => self.crash_point(now, node, incarnation),
             Event::FigureEightDeadline { epoch } => self.figure_eight_timeout(now, epoch),
             Event::FigureEightVanish { epoch } => self.figure_eight_vanish(now, epoch),
@@ -603,6 +645,11 @@ impl<M: HostedMember> World<M> {
         if let Some(reason) = actions.halt.take() {
             self.counts.halts += 1;
             self.trace.event(now, format_args!("n{id} halt {reason:?}"));
+            if reason == engine::api::HaltReason::Removed {
+                // It applied its own removal: an operator stops it for good.
+                self.retire(now, node);
+                return;
+            }
             self.crash_member(now, node);
             return;
         }
@@ -710,6 +757,18 @@ impl<M: HostedMember> World<M> {
                     now,
                     format_args!("n{id} snapshot index={index} installed={installed}"),
                 );
+                if let Some((behind, last_index, epoch)) = self.fall_behind {
+                    // The leader compacted its log past everything the cut-off member holds:
+                    // it can only catch up from a snapshot now.
+                    if !installed
+                        && *index > last_index
+                        && self.leader_hint == Some(id)
+                        && self.node_index(id) != Some(behind)
+                    {
+                        self.fall_behind = None;
+                        self.partition_end(now, epoch);
+                    }
+                }
             }
         }
     }
@@ -796,7 +855,8 @@ impl<M: HostedMember> World<M> {
 
     /// Restarts member `node` if it is still down (the heal may have restarted it already).
     fn restart_member(&mut self, node: usize) {
-        if self.processes[node].state() == &ProcessState::Down {
+        if self.processes[node].state() == &ProcessState::Down && self.membership[node].is_joined()
+        {
             self.start_member(node);
         }
     }

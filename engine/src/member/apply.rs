@@ -211,6 +211,18 @@ impl Member {
                 }
             }
         }
+        if self
+            .pending_member_change
+            .is_some_and(|(_, pending)| pending == change)
+        {
+            let (request, _) = self.pending_member_change.take().expect("checked");
+            let response = Response::MemberChanged {
+                header: self.header(),
+                voters: self.applied.conf.voters.clone(),
+                learners: self.applied.conf.learners.clone(),
+            };
+            self.out.reply.push((request, Ok(response)));
+        }
     }
 
     /// Snapshots the applied state, hands it to raft (which compacts its log) and to storage

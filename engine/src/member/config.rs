@@ -9,8 +9,12 @@ pub struct MemberConfig {
     pub id: NodeId,
     /// The cluster's id, echoed in every response header.
     pub cluster_id: u64,
-    /// The initial voters, used when the disk is empty. Must contain `id`.
+    /// The initial voters, used when the disk is empty. Must contain `id`, unless `joining`.
     pub voters: Vec<NodeId>,
+    /// This member joins a running cluster (etcd's `--initial-cluster-state existing`):
+    /// `voters` are the cluster's initial voters, without this member, which does not vote or
+    /// stand for election until the log it receives makes it a member.
+    pub joining: bool,
     /// Seeds every random choice of the member (election jitter, chosen lease ids). A host
     /// should give each incarnation (each restart) a different seed.
     pub seed: u64,
@@ -59,6 +63,7 @@ impl MemberConfig {
             id,
             cluster_id: 0x00de_7cd0,
             voters,
+            joining: false,
             seed,
             tick_interval: Duration::from_millis(100),
             election_timeout_ticks: 10,
@@ -84,7 +89,13 @@ impl MemberConfig {
         if self.id.0 == 0 {
             return Err("member id 0 is reserved".into());
         }
-        if !self.voters.contains(&self.id) {
+        if self.joining && self.voters.contains(&self.id) {
+            return Err(format!(
+                "member {} joins, so it is not among the initial voters",
+                self.id
+            ));
+        }
+        if !self.joining && !self.voters.contains(&self.id) {
             return Err(format!("member {} is not among the voters", self.id));
         }
         if self.heartbeat_interval_ticks == 0

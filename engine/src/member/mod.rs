@@ -107,6 +107,10 @@ pub struct Member {
     read_index_lowest: Option<LogIndex>,
     /// Invariant: at most `pending_requests_count_max` entries.
     pending_keepalives: Vec<PendingKeepAlive>,
+    /// The membership change a client waits for: answered when this member applies it. One
+    /// at a time, as raft allows one pending change; a newer request replaces it (the older
+    /// client has timed out).
+    pending_member_change: Option<(RequestId, crate::raft::ConfChange)>,
     halted: Option<HaltReason>,
     /// The member's buggify points (snapshot now, apply deferred); off outside simulation.
     buggify: crate::buggify::Buggify,

@@ -263,6 +263,7 @@ pub(super) fn recover(
         pending_deadline_earliest: None,
         read_index_lowest: None,
         pending_keepalives: Vec::new(),
+        pending_member_change: None,
         halted: None,
         buggify: crate::buggify::Buggify::new(config.buggify, config.seed ^ BUGGIFY_MEMBER_SALT),
         out: Default::default(),

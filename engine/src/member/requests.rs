@@ -74,6 +74,8 @@ impl Member {
             Request::LeaseRevoke { id: lease } => {
                 self.propose_command(id, Command::LeaseRevoke { id: lease });
             }
+            Request::MemberChange(change) => self.propose_member_change(id, change),
+            Request::MoveLeader { target } => self.move_leader(id, target),
             other => self.answer_locally(id, other),
         }
     }
@@ -144,6 +146,41 @@ impl Member {
                 self.out.reply.push((request, Err(error)));
             }
         }
+    }
+
+    /// A membership change goes through the log as raft's own entry kind; the answer waits
+    /// for this member to apply it (`apply_conf_change`).
+    fn propose_member_change(&mut self, request: RequestId, change: crate::raft::ConfChange) {
+        match self.raft.propose_conf_change(change) {
+            Ok(()) => self.pending_member_change = Some((request, change)),
+            Err(ProposeError::ConfChangeInvalid | ProposeError::ConfChangePending) => {
+                self.out
+                    .reply
+                    .push((request, Err(RequestError::MemberChangeRefused)));
+            }
+            Err(error) => {
+                let error = self.propose_error(error);
+                self.out.reply.push((request, Err(error)));
+            }
+        }
+    }
+
+    /// The leader hands leadership to `target`, a voter other than itself; the answer says the
+    /// transfer started (proposals are refused until it ends or times out).
+    fn move_leader(&mut self, request: RequestId, target: crate::types::NodeId) {
+        let result = if self.raft.role() != crate::raft::Role::Leader {
+            Err(RequestError::NotLeader {
+                leader_hint: self.leader_hint(),
+            })
+        } else if target == self.config.id || !self.raft.voters().contains(&target) {
+            Err(RequestError::MemberChangeRefused)
+        } else {
+            self.raft.transfer_leadership(target);
+            Ok(Response::MoveLeaderStarted {
+                header: self.header(),
+            })
+        };
+        self.out.reply.push((request, result));
     }
 
     /// A proposal of the member's own (lease duties): nobody waits for its answer.

@@ -241,6 +241,11 @@ impl Raft {
         self.append_broadcast_pending = true;
     }
 
+    /// The voters of the membership raft works with now (changes count once applied).
+    pub fn voters(&self) -> &[NodeId] {
+        &self.conf.voters
+    }
+
     /// Starts leadership transfer to `to` (leader only; otherwise ignored).
     pub fn transfer_leadership(&mut self, to: NodeId) {
         if self.role != Role::Leader || to == self.id() || !self.conf.voters.contains(&to) {

@@ -111,11 +111,26 @@ impl Raft {
     /// the current term (Raft's Figure 8): earlier entries commit with it, never by counting.
     pub(super) fn maybe_commit(&mut self) -> bool {
         assert_eq!(self.role, Role::Leader);
-        let quorum_index = LogIndex(quorum_value(&self.conf, |id| {
+        let match_of = |id: NodeId| {
             self.progress
                 .get(&id)
                 .map_or(0, |progress| progress.match_index.0)
-        }));
+        };
+        let quorum_index = if crate::bug!(LearnerCountedInQuorum) && !self.conf.learners.is_empty()
+        {
+            // Zoo site: learners ranked with the voters, the quorum size still the voters'.
+            let mut values: Vec<u64> = self
+                .conf
+                .voters
+                .iter()
+                .chain(&self.conf.learners)
+                .map(|id| match_of(*id))
+                .collect();
+            values.sort_unstable_by(|a, b| b.cmp(a));
+            LogIndex(values[super::conf::quorum_size(&self.conf) - 1])
+        } else {
+            LogIndex(quorum_value(&self.conf, match_of))
+        };
         // Zoo site (raft paper, Figure 8): committing an earlier term's entry by counting.
         let own_term = self.log.term(quorum_index) == Some(self.term);
         if quorum_index <= self.log.commit_index() || !(own_term || crate::bug!(FigureEightCommit))
