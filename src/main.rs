@@ -177,11 +177,13 @@ enum SimCommand {
     /// seeds and prints what was found. Exit status: 0 every seed met its scenario's
     /// expectation, 1 some seed failed, 2 usage error, 130 interrupted with no failure found.
     Fuzz {
-        /// A library scenario's name (default: `default`) or a scenario file (FILE.toml).
-        #[arg(long)]
-        scenario: Option<String>,
+        /// A library scenario's name (default: `default`) or a scenario file (FILE.toml);
+        /// repeat it or separate names by commas to share the seeds among several, round-robin
+        /// (`all`: every library scenario). The summary has a line per scenario.
+        #[arg(long, value_delimiter = ',')]
+        scenario: Vec<String>,
         /// Number of seeds, at least 1 (default 100 unless --time is given). With --shard, each
-        /// shard runs this many.
+        /// shard runs this many. Several scenarios share them.
         #[arg(long, conflicts_with = "time")]
         seeds: Option<u64>,
         /// Wall-time budget: 30s, 5m, 1h (a bare number is seconds).
@@ -324,6 +326,24 @@ fn print_versions() {
 }
 
 /// `--scenario NAME|FILE.toml`: a library scenario or a scenario file.
+/// `--scenario` values of `sim fuzz` as one comma-separated list (`None`: the default), with
+/// `all` standing for every library scenario.
+fn fuzz_scenarios(names: &[String]) -> Option<String> {
+    let mut expanded: Vec<String> = Vec::new();
+    for name in names {
+        if name == "all" {
+            expanded.extend(
+                scenarios::LIBRARY
+                    .iter()
+                    .map(|(entry, _)| entry.to_string()),
+            );
+        } else {
+            expanded.push(name.clone());
+        }
+    }
+    (!expanded.is_empty()).then(|| expanded.join(","))
+}
+
 fn resolve_scenario(name_or_path: &str) -> Result<sim::Scenario, String> {
     scenarios::load(name_or_path).map(|file| file.scenario)
 }
@@ -389,7 +409,7 @@ fn main() -> anyhow::Result<()> {
             bugs,
             buggify,
         }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
-            scenario,
+            scenario: fuzz_scenarios(&scenario),
             seeds,
             time,
             jobs,

@@ -14,8 +14,10 @@ pub use file::{parse, to_toml, FileError, ScenarioFile, DEFAULT_BASE};
 
 use sim::Scenario;
 
-/// The library: (name, file text) of every named scenario, embedded at build time.
-pub const LIBRARY: [(&str, &str); 14] = [
+/// The library: (name, file text) of every named scenario, embedded at build time. The
+/// built-ins come first (each file is its built-in written out); the rest are files only,
+/// each extending a built-in and opening with a comment on the bug class it hunts.
+pub const LIBRARY: &[(&str, &str)] = &[
     ("default", include_str!("../library/default.toml")),
     (
         "compaction_heavy",
@@ -53,6 +55,71 @@ pub const LIBRARY: [(&str, &str); 14] = [
     (
         "learner_promoted_during_partition",
         include_str!("../library/learner_promoted_during_partition.toml"),
+    ),
+    (
+        "leader_isolated_during_compaction",
+        include_str!("../library/leader_isolated_during_compaction.toml"),
+    ),
+    (
+        "one_way_partition_livelock",
+        include_str!("../library/one_way_partition_livelock.toml"),
+    ),
+    (
+        "bridge_member",
+        include_str!("../library/bridge_member.toml"),
+    ),
+    (
+        "flapping_links",
+        include_str!("../library/flapping_links.toml"),
+    ),
+    (
+        "crash_during_snapshot_install",
+        include_str!("../library/crash_during_snapshot_install.toml"),
+    ),
+    (
+        "bit_flips_on_a_minority",
+        include_str!("../library/bit_flips_on_a_minority.toml"),
+    ),
+    (
+        "failed_fsyncs",
+        include_str!("../library/failed_fsyncs.toml"),
+    ),
+    ("lost_writes", include_str!("../library/lost_writes.toml")),
+    (
+        "clock_drift_with_leases",
+        include_str!("../library/clock_drift_with_leases.toml"),
+    ),
+    (
+        "member_replaced_under_load",
+        include_str!("../library/member_replaced_under_load.toml"),
+    ),
+    (
+        "rolling_restarts",
+        include_str!("../library/rolling_restarts.toml"),
+    ),
+    (
+        "leader_transfer_under_load",
+        include_str!("../library/leader_transfer_under_load.toml"),
+    ),
+    (
+        "slow_disk_on_the_leader",
+        include_str!("../library/slow_disk_on_the_leader.toml"),
+    ),
+    (
+        "watch_heavy_with_compaction",
+        include_str!("../library/watch_heavy_with_compaction.toml"),
+    ),
+    (
+        "lease_heavy_with_pauses",
+        include_str!("../library/lease_heavy_with_pauses.toml"),
+    ),
+    (
+        "member_far_behind_installs_snapshot",
+        include_str!("../library/member_far_behind_installs_snapshot.toml"),
+    ),
+    (
+        "learner_added_under_partitions",
+        include_str!("../library/learner_added_under_partitions.toml"),
     ),
 ];
 

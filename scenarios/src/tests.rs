@@ -28,7 +28,39 @@ fn library_files_are_the_built_ins() {
         assert_eq!(parsed.scenario, built_in, "{name}");
         assert!(parsed.description.is_some(), "{name} says what it hunts");
     }
-    assert_eq!(LIBRARY.len(), Scenario::BUILT_IN.len());
+    for (name, text) in &LIBRARY[Scenario::BUILT_IN.len()..] {
+        assert!(
+            text.starts_with("# Hunts: "),
+            "library/{name}.toml opens with the bug class it hunts"
+        );
+        let parsed = library_scenario(name).expect("present").expect("parses");
+        assert_eq!(parsed.scenario.name, *name);
+        assert!(parsed.description.is_some(), "{name} says what it hunts");
+        assert!(Scenario::by_name(name).is_none(), "{name} is a file only");
+    }
+    let names: Vec<&str> = LIBRARY.iter().map(|(name, _)| *name).collect();
+    assert_eq!(&names[..Scenario::BUILT_IN.len()], &Scenario::BUILT_IN[..]);
+    assert!(LIBRARY.len() >= Scenario::BUILT_IN.len() + 15);
+}
+
+/// Goal: every library scenario runs, and one seed of each reaches the verdict it expects.
+/// Method: parse each file and run seed 1 with the engine.
+#[test]
+fn every_library_scenario_runs_one_seed_to_its_verdict() {
+    for (name, _) in LIBRARY {
+        let scenario = library_scenario(name)
+            .expect("present")
+            .expect("parses")
+            .scenario;
+        let (report, _) = sim::run(&scenario, 1, sim::RunOptions::default());
+        assert_eq!(
+            report.verdict,
+            sim::Verdict::Pass,
+            "{name} seed 1 did not meet its expectation: {:?}",
+            report.failures
+        );
+        assert_eq!(report.expected_verdict, scenario.expected_verdict, "{name}");
+    }
 }
 
 /// Goal: a short file overrides only what it names, in human units, and keeps every other

@@ -1,5 +1,8 @@
-//! `detcd sim fuzz`: many seeds of one scenario on J worker threads, each run single-threaded,
-//! with a progress bar and a summary naming the replay command of every failing seed.
+//! `detcd sim fuzz`: many seeds of one scenario or several on J worker threads, each run
+//! single-threaded, with a progress bar and a summary naming the replay command of every failing
+//! seed. Several scenarios (`--scenario a,b` or repeated) share the seeds round-robin: seed
+//! position `p` runs scenario `p % k` with the `p / k`-th seed, so each scenario covers the same
+//! seed numbers from the first, and the summary has a line per scenario.
 //!
 //! Threads exist only here and never share a run; the wall clock is read only for the time
 //! budget and the rate, never by a run. Results are reported sorted by seed, so the summary does
@@ -20,7 +23,7 @@ use crate::scenario::Verdict;
 /// `detcd sim fuzz` options.
 #[derive(Clone, Debug, Default)]
 pub struct FuzzArgs {
-    /// Scenario name; `default` when absent.
+    /// Scenario name, or several separated by commas; `default` when absent.
     pub scenario: Option<String>,
     /// Run this many seeds.
     pub seeds: Option<u64>,
@@ -97,7 +100,8 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 
 /// A campaign resolved from the arguments.
 struct Plan {
-    scenario: crate::scenario::Scenario,
+    /// At least one; seeds go round-robin over them.
+    scenarios: Vec<crate::scenario::Scenario>,
     budget_seconds: Option<u64>,
     shard_index: u64,
     shard_count: u64,
@@ -108,6 +112,14 @@ struct Plan {
 }
 
 impl Plan {
+    /// The scenario and seed of campaign position `position`, or `None` past the last
+    /// representable seed.
+    fn run_at(&self, position: u64) -> Option<(&crate::scenario::Scenario, u64)> {
+        let count = self.scenarios.len() as u64;
+        let scenario = &self.scenarios[(position % count) as usize];
+        Some((scenario, self.seed_at(position / count)?))
+    }
+
     /// The seed at `position` of this shard, or `None` past the last representable seed.
     fn seed_at(&self, position: u64) -> Option<u64> {
         position
@@ -118,10 +130,27 @@ impl Plan {
 }
 
 fn plan(args: &FuzzArgs) -> Result<Plan, String> {
-    let scenario = crate::cli::with_buggify(
-        scenario_with_bugs(args.scenario.as_deref(), &args.bugs)?,
-        args.buggify,
-    );
+    let names: Vec<Option<&str>> = match args.scenario.as_deref() {
+        None => vec![None],
+        Some(list) => list.split(',').map(|name| Some(name.trim())).collect(),
+    };
+    let mut scenarios = Vec::with_capacity(names.len());
+    for name in names {
+        if name == Some("") {
+            return Err(format!(
+                "--scenario {:?} names an empty scenario",
+                args.scenario
+            ));
+        }
+        let scenario = scenario_with_bugs(name, &args.bugs)?;
+        if scenarios
+            .iter()
+            .any(|known: &crate::scenario::Scenario| known.name == scenario.name)
+        {
+            return Err(format!("--scenario names {} twice", scenario.name));
+        }
+        scenarios.push(crate::cli::with_buggify(scenario, args.buggify));
+    }
     let budget_seconds = args
         .time
         .as_deref()
@@ -150,7 +179,7 @@ fn plan(args: &FuzzArgs) -> Result<Plan, String> {
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
     let plan = Plan {
-        scenario,
+        scenarios,
         budget_seconds,
         shard_index,
         shard_count,
@@ -228,8 +257,13 @@ pub fn fuzz_command(args: &FuzzArgs) -> i32 {
             return 2;
         }
     }
+    let names: Vec<&str> = plan
+        .scenarios
+        .iter()
+        .map(|scenario| scenario.name.as_str())
+        .collect();
     let status = summarize(
-        &plan.scenario.name,
+        &names,
         reports,
         stopwatch.elapsed_seconds(),
         plan.jobs,
@@ -251,11 +285,11 @@ fn run_pool(
     progress: &ProgressBar,
     stopwatch: &Stopwatch,
     interrupted: &AtomicBool,
-) -> Result<Vec<RunReport>, String> {
+) -> Result<Vec<(RunReport, f64)>, String> {
     let next_position = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
-    let (sender, receiver) = mpsc::channel::<RunReport>();
-    let mut reports: Vec<RunReport> = Vec::new();
+    let (sender, receiver) = mpsc::channel::<(RunReport, f64)>();
+    let mut reports: Vec<(RunReport, f64)> = Vec::new();
     let to_terminal = std::io::stderr().is_terminal();
     let mut worker_panic: Option<String> = None;
     std::thread::scope(|scope| {
@@ -271,11 +305,12 @@ fn run_pool(
                 if plan.seed_count.is_some_and(|count| position >= count) {
                     break;
                 }
-                let Some(seed) = plan.seed_at(position) else {
+                let Some((scenario, seed)) = plan.run_at(position) else {
                     break;
                 };
-                let (report, _) = run(&plan.scenario, seed, RunOptions::default());
-                if sender.send(report).is_err() {
+                let run_watch = Stopwatch::start();
+                let (report, _) = run(scenario, seed, RunOptions::default());
+                if sender.send((report, run_watch.elapsed_seconds())).is_err() {
                     break;
                 }
             }));
@@ -283,11 +318,11 @@ fn run_pool(
         drop(sender);
         let mut failed_count = 0_u64;
         let mut last_line_seconds = 0.0;
-        for report in receiver {
+        for (report, run_seconds) in receiver {
             failed_count += u64::from(report.verdict == Verdict::Fail);
             progress.inc(1);
             progress.set_message(format!("{failed_count} failed"));
-            reports.push(report);
+            reports.push((report, run_seconds));
             let elapsed = stopwatch.elapsed_seconds();
             if !to_terminal && elapsed - last_line_seconds >= PROGRESS_LINE_SECONDS {
                 last_line_seconds = elapsed;
@@ -331,36 +366,77 @@ where
 }
 
 /// Re-runs every failing seed with its artifacts kept and writes them under `dir/seed-N/`.
-fn write_failures(dir: &Path, plan: &Plan, reports: &[RunReport]) -> Result<(), String> {
+fn write_failures(dir: &Path, plan: &Plan, reports: &[(RunReport, f64)]) -> Result<(), String> {
     std::fs::create_dir_all(dir)
         .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
-    for report in reports
+    for (report, _) in reports
         .iter()
-        .filter(|report| report.verdict == Verdict::Fail)
+        .filter(|(report, _)| report.verdict == Verdict::Fail)
     {
+        let Some(scenario) = plan
+            .scenarios
+            .iter()
+            .find(|scenario| scenario.name == report.scenario)
+        else {
+            continue;
+        };
         let (again, artifacts) = run(
-            &plan.scenario,
+            scenario,
             report.seed,
             RunOptions {
                 keep_artifacts: true,
             },
         );
-        let seed_dir = dir.join(format!("seed-{}", report.seed));
+        let seed_dir = if plan.scenarios.len() > 1 {
+            dir.join(format!("{}-seed-{}", report.scenario, report.seed))
+        } else {
+            dir.join(format!("seed-{}", report.seed))
+        };
         crate::cli::write_artifacts(&seed_dir, &again, &artifacts, 0)
             .map_err(|error| format!("cannot write {}: {error}", seed_dir.display()))?;
     }
     Ok(())
 }
 
+/// Per scenario of a campaign: seeds run, failed, failed as expected, and the seconds its runs
+/// took on their threads (so seeds per second per thread).
+#[derive(Default)]
+struct ScenarioTally {
+    seeds: usize,
+    failed: usize,
+    failed_as_expected: usize,
+    run_seconds: f64,
+}
+
+fn tally(names: &[&str], reports: &[(RunReport, f64)]) -> Vec<ScenarioTally> {
+    let mut tallies: Vec<ScenarioTally> = names.iter().map(|_| ScenarioTally::default()).collect();
+    for (report, run_seconds) in reports {
+        let Some(index) = names.iter().position(|name| *name == report.scenario) else {
+            continue;
+        };
+        let entry = &mut tallies[index];
+        entry.seeds += 1;
+        entry.failed += usize::from(report.verdict == Verdict::Fail);
+        entry.failed_as_expected += usize::from(report.failed_as_expected());
+        entry.run_seconds += run_seconds;
+    }
+    tallies
+}
+
 fn summarize(
-    scenario: &str,
-    mut reports: Vec<RunReport>,
+    names: &[&str],
+    timed_reports: Vec<(RunReport, f64)>,
     wall_seconds: f64,
     jobs: usize,
     as_json: bool,
     interrupted: bool,
 ) -> i32 {
-    reports.sort_by_key(|report| report.seed);
+    let tallies = tally(names, &timed_reports);
+    let mut reports: Vec<RunReport> = timed_reports
+        .into_iter()
+        .map(|(report, _)| report)
+        .collect();
+    reports.sort_by(|a, b| (a.seed, &a.scenario).cmp(&(b.seed, &b.scenario)));
     let failed: Vec<&RunReport> = reports
         .iter()
         .filter(|report| report.verdict == Verdict::Fail)
@@ -370,14 +446,22 @@ fn summarize(
         .filter(|report| report.failed_as_expected())
         .count();
     let seeds_per_second = reports.len() as f64 / wall_seconds.max(1e-9);
+    let scenario = names.join(",");
+    let per_scenario = || {
+        names.iter().zip(&tallies).map(|(name, tally)| {
+            let thread_seeds_per_second = tally.seeds as f64 / tally.run_seconds.max(1e-9);
+            (*name, tally, thread_seeds_per_second)
+        })
+    };
     if as_json {
-        let summary = json!({
+        let mut summary = json!({
             "scenario": scenario,
             "seeds": reports.len(),
             "failed_count": failed.len(),
             "failed_as_expected": as_expected_count,
             "interrupted": interrupted,
             "failed": failed.iter().map(|report| json!({
+                "scenario": report.scenario,
                 "seed": report.seed, "replay": report.replay, "trace_hash": report.trace_hash,
                 "failures": report.failures,
             })).collect::<Vec<_>>(),
@@ -385,6 +469,19 @@ fn summarize(
             "wall_seconds": wall_seconds,
             "jobs": jobs,
         });
+        if names.len() > 1 {
+            summary["scenarios"] = per_scenario()
+                .map(|(name, tally, thread_rate)| {
+                    json!({
+                        "scenario": name,
+                        "seeds": tally.seeds,
+                        "failed_count": tally.failed,
+                        "failed_as_expected": tally.failed_as_expected,
+                        "seeds_per_second_per_thread": thread_rate,
+                    })
+                })
+                .collect();
+        }
         println!("{summary}");
         return i32::from(!failed.is_empty());
     }
@@ -394,13 +491,31 @@ fn summarize(
             .first()
             .map(|failure| format!("{}: {}", failure.check, failure.message))
             .unwrap_or_default();
+        let which = if names.len() > 1 {
+            format!("scenario={} ", report.scenario)
+        } else {
+            String::new()
+        };
         println!(
-            "FAIL seed={} {first}\n  replay: {}",
+            "FAIL {which}seed={} {first}\n  replay: {}",
             report.seed, report.replay
         );
     }
     if interrupted {
         println!("interrupted: the summary covers the seeds that finished");
+    }
+    if names.len() > 1 {
+        for (name, tally, thread_rate) in per_scenario() {
+            let expected_part = if tally.failed_as_expected > 0 {
+                format!(" failed_as_expected={}", tally.failed_as_expected)
+            } else {
+                String::new()
+            };
+            println!(
+                "  scenario={name} seeds={} failed={}{expected_part} seeds_per_second_per_thread={thread_rate:.1}",
+                tally.seeds, tally.failed
+            );
+        }
     }
     let expected_part = if as_expected_count > 0 {
         format!(" failed_as_expected={as_expected_count}")
@@ -485,6 +600,42 @@ mod tests {
         .expect("the last three seeds are valid");
         assert_eq!(plan.seed_at(2), Some(u64::MAX));
         assert_eq!(plan.seed_at(3), None);
+    }
+
+    /// Goal: several scenarios share a campaign's positions round-robin, each from the first
+    /// seed, and a scenario named twice or an empty name is refused. Method: plan two built-ins
+    /// and read the first positions; plan bad lists.
+    #[test]
+    fn several_scenarios_share_the_seeds_round_robin() {
+        let args = super::FuzzArgs {
+            scenario: Some("no_faults, crash_restart".into()),
+            seeds: Some(4),
+            first_seed: 10,
+            ..super::FuzzArgs::default()
+        };
+        let plan = super::plan(&args).expect("two built-ins");
+        let runs: Vec<(String, u64)> = (0..4)
+            .map(|position| {
+                let (scenario, seed) = plan.run_at(position).expect("in range");
+                (scenario.name.clone(), seed)
+            })
+            .collect();
+        assert_eq!(
+            runs,
+            vec![
+                ("no_faults".to_string(), 10),
+                ("crash_restart".to_string(), 10),
+                ("no_faults".to_string(), 11),
+                ("crash_restart".to_string(), 11),
+            ]
+        );
+        for bad in ["no_faults,no_faults", "no_faults,"] {
+            let refused = super::plan(&super::FuzzArgs {
+                scenario: Some(bad.into()),
+                ..args.clone()
+            });
+            assert!(refused.is_err(), "{bad}");
+        }
     }
 
     /// Goal: shards parse only when the index is below the count.
