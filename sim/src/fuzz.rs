@@ -37,7 +37,7 @@ pub struct FuzzArgs {
     pub json: bool,
     /// Zoo bugs to switch on, by name (needs a build with the `bug-zoo` feature).
     pub bugs: Vec<String>,
-    /// Write each failing seed's artifacts under `DIR/seed-N/`.
+    /// Write each failing seed's artifact directory (`sim::artifact`) under `DIR/seed-N/`.
     pub out: Option<PathBuf>,
     /// Run every seed with buggify on.
     pub buggify: bool,
@@ -346,7 +346,7 @@ fn write_failures(dir: &Path, plan: &Plan, reports: &[RunReport]) -> Result<(), 
             },
         );
         let seed_dir = dir.join(format!("seed-{}", report.seed));
-        crate::cli::write_artifacts(&seed_dir, &again, &artifacts, 0)
+        crate::artifact::write(&seed_dir, &plan.scenario, &again, &artifacts, 0)
             .map_err(|error| format!("cannot write {}: {error}", seed_dir.display()))?;
     }
     Ok(())

@@ -76,6 +76,10 @@ pub struct TraceLine {
     pub time: Instant,
     /// The readable line, starting with `t=`.
     pub text: String,
+    /// The trace hash right after this line: it covers this line and everything hashed before
+    /// it (hidden history lines and facts too), so two runs' traces first differ at the first
+    /// line whose running hash differs (`sim::artifact` compares them on replay).
+    pub hash: u64,
 }
 
 /// The trace of a run.
@@ -113,6 +117,7 @@ impl Trace {
                 lines.push(TraceLine {
                     time,
                     text: self.scratch.clone(),
+                    hash: self.hasher.finish(),
                 });
             }
         }
