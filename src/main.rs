@@ -393,18 +393,21 @@ fn main() -> anyhow::Result<()> {
             out,
             bugs,
             buggify,
-        }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
-            scenario,
-            seeds,
-            time,
-            jobs,
-            first_seed,
-            shard,
-            json,
-            bugs,
-            out,
-            buggify,
-        }),
+        }) => {
+            let status = sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
+                scenario,
+                seeds,
+                time,
+                jobs,
+                first_seed,
+                shard,
+                json,
+                bugs,
+                out: out.clone(),
+                buggify,
+            });
+            sim_tools::campaign_reports(out.as_deref(), status)
+        }
         Command::Serve(args) => serve_command(*args),
         Command::Sim(SimCommand::Tool(command)) => sim_tools::run(command),
         Command::Sim(SimCommand::Scenarios { action }) => scenarios_command(action),

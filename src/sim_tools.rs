@@ -1,4 +1,5 @@
-//! The `detcd sim` subcommands that work on what runs leave behind: `replay` an artifact.
+//! The `detcd sim` subcommands that work on what runs leave behind: `replay` an artifact,
+//! `report` on a campaign or a run, `merge` shards.
 //! Wiring only: each delegates to a library crate.
 
 use std::path::PathBuf;
@@ -15,12 +16,63 @@ pub(crate) enum ToolCommand {
         /// The artifact directory (holds artifact.json).
         artifact: PathBuf,
     },
+    /// Regenerate the reports of a `sim fuzz --out DIR` (report.html, junit.xml, report.json,
+    /// and a page per failing seed) or the page of a `sim run --out DIR` artifact. Exit status:
+    /// 0 every seed passed, 1 some failed, 2 unreadable input.
+    Report {
+        /// The campaign or artifact directory.
+        dir: PathBuf,
+        /// Write the campaign report here instead of into DIR.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Combine the outputs of shards (`sim fuzz --shard i/n --out DIR`, of one scenario or
+    /// many) into one campaign report and exit status: 0 every seed of every shard passed,
+    /// 1 some seed failed, 2 unreadable input.
+    Merge {
+        /// The shards' output directories (each holds campaign.json).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write report.html, junit.xml and report.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Runs one of the subcommands; returns the exit status.
 pub(crate) fn run(command: ToolCommand) -> i32 {
     match command {
         ToolCommand::Replay { artifact } => sim::replay::replay_command(&artifact),
+        ToolCommand::Report { dir, out } => {
+            let out = out.unwrap_or_else(|| dir.clone());
+            reports::report_command(&[dir], &out, MARKS_DECLARED)
+        }
+        ToolCommand::Merge { dirs, out } => reports::report_command(&dirs, &out, MARKS_DECLARED),
+    }
+}
+
+/// Every coverage mark, so that reports can list the ones a campaign never hit.
+const MARKS_DECLARED: &[&str] = &[];
+
+/// After `sim fuzz --out DIR` finished (exit status `status`), writes its campaign report into
+/// DIR; stdout stays as the campaign left it (it may be one JSON object), so this speaks on
+/// stderr. A report that cannot be written turns a pass into a usage error.
+pub(crate) fn campaign_reports(out: Option<&std::path::Path>, status: i32) -> i32 {
+    let Some(dir) = out else {
+        return status;
+    };
+    if !dir.join("campaign.json").exists() {
+        return status;
+    }
+    match reports::write_reports(&[dir.to_path_buf()], dir, MARKS_DECLARED) {
+        Ok(_) => {
+            eprintln!("report: {}", dir.join("report.html").display());
+            status
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            status.max(2)
+        }
     }
 }
 

@@ -179,6 +179,27 @@ fn fault_kind(text: &str) -> Option<&'static str> {
     Some(kind)
 }
 
+/// A label for the fault a trace text (after its time) starts, naming its kind and variant:
+/// `partition isolate_leader`, `disk bit_flip`, `crash_point vote_sent`, `clock jump`,
+/// `crash`, `pause`, `figure_eight`; `None` when the line starts no fault.
+pub fn fault_label(text: &str) -> Option<String> {
+    let kind = fault_kind(text)?;
+    let after_member = match member_of(text) {
+        Some(_) => text.split_once(' ').map_or("", |(_, rest)| rest),
+        None => text,
+    };
+    let variant = match kind {
+        "partition" => after_member.split(' ').nth(1),
+        "disk" | "clock" => after_member.split(' ').nth(1),
+        "crash_point" => after_member.rsplit(' ').next(),
+        _ => None,
+    };
+    Some(match variant {
+        Some(variant) => format!("{kind} {variant}"),
+        None => kind.to_string(),
+    })
+}
+
 /// The faults that ran, read off the trace: a partition ends when it heals, a crash when the
 /// member restarts, a pause when it resumes, a Figure-8 schedule when it ends or gives up.
 /// Refused faults are left out (they did not run).

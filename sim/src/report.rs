@@ -53,6 +53,8 @@ pub struct RunReport {
     pub failures: Vec<Failure>,
     /// The command that replays this seed.
     pub replay: String,
+    /// How many faults of each kind ran (`sim::artifact::fault_label`), for campaign reports.
+    pub fault_kinds: std::collections::BTreeMap<String, u64>,
 }
 
 /// The lines a run recorded, when kept.
@@ -142,6 +144,7 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
             window: Vec::new(),
         }],
         replay: replay_command(scenario, seed),
+        fault_kinds: std::collections::BTreeMap::new(),
     }
 }
 
@@ -280,6 +283,7 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         checks,
         failures,
         replay: replay_command(&world.scenario, world.seed),
+        fault_kinds: world.trace.fault_kinds().clone(),
     };
     (report, artifacts)
 }
