@@ -45,14 +45,19 @@ pub(crate) fn run(command: ToolCommand) -> i32 {
         ToolCommand::Replay { artifact } => sim::replay::replay_command(&artifact),
         ToolCommand::Report { dir, out } => {
             let out = out.unwrap_or_else(|| dir.clone());
-            reports::report_command(&[dir], &out, MARKS_DECLARED)
+            reports::report_command(&[dir], &out, &marks_declared())
         }
-        ToolCommand::Merge { dirs, out } => reports::report_command(&dirs, &out, MARKS_DECLARED),
+        ToolCommand::Merge { dirs, out } => reports::report_command(&dirs, &out, &marks_declared()),
     }
 }
 
 /// Every coverage mark, so that reports can list the ones a campaign never hit.
-const MARKS_DECLARED: &[&str] = &[];
+fn marks_declared() -> Vec<&'static str> {
+    engine::marks::Mark::ALL
+        .iter()
+        .map(|mark| mark.name())
+        .collect()
+}
 
 /// After `sim fuzz --out DIR` finished (exit status `status`), writes its campaign report into
 /// DIR; stdout stays as the campaign left it (it may be one JSON object), so this speaks on
@@ -64,7 +69,7 @@ pub(crate) fn campaign_reports(out: Option<&std::path::Path>, status: i32) -> i3
     if !dir.join("campaign.json").exists() {
         return status;
     }
-    match reports::write_reports(&[dir.to_path_buf()], dir, MARKS_DECLARED) {
+    match reports::write_reports(&[dir.to_path_buf()], dir, &marks_declared()) {
         Ok(_) => {
             eprintln!("report: {}", dir.join("report.html").display());
             status

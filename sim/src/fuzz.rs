@@ -377,9 +377,16 @@ fn campaign_json(
     let mut sorted: Vec<&RunReport> = reports.iter().collect();
     sorted.sort_by_key(|report| report.seed);
     let mut fault_kinds: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    let mut marks: std::collections::BTreeMap<&str, u64> = engine::marks::Mark::ALL
+        .iter()
+        .map(|mark| (mark.name(), 0))
+        .collect();
     for report in &sorted {
         for (label, count) in &report.fault_kinds {
             *fault_kinds.entry(label.as_str()).or_insert(0) += count;
+        }
+        for (name, count) in &report.marks {
+            *marks.entry(name.as_str()).or_insert(0) += count;
         }
     }
     let failures: Vec<serde_json::Value> = sorted
@@ -410,6 +417,7 @@ fn campaign_json(
         "ops": sorted.iter().map(|report| report.counts.ops).sum::<u64>(),
         "failures": failures,
         "fault_kinds": fault_kinds,
+        "marks": marks,
         "wall_seconds": wall_seconds,
         "seeds_per_second": sorted.len() as f64 / wall_seconds.max(1e-9),
         "jobs": plan.jobs,
