@@ -13,8 +13,8 @@ use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Status, Streaming};
 
 use crate::convert;
-use crate::host::{Answer, Command};
 use crate::proto::etcdserverpb as pb;
+use crate::task::{Answer, Command};
 
 /// What Cluster.MemberList and Maintenance.Status say about this member.
 #[derive(Clone, Debug)]

@@ -17,12 +17,12 @@ pub mod proto {
 mod convert;
 pub mod disk;
 mod grpc;
-pub mod host;
+pub mod task;
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 
-use engine::member::{Member, MemberConfig};
+use engine::member::MemberConfig;
 use engine::types::{Duration, NodeId};
 use tokio::sync::mpsc;
 
@@ -162,16 +162,6 @@ impl ServeConfig {
     }
 }
 
-/// A seed for this incarnation: members need a fresh one per start, or their proposal ids
-/// repeat and deduplication drops new writes. Real time and the process id suffice here.
-#[allow(clippy::disallowed_methods)]
-fn incarnation_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-    nanos ^ (u64::from(std::process::id()) << 32)
-}
-
 /// Serves one member until SIGINT or SIGTERM stops it or the member halts.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<ServeOutcome> {
     serve_until(config, shutdown_signal()).await
@@ -183,17 +173,49 @@ pub async fn serve_until(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<ServeOutcome> {
     let client_address = config.validate().map_err(anyhow::Error::msg)?;
-    let data_dir = disk::DataDir::open(&config.data_dir).map_err(anyhow::Error::msg)?;
-    let image = data_dir.image().map_err(anyhow::Error::msg)?;
-    let fresh = image.is_empty();
-    let (member, report) = Member::new(config.member_config(incarnation_seed()), image)
+    let mut data_dir = disk::DataDir::open(&config.data_dir).map_err(anyhow::Error::msg)?;
+    let mut image = data_dir.image().map_err(anyhow::Error::msg)?;
+    // A new seed per start, persisted before the member runs (the host contract's rule).
+    let base =
+        host::incarnation::base_seed(&format!("{}/{}", config.initial_cluster_token, config.name));
+    let (incarnation, ops) = host::incarnation::next(&mut image, base)
         .map_err(|error| anyhow::anyhow!("{}: {error}", config.data_dir.display()))?;
-    for note in &report.notes {
-        eprintln!("detcd: recovery: {note}");
+    for op in &ops {
+        data_dir.perform(op).map_err(|fault| {
+            anyhow::anyhow!(
+                "{}: cannot record the start count: {fault:?}",
+                config.data_dir.display()
+            )
+        })?;
     }
-    let (commands, receiver) = mpsc::channel(host::COMMANDS_COUNT_MAX);
+    let fresh = image.is_empty();
+    let prepared = task::Prepared {
+        config: config.member_config(incarnation.seed),
+        image,
+    };
+    let (commands, receiver) = mpsc::channel(task::COMMANDS_COUNT_MAX);
     let (stop_member, member_stop) = tokio::sync::watch::channel(false);
-    let member_task = tokio::spawn(host::run(member, data_dir, receiver, member_stop));
+    let (started_reply, started) = tokio::sync::oneshot::channel();
+    let member_task = tokio::spawn(task::run(
+        prepared,
+        data_dir,
+        None,
+        receiver,
+        member_stop,
+        started_reply,
+    ));
+    match started.await {
+        Ok(Ok(report)) => {
+            for note in &report.notes {
+                eprintln!("detcd: recovery: {note}");
+            }
+        }
+        Ok(Err(error)) => {
+            let _ = member_task.await;
+            anyhow::bail!("{}: {error}", config.data_dir.display());
+        }
+        Err(_) => anyhow::bail!("the member task ended before it started"),
+    }
     let info = grpc::MemberInfo {
         name: config.name.clone(),
         id: 1,
@@ -212,10 +234,11 @@ pub async fn serve_until(
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {client_address}: {error}"))?;
     eprintln!(
-        "detcd: serving member {:?} (id 1) for clients on http://{client_address}; data in {} ({})",
+        "detcd: serving member {:?} (id 1) for clients on http://{client_address}; data in {} ({}, start {})",
         config.name,
         config.data_dir.display(),
-        if fresh { "new" } else { "recovered" }
+        if fresh { "new" } else { "recovered" },
+        incarnation.number
     );
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let (member_done, mut member_done_receiver) = tokio::sync::oneshot::channel();
@@ -266,7 +289,7 @@ pub async fn serve_until(
     let member_halted = member_task.await.ok().flatten();
     Ok(match halted.or(member_halted) {
         Some(reason) => ServeOutcome::Halted {
-            exit_code: host::halt_exit_code(&reason),
+            exit_code: task::halt_exit_code(&reason),
             reason: format!("{reason:?}"),
         },
         None => ServeOutcome::Stopped,
