@@ -8,6 +8,7 @@
 //! May use: `engine` and `checkers` (every run is validated by every checker).
 
 mod aimed;
+pub mod artifact;
 pub mod bench;
 pub mod checking;
 pub mod cli;
@@ -25,6 +26,7 @@ mod nemesis;
 pub mod network;
 pub mod process;
 pub mod queue;
+pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod scenario;

@@ -58,6 +58,10 @@ pub struct RunReport {
     /// `Scenario::with_timeline_only` it re-runs this seed's faults without the random schedule.
     #[serde(skip_serializing_if = "Timeline::is_empty")]
     pub faults_ran: Timeline,
+    /// How many faults of each kind ran (`sim::artifact::fault_label`), for campaign reports.
+    pub fault_kinds: std::collections::BTreeMap<String, u64>,
+    /// How often each engine coverage mark (`engine::marks`) was hit, every mark listed.
+    pub marks: std::collections::BTreeMap<String, u64>,
 }
 
 /// The lines a run recorded, when kept.
@@ -106,9 +110,17 @@ pub fn run_with<M: HostedMember>(
         );
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // Coverage marks count per thread: start this run's count from zero (a run before it
+        // on this thread, or one that panicked, may have left hits behind).
+        let _earlier = engine::marks::take();
         let mut world = World::<M>::new(scenario.clone(), seed, options.keep_artifacts);
         world.run();
-        finish(world)
+        let (mut report, artifacts) = finish(world);
+        report.marks = engine::marks::take()
+            .iter()
+            .map(|(mark, count)| (mark.name().to_string(), count))
+            .collect();
+        (report, artifacts)
     }));
     match outcome {
         Ok(result) => result,
@@ -148,6 +160,8 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
         }],
         replay: replay_command(scenario, seed),
         faults_ran: Timeline::default(),
+        fault_kinds: std::collections::BTreeMap::new(),
+        marks: std::collections::BTreeMap::new(),
     }
 }
 
@@ -289,6 +303,8 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         faults_ran: Timeline {
             entries: std::mem::take(&mut world.faults_ran),
         },
+        fault_kinds: world.trace.fault_kinds().clone(),
+        marks: std::collections::BTreeMap::new(),
     };
     (report, artifacts)
 }
@@ -338,6 +354,8 @@ impl RunReport {
             "corrupted_members": self.corrupted_members,
         });
         value["counts"] = serde_json::to_value(&self.counts).expect("counts serialise");
+        value["fault_kinds"] = json!(self.fault_kinds);
+        value["marks"] = json!(self.marks);
         value
     }
 
