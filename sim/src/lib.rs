@@ -29,6 +29,7 @@ pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod shrink;
 pub mod trace;
 pub mod workload;
 mod world;
