@@ -12,6 +12,7 @@ use crate::checking::{CheckOutcome, CheckVerdict};
 use crate::invariants::Failure;
 use crate::process::HostedMember;
 use crate::scenario::{Scenario, Verdict};
+use crate::timeline::Timeline;
 use crate::trace::{hash_hex, TraceLine};
 use crate::world::{Counts, World};
 
@@ -57,6 +58,10 @@ pub struct RunReport {
     pub fault_kinds: std::collections::BTreeMap<String, u64>,
     /// How often each engine coverage mark (`engine::marks`) was hit, every mark listed.
     pub marks: std::collections::BTreeMap<String, u64>,
+    /// Every fault that ran (random or scripted) with concrete targets, in order: with
+    /// `Scenario::with_timeline_only` it re-runs this seed's faults without the random schedule.
+    #[serde(skip_serializing_if = "Timeline::is_empty")]
+    pub faults_ran: Timeline,
 }
 
 /// The lines a run recorded, when kept.
@@ -156,6 +161,7 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
         replay: replay_command(scenario, seed),
         fault_kinds: std::collections::BTreeMap::new(),
         marks: std::collections::BTreeMap::new(),
+        faults_ran: Timeline::default(),
     }
 }
 
@@ -178,7 +184,7 @@ fn run_checkers<M: HostedMember>(world: &mut World<M>) -> (Vec<CheckOutcome>, Ve
             .unwrap_or(i64::MAX),
         // Members' clocks run true unless the scenario injects clock faults (a fixed skew
         // moves no deadline), and only then can a lease's expiry be held to its promises.
-        lease_promise_tolerance: (world.scenario.faults.clock_faults_per_minute == 0)
+        lease_promise_tolerance: (!world.scenario.has_clock_faults())
             .then_some(LEASE_PROMISE_TOLERANCE_NS),
         ..checkers::CheckConfig::default()
     };
@@ -296,6 +302,9 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         replay: replay_command(&world.scenario, world.seed),
         fault_kinds: world.trace.fault_kinds().clone(),
         marks: std::collections::BTreeMap::new(),
+        faults_ran: Timeline {
+            entries: std::mem::take(&mut world.faults_ran),
+        },
     };
     (report, artifacts)
 }

@@ -3,8 +3,11 @@
 //! same seed, and keeps the change when the target check still fails and the run did not grow
 //! (fewer or as many faults and operations, weighed together):
 //!
-//! - drop faults: delta debugging over the fault kinds the scenario draws (each rate in
-//!   `faults.*_per_minute`, found by name, so new fault kinds join without code here);
+//! - drop faults: first the random schedule becomes the faults that ran, as a scripted
+//!   timeline (`Scenario::with_timeline_only` of `RunReport::faults_ran`), and delta debugging
+//!   drops timeline entries; where the timeline alone does not fail, delta debugging drops fault
+//!   kinds from the random schedule instead (each rate in `faults.*_per_minute`, found by name,
+//!   so new fault kinds join without code here);
 //! - shorten the run (`safety_ms`), then lower the member count (with the fault budget cut to
 //!   what the smaller cluster tolerates, unless the scenario is beyond the model);
 //! - drop clients and watchers, slow clients down, and drop operation kinds from the mix
@@ -43,7 +46,7 @@ const BUDGET_SECONDS_DEFAULT: u64 = 300;
 /// each is a cause to rule out while most operations are bystanders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RunSize {
-    /// Faults that ran (summed `RunReport::fault_kinds`).
+    /// Faults that ran (`RunReport::faults_ran`, random and scripted).
     pub faults: u64,
     /// Operations in the history.
     pub ops: u64,
@@ -56,7 +59,7 @@ impl RunSize {
     /// The size of a report's run.
     pub fn of(report: &RunReport) -> RunSize {
         RunSize {
-            faults: report.fault_kinds.values().sum(),
+            faults: report.faults_ran.entries.len() as u64,
             ops: report.counts.ops,
         }
     }
@@ -196,24 +199,41 @@ impl Shrinker {
         false
     }
 
-    /// Delta debugging (ddmin) over the nonzero knobs under `section` of the scenario: finds a
-    /// set of knobs to zero that keeps the failure, removing chunks, then single knobs.
-    fn drop_knobs(&mut self, section: &str, what: &str) -> bool {
+    /// Delta debugging (ddmin): `items` lists what can be removed from the best scenario so
+    /// far (recomputed after each kept step), `without` builds the scenario without a chunk of
+    /// them. Removes ever smaller chunks until no single item can go.
+    fn ddmin(
+        &mut self,
+        items: impl Fn(&Scenario) -> Vec<String>,
+        without: impl Fn(&Scenario, &[usize]) -> Option<Scenario>,
+        what: &str,
+    ) -> bool {
         let mut changed = false;
         let mut chunk_count = 2_usize;
         loop {
-            let knobs = knobs(&self.best, section);
-            if knobs.is_empty() || self.out_of_time() {
+            let names = items(&self.best);
+            if names.is_empty() || self.out_of_time() {
                 return changed;
             }
-            let chunk_len = knobs.len().div_ceil(chunk_count.min(knobs.len()));
+            let chunk_len = names.len().div_ceil(chunk_count.min(names.len()));
+            let indices: Vec<usize> = (0..names.len()).collect();
             let mut removed_any = false;
-            for chunk in knobs.chunks(chunk_len) {
-                let Some(candidate) = zeroed(&self.best, chunk) else {
+            for chunk in indices.chunks(chunk_len) {
+                let Some(candidate) = without(&self.best, chunk) else {
                     continue;
                 };
-                let names: Vec<&str> = chunk.iter().map(|knob| knob.label.as_str()).collect();
-                if self.attempt(candidate, &format!("drop {what} {}", names.join(", "))) {
+                let shown: Vec<&str> = chunk
+                    .iter()
+                    .take(4)
+                    .map(|index| names[*index].as_str())
+                    .collect();
+                let more = if chunk.len() > shown.len() {
+                    format!(" and {} more", chunk.len() - shown.len())
+                } else {
+                    String::new()
+                };
+                let step = format!("drop {what} {}{more}", shown.join(", "));
+                if self.attempt(candidate, &step) {
                     removed_any = true;
                     changed = true;
                     break;
@@ -224,15 +244,68 @@ impl Shrinker {
             } else if chunk_len == 1 {
                 return changed;
             } else {
-                chunk_count = (chunk_count * 2).min(knobs.len());
+                chunk_count = (chunk_count * 2).min(names.len());
             }
         }
     }
 
+    /// Delta debugging over the nonzero knobs under `section` (fault rates, op-mix shares).
+    fn drop_knobs(&mut self, section: &'static str, what: &str) -> bool {
+        self.ddmin(
+            |scenario| {
+                knobs(scenario, section)
+                    .into_iter()
+                    .map(|knob| knob.label)
+                    .collect()
+            },
+            |scenario, chunk| {
+                let all = knobs(scenario, section);
+                let picked: Vec<Knob> = chunk.iter().map(|index| all[*index].clone()).collect();
+                zeroed(scenario, &picked)
+            },
+            what,
+        )
+    }
+
+    /// Replaces the random fault schedule by the faults that ran, as a scripted timeline (the
+    /// entries delta debugging can then drop one by one). Returns whether that kept the failure.
+    fn script_faults(&mut self) -> bool {
+        if knobs(&self.best, "/faults").is_empty() || self.out_of_time() {
+            return false;
+        }
+        let (report, _) = run(&self.best, self.seed, RunOptions::default());
+        self.runs_count += 1;
+        let count = report.faults_ran.entries.len();
+        let candidate = self.best.with_timeline_only(report.faults_ran);
+        self.attempt(
+            candidate,
+            &format!("replace the random faults by the {count} that ran, as a scripted timeline"),
+        )
+    }
+
+    /// Delta debugging over the timeline's entries.
+    fn drop_timeline_entries(&mut self) -> bool {
+        self.ddmin(
+            |scenario| scenario.timeline.describe(),
+            |scenario, chunk| {
+                let mut candidate = scenario.clone();
+                let mut index = 0;
+                candidate.timeline.entries.retain(|_| {
+                    let keep = !chunk.contains(&index);
+                    index += 1;
+                    keep
+                });
+                Some(candidate)
+            },
+            "timeline faults",
+        )
+    }
+
     /// One round of every pass; returns whether anything was kept.
     pub fn round(&mut self) -> bool {
-        let mut changed = false;
-        changed |= self.drop_knobs("/faults", "faults");
+        let mut changed = self.script_faults();
+        changed |= self.drop_timeline_entries();
+        changed |= self.drop_knobs("/faults", "fault kinds");
         let safety_ms = self.best.safety_ms;
         changed |= self.shrink_number(
             "safety_ms",
@@ -244,12 +317,9 @@ impl Shrinker {
                 safety_ms / 2,
                 safety_ms * 3 / 4,
             ],
-            |scenario, value| scenario.safety_ms = value,
+            set_safety_ms,
         );
-        let members = u64::from(self.best.member_count);
-        changed |= self.shrink_number("member_count", members, &[1, 3, 5, 7], |scenario, value| {
-            set_member_count(scenario, value as u32)
-        });
+        changed |= self.fewer_members();
         let clients = u64::from(self.best.workload.client_count);
         changed |= self.shrink_number(
             "clients",
@@ -267,6 +337,35 @@ impl Shrinker {
         changed |= self.drop_knobs("/workload/mix", "operation kinds");
         changed |= self.slow_clients();
         changed
+    }
+
+    /// Fewer members: 1, 3, 5 or 7 (smallest first), each tried with the timeline's members
+    /// renumbered onto the smaller cluster (its faults keep hitting distinct members), then with
+    /// the entries that name a missing member dropped.
+    fn fewer_members(&mut self) -> bool {
+        let current = self.best.member_count;
+        for member_count in [1_u32, 3, 5, 7]
+            .into_iter()
+            .filter(|count| *count < current)
+        {
+            if let Some(mut candidate) = renumbered(&self.best, member_count) {
+                set_member_count(&mut candidate, member_count);
+                let step =
+                    format!("member_count {current} -> {member_count} (timeline renumbered)");
+                if self.attempt(candidate, &step) {
+                    return true;
+                }
+            }
+            let mut candidate = self.best.clone();
+            set_member_count(&mut candidate, member_count);
+            if self.attempt(
+                candidate,
+                &format!("member_count {current} -> {member_count}"),
+            ) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Fewer operations per client: think times grow by 8, 4 or 2.
@@ -301,10 +400,27 @@ fn fails(report: &RunReport, target: &str) -> bool {
         .any(|failure| failure.check == target)
 }
 
+/// `scenario` with a safety phase of `safety_ms`: timeline entries past its end go too.
+fn set_safety_ms(scenario: &mut Scenario, safety_ms: u64) {
+    scenario.safety_ms = safety_ms;
+    let end_ns = safety_ms.saturating_mul(1_000_000);
+    scenario
+        .timeline
+        .entries
+        .retain(|entry| entry.time_ns < end_ns);
+}
+
 /// `scenario` with `member_count` members and a fault budget the smaller cluster tolerates
-/// (beyond-model scenarios keep theirs, capped at the member count).
+/// (beyond-model scenarios keep theirs, capped at the member count); timeline entries that
+/// name a member the smaller cluster lacks go too.
 fn set_member_count(scenario: &mut Scenario, member_count: u32) {
     scenario.member_count = member_count;
+    scenario.timeline.entries.retain(|entry| {
+        entry.fault.targets().iter().all(|target| match target {
+            crate::timeline::Target::Member(id) => *id <= u64::from(member_count),
+            crate::timeline::Target::Role(_) => true,
+        })
+    });
     let budget = &mut scenario.budget;
     let (corrupted_max, down_max) = if scenario.beyond_model {
         (member_count, member_count)
@@ -313,6 +429,60 @@ fn set_member_count(scenario: &mut Scenario, member_count: u32) {
     };
     budget.corrupted_members_max = budget.corrupted_members_max.min(corrupted_max);
     budget.down_members_max = budget.down_members_max.min(down_max);
+}
+
+/// `scenario` with the member ids its timeline names renumbered 1, 2, ... in ascending order,
+/// entries naming an id beyond `member_count` after that dropped; `None` when nothing changes.
+fn renumbered(scenario: &Scenario, member_count: u32) -> Option<Scenario> {
+    fn ids(value: &Value, into: &mut Vec<u64>) {
+        match value {
+            Value::Number(number) => into.extend(number.as_u64()),
+            Value::Array(items) => items.iter().for_each(|item| ids(item, into)),
+            _ => {}
+        }
+    }
+    fn map(value: &mut Value, mapping: &std::collections::BTreeMap<u64, u64>) {
+        match value {
+            Value::Number(number) => {
+                if let Some(id) = number.as_u64().and_then(|id| mapping.get(&id)) {
+                    *value = Value::from(*id);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| map(item, mapping)),
+            _ => {}
+        }
+    }
+    const MEMBER_KEYS: [&str; 3] = ["target", "groups", "cut"];
+    let mut entries = serde_json::to_value(&scenario.timeline).ok()?;
+    let mut used = Vec::new();
+    for entry in entries.as_array()? {
+        for key in MEMBER_KEYS {
+            if let Some(value) = entry.get(key) {
+                ids(value, &mut used);
+            }
+        }
+    }
+    used.sort_unstable();
+    used.dedup();
+    let mapping: std::collections::BTreeMap<u64, u64> = used
+        .iter()
+        .zip(1_u64..)
+        .map(|(id, new)| (*id, new))
+        .collect();
+    if mapping.iter().all(|(id, new)| id == new) {
+        return None;
+    }
+    for entry in entries.as_array_mut()? {
+        for key in MEMBER_KEYS {
+            if let Some(value) = entry.get_mut(key) {
+                map(value, &mapping);
+            }
+        }
+    }
+    let mut candidate = scenario.clone();
+    candidate.timeline = serde_json::from_value(entries).ok()?;
+    set_member_count(&mut candidate, member_count);
+    Some(candidate)
 }
 
 /// A number in the scenario that can be set to zero: a fault rate or an op-mix share.
