@@ -95,10 +95,20 @@ struct ServeArgs {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, default_value_t = 1536 * 1024)]
     max_request_bytes: u32,
+    /// Configures log level: debug, info, warn, error, panic, or fatal.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Log line format: text (human-readable) or json (one object per line).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 /// Runs `detcd serve` on a tokio runtime; returns the exit status.
 fn serve_command(args: ServeArgs) -> i32 {
+    if let Err(error) = server::init_logging(&args.log_level, args.log_format == "json") {
+        eprintln!("error: {error}");
+        return 2;
+    }
     let config = server::ServeConfig {
         name: args.name,
         data_dir: args.data_dir,

@@ -54,14 +54,14 @@ pub struct RunReport {
     pub failures: Vec<Failure>,
     /// The command that replays this seed.
     pub replay: String,
-    /// How many faults of each kind ran (`sim::artifact::fault_label`), for campaign reports.
-    pub fault_kinds: std::collections::BTreeMap<String, u64>,
-    /// How often each engine coverage mark (`engine::marks`) was hit, every mark listed.
-    pub marks: std::collections::BTreeMap<String, u64>,
     /// Every fault that ran (random or scripted) with concrete targets, in order: with
     /// `Scenario::with_timeline_only` it re-runs this seed's faults without the random schedule.
     #[serde(skip_serializing_if = "Timeline::is_empty")]
     pub faults_ran: Timeline,
+    /// How many faults of each kind ran (`sim::artifact::fault_label`), for campaign reports.
+    pub fault_kinds: std::collections::BTreeMap<String, u64>,
+    /// How often each engine coverage mark (`engine::marks`) was hit, every mark listed.
+    pub marks: std::collections::BTreeMap<String, u64>,
 }
 
 /// The lines a run recorded, when kept.
@@ -159,9 +159,9 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
             window: Vec::new(),
         }],
         replay: replay_command(scenario, seed),
+        faults_ran: Timeline::default(),
         fault_kinds: std::collections::BTreeMap::new(),
         marks: std::collections::BTreeMap::new(),
-        faults_ran: Timeline::default(),
     }
 }
 
@@ -300,11 +300,11 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         checks,
         failures,
         replay: replay_command(&world.scenario, world.seed),
-        fault_kinds: world.trace.fault_kinds().clone(),
-        marks: std::collections::BTreeMap::new(),
         faults_ran: Timeline {
             entries: std::mem::take(&mut world.faults_ran),
         },
+        fault_kinds: world.trace.fault_kinds().clone(),
+        marks: std::collections::BTreeMap::new(),
     };
     (report, artifacts)
 }

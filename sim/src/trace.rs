@@ -185,6 +185,12 @@ pub fn hash_hex(hash: u64) -> String {
     format!("{hash:016x}")
 }
 
+impl host::history::FactHasher for Trace {
+    fn hash_fact(&mut self, words: &[u64], byte_strings: &[&[u8]]) {
+        Trace::hash_fact(self, words, byte_strings);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Fnv1a, Trace};
