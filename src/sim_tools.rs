@@ -37,6 +37,23 @@ pub(crate) enum ToolCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Search for a smaller run that fails the same check as an artifact: drop fault kinds,
+    /// shorten the run, lower the member count, drop clients and operations. Prints each step
+    /// that kept the failure and writes the smallest run as a new artifact. Exit status: 0
+    /// written, 1 the artifact no longer fails, 2 bad input.
+    Shrink {
+        /// The artifact directory (holds artifact.json).
+        artifact: PathBuf,
+        /// Wall-time budget: 30s, 5m, 1h (a bare number is seconds; default 5m).
+        #[arg(long)]
+        time: Option<String>,
+        /// Where to write the shrunk artifact (default: ARTIFACT-shrunk).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print one JSON object (the figures before and after) instead of the steps.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs one of the subcommands; returns the exit status.
@@ -48,6 +65,17 @@ pub(crate) fn run(command: ToolCommand) -> i32 {
             reports::report_command(&[dir], &out, &marks_declared())
         }
         ToolCommand::Merge { dirs, out } => reports::report_command(&dirs, &out, &marks_declared()),
+        ToolCommand::Shrink {
+            artifact,
+            time,
+            out,
+            json,
+        } => sim::shrink::shrink_command(&sim::shrink::ShrinkArgs {
+            artifact,
+            time,
+            out,
+            json,
+        }),
     }
 }
 

@@ -4,6 +4,8 @@
 //! ```text
 //! artifact.json   seed, scenario (name and every field), build, trace hash, verdict, replay
 //! scenario.toml   the scenario as a scenario file (when the binary installed a writer)
+//! scenario_timeline.toml  the same with the random faults off and the faults that ran as a
+//!                 scripted timeline (`[[at]]`): the same faults on every seed
 //! history.jsonl   the client history (docs/history-format.md)
 //! watches.jsonl   the watch streams
 //! trace.jsonl     the trace, each line with the running trace hash after it
@@ -112,6 +114,10 @@ pub struct ArtifactMeta {
     pub run_command: String,
     /// The command that replays this artifact.
     pub replay_command: String,
+    /// Every fault that ran, random or scripted, with concrete targets: the fault schedule as
+    /// a scripted timeline (`scenario_timeline.toml` runs it with the random schedule off).
+    #[serde(default)]
+    pub faults_ran: crate::timeline::Timeline,
 }
 
 /// One fault that ran, from the trace: its kind, the member it hit (if one), when it started
@@ -282,6 +288,7 @@ pub fn meta(
         sim_ms: report.sim_ms,
         run_command: report.replay.clone(),
         replay_command: format!("detcd sim replay {}", dir.display()),
+        faults_ran: report.faults_ran.clone(),
     }
 }
 
@@ -321,6 +328,8 @@ pub fn write(
     )?;
     if let Some(writer) = SCENARIO_WRITER.get() {
         std::fs::write(dir.join("scenario.toml"), writer(scenario))?;
+        let scripted = scenario.with_timeline_only(report.faults_ran.clone());
+        std::fs::write(dir.join("scenario_timeline.toml"), writer(&scripted))?;
     }
     let meta = meta(scenario, report, faults.len() as u64, dir);
     std::fs::write(

@@ -31,6 +31,7 @@ pub mod report;
 pub mod rng;
 pub mod scenario;
 mod scripted;
+pub mod shrink;
 pub mod timeline;
 pub mod trace;
 pub mod workload;

@@ -125,3 +125,34 @@ fn bad_artifacts_get_clear_errors() {
     assert_eq!(replay_command(&dir), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Goal: `sim fuzz --out DIR` writes `campaign.json` with the seeds run, the failures with
+/// their artifact directories, the fault kinds reached and every coverage mark, and an artifact
+/// per failing seed; the exit status follows the failures. Method: three seeds of the built-in
+/// `crash_restart` scenario; read `campaign.json` back.
+#[test]
+fn fuzz_out_writes_campaign_json() {
+    let dir = scratch("campaign");
+    let status = sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
+        scenario: Some("crash_restart".into()),
+        seeds: Some(3),
+        jobs: Some(1),
+        json: true,
+        out: Some(dir.clone()),
+        ..sim::fuzz::FuzzArgs::default()
+    });
+    let campaign: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("campaign.json")).unwrap()).unwrap();
+    assert_eq!(campaign["scenario"], "crash_restart");
+    assert_eq!(campaign["seeds_run"], 3);
+    let failed = campaign["failures"].as_array().unwrap();
+    assert_eq!(status, i32::from(!failed.is_empty()));
+    for failure in failed {
+        let artifact = dir.join(failure["artifact"].as_str().unwrap());
+        assert!(artifact.join("artifact.json").is_file());
+    }
+    assert!(campaign["fault_kinds"]["crash"].as_u64().unwrap() > 0);
+    let marks = campaign["marks"].as_object().unwrap();
+    assert_eq!(marks.len(), engine::marks::Mark::ALL.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
