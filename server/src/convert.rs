@@ -36,7 +36,14 @@ pub fn status(error: &RequestError) -> Status {
         | RequestError::WatchIdExists { .. }
         | RequestError::WatchNotFound { .. } => Code::InvalidArgument,
     };
-    Status::new(code, error.etcd_text())
+    // etcd's gRPC errors for revisions carry the "etcdserver: " prefix (rpctypes), while its
+    // watch cancel reasons do not: clients match the prefixed text to their typed errors.
+    match error {
+        RequestError::Compacted { .. } | RequestError::FutureRevision { .. } => {
+            Status::new(code, format!("etcdserver: {}", error.etcd_text()))
+        }
+        _ => Status::new(code, error.etcd_text()),
+    }
 }
 
 /// The header etcd fills in every response.
@@ -308,7 +315,7 @@ mod tests {
         assert_eq!(compacted.code(), Code::OutOfRange);
         assert_eq!(
             compacted.message(),
-            "mvcc: required revision has been compacted"
+            "etcdserver: mvcc: required revision has been compacted"
         );
         let lease = status(&RequestError::LeaseNotFound { lease: LeaseId(7) });
         assert_eq!(lease.code(), Code::NotFound);

@@ -14,6 +14,7 @@ pub mod proto {
     }
 }
 
+mod admin;
 pub mod cluster;
 mod convert;
 pub mod disk;
@@ -85,6 +86,10 @@ pub struct ServeConfig {
     pub snapshot_count: u64,
     /// `--max-request-bytes`: the largest client request accepted.
     pub max_request_bytes: u32,
+    /// `--max-txn-ops`: the most operations in one txn.
+    pub max_txn_ops: u32,
+    /// `--listen-metrics-urls`: where `/metrics` and `/health` are served, if anywhere.
+    pub listen_metrics_urls: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -104,6 +109,8 @@ impl Default for ServeConfig {
             election_timeout_ms: 1000,
             snapshot_count: 100_000,
             max_request_bytes: 1536 * 1024,
+            max_txn_ops: 128,
+            listen_metrics_urls: None,
         }
     }
 }
@@ -157,6 +164,12 @@ impl ServeConfig {
                 "--election-timeout ({} ms) must be longer than --heartbeat-interval ({} ms)",
                 self.election_timeout_ms, self.heartbeat_interval_ms
             ));
+        }
+        if self.max_txn_ops == 0 {
+            return Err("--max-txn-ops must be at least 1".into());
+        }
+        if let Some(urls) = &self.listen_metrics_urls {
+            parse_url("--listen-metrics-urls", urls)?;
         }
         if self.snapshot_count == 0 {
             return Err("--snapshot-count must be at least 1".into());
@@ -218,6 +231,7 @@ impl ServeConfig {
                 .unwrap_or(u32::MAX);
         config.snapshot_interval_entries = self.snapshot_count;
         config.request_bytes_max = self.max_request_bytes;
+        config.txn_ops_count_max = self.max_txn_ops;
         config
     }
 }

@@ -43,6 +43,13 @@ pub enum Command {
         /// Where the status goes.
         reply: oneshot::Sender<MemberStatus>,
     },
+    /// A read-only look at the member's state, for the maintenance services.
+    Inspect {
+        /// Whether to include the store's snapshot bytes (Maintenance.Snapshot).
+        with_snapshot: bool,
+        /// Where the inspection goes.
+        reply: oneshot::Sender<Inspection>,
+    },
     /// A raft message from a peer.
     Peer {
         /// The sender.
@@ -50,6 +57,19 @@ pub enum Command {
         /// The message.
         message: PeerMessage,
     },
+}
+
+/// What the member task reports of the member's state, read-only.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The member's status.
+    pub status: MemberStatus,
+    /// The hash of the whole retained key-value history (`engine::mvcc::Store::hash`).
+    pub kv_hash: u64,
+    /// The compaction point.
+    pub compacted_revision: engine::types::Revision,
+    /// The store as snapshot bytes, when asked for.
+    pub snapshot: Option<Vec<u8>>,
 }
 
 /// Where the member's outbound peer messages go (the peer transport), if it has peers.
@@ -186,6 +206,19 @@ fn accept(hosting: &mut ServerHosting, command: Command, now: Instant, io: &mut 
         }
         Command::Status { reply } => {
             let _client_may_be_gone = reply.send(hosting.member().status());
+        }
+        Command::Inspect {
+            with_snapshot,
+            reply,
+        } => {
+            let store = hosting.member().store();
+            let inspection = Inspection {
+                status: hosting.member().status(),
+                kv_hash: store.hash(),
+                compacted_revision: store.compacted_revision(),
+                snapshot: with_snapshot.then(|| store.encode_snapshot()),
+            };
+            let _client_may_be_gone = reply.send(inspection);
         }
         Command::Peer { from, message } => hosting.receive(now, from, message, io),
     }
