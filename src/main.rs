@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod sim_tools;
+
 // Simulated runs allocate heavily (messages, entries, actions); mimalloc roughly halves the
 // allocator's share of a run. Allocation never influences a run's logic, so determinism holds.
 #[global_allocator]
@@ -178,7 +180,8 @@ enum SimCommand {
         /// End the output with one JSON object.
         #[arg(long)]
         json: bool,
-        /// Write history.jsonl, watches.jsonl, trace.jsonl, events.jsonl and summary.json here.
+        /// Write the run's artifact directory here (artifact.json, scenario.toml, history, watches,
+        /// trace, faults, events, summary; docs/artifacts.md).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Run the seed twice and fail if the trace hashes differ.
@@ -218,8 +221,7 @@ enum SimCommand {
         /// Print one JSON object (and nothing else) on stdout.
         #[arg(long)]
         json: bool,
-        /// Write each failing seed's artifacts (history, watches, trace, events, summary) under
-        /// DIR/seed-N/.
+        /// Write each failing seed's artifact directory under DIR/seed-N/ (docs/artifacts.md).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
@@ -264,6 +266,8 @@ enum SimCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Tool(sim_tools::ToolCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -372,6 +376,7 @@ fn scenarios_command(action: Option<ScenariosAction>) -> i32 {
 
 fn main() -> anyhow::Result<()> {
     sim::cli::set_scenario_resolver(resolve_scenario);
+    sim_tools::install();
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Version => {
@@ -406,19 +411,23 @@ fn main() -> anyhow::Result<()> {
             out,
             bugs,
             buggify,
-        }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
-            scenario,
-            seeds,
-            time,
-            jobs,
-            first_seed,
-            shard,
-            json,
-            bugs,
-            out,
-            buggify,
-        }),
+        }) => {
+            let status = sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
+                scenario,
+                seeds,
+                time,
+                jobs,
+                first_seed,
+                shard,
+                json,
+                bugs,
+                out: out.clone(),
+                buggify,
+            });
+            sim_tools::campaign_reports(out.as_deref(), status)
+        }
         Command::Serve(args) => serve_command(*args),
+        Command::Sim(SimCommand::Tool(command)) => sim_tools::run(command),
         Command::Sim(SimCommand::Scenarios { action }) => scenarios_command(action),
         Command::Sim(SimCommand::Hunt {
             bugs,

@@ -8,6 +8,7 @@
 mod contradiction;
 mod pin;
 mod prepare;
+mod reduce;
 mod search;
 mod window;
 
@@ -251,8 +252,15 @@ pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> Lin
     if let Some(report) = revision_witness(history, &tables, &ops, config, &mut steps) {
         return report;
     }
+    // The search runs on `searched`; a linearization reports the operations as recorded.
+    let mut merged = ops.clone();
+    let searched = if history.watches.is_empty() && reduce::merge_unobserved_values(&mut merged) {
+        &merged
+    } else {
+        &ops
+    };
     if let Some(parts) =
-        partition_by_key(&ops).filter(|parts| parts.len() > 1 && history.watches.is_empty())
+        partition_by_key(searched).filter(|parts| parts.len() > 1 && history.watches.is_empty())
     {
         for part in &parts {
             match decide(part, tables.key_count(), config.steps_max, &mut steps, None) {
@@ -275,7 +283,13 @@ pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> Lin
             steps,
         };
     }
-    match decide(&ops, tables.key_count(), config.steps_max, &mut steps, None) {
+    match decide(
+        searched,
+        tables.key_count(),
+        config.steps_max,
+        &mut steps,
+        None,
+    ) {
         Decision::Linear(order) => {
             let steps_list = order
                 .iter()
@@ -292,7 +306,7 @@ pub(crate) fn check_view(history: HistoryView<'_>, config: &LinearConfig) -> Lin
         }
         Decision::GaveUp => gave_up(steps),
         Decision::Impossible { range, deepest } => {
-            let verdict = window::violation(history, &tables, &ops[range], deepest, config);
+            let verdict = window::violation(history, &tables, &searched[range], deepest, config);
             LinearReport {
                 verdict,
                 linearization: None,

@@ -200,6 +200,10 @@ pub(crate) struct Search<'a> {
     lease_users: Vec<Vec<u32>>,
     /// What other observations (watch events, kvs) show each revision changed; a write must agree.
     observed: Option<&'a Observations>,
+    /// Per operation, the next unknown-outcome one with the same request (see
+    /// `reduce::identical_successors`), `u32::MAX` for none; empty with observations, which
+    /// tell operations apart by their call.
+    identical_next: Vec<u32>,
     /// The greatest number of definite operations placed at once so far.
     pub deepest: usize,
     /// Steps taken so far.
@@ -247,6 +251,7 @@ impl<'a> Search<'a> {
             expiry_waits,
             lease_users,
             observed: None,
+            identical_next: super::reduce::identical_successors(ops),
             deepest: 0,
             steps: 0,
         }
@@ -255,7 +260,26 @@ impl<'a> Search<'a> {
     /// Makes every write agree with what is observed at the revision it makes.
     pub(crate) fn with_observations(mut self, observed: Option<&'a Observations>) -> Search<'a> {
         self.observed = observed;
+        if observed.is_some() {
+            self.identical_next.clear();
+        }
         self
+    }
+
+    /// Whether an unplaced unknown-outcome operation with the same request and a later call
+    /// may come next instead of `node`: then trying `node` here finds nothing new.
+    fn dominated(&self, node: u32, limit: i64) -> bool {
+        let Some(&first) = self.identical_next.get(node as usize) else {
+            return false;
+        };
+        let mut next = first;
+        while next != u32::MAX && self.ops[next as usize].call <= limit {
+            if !self.placed_flags[next as usize] {
+                return true;
+            }
+            next = self.identical_next[next as usize];
+        }
+        false
     }
 
     fn sentinel(&self) -> u32 {
@@ -379,7 +403,7 @@ impl<'a> Search<'a> {
                 continue;
             }
             *cursor = Cursor::At { list, after: node };
-            if self.expiry_waits[node as usize] > 0 {
+            if self.expiry_waits[node as usize] > 0 || self.dominated(node, limit) {
                 continue;
             }
             return Some(node);
@@ -562,6 +586,11 @@ impl<'a> Search<'a> {
             };
             let unknown = self.ops[node as usize].unknown;
             if unknown && !changed {
+                continue;
+            }
+            // An unknown outcome that leaves what the view keeps as it was is "not taken".
+            if unknown && self.store.view_unchanged_since(mark, revision_before) {
+                self.store.undo_to(mark);
                 continue;
             }
             if self.store.revision() == revision_before && !self.lease_user_ready(node) {

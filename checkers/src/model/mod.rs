@@ -343,6 +343,27 @@ impl Store {
             .collect()
     }
 
+    /// Whether, in `StateView::ValuesOnly`, every key changed since `mark` has the value and
+    /// lease (or absence) it had at `revision_before`: the change is then invisible to the
+    /// view. Always false in the other views, which see revisions.
+    pub fn view_unchanged_since(&self, mark: Mark, revision_before: i64) -> bool {
+        if self.view != StateView::ValuesOnly {
+            return false;
+        }
+        let same = |now: Option<KeyState>, before: Option<KeyState>| match (now, before) {
+            (None, None) => true,
+            (Some(now), Some(before)) => now.value == before.value && now.lease == before.lease,
+            _ => false,
+        };
+        self.undo[mark.min(self.undo.len())..]
+            .iter()
+            .all(|undo| match undo {
+                Undo::KeyPushed(key) => same(self.get(*key), self.get_at(*key, revision_before)),
+                Undo::Revision(_) => true,
+                _ => false,
+            })
+    }
+
     /// The revision of a key's latest change (put or deletion), if it ever changed.
     pub fn last_change_revision(&self, key: KeyId) -> Option<i64> {
         self.keys[key as usize]
