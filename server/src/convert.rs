@@ -178,6 +178,15 @@ fn request_op(op: pb::RequestOp) -> Result<RequestOp, Status> {
 
 fn compare(compare: pb::Compare) -> Result<Compare, Status> {
     use pb::compare::TargetUnion as Union;
+    // An enum value this build does not know is malformed input, not the default target.
+    if pb::compare::CompareTarget::try_from(compare.target).is_err()
+        || pb::compare::CompareResult::try_from(compare.result).is_err()
+    {
+        return Err(Status::invalid_argument(format!(
+            "etcdserver: unknown compare target {} or result {}",
+            compare.target, compare.result
+        )));
+    }
     let compare_target = compare.target();
     let result = match compare.result() {
         pb::compare::CompareResult::Equal => CompareResult::Equal,

@@ -8,13 +8,16 @@ use std::sync::Arc;
 use engine::kv::{LeaseGrantRequest, LeaseTimeToLiveRequest, Request, Response};
 use engine::types::{LeaseId, WatchId};
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Status, Streaming};
 
 use crate::convert;
 use crate::proto::etcdserverpb as pb;
 use crate::task::{Answer, Command};
+
+/// Watch responses buffered per stream between the member task and the client.
+const WATCH_RESPONSES_COUNT_MAX: usize = 64;
 
 /// What Cluster.MemberList and Maintenance.Status say about the cluster and this member.
 #[derive(Clone, Debug)]
@@ -218,9 +221,13 @@ impl pb::watch_server::Watch for Services {
         request: tonic::Request<Streaming<pb::WatchRequest>>,
     ) -> Result<tonic::Response<Self::WatchStream>, Status> {
         let mut incoming = request.into_inner();
-        let (events, outgoing) = mpsc::unbounded_channel();
+        let (events, mut outgoing) = mpsc::unbounded_channel();
+        let (closed, mut closed_signal) = oneshot::channel::<()>();
         let services = self.clone();
         tokio::spawn(async move {
+            // Ends when the client closes its side or goes away, as etcd's receive loop does;
+            // the stream then closes and the member cancels its watches.
+            let _closed = closed;
             while let Some(Ok(message)) = incoming.next().await {
                 use pb::watch_request::RequestUnion;
                 let command = match message.request_union {
@@ -247,8 +254,27 @@ impl pb::watch_server::Watch for Services {
                 }
             }
         });
-        let stream = UnboundedReceiverStream::new(outgoing)
-            .map(|response| Ok(convert::watch_response(&response)));
+        // Forwards the member's responses until the client stops reading or closes its side;
+        // dropping `outgoing` then makes the member task's next delivery fail, which cancels
+        // the stream's watches in the member.
+        let (responses, stream) = mpsc::channel(WATCH_RESPONSES_COUNT_MAX);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    response = outgoing.recv() => match response {
+                        Some(response) => {
+                            let response = Ok(convert::watch_response(&response));
+                            if responses.send(response).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = &mut closed_signal => break,
+                }
+            }
+        });
+        let stream = ReceiverStream::new(stream);
         Ok(tonic::Response::new(Box::pin(stream)))
     }
 }

@@ -19,6 +19,7 @@ pub mod cluster;
 mod convert;
 pub mod disk;
 mod grpc;
+pub mod metrics;
 pub mod peer;
 
 /// Starts the log: `level` as etcd's `--log-level` (debug, info, warn, error; panic and fatal
@@ -269,6 +270,19 @@ pub async fn serve_until(
         image,
     };
     let (commands, receiver) = mpsc::channel(task::COMMANDS_COUNT_MAX);
+    let metrics = std::sync::Arc::new(metrics::Metrics::new());
+    if let Some(urls) = &config.listen_metrics_urls {
+        let address = parse_url("--listen-metrics-urls", urls).map_err(anyhow::Error::msg)?;
+        metrics::serve(
+            address,
+            metrics.clone(),
+            commands.clone(),
+            config.data_dir.clone(),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        tracing::info!(%address, "serving /metrics and /health");
+    }
     let client_urls = peer::ClientUrls::default();
     let peers: Vec<peer::Peer> = layout
         .members
@@ -302,6 +316,7 @@ pub async fn serve_until(
         prepared,
         data_dir,
         outbox,
+        metrics.clone(),
         receiver,
         member_stop,
         started_reply,
@@ -309,7 +324,7 @@ pub async fn serve_until(
     match started.await {
         Ok(Ok(report)) => {
             for note in &report.notes {
-                eprintln!("detcd: recovery: {note}");
+                tracing::warn!(data_dir = %config.data_dir.display(), "recovery: {note}");
             }
         }
         Ok(Err(error)) => {
