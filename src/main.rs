@@ -95,6 +95,12 @@ struct ServeArgs {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, default_value_t = 1536 * 1024)]
     max_request_bytes: u32,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long, default_value_t = 128)]
+    max_txn_ops: u32,
+    /// List of URLs to listen on for the metrics and health endpoints (/metrics, /health).
+    #[arg(long)]
+    listen_metrics_urls: Option<String>,
     /// Configures log level: debug, info, warn, error, panic, or fatal.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -123,6 +129,8 @@ fn serve_command(args: ServeArgs) -> i32 {
         election_timeout_ms: args.election_timeout,
         snapshot_count: args.snapshot_count,
         max_request_bytes: args.max_request_bytes,
+        max_txn_ops: args.max_txn_ops,
+        listen_metrics_urls: args.listen_metrics_urls,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

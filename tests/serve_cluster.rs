@@ -187,6 +187,54 @@ fn three_members_survive_the_leader_s_sigkill() {
     eventually(ports[0], &["put", "after-garbage", "ok"], "OK\n");
     eventually(ports[2], &["get", "after-garbage"], "after-garbage\nok\n");
 
+    // Lease keep-alives and TTL queries are leader-local: a follower passes them on.
+    let first_leader = leader(&cluster, &[0, 1, 2]);
+    let follower = (first_leader + 1) % 3;
+    let (success, granted) = etcdctl(ports[follower], &["lease", "grant", "60"]);
+    assert!(success, "{granted}");
+    let lease = granted
+        .split_whitespace()
+        .nth(1)
+        .expect("a lease id")
+        .to_string();
+    eventually(
+        ports[follower],
+        &["lease", "keep-alive", "--once", &lease],
+        &format!("lease {lease} keepalived with TTL(60)\n"),
+    );
+    let (success, ttl) = etcdctl(ports[follower], &["lease", "timetolive", &lease]);
+    assert!(
+        success && ttl.starts_with(&format!("lease {lease} granted with TTL(60s), remaining(")),
+        "{ttl}"
+    );
+    // Every member holds the same history: equal hashes once all applied the lease grant.
+    let endpoints = format!(
+        "--endpoints={}",
+        ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let started = Instant::now();
+    loop {
+        let output = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([&endpoints, "endpoint", "hashkv"])
+            .output()
+            .expect("etcdctl runs");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        let hashes: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|line| line.split(", ").nth(1))
+            .collect();
+        if text.lines().count() == 3 && hashes.len() == 1 {
+            break;
+        }
+        assert!(started.elapsed() < SETTLE_TIMEOUT, "hashes differ: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     let killed = leader(&cluster, &[0, 1, 2]);
     members[killed] = None;
     let alive: Vec<usize> = (0..3).filter(|index| *index != killed).collect();

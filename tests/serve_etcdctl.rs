@@ -59,6 +59,8 @@ fn start(data_dir: &std::path::Path, port: u16) -> Server {
             &format!("http://127.0.0.1:{port}"),
             "--listen-peer-urls",
             &peer_url(port),
+            "--max-txn-ops",
+            "4",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -176,6 +178,8 @@ fn etcdctl_against_a_real_server_process_and_kill_9() {
         "{status}"
     );
 
+    maintenance_and_errors(port, &dir);
+
     // kill -9: nothing acknowledged may be lost.
     drop(server);
     let server = start(&dir, port);
@@ -183,4 +187,114 @@ fn etcdctl_against_a_real_server_process_and_kill_9() {
     assert_eq!(ok(port, &["get", "foo2"]), "");
     drop(server);
     std::fs::remove_dir_all(&dir).expect("cleans up");
+}
+
+/// The rest of the API through etcdctl, on a running one-member server: errors as etcd prints
+/// them (future revision, unknown lease, a txn over --max-txn-ops, an RPC not built yet),
+/// leases (keep-alive, time-to-live with keys, list), maintenance (hashkv, health, alarms,
+/// defragmentation, snapshot save), and a watch from an old revision with previous values.
+fn maintenance_and_errors(port: u16, dir: &std::path::Path) {
+    let fails_with = |args: &[&str], stdin: Option<&str>, expected: &str| {
+        let (success, text) = etcdctl(port, args, stdin);
+        let last = text.lines().last().unwrap_or_default().to_string();
+        assert!(!success, "etcdctl {args:?} should fail: {text}");
+        assert_eq!(last, expected, "etcdctl {args:?}: {text}");
+    };
+    fails_with(
+        &["get", "foo", "--rev=999"],
+        None,
+        "Error: etcdserver: mvcc: required revision is a future revision",
+    );
+    fails_with(
+        &["put", "k", "v", "--lease=777"],
+        None,
+        "Error: etcdserver: requested lease not found",
+    );
+    fails_with(
+        &["txn"],
+        Some("\nput a 1\nput b 2\nput c 3\nput d 4\nput e 5\n\n\n"),
+        "Error: etcdserver: too many operations in txn request",
+    );
+    fails_with(
+        &["move-leader", "1234"],
+        None,
+        "Error: rpc error: code = Unimplemented desc = etcdserver: MoveLeader is not implemented by detcd yet (the engine has no request for it)",
+    );
+
+    let granted = ok(port, &["lease", "grant", "100"]);
+    let lease = granted
+        .split_whitespace()
+        .nth(1)
+        .expect("a lease id")
+        .to_string();
+    assert_eq!(
+        ok(port, &["put", "leased", "v", &format!("--lease={lease}")]),
+        "OK\n"
+    );
+    assert_eq!(
+        ok(port, &["lease", "keep-alive", "--once", &lease]),
+        format!("lease {lease} keepalived with TTL(100)\n")
+    );
+    let ttl = ok(port, &["lease", "timetolive", "--keys", &lease]);
+    assert!(
+        ttl.starts_with(&format!("lease {lease} granted with TTL(100s), remaining("))
+            && ttl.ends_with("s), attached keys([leased])\n"),
+        "{ttl}"
+    );
+    let list = ok(port, &["lease", "list"]);
+    assert!(
+        list.starts_with("found ") && list.contains(&lease),
+        "{list}"
+    );
+
+    let hashkv = ok(port, &["endpoint", "hashkv"]);
+    assert!(
+        hashkv.starts_with(&format!("127.0.0.1:{port}, ")),
+        "{hashkv}"
+    );
+    let health = ok(port, &["endpoint", "health"]);
+    assert!(
+        health.starts_with(&format!(
+            "127.0.0.1:{port} is healthy: successfully committed proposal: took = "
+        )),
+        "{health}"
+    );
+    assert_eq!(ok(port, &["alarm", "list"]), "");
+    assert_eq!(ok(port, &["alarm", "disarm"]), "");
+    assert_eq!(
+        ok(port, &["defrag"]),
+        format!("Finished defragmenting etcd member[127.0.0.1:{port}]\n")
+    );
+    let snapshot = dir.with_extension("snapshot.db");
+    let saved = ok(
+        port,
+        &["snapshot", "save", snapshot.to_str().expect("a UTF-8 path")],
+    );
+    assert!(
+        saved.starts_with(&format!("Snapshot saved at {}\n", snapshot.display())),
+        "{saved}"
+    );
+    let bytes = std::fs::read(&snapshot).expect("the snapshot file exists");
+    assert_eq!(
+        (bytes.len() - 32) % 512,
+        0,
+        "padded as etcd's, then a SHA-256"
+    );
+    std::fs::remove_file(&snapshot).expect("cleans up");
+
+    // A watch from revision 3 replays history with previous values, then is stopped.
+    let mut watch = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints=127.0.0.1:{port}"))
+        .args(["watch", "foo", "--rev=3", "--prev-kv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcdctl watch runs");
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = watch.kill();
+    let output = watch.wait_with_output().expect("etcdctl watch ends");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // etcdctl prints the previous key-value before the new one, as it does for etcd.
+    assert!(text.starts_with("PUT\nfoo\nbar\nfoo\nqux\n"), "{text}");
 }

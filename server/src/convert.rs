@@ -38,7 +38,14 @@ pub fn status(error: &RequestError) -> Status {
         | RequestError::WatchIdExists { .. }
         | RequestError::WatchNotFound { .. } => Code::InvalidArgument,
     };
-    Status::new(code, error.etcd_text())
+    // etcd's gRPC errors for revisions carry the "etcdserver: " prefix (rpctypes), while its
+    // watch cancel reasons do not: clients match the prefixed text to their typed errors.
+    match error {
+        RequestError::Compacted { .. } | RequestError::FutureRevision { .. } => {
+            Status::new(code, format!("etcdserver: {}", error.etcd_text()))
+        }
+        _ => Status::new(code, error.etcd_text()),
+    }
 }
 
 /// The header etcd fills in every response.
@@ -173,6 +180,15 @@ fn request_op(op: pb::RequestOp) -> Result<RequestOp, Status> {
 
 fn compare(compare: pb::Compare) -> Result<Compare, Status> {
     use pb::compare::TargetUnion as Union;
+    // An enum value this build does not know is malformed input, not the default target.
+    if pb::compare::CompareTarget::try_from(compare.target).is_err()
+        || pb::compare::CompareResult::try_from(compare.result).is_err()
+    {
+        return Err(Status::invalid_argument(format!(
+            "etcdserver: unknown compare target {} or result {}",
+            compare.target, compare.result
+        )));
+    }
     let compare_target = compare.target();
     let result = match compare.result() {
         pb::compare::CompareResult::Equal => CompareResult::Equal,
@@ -310,7 +326,7 @@ mod tests {
         assert_eq!(compacted.code(), Code::OutOfRange);
         assert_eq!(
             compacted.message(),
-            "mvcc: required revision has been compacted"
+            "etcdserver: mvcc: required revision has been compacted"
         );
         let lease = status(&RequestError::LeaseNotFound { lease: LeaseId(7) });
         assert_eq!(lease.code(), Code::NotFound);

@@ -8,13 +8,16 @@ use std::sync::Arc;
 use engine::kv::{LeaseGrantRequest, LeaseTimeToLiveRequest, Request, Response};
 use engine::types::{LeaseId, WatchId};
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Status, Streaming};
 
 use crate::convert;
 use crate::proto::etcdserverpb as pb;
 use crate::task::{Answer, Command};
+
+/// Watch responses buffered per stream between the member task and the client.
+const WATCH_RESPONSES_COUNT_MAX: usize = 64;
 
 /// What Cluster.MemberList and Maintenance.Status say about the cluster and this member.
 #[derive(Clone, Debug)]
@@ -61,11 +64,11 @@ impl MemberInfo {
 /// The handle every service holds.
 #[derive(Clone, Debug)]
 pub struct Services {
-    commands: mpsc::Sender<Command>,
-    info: Arc<MemberInfo>,
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) info: Arc<MemberInfo>,
 }
 
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+pub(crate) type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl Services {
     /// Services that send to the member task through `commands`.
@@ -76,16 +79,69 @@ impl Services {
         }
     }
 
-    async fn call(&self, request: Request) -> Result<Response, Status> {
+    pub(crate) async fn call(&self, request: Request) -> Result<Response, Status> {
+        match self.ask(request).await? {
+            Ok(response) => Ok(response),
+            Err(error) => Err(convert::status(&error)),
+        }
+    }
+
+    /// Sends a request to the member task and waits for the engine's answer.
+    async fn ask(&self, request: Request) -> Result<Answer, Status> {
         let (reply, answer) = oneshot::channel::<Answer>();
         self.commands
             .send(Command::Request { request, reply })
             .await
             .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
-        match answer.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(convert::status(&error)),
-            Err(_) => Err(Status::unavailable("etcdserver: server stopped")),
+        answer
+            .await
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))
+    }
+
+    /// The leader's client URL when the engine said "not leader" and named one this member
+    /// knows: lease keep-alives and TTL queries are leader-local, so a follower passes them on
+    /// (as etcd's followers do).
+    fn leader_url(&self, answer: &Answer) -> Option<String> {
+        match answer {
+            Err(engine::kv::RequestError::NotLeader {
+                leader_hint: Some(leader),
+            }) if leader.0 != self.info.id => self.info.client_url(leader.0),
+            _ => None,
+        }
+    }
+
+    /// A lease keep-alive round, passed on to the leader when this member is a follower.
+    async fn keep_alive_once(&self, id: LeaseId) -> Result<pb::LeaseKeepAliveResponse, Status> {
+        let answer = self.ask(Request::LeaseKeepAlive { id }).await?;
+        if let Some(url) = self.leader_url(&answer) {
+            let mut client =
+                pb::lease_client::LeaseClient::connect(url)
+                    .await
+                    .map_err(|error| {
+                        Status::unavailable(format!("etcdserver: leader unreachable: {error}"))
+                    })?;
+            let request = pb::LeaseKeepAliveRequest { id: id.0 };
+            let mut responses = client
+                .lease_keep_alive(tokio_stream::once(request))
+                .await?
+                .into_inner();
+            return match responses.next().await {
+                Some(response) => response,
+                None => Err(Status::unavailable("etcdserver: leader closed the stream")),
+            };
+        }
+        match answer {
+            Ok(Response::LeaseKeepAlive {
+                header,
+                id,
+                ttl_seconds,
+            }) => Ok(pb::LeaseKeepAliveResponse {
+                header: convert::header(&header),
+                id: id.0,
+                ttl: ttl_seconds,
+            }),
+            Ok(other) => Err(unexpected(&other)),
+            Err(error) => Err(convert::status(&error)),
         }
     }
 }
@@ -165,9 +221,13 @@ impl pb::watch_server::Watch for Services {
         request: tonic::Request<Streaming<pb::WatchRequest>>,
     ) -> Result<tonic::Response<Self::WatchStream>, Status> {
         let mut incoming = request.into_inner();
-        let (events, outgoing) = mpsc::unbounded_channel();
+        let (events, mut outgoing) = mpsc::unbounded_channel();
+        let (closed, mut closed_signal) = oneshot::channel::<()>();
         let services = self.clone();
         tokio::spawn(async move {
+            // Ends when the client closes its side or goes away, as etcd's receive loop does;
+            // the stream then closes and the member cancels its watches.
+            let _closed = closed;
             while let Some(Ok(message)) = incoming.next().await {
                 use pb::watch_request::RequestUnion;
                 let command = match message.request_union {
@@ -194,8 +254,27 @@ impl pb::watch_server::Watch for Services {
                 }
             }
         });
-        let stream = UnboundedReceiverStream::new(outgoing)
-            .map(|response| Ok(convert::watch_response(&response)));
+        // Forwards the member's responses until the client stops reading or closes its side;
+        // dropping `outgoing` then makes the member task's next delivery fail, which cancels
+        // the stream's watches in the member.
+        let (responses, stream) = mpsc::channel(WATCH_RESPONSES_COUNT_MAX);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    response = outgoing.recv() => match response {
+                        Some(response) => {
+                            let response = Ok(convert::watch_response(&response));
+                            if responses.send(response).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = &mut closed_signal => break,
+                }
+            }
+        });
+        let stream = ReceiverStream::new(stream);
         Ok(tonic::Response::new(Box::pin(stream)))
     }
 }
@@ -250,20 +329,7 @@ impl pb::lease_server::Lease for Services {
         let services = self.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = incoming.next().await {
-                let id = LeaseId(message.id);
-                let response = match services.call(Request::LeaseKeepAlive { id }).await {
-                    Ok(Response::LeaseKeepAlive {
-                        header,
-                        id,
-                        ttl_seconds,
-                    }) => Ok(pb::LeaseKeepAliveResponse {
-                        header: convert::header(&header),
-                        id: id.0,
-                        ttl: ttl_seconds,
-                    }),
-                    Ok(other) => Err(unexpected(&other)),
-                    Err(status) => Err(status),
-                };
+                let response = services.keep_alive_once(LeaseId(message.id)).await;
                 if responses.send(response).await.is_err() {
                     break;
                 }
@@ -279,11 +345,22 @@ impl pb::lease_server::Lease for Services {
         request: tonic::Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<tonic::Response<pb::LeaseTimeToLiveResponse>, Status> {
         let request = request.into_inner();
+        let forwarded = request;
         let request = Request::LeaseTimeToLive(LeaseTimeToLiveRequest {
             id: LeaseId(request.id),
             keys: request.keys,
         });
-        match self.call(request).await? {
+        let answer = self.ask(request).await?;
+        if let Some(url) = self.leader_url(&answer) {
+            let mut client =
+                pb::lease_client::LeaseClient::connect(url)
+                    .await
+                    .map_err(|error| {
+                        Status::unavailable(format!("etcdserver: leader unreachable: {error}"))
+                    })?;
+            return client.lease_time_to_live(forwarded).await;
+        }
+        match answer.map_err(|error| convert::status(&error))? {
             Response::LeaseTimeToLive {
                 header,
                 id,
@@ -320,38 +397,8 @@ impl pb::lease_server::Lease for Services {
     }
 }
 
-#[tonic::async_trait]
-impl pb::cluster_server::Cluster for Services {
-    async fn member_list(
-        &self,
-        _request: tonic::Request<pb::MemberListRequest>,
-    ) -> Result<tonic::Response<pb::MemberListResponse>, Status> {
-        let status = self.status().await?;
-        Ok(tonic::Response::new(pb::MemberListResponse {
-            header: Some(pb::ResponseHeader {
-                cluster_id: self.info.cluster_id,
-                member_id: status.id.0,
-                revision: status.revision.0,
-                raft_term: status.term.0,
-            }),
-            members: self
-                .info
-                .members
-                .iter()
-                .map(|member| pb::Member {
-                    id: member.id,
-                    name: member.name.clone(),
-                    peer_ur_ls: member.peer_urls.clone(),
-                    client_ur_ls: self.info.client_url(member.id).into_iter().collect(),
-                    is_learner: false,
-                })
-                .collect(),
-        }))
-    }
-}
-
 impl Services {
-    async fn status(&self) -> Result<engine::member::MemberStatus, Status> {
+    pub(crate) async fn status(&self) -> Result<engine::member::MemberStatus, Status> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Status { reply })
@@ -360,36 +407,5 @@ impl Services {
         answer
             .await
             .map_err(|_| Status::unavailable("etcdserver: server stopped"))
-    }
-}
-
-#[tonic::async_trait]
-impl pb::maintenance_server::Maintenance for Services {
-    async fn status(
-        &self,
-        _request: tonic::Request<pb::StatusRequest>,
-    ) -> Result<tonic::Response<pb::StatusResponse>, Status> {
-        let status = Services::status(self).await?;
-        Ok(tonic::Response::new(pb::StatusResponse {
-            header: Some(pb::ResponseHeader {
-                cluster_id: self.info.cluster_id,
-                member_id: status.id.0,
-                revision: status.revision.0,
-                raft_term: status.term.0,
-            }),
-            version: self.info.version.clone(),
-            db_size: 0,
-            leader: status.leader.map_or(0, |leader| leader.0),
-            raft_index: status.commit_index.0,
-            raft_term: status.term.0,
-            raft_applied_index: status.applied_index.0,
-            errors: status
-                .halted
-                .iter()
-                .map(|reason| format!("halted: {reason:?}"))
-                .collect(),
-            db_size_in_use: 0,
-            is_learner: false,
-        }))
     }
 }

@@ -14,10 +14,12 @@ pub mod proto {
     }
 }
 
+mod admin;
 pub mod cluster;
 mod convert;
 pub mod disk;
 mod grpc;
+pub mod metrics;
 pub mod peer;
 
 /// Starts the log: `level` as etcd's `--log-level` (debug, info, warn, error; panic and fatal
@@ -85,6 +87,10 @@ pub struct ServeConfig {
     pub snapshot_count: u64,
     /// `--max-request-bytes`: the largest client request accepted.
     pub max_request_bytes: u32,
+    /// `--max-txn-ops`: the most operations in one txn.
+    pub max_txn_ops: u32,
+    /// `--listen-metrics-urls`: where `/metrics` and `/health` are served, if anywhere.
+    pub listen_metrics_urls: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -104,6 +110,8 @@ impl Default for ServeConfig {
             election_timeout_ms: 1000,
             snapshot_count: 100_000,
             max_request_bytes: 1536 * 1024,
+            max_txn_ops: 128,
+            listen_metrics_urls: None,
         }
     }
 }
@@ -157,6 +165,12 @@ impl ServeConfig {
                 "--election-timeout ({} ms) must be longer than --heartbeat-interval ({} ms)",
                 self.election_timeout_ms, self.heartbeat_interval_ms
             ));
+        }
+        if self.max_txn_ops == 0 {
+            return Err("--max-txn-ops must be at least 1".into());
+        }
+        if let Some(urls) = &self.listen_metrics_urls {
+            parse_url("--listen-metrics-urls", urls)?;
         }
         if self.snapshot_count == 0 {
             return Err("--snapshot-count must be at least 1".into());
@@ -218,6 +232,7 @@ impl ServeConfig {
                 .unwrap_or(u32::MAX);
         config.snapshot_interval_entries = self.snapshot_count;
         config.request_bytes_max = self.max_request_bytes;
+        config.txn_ops_count_max = self.max_txn_ops;
         config
     }
 }
@@ -255,6 +270,19 @@ pub async fn serve_until(
         image,
     };
     let (commands, receiver) = mpsc::channel(task::COMMANDS_COUNT_MAX);
+    let metrics = std::sync::Arc::new(metrics::Metrics::new());
+    if let Some(urls) = &config.listen_metrics_urls {
+        let address = parse_url("--listen-metrics-urls", urls).map_err(anyhow::Error::msg)?;
+        metrics::serve(
+            address,
+            metrics.clone(),
+            commands.clone(),
+            config.data_dir.clone(),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        tracing::info!(%address, "serving /metrics and /health");
+    }
     let client_urls = peer::ClientUrls::default();
     let peers: Vec<peer::Peer> = layout
         .members
@@ -288,6 +316,7 @@ pub async fn serve_until(
         prepared,
         data_dir,
         outbox,
+        metrics.clone(),
         receiver,
         member_stop,
         started_reply,
@@ -295,7 +324,7 @@ pub async fn serve_until(
     match started.await {
         Ok(Ok(report)) => {
             for note in &report.notes {
-                eprintln!("detcd: recovery: {note}");
+                tracing::warn!(data_dir = %config.data_dir.display(), "recovery: {note}");
             }
         }
         Ok(Err(error)) => {

@@ -13,7 +13,10 @@ use engine::types::{Instant, NodeId};
 use host::{Hosting, Io, Route};
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
 use crate::disk::DataDir;
+use crate::metrics::Metrics;
 
 /// Commands queued for the member task at most; a full queue makes handlers wait.
 pub const COMMANDS_COUNT_MAX: usize = 4096;
@@ -43,6 +46,13 @@ pub enum Command {
         /// Where the status goes.
         reply: oneshot::Sender<MemberStatus>,
     },
+    /// A read-only look at the member's state, for the maintenance services.
+    Inspect {
+        /// Whether to include the store's snapshot bytes (Maintenance.Snapshot).
+        with_snapshot: bool,
+        /// Where the inspection goes.
+        reply: oneshot::Sender<Inspection>,
+    },
     /// A raft message from a peer.
     Peer {
         /// The sender.
@@ -50,6 +60,19 @@ pub enum Command {
         /// The message.
         message: PeerMessage,
     },
+}
+
+/// What the member task reports of the member's state, read-only.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The member's status.
+    pub status: MemberStatus,
+    /// The hash of the whole retained key-value history (`engine::mvcc::Store::hash`).
+    pub kv_hash: u64,
+    /// The compaction point.
+    pub compacted_revision: engine::types::Revision,
+    /// The store as snapshot bytes, when asked for.
+    pub snapshot: Option<Vec<u8>>,
 }
 
 /// Where the member's outbound peer messages go (the peer transport), if it has peers.
@@ -68,6 +91,7 @@ pub fn halt_exit_code(reason: &HaltReason) -> i32 {
 struct ServerIo {
     disk: std::sync::mpsc::Sender<(DiskOpId, DiskOp)>,
     peers: Option<PeerOutbox>,
+    metrics: Arc<Metrics>,
 }
 
 impl Io for ServerIo {
@@ -87,6 +111,9 @@ impl Io for ServerIo {
     }
 
     fn answer(&mut self, reply: Self::Reply, answer: Answer) {
+        if let Err(error) = &answer {
+            self.metrics.answered(error);
+        }
         let _client_may_be_gone = reply.send(answer);
     }
 
@@ -110,6 +137,7 @@ pub async fn run(
     prepared: Prepared,
     mut data_dir: DataDir,
     peers: Option<PeerOutbox>,
+    metrics: Arc<Metrics>,
     mut commands: mpsc::Receiver<Command>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     started_reply: oneshot::Sender<Result<RecoveryReport, RecoveryError>>,
@@ -118,11 +146,18 @@ pub async fn run(
     let (done_sender, mut done_receiver) =
         mpsc::unbounded_channel::<(DiskOpId, Result<(), DiskFault>)>();
     // One thread performs every disk operation, so they complete in the order issued.
+    let disk_metrics = metrics.clone();
     let disk_thread = std::thread::Builder::new()
         .name("detcd-disk".into())
         .spawn(move || {
             while let Ok((op_id, op)) = disk_receiver.recv() {
+                let started = std::time::Instant::now();
                 let result = data_dir.perform(&op);
+                if matches!(op, DiskOp::Sync { .. }) {
+                    disk_metrics
+                        .wal_fsync_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
                 if done_sender.send((op_id, result)).is_err() {
                     break;
                 }
@@ -132,6 +167,7 @@ pub async fn run(
     let mut io = ServerIo {
         disk: disk_sender,
         peers,
+        metrics: metrics.clone(),
     };
     let started = tokio::time::Instant::now();
     let now = move || Instant(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -166,6 +202,7 @@ pub async fn run(
             // Stopping: what is on disk is what a restart recovers; nothing else needs saving.
             _ = stop.changed() => break,
         }
+        metrics.sample(&hosting.member().status(), hosting.watches_count());
     }
     let halted = hosting.halted().cloned();
     drop(hosting);
@@ -186,6 +223,19 @@ fn accept(hosting: &mut ServerHosting, command: Command, now: Instant, io: &mut 
         }
         Command::Status { reply } => {
             let _client_may_be_gone = reply.send(hosting.member().status());
+        }
+        Command::Inspect {
+            with_snapshot,
+            reply,
+        } => {
+            let store = hosting.member().store();
+            let inspection = Inspection {
+                status: hosting.member().status(),
+                kv_hash: store.hash(),
+                compacted_revision: store.compacted_revision(),
+                snapshot: with_snapshot.then(|| store.encode_snapshot()),
+            };
+            let _client_may_be_gone = reply.send(inspection);
         }
         Command::Peer { from, message } => hosting.receive(now, from, message, io),
     }

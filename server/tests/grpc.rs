@@ -136,7 +136,7 @@ async fn kv_txn_compaction_and_recovery() {
     assert_eq!(compacted.code(), tonic::Code::OutOfRange);
     assert_eq!(
         compacted.message(),
-        "mvcc: required revision has been compacted"
+        "etcdserver: mvcc: required revision has been compacted"
     );
     let empty_key = kv.put(pb::PutRequest::default()).await.unwrap_err();
     assert_eq!(empty_key.message(), "etcdserver: key is not provided");

@@ -1,0 +1,265 @@
+//! The Cluster and Maintenance services: membership as the cluster was laid out, the member's
+//! status, hashes of its key-value history, alarms (none are ever raised: detcd has no space
+//! quota and checks corruption at start), defragmentation (nothing to do: there is no B-tree
+//! file to compact), and a snapshot of the key-value store (detcd's own encoding, not a bbolt file, padded
+//! and followed by its SHA-256 as etcd's is) as a stream of chunks.
+//!
+//! Methods the engine cannot serve yet answer `Unimplemented` naming the method, at once.
+
+use engine::types::Revision;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::grpc::{ResponseStream, Services};
+use crate::proto::etcdserverpb as pb;
+use crate::task::{Command, Inspection};
+
+/// Bytes of the snapshot per streamed message (etcd sends 32 KiB chunks).
+const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
+
+impl Services {
+    async fn inspect(&self, with_snapshot: bool) -> Result<Inspection, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Inspect {
+                with_snapshot,
+                reply,
+            })
+            .await
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+        answer
+            .await
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))
+    }
+
+    fn header_of(&self, status: &engine::member::MemberStatus) -> Option<pb::ResponseHeader> {
+        Some(pb::ResponseHeader {
+            cluster_id: self.info.cluster_id,
+            member_id: status.id.0,
+            revision: status.revision.0,
+            raft_term: status.term.0,
+        })
+    }
+
+    fn members(&self) -> Vec<pb::Member> {
+        self.info
+            .members
+            .iter()
+            .map(|member| pb::Member {
+                id: member.id,
+                name: member.name.clone(),
+                peer_ur_ls: member.peer_urls.clone(),
+                client_ur_ls: self.info.client_url(member.id).into_iter().collect(),
+                is_learner: false,
+            })
+            .collect()
+    }
+}
+
+/// The answer to a method that needs an engine request not built yet.
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!(
+        "etcdserver: {method} is not implemented by detcd yet (the engine has no request for it)"
+    ))
+}
+
+/// Bytes of a snapshot file before its checksum are a multiple of this (etcd's page size;
+/// etcdctl's `snapshot save` refuses a file whose length is not).
+const SNAPSHOT_ALIGN_BYTES: usize = 512;
+
+/// The snapshot as a file: the store's snapshot length (u64 little endian), its bytes, zeros
+/// up to a multiple of 512 bytes, then the SHA-256 of everything before it, as etcd ends its
+/// snapshots (etcdctl checks for the checksum).
+fn snapshot_file(store: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut bytes = Vec::with_capacity(store.len() + SNAPSHOT_ALIGN_BYTES + 40);
+    bytes.extend_from_slice(&(store.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(store);
+    let padded = bytes.len().div_ceil(SNAPSHOT_ALIGN_BYTES) * SNAPSHOT_ALIGN_BYTES;
+    bytes.resize(padded, 0);
+    let digest = sha2::Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    bytes
+}
+
+/// etcd's hashes are 32 bits; the store's is 64: fold the halves.
+fn hash32(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32
+}
+
+#[tonic::async_trait]
+impl pb::cluster_server::Cluster for Services {
+    async fn member_add(
+        &self,
+        _request: tonic::Request<pb::MemberAddRequest>,
+    ) -> Result<tonic::Response<pb::MemberAddResponse>, Status> {
+        Err(not_yet("MemberAdd"))
+    }
+
+    async fn member_remove(
+        &self,
+        _request: tonic::Request<pb::MemberRemoveRequest>,
+    ) -> Result<tonic::Response<pb::MemberRemoveResponse>, Status> {
+        Err(not_yet("MemberRemove"))
+    }
+
+    async fn member_update(
+        &self,
+        _request: tonic::Request<pb::MemberUpdateRequest>,
+    ) -> Result<tonic::Response<pb::MemberUpdateResponse>, Status> {
+        Err(not_yet("MemberUpdate"))
+    }
+
+    async fn member_promote(
+        &self,
+        _request: tonic::Request<pb::MemberPromoteRequest>,
+    ) -> Result<tonic::Response<pb::MemberPromoteResponse>, Status> {
+        Err(not_yet("MemberPromote"))
+    }
+
+    async fn member_list(
+        &self,
+        _request: tonic::Request<pb::MemberListRequest>,
+    ) -> Result<tonic::Response<pb::MemberListResponse>, Status> {
+        let status = self.status().await?;
+        Ok(tonic::Response::new(pb::MemberListResponse {
+            header: self.header_of(&status),
+            members: self.members(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::maintenance_server::Maintenance for Services {
+    type SnapshotStream = ResponseStream<pb::SnapshotResponse>;
+
+    async fn alarm(
+        &self,
+        request: tonic::Request<pb::AlarmRequest>,
+    ) -> Result<tonic::Response<pb::AlarmResponse>, Status> {
+        use pb::alarm_request::AlarmAction;
+        let status = self.status().await?;
+        match request.into_inner().action() {
+            // No alarm is ever raised, so the list is empty and deactivating is a no-op.
+            AlarmAction::Get | AlarmAction::Deactivate => {
+                Ok(tonic::Response::new(pb::AlarmResponse {
+                    header: self.header_of(&status),
+                    alarms: Vec::new(),
+                }))
+            }
+            AlarmAction::Activate => Err(Status::invalid_argument(
+                "etcdserver: detcd raises no alarms (no space quota; corruption refuses the start)",
+            )),
+        }
+    }
+
+    async fn status(
+        &self,
+        _request: tonic::Request<pb::StatusRequest>,
+    ) -> Result<tonic::Response<pb::StatusResponse>, Status> {
+        let status = Services::status(self).await?;
+        Ok(tonic::Response::new(pb::StatusResponse {
+            header: self.header_of(&status),
+            version: self.info.version.clone(),
+            db_size: 0,
+            leader: status.leader.map_or(0, |leader| leader.0),
+            raft_index: status.commit_index.0,
+            raft_term: status.term.0,
+            raft_applied_index: status.applied_index.0,
+            errors: status
+                .halted
+                .iter()
+                .map(|reason| format!("halted: {reason:?}"))
+                .collect(),
+            db_size_in_use: 0,
+            is_learner: false,
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _request: tonic::Request<pb::DefragmentRequest>,
+    ) -> Result<tonic::Response<pb::DefragmentResponse>, Status> {
+        // The store lives in memory and on disk as WAL plus snapshots: nothing to defragment.
+        let status = self.status().await?;
+        Ok(tonic::Response::new(pb::DefragmentResponse {
+            header: self.header_of(&status),
+        }))
+    }
+
+    async fn hash(
+        &self,
+        _request: tonic::Request<pb::HashRequest>,
+    ) -> Result<tonic::Response<pb::HashResponse>, Status> {
+        let inspection = self.inspect(false).await?;
+        Ok(tonic::Response::new(pb::HashResponse {
+            header: self.header_of(&inspection.status),
+            hash: hash32(inspection.kv_hash),
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: tonic::Request<pb::HashKvRequest>,
+    ) -> Result<tonic::Response<pb::HashKvResponse>, Status> {
+        let revision = Revision(request.into_inner().revision);
+        let inspection = self.inspect(false).await?;
+        let current = inspection.status.revision;
+        if revision.0 != 0 && revision < inspection.compacted_revision {
+            return Err(Status::out_of_range(
+                "etcdserver: mvcc: required revision has been compacted",
+            ));
+        }
+        if revision > current {
+            return Err(Status::out_of_range(
+                "etcdserver: mvcc: required revision is a future revision",
+            ));
+        }
+        if revision.0 != 0 && revision != current {
+            return Err(Status::unimplemented(format!(
+                "etcdserver: HashKV at a past revision ({revision}) is not implemented by detcd yet; the current one is {current}"
+            )));
+        }
+        Ok(tonic::Response::new(pb::HashKvResponse {
+            header: self.header_of(&inspection.status),
+            hash: hash32(inspection.kv_hash),
+            compact_revision: inspection.compacted_revision.0,
+        }))
+    }
+
+    async fn snapshot(
+        &self,
+        _request: tonic::Request<pb::SnapshotRequest>,
+    ) -> Result<tonic::Response<Self::SnapshotStream>, Status> {
+        let inspection = self.inspect(true).await?;
+        let header = self.header_of(&inspection.status);
+        let bytes = snapshot_file(&inspection.snapshot.unwrap_or_default());
+        let (sender, receiver) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut remaining = bytes.len();
+            for chunk in bytes.chunks(SNAPSHOT_CHUNK_BYTES) {
+                remaining -= chunk.len();
+                let response = pb::SnapshotResponse {
+                    header,
+                    remaining_bytes: remaining as u64,
+                    blob: chunk.to_vec(),
+                };
+                // A client that went away ends the stream.
+                if sender.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(ReceiverStream::new(
+            receiver,
+        ))))
+    }
+
+    async fn move_leader(
+        &self,
+        _request: tonic::Request<pb::MoveLeaderRequest>,
+    ) -> Result<tonic::Response<pb::MoveLeaderResponse>, Status> {
+        Err(not_yet("MoveLeader"))
+    }
+}
