@@ -388,13 +388,14 @@ fn witness_with(
     let budget = steps
         .saturating_add(WITNESS_STEPS_MAX)
         .min(config.steps_max);
-    let Decision::Linear(order) = decide(
+    let decision = decide(
         &narrowed,
         tables.key_count(),
         budget,
         steps,
         Some(&observed),
-    ) else {
+    );
+    let Decision::Linear(order) = decision else {
         return None;
     };
     // Pinning may delay a virtual operation's call; the witness reports the original one.
