@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod sim_tools;
+
 // Simulated runs allocate heavily (messages, entries, actions); mimalloc roughly halves the
 // allocator's share of a run. Allocation never influences a run's logic, so determinism holds.
 #[global_allocator]
@@ -93,10 +95,20 @@ struct ServeArgs {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, default_value_t = 1536 * 1024)]
     max_request_bytes: u32,
+    /// Configures log level: debug, info, warn, error, panic, or fatal.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Log line format: text (human-readable) or json (one object per line).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 /// Runs `detcd serve` on a tokio runtime; returns the exit status.
 fn serve_command(args: ServeArgs) -> i32 {
+    if let Err(error) = server::init_logging(&args.log_level, args.log_format == "json") {
+        eprintln!("error: {error}");
+        return 2;
+    }
     let config = server::ServeConfig {
         name: args.name,
         data_dir: args.data_dir,
@@ -160,7 +172,8 @@ enum SimCommand {
         /// End the output with one JSON object.
         #[arg(long)]
         json: bool,
-        /// Write history.jsonl, watches.jsonl, trace.jsonl, events.jsonl and summary.json here.
+        /// Write the run's artifact directory here (artifact.json, scenario.toml, history, watches,
+        /// trace, faults, events, summary; docs/artifacts.md).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Run the seed twice and fail if the trace hashes differ.
@@ -200,8 +213,7 @@ enum SimCommand {
         /// Print one JSON object (and nothing else) on stdout.
         #[arg(long)]
         json: bool,
-        /// Write each failing seed's artifacts (history, watches, trace, events, summary) under
-        /// DIR/seed-N/.
+        /// Write each failing seed's artifact directory under DIR/seed-N/ (docs/artifacts.md).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Switch on a zoo bug by name (repeatable; needs `--features bug-zoo`).
@@ -246,6 +258,8 @@ enum SimCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Tool(sim_tools::ToolCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -354,6 +368,7 @@ fn scenarios_command(action: Option<ScenariosAction>) -> i32 {
 
 fn main() -> anyhow::Result<()> {
     sim::cli::set_scenario_resolver(resolve_scenario);
+    sim_tools::install();
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Version => {
@@ -388,19 +403,23 @@ fn main() -> anyhow::Result<()> {
             out,
             bugs,
             buggify,
-        }) => sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
-            scenario,
-            seeds,
-            time,
-            jobs,
-            first_seed,
-            shard,
-            json,
-            bugs,
-            out,
-            buggify,
-        }),
+        }) => {
+            let status = sim::fuzz::fuzz_command(&sim::fuzz::FuzzArgs {
+                scenario,
+                seeds,
+                time,
+                jobs,
+                first_seed,
+                shard,
+                json,
+                bugs,
+                out: out.clone(),
+                buggify,
+            });
+            sim_tools::campaign_reports(out.as_deref(), status)
+        }
         Command::Serve(args) => serve_command(*args),
+        Command::Sim(SimCommand::Tool(command)) => sim_tools::run(command),
         Command::Sim(SimCommand::Scenarios { action }) => scenarios_command(action),
         Command::Sim(SimCommand::Hunt {
             bugs,

@@ -24,6 +24,16 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A free port whose successor is free too (client and peer port of one server).
+fn free_port_pair() -> u16 {
+    loop {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
 struct Server {
     child: Child,
 }
@@ -35,6 +45,11 @@ impl Drop for Server {
     }
 }
 
+/// The peer URL of the server on client `port` (its member id derives from it).
+fn peer_url(port: u16) -> String {
+    format!("http://127.0.0.1:{}", port + 1)
+}
+
 fn start(data_dir: &std::path::Path, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_detcd"))
         .args(["serve", "--data-dir"])
@@ -43,7 +58,7 @@ fn start(data_dir: &std::path::Path, port: u16) -> Server {
             "--listen-client-urls",
             &format!("http://127.0.0.1:{port}"),
             "--listen-peer-urls",
-            &format!("http://127.0.0.1:{}", free_port()),
+            &peer_url(port),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -113,7 +128,7 @@ fn etcdctl_against_a_real_server_process_and_kill_9() {
     }
     let dir = std::env::temp_dir().join(format!("detcd-etcdctl-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let port = free_port();
+    let port = free_port_pair();
     let server = start(&dir, port);
     assert_eq!(ok(port, &["put", "foo", "bar"]), "OK\n");
     assert_eq!(ok(port, &["get", "foo"]), "foo\nbar\n");
@@ -154,8 +169,10 @@ fn etcdctl_against_a_real_server_process_and_kill_9() {
         "{text}"
     );
     let status = ok(port, &["endpoint", "status"]);
+    // The member id derives from the peer URL and the cluster token, as etcd's does.
+    let id = server::cluster::member_id(&peer_url(port), "etcd-cluster").0;
     assert!(
-        status.starts_with(&format!("127.0.0.1:{port}, 1, ")),
+        status.starts_with(&format!("127.0.0.1:{port}, {id:x}, ")),
         "{status}"
     );
 

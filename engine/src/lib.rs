@@ -13,6 +13,7 @@ pub mod buggify;
 pub mod codec;
 pub mod kv;
 pub mod lease;
+pub mod marks;
 pub mod member;
 pub mod mvcc;
 pub mod raft;

@@ -17,8 +17,8 @@ use toml_edit::{Document, Item, TableLike};
 
 use crate::units::Unit;
 
-/// Keys a file may hold besides the scenario's fields.
-const FILE_KEYS: [&str; 2] = ["extends", "description"];
+/// Keys a file may hold besides the scenario's fields (`at`: the timeline's entries).
+const FILE_KEYS: [&str; 3] = ["extends", "description", "at"];
 /// The built-in a file starts from unless it says `extends`.
 pub const DEFAULT_BASE: &str = "no_faults";
 
@@ -60,10 +60,10 @@ impl std::fmt::Display for FileError {
 impl std::error::Error for FileError {}
 
 /// Where each key of a file is, by dotted path.
-struct Places<'text> {
+pub(crate) struct Places<'text> {
     text: &'text str,
     file: &'text str,
-    lines: BTreeMap<String, usize>,
+    pub(crate) lines: BTreeMap<String, usize>,
 }
 
 impl Places<'_> {
@@ -75,7 +75,12 @@ impl Places<'_> {
             + 1
     }
 
-    fn error(&self, line: Option<usize>, key: &str, message: String) -> FileError {
+    /// The line of `key` in `table`.
+    pub(crate) fn line_of_table_key(&self, table: &dyn TableLike, key: &str) -> Option<usize> {
+        line_of_key(self, table, key)
+    }
+
+    pub(crate) fn error(&self, line: Option<usize>, key: &str, message: String) -> FileError {
         FileError {
             file: self.file.to_string(),
             line,
@@ -85,7 +90,7 @@ impl Places<'_> {
     }
 
     /// The line of `path` or of its nearest named parent (`a.b[2].c` → `a.b`).
-    fn line_of_path(&self, path: &str) -> Option<usize> {
+    pub(crate) fn line_of_path(&self, path: &str) -> Option<usize> {
         let mut candidate = path.to_string();
         loop {
             if let Some(line) = self.lines.get(&candidate) {
@@ -149,16 +154,26 @@ pub fn parse(text: &str, file: &str) -> Result<ScenarioFile, FileError> {
         value["name"] = Value::String(file_stem(file));
     }
     merge_table(&mut places, &mut value, root, "")?;
+    if let Some(item) = root.get("at") {
+        let line = line_of_key(&places, root, "at");
+        let timeline = crate::at::parse_timeline(&mut places, item, line)?;
+        value["timeline"] = serde_json::to_value(&timeline).expect("a timeline serialises");
+    }
     let scenario: Scenario = serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         places.error(places.line_of_path(&path), &path, error.inner().to_string())
     })?;
     scenario.validate().map_err(|message| {
         let key = validation_key(&message, &places);
+        // A timeline message starts with its key (`at[0].groups: ...`): said once is enough.
+        let message = key
+            .as_deref()
+            .and_then(|key| message.strip_prefix(&format!("{key}: ")))
+            .map_or(message.clone(), str::to_string);
         places.error(
             key.as_deref().and_then(|key| places.line_of_path(key)),
             key.as_deref().unwrap_or(""),
-            message.clone(),
+            message,
         )
     })?;
     Ok(ScenarioFile {
@@ -174,6 +189,7 @@ fn validation_key(message: &str, places: &Places<'_>) -> Option<String> {
         return Some("budget".into());
     }
     let first = message.split([' ', '(']).next().unwrap_or_default();
+    let first = first.trim_end_matches(':');
     (!first.is_empty() && places.line_of_path(first).is_some()).then(|| first.to_string())
 }
 
@@ -215,6 +231,13 @@ fn merge_table(
         }
         if path.is_empty() && FILE_KEYS.contains(&key) {
             continue;
+        }
+        if path.is_empty() && key == "timeline" {
+            return Err(places.error(
+                line,
+                &key_path,
+                "write the timeline as [[at]] tables, one per fault".into(),
+            ));
         }
         let object = base.as_object_mut().expect("merge_table is given objects");
         let Some(slot) = object.get_mut(key) else {
@@ -344,7 +367,7 @@ fn rate_table(table: &dyn TableLike) -> Result<Value, String> {
 }
 
 /// A TOML value as JSON, with no unit conversion (inside lists and free-form fields).
-fn plain_value(value: &toml_edit::Value) -> Result<Value, String> {
+pub(crate) fn plain_value(value: &toml_edit::Value) -> Result<Value, String> {
     use toml_edit::Value as Toml;
     Ok(match value {
         Toml::String(text) => Value::String(text.value().clone()),
@@ -377,7 +400,10 @@ pub fn to_toml(scenario: &Scenario, description: Option<&str>) -> String {
         out.push_str(&format!("description = {}\n", quote(description)));
     }
     out.push_str(&format!("extends = {}\n", quote(DEFAULT_BASE)));
-    write_table(&mut out, object, "");
+    let mut fields = object.clone();
+    fields.remove("timeline");
+    write_table(&mut out, &fields, "");
+    crate::at::write_timeline(&mut out, &scenario.timeline);
     out
 }
 

@@ -6,6 +6,7 @@
 //!
 //! It never runs anything and holds no engine code. May use: `sim`.
 
+mod at;
 mod file;
 mod units;
 

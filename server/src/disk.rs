@@ -126,6 +126,23 @@ impl DataDir {
     }
 }
 
+/// The host contract's disk on real files (`server/tests/host_conformance.rs`).
+impl host::disk::HostDisk for DataDir {
+    fn perform(&mut self, op: &DiskOp) -> Result<(), DiskFault> {
+        DataDir::perform(self, op)
+    }
+
+    fn image(&mut self) -> Result<DiskImage, String> {
+        DataDir::image(self)
+    }
+
+    /// A process crash: open files are closed; what the OS holds stays (a power cut is not
+    /// something a test can cause).
+    fn crash(&mut self) {
+        self.appending.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::DataDir;

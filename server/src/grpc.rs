@@ -13,22 +13,49 @@ use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Status, Streaming};
 
 use crate::convert;
-use crate::host::{Answer, Command};
 use crate::proto::etcdserverpb as pb;
+use crate::task::{Answer, Command};
 
-/// What Cluster.MemberList and Maintenance.Status say about this member.
+/// What Cluster.MemberList and Maintenance.Status say about the cluster and this member.
 #[derive(Clone, Debug)]
 pub struct MemberInfo {
-    /// The member's name (`--name`).
-    pub name: String,
+    /// This member's id.
+    pub id: u64,
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// Every member, this one included.
+    pub members: Vec<MemberEntry>,
+    /// This member's advertised client URL.
+    pub own_client_url: String,
+    /// Peers' client URLs, learned from their hellos.
+    pub learned_client_urls: crate::peer::ClientUrls,
+    /// detcd's version.
+    pub version: String,
+}
+
+/// One member as MemberList shows it.
+#[derive(Clone, Debug)]
+pub struct MemberEntry {
     /// Its id.
     pub id: u64,
-    /// Peer URLs it advertises.
+    /// Its name.
+    pub name: String,
+    /// Its peer URLs.
     pub peer_urls: Vec<String>,
-    /// Client URLs it advertises.
-    pub client_urls: Vec<String>,
-    /// Bytes of the data directory, for Status's db size (sampled at start).
-    pub version: String,
+}
+
+impl MemberInfo {
+    /// The client URL of member `id`, if known.
+    pub fn client_url(&self, id: u64) -> Option<String> {
+        if id == self.id {
+            return Some(self.own_client_url.clone());
+        }
+        self.learned_client_urls
+            .lock()
+            .expect("the URL map is never poisoned")
+            .get(&engine::types::NodeId(id))
+            .cloned()
+    }
 }
 
 /// The handle every service holds.
@@ -302,19 +329,23 @@ impl pb::cluster_server::Cluster for Services {
         let status = self.status().await?;
         Ok(tonic::Response::new(pb::MemberListResponse {
             header: Some(pb::ResponseHeader {
-                cluster_id: engine::member::MemberConfig::new(status.id, vec![status.id], 0)
-                    .cluster_id,
+                cluster_id: self.info.cluster_id,
                 member_id: status.id.0,
                 revision: status.revision.0,
                 raft_term: status.term.0,
             }),
-            members: vec![pb::Member {
-                id: self.info.id,
-                name: self.info.name.clone(),
-                peer_ur_ls: self.info.peer_urls.clone(),
-                client_ur_ls: self.info.client_urls.clone(),
-                is_learner: false,
-            }],
+            members: self
+                .info
+                .members
+                .iter()
+                .map(|member| pb::Member {
+                    id: member.id,
+                    name: member.name.clone(),
+                    peer_ur_ls: member.peer_urls.clone(),
+                    client_ur_ls: self.info.client_url(member.id).into_iter().collect(),
+                    is_learner: false,
+                })
+                .collect(),
         }))
     }
 }
@@ -341,8 +372,7 @@ impl pb::maintenance_server::Maintenance for Services {
         let status = Services::status(self).await?;
         Ok(tonic::Response::new(pb::StatusResponse {
             header: Some(pb::ResponseHeader {
-                cluster_id: engine::member::MemberConfig::new(status.id, vec![status.id], 0)
-                    .cluster_id,
+                cluster_id: self.info.cluster_id,
                 member_id: status.id.0,
                 revision: status.revision.0,
                 raft_term: status.term.0,

@@ -14,16 +14,46 @@ pub mod proto {
     }
 }
 
+pub mod cluster;
 mod convert;
 pub mod disk;
 mod grpc;
-pub mod host;
+pub mod peer;
+
+/// Starts the log: `level` as etcd's `--log-level` (debug, info, warn, error; panic and fatal
+/// read as error), one JSON object per line when `json` is set, else human-readable lines, on
+/// standard error. Fails on an unknown level, naming it.
+pub fn init_logging(level: &str, json: bool) -> Result<(), String> {
+    let filter = match level {
+        "debug" => tracing::Level::DEBUG,
+        "info" => tracing::Level::INFO,
+        "warn" => tracing::Level::WARN,
+        "error" | "dpanic" | "panic" | "fatal" => tracing::Level::ERROR,
+        other => {
+            return Err(format!(
+                "--log-level {other:?}: expected debug, info, warn, error, panic or fatal"
+            ))
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(filter)
+        .with_writer(std::io::stderr);
+    let installed = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second call (tests start several servers in one process) keeps the first log.
+    let _already_installed = installed;
+    Ok(())
+}
+pub mod task;
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 
-use engine::member::{Member, MemberConfig};
-use engine::types::{Duration, NodeId};
+use engine::member::MemberConfig;
+use engine::types::Duration;
 use tokio::sync::mpsc;
 
 /// `detcd serve`'s settings, named and defaulted as etcd's flags are.
@@ -137,20 +167,50 @@ impl ServeConfig {
                 self.initial_cluster_state
             ));
         }
-        if let Some(cluster) = &self.initial_cluster {
-            let members: Vec<&str> = cluster.split(',').filter(|part| !part.is_empty()).collect();
-            if members.len() > 1 {
-                return Err(format!(
-                    "--initial-cluster names {} members: this build serves one-member clusters only (the peer transport is not built yet)",
-                    members.len()
-                ));
-            }
-        }
+        self.layout()?;
         Ok(client)
     }
 
-    fn member_config(&self, seed: u64) -> MemberConfig {
-        let mut config = MemberConfig::new(NodeId(1), vec![NodeId(1)], seed);
+    /// The peer URL this member advertises.
+    fn own_peer_url(&self) -> String {
+        let urls = self
+            .initial_advertise_peer_urls
+            .as_deref()
+            .unwrap_or(&self.listen_peer_urls);
+        urls.split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// The client URL this member advertises.
+    fn own_client_url(&self) -> String {
+        let urls = self
+            .advertise_client_urls
+            .as_deref()
+            .unwrap_or(&self.listen_client_urls);
+        urls.split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// The cluster's members and ids from `--initial-cluster`, `--name` and the token.
+    pub fn layout(&self) -> Result<cluster::ClusterLayout, String> {
+        cluster::layout(
+            &self.name,
+            self.initial_cluster.as_deref(),
+            &self.own_peer_url(),
+            &self.initial_cluster_token,
+        )
+    }
+
+    fn member_config(&self, layout: &cluster::ClusterLayout, seed: u64) -> MemberConfig {
+        let voters = layout.members.iter().map(|member| member.id).collect();
+        let mut config = MemberConfig::new(layout.self_id, voters, seed);
+        config.cluster_id = layout.cluster_id;
         config.tick_interval = Duration::from_millis(self.heartbeat_interval_ms);
         config.heartbeat_interval_ticks = 1;
         config.election_timeout_ticks =
@@ -160,16 +220,6 @@ impl ServeConfig {
         config.request_bytes_max = self.max_request_bytes;
         config
     }
-}
-
-/// A seed for this incarnation: members need a fresh one per start, or their proposal ids
-/// repeat and deduplication drops new writes. Real time and the process id suffice here.
-#[allow(clippy::disallowed_methods)]
-fn incarnation_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-    nanos ^ (u64::from(std::process::id()) << 32)
 }
 
 /// Serves one member until SIGINT or SIGTERM stops it or the member halts.
@@ -183,28 +233,91 @@ pub async fn serve_until(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<ServeOutcome> {
     let client_address = config.validate().map_err(anyhow::Error::msg)?;
-    let data_dir = disk::DataDir::open(&config.data_dir).map_err(anyhow::Error::msg)?;
-    let image = data_dir.image().map_err(anyhow::Error::msg)?;
-    let fresh = image.is_empty();
-    let (member, report) = Member::new(config.member_config(incarnation_seed()), image)
+    let mut data_dir = disk::DataDir::open(&config.data_dir).map_err(anyhow::Error::msg)?;
+    let mut image = data_dir.image().map_err(anyhow::Error::msg)?;
+    // A new seed per start, persisted before the member runs (the host contract's rule).
+    let base =
+        host::incarnation::base_seed(&format!("{}/{}", config.initial_cluster_token, config.name));
+    let (incarnation, ops) = host::incarnation::next(&mut image, base)
         .map_err(|error| anyhow::anyhow!("{}: {error}", config.data_dir.display()))?;
-    for note in &report.notes {
-        eprintln!("detcd: recovery: {note}");
+    for op in &ops {
+        data_dir.perform(op).map_err(|fault| {
+            anyhow::anyhow!(
+                "{}: cannot record the start count: {fault:?}",
+                config.data_dir.display()
+            )
+        })?;
     }
-    let (commands, receiver) = mpsc::channel(host::COMMANDS_COUNT_MAX);
+    let fresh = image.is_empty();
+    let layout = config.layout().map_err(anyhow::Error::msg)?;
+    let prepared = task::Prepared {
+        config: config.member_config(&layout, incarnation.seed),
+        image,
+    };
+    let (commands, receiver) = mpsc::channel(task::COMMANDS_COUNT_MAX);
+    let client_urls = peer::ClientUrls::default();
+    let peers: Vec<peer::Peer> = layout
+        .members
+        .iter()
+        .filter(|member| member.id != layout.self_id)
+        .map(|member| peer::Peer {
+            id: member.id,
+            address: member.peer_address,
+        })
+        .collect();
+    let outbox = if peers.is_empty() {
+        None
+    } else {
+        let peer_config = peer::PeerConfig {
+            id: layout.self_id,
+            cluster_hash: layout.cluster_id,
+            listen: parse_url("--listen-peer-urls", &config.listen_peer_urls)
+                .map_err(anyhow::Error::msg)?,
+            peers,
+            client_url: config.own_client_url(),
+        };
+        Some(
+            peer::start(peer_config, commands.clone(), client_urls.clone())
+                .await
+                .map_err(anyhow::Error::msg)?,
+        )
+    };
     let (stop_member, member_stop) = tokio::sync::watch::channel(false);
-    let member_task = tokio::spawn(host::run(member, data_dir, receiver, member_stop));
+    let (started_reply, started) = tokio::sync::oneshot::channel();
+    let member_task = tokio::spawn(task::run(
+        prepared,
+        data_dir,
+        outbox,
+        receiver,
+        member_stop,
+        started_reply,
+    ));
+    match started.await {
+        Ok(Ok(report)) => {
+            for note in &report.notes {
+                eprintln!("detcd: recovery: {note}");
+            }
+        }
+        Ok(Err(error)) => {
+            let _ = member_task.await;
+            anyhow::bail!("{}: {error}", config.data_dir.display());
+        }
+        Err(_) => anyhow::bail!("the member task ended before it started"),
+    }
     let info = grpc::MemberInfo {
-        name: config.name.clone(),
-        id: 1,
-        peer_urls: vec![config
-            .initial_advertise_peer_urls
-            .clone()
-            .unwrap_or_else(|| config.listen_peer_urls.clone())],
-        client_urls: vec![config
-            .advertise_client_urls
-            .clone()
-            .unwrap_or_else(|| config.listen_client_urls.clone())],
+        id: layout.self_id.0,
+        cluster_id: layout.cluster_id,
+        members: layout
+            .members
+            .iter()
+            .map(|member| grpc::MemberEntry {
+                id: member.id.0,
+                name: member.name.clone(),
+                peer_urls: vec![member.peer_url.clone()],
+            })
+            .collect(),
+        own_client_url: config.own_client_url(),
+        learned_client_urls: client_urls,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let services = grpc::Services::new(commands, info);
@@ -212,10 +325,16 @@ pub async fn serve_until(
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {client_address}: {error}"))?;
     eprintln!(
-        "detcd: serving member {:?} (id 1) for clients on http://{client_address}; data in {} ({})",
+        "detcd: serving member {:?} (id {:x}) of {} for clients on http://{client_address}; data in {} ({}, start {})",
         config.name,
+        layout.self_id.0,
+        match layout.members.len() {
+            1 => "a one-member cluster".to_string(),
+            count => format!("{count} members"),
+        },
         config.data_dir.display(),
-        if fresh { "new" } else { "recovered" }
+        if fresh { "new" } else { "recovered" },
+        incarnation.number
     );
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let (member_done, mut member_done_receiver) = tokio::sync::oneshot::channel();
@@ -266,7 +385,7 @@ pub async fn serve_until(
     let member_halted = member_task.await.ok().flatten();
     Ok(match halted.or(member_halted) {
         Some(reason) => ServeOutcome::Halted {
-            exit_code: host::halt_exit_code(&reason),
+            exit_code: task::halt_exit_code(&reason),
             reason: format!("{reason:?}"),
         },
         None => ServeOutcome::Stopped,

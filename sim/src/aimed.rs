@@ -117,15 +117,41 @@ impl<M: HostedMember> World<M> {
         let Some(node) = self.random_node(&up) else {
             return;
         };
-        let trigger = AimTrigger::ALL[self.fault_rng.below(AimTrigger::ALL.len() as u64) as usize];
+        let trigger_index = self.fault_rng.below(AimTrigger::ALL.len() as u64) as usize;
+        self.arm_crash_point_on(
+            now,
+            node,
+            crate::timeline::CrashPointTrigger::ALL[trigger_index],
+        );
+    }
+
+    /// Arms a crash point at `trigger` on member `node`, and records it.
+    pub(crate) fn arm_crash_point_on(
+        &mut self,
+        now: Instant,
+        node: usize,
+        trigger: crate::timeline::CrashPointTrigger,
+    ) {
+        let position = crate::timeline::CrashPointTrigger::ALL
+            .iter()
+            .position(|candidate| *candidate == trigger)
+            .expect("every trigger is listed");
+        let aim_trigger = AimTrigger::ALL[position];
         self.processes[node].aim = Some(Aim {
-            trigger,
+            trigger: aim_trigger,
             armed_at: now,
         });
         let id = self.processes[node].id();
         self.trace.event(
             now,
-            format_args!("n{id} crash point armed at {}", trigger.name()),
+            format_args!("n{id} crash point armed at {}", aim_trigger.name()),
+        );
+        self.record_ran(
+            now,
+            crate::timeline::ScriptedFault::CrashPoint {
+                target: crate::timeline::member_target(id),
+                trigger,
+            },
         );
     }
 
@@ -292,17 +318,26 @@ impl<M: HostedMember> World<M> {
     /// member counts as corrupted); one that cuts intact records as a torn tail loses what it
     /// acknowledged, which `acknowledged_durability` sees.
     pub(crate) fn wal_flip_fault(&mut self, now: Instant) {
-        let budget_left =
-            (self.corrupted.len() as u32) < self.scenario.budget.corrupted_members_max;
-        let corrupted = self.corrupted.clone();
         let eligible: Vec<usize> = self
             .up_nodes()
             .into_iter()
-            .filter(|node| budget_left || corrupted.contains(&self.processes[*node].id()))
+            .filter(|node| self.wal_flip_allowed(*node))
             .collect();
         let Some(node) = self.random_node(&eligible) else {
             return self.refuse(now, "wal_flip", "budget");
         };
+        self.wal_flip_on(now, node);
+    }
+
+    /// Whether member `node` may take a WAL flip within the corruption budget.
+    pub(crate) fn wal_flip_allowed(&self, node: usize) -> bool {
+        (self.corrupted.len() as u32) < self.scenario.budget.corrupted_members_max
+            || self.corrupted.contains(&self.processes[node].id())
+    }
+
+    /// Flips a bit in the synced middle of member `node`'s WAL and crashes it (the caller
+    /// checked the budget), and records it.
+    pub(crate) fn wal_flip_on(&mut self, now: Instant, node: usize) {
         let Some(description) = self.processes[node]
             .disk
             .flip_synced_wal_middle(WAL_FLIP_MARGIN_BYTES)
@@ -316,6 +351,12 @@ impl<M: HostedMember> World<M> {
         self.counts.disk_faults += 1;
         self.trace
             .event(now, format_args!("n{id} disk {description}"));
+        self.record_ran(
+            now,
+            crate::timeline::ScriptedFault::WalFlip {
+                target: crate::timeline::member_target(id),
+            },
+        );
         if self.down_count() < self.scenario.budget.down_members_max {
             self.crash_member(now, node);
         }

@@ -4,12 +4,9 @@
 //! This is the only place (with `fuzz` and `bench`) that reads the wall clock, and only to report how long
 //! runs took; no run ever sees it. Argument parsing stays in the binary.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde_json::json;
-
-use crate::report::{run, Artifacts, RunOptions, RunReport};
+use crate::report::{run, RunOptions};
 use crate::scenario::{Scenario, Verdict};
 
 /// A wall-clock stopwatch for reports.
@@ -46,8 +43,8 @@ pub struct RunArgs {
     pub seed: u64,
     /// End with one JSON line.
     pub json: bool,
-    /// Write `history.jsonl`, `watches.jsonl`, `trace.jsonl`, `events.jsonl` and `summary.json`
-    /// here.
+    /// Write the run's artifact directory here (`sim::artifact`: `artifact.json`,
+    /// `scenario.toml`, history, watches, trace, faults, events and summary).
     pub out: Option<PathBuf>,
     /// Run twice and fail if the trace hashes differ.
     pub check_determinism: bool,
@@ -170,7 +167,7 @@ pub fn run_command(args: &RunArgs) -> i32 {
         }
     }
     if let Some(dir) = &args.out {
-        if let Err(error) = write_artifacts(dir, &report, &artifacts, wall_ms) {
+        if let Err(error) = crate::artifact::write(dir, &scenario, &report, &artifacts, wall_ms) {
             eprintln!(
                 "error: could not write artifacts to {}: {error}",
                 dir.display()
@@ -203,42 +200,6 @@ pub fn print_path_hint() {
             "note: `detcd` is not on PATH: run a replay as `cargo run --release -- sim run ...`, or install the binary with `cargo install --path .`"
         );
     }
-}
-
-/// Writes a run's artifacts into `dir` (created if missing).
-pub fn write_artifacts(
-    dir: &Path,
-    report: &RunReport,
-    artifacts: &Artifacts,
-    wall_ms: u64,
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    write_lines(
-        &dir.join("history.jsonl"),
-        artifacts.history.iter().cloned(),
-    )?;
-    write_lines(
-        &dir.join("watches.jsonl"),
-        artifacts.watches.iter().cloned(),
-    )?;
-    let trace = artifacts
-        .trace
-        .iter()
-        .map(|line| json!({"time_ns": line.time.0, "line": line.text}).to_string());
-    write_lines(&dir.join("trace.jsonl"), trace)?;
-    write_lines(&dir.join("events.jsonl"), artifacts.events.iter().cloned())?;
-    std::fs::write(
-        dir.join("summary.json"),
-        format!("{:#}\n", report.to_json(wall_ms)),
-    )
-}
-
-fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> std::io::Result<()> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for line in lines {
-        writeln!(file, "{line}")?;
-    }
-    file.flush()
 }
 
 #[cfg(test)]

@@ -476,3 +476,19 @@ impl SimDisk {
 #[cfg(test)]
 #[path = "disk_tests.rs"]
 mod tests;
+
+/// The host contract's disk (`host::conformance` runs against it). Operations happen at time
+/// zero: outside a run no fault window is open.
+impl host::disk::HostDisk for SimDisk {
+    fn perform(&mut self, op: &DiskOp) -> Result<(), DiskFault> {
+        SimDisk::perform(self, op, Instant(0))
+    }
+
+    fn image(&mut self) -> Result<DiskImage, String> {
+        SimDisk::image(self)
+    }
+
+    fn crash(&mut self) {
+        SimDisk::crash(self);
+    }
+}

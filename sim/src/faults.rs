@@ -10,6 +10,7 @@ use engine::types::{Duration, Instant, NodeId};
 
 use crate::disk::DiskFaultKind;
 use crate::network::{NetworkConfig, PartitionKind};
+use crate::timeline::{member_target, ScriptedFault, TimedFault};
 use crate::world::{Event, Phase, World};
 
 /// A fault the schedule can draw.
@@ -123,6 +124,19 @@ impl<M: crate::process::HostedMember> World<M> {
             return self.refuse(now, kind.name(), "a partition holds");
         }
         let partition = self.network.plan(kind, self.leader_hint);
+        self.apply_partition(now, partition, None);
+    }
+
+    /// Applies `partition` (its links cut), traces it and schedules its end: after
+    /// `hold_ms`, or drawn when `None` (as the random schedule does). Records it as a
+    /// timeline entry with concrete links.
+    pub(crate) fn apply_partition(
+        &mut self,
+        now: Instant,
+        partition: crate::network::Partition,
+        hold_ms: Option<u64>,
+    ) {
+        let kind = partition.kind;
         self.network.apply(&partition);
         self.partition_active = true;
         self.partition_epoch += 1;
@@ -136,8 +150,14 @@ impl<M: crate::process::HostedMember> World<M> {
             ),
         );
         let epoch = self.partition_epoch;
-        if kind == PartitionKind::Flapping {
-            let gap_ms = self.fault_rng.range_inclusive(200, 800);
+        let flapping = kind == PartitionKind::Flapping;
+        let cut = partition
+            .cut
+            .iter()
+            .map(|(from, to)| [from.0, to.0])
+            .collect();
+        let hold_ms = if flapping {
+            let gap_ms = hold_ms.unwrap_or_else(|| self.fault_rng.range_inclusive(200, 800));
             let event = Event::FlapToggle {
                 epoch,
                 remaining: FLAP_TOGGLES_COUNT,
@@ -146,15 +166,27 @@ impl<M: crate::process::HostedMember> World<M> {
             self.queue
                 .schedule(now + Duration::from_millis(gap_ms), event);
             self.flapping_partition = Some(partition);
+            gap_ms
         } else {
-            let hold_ms = self
-                .fault_rng
-                .range_inclusive(200, self.scenario.faults.partition_ms_max.max(200));
+            let hold_ms = hold_ms.unwrap_or_else(|| {
+                self.fault_rng
+                    .range_inclusive(200, self.scenario.faults.partition_ms_max.max(200))
+            });
             self.queue.schedule(
                 now + Duration::from_millis(hold_ms),
                 Event::PartitionEnd { epoch },
             );
-        }
+            hold_ms
+        };
+        self.record_ran(
+            now,
+            ScriptedFault::Partition {
+                groups: Vec::new(),
+                cut,
+                flapping,
+                heal_after_ms: hold_ms,
+            },
+        );
     }
 
     pub(crate) fn partition_end(&mut self, now: Instant, epoch: u64) {
@@ -201,7 +233,16 @@ impl<M: crate::process::HostedMember> World<M> {
         }
         let up = self.up_nodes();
         if let Some(node) = self.random_node(&up) {
-            self.crash_member(now, node);
+            if let Some(downtime_ms) = self.crash_member_for(now, node, None) {
+                let target = member_target(self.processes[node].id());
+                self.record_ran(
+                    now,
+                    ScriptedFault::Crash {
+                        target,
+                        restart_after_ms: downtime_ms,
+                    },
+                );
+            }
         }
     }
 
@@ -213,34 +254,62 @@ impl<M: crate::process::HostedMember> World<M> {
         let Some(node) = self.random_node(&up) else {
             return;
         };
+        self.pause_member_for(now, node, None);
+    }
+
+    /// Pauses member `node` for `pause_ms` (drawn when `None`) if it runs, and records it.
+    pub(crate) fn pause_member_for(&mut self, now: Instant, node: usize, pause_ms: Option<u64>) {
         if self.processes[node].pause() {
             self.counts.pauses += 1;
             let id = self.processes[node].id();
-            let pause_ms = self
-                .fault_rng
-                .range_inclusive(100, self.scenario.faults.pause_ms_max.max(100));
+            let pause_ms = pause_ms.unwrap_or_else(|| {
+                self.fault_rng
+                    .range_inclusive(100, self.scenario.faults.pause_ms_max.max(100))
+            });
             self.trace
                 .event(now, format_args!("n{id} pause ms={pause_ms}"));
             self.queue.schedule(
                 now + Duration::from_millis(pause_ms),
                 Event::Resume { node },
             );
+            self.record_ran(
+                now,
+                ScriptedFault::Pause {
+                    target: member_target(id),
+                    resume_after_ms: pause_ms,
+                },
+            );
         }
     }
 
+    /// Whether member `node` may take a disk fault of `kind` within the corruption budget.
+    pub(crate) fn disk_fault_allowed(&self, node: usize, kind: DiskFaultKind) -> bool {
+        !kind.corrupts()
+            || (self.corrupted.len() as u32) < self.scenario.budget.corrupted_members_max
+            || self.corrupted.contains(&self.processes[node].id())
+    }
+
     fn disk_fault(&mut self, now: Instant, kind: DiskFaultKind) {
-        let mut eligible: Vec<usize> = (0..self.processes.len()).collect();
-        if kind.corrupts() {
-            let budget_left =
-                (self.corrupted.len() as u32) < self.scenario.budget.corrupted_members_max;
-            let corrupted = self.corrupted.clone();
-            eligible.retain(|node| budget_left || corrupted.contains(&self.processes[*node].id()));
-        }
+        let eligible: Vec<usize> = (0..self.processes.len())
+            .filter(|node| self.disk_fault_allowed(*node, kind))
+            .collect();
         let Some(node) = self.random_node(&eligible) else {
             return self.refuse(now, kind.name(), "budget");
         };
-        let id = self.processes[node].id();
         let window_ms = self.fault_rng.range_inclusive(100, 2_000);
+        self.inject_disk_fault(now, node, kind, window_ms);
+    }
+
+    /// Injects a disk fault of `kind` into member `node`'s disk (the caller checked the
+    /// budget), and records it.
+    pub(crate) fn inject_disk_fault(
+        &mut self,
+        now: Instant,
+        node: usize,
+        kind: DiskFaultKind,
+        window_ms: u64,
+    ) {
+        let id = self.processes[node].id();
         let Some(description) =
             self.processes[node]
                 .disk
@@ -262,30 +331,66 @@ impl<M: crate::process::HostedMember> World<M> {
         self.counts.disk_faults += 1;
         self.trace
             .event(now, format_args!("n{id} disk {description}"));
+        self.record_ran(
+            now,
+            ScriptedFault::Disk {
+                kind,
+                target: member_target(id),
+                window_ms,
+            },
+        );
     }
 
     fn clock_fault(&mut self, now: Instant) {
         let node = self.fault_rng.below(self.processes.len() as u64) as usize;
-        let id = self.processes[node].id();
         let faults = &self.scenario.faults;
         let (drift_max, jump_ms_max) = (faults.clock_drift_ppm_max, faults.clock_jump_ms_max);
         if self.fault_rng.chance_ppm(500_000) {
             let span = u64::try_from(2 * drift_max).unwrap_or(0);
             let drift_ppm = self.fault_rng.range_inclusive(0, span) as i64 - drift_max;
-            self.processes[node].clock.set_drift(now, drift_ppm);
-            self.trace
-                .event(now, format_args!("n{id} clock drift ppm={drift_ppm}"));
+            self.clock_drift(now, node, drift_ppm);
         } else {
             let jump_ms = self.fault_rng.range_inclusive(1, jump_ms_max.max(1));
-            self.processes[node]
-                .clock
-                .jump(now, (jump_ms * 1_000_000) as i64);
-            self.trace
-                .event(now, format_args!("n{id} clock jump ms={jump_ms}"));
+            self.clock_jump(now, node, jump_ms);
         }
+    }
+
+    /// Sets member `node`'s clock drift, and records it.
+    pub(crate) fn clock_drift(&mut self, now: Instant, node: usize, drift_ppm: i64) {
+        let id = self.processes[node].id();
+        self.processes[node].clock.set_drift(now, drift_ppm);
+        self.trace
+            .event(now, format_args!("n{id} clock drift ppm={drift_ppm}"));
+        self.clock_fault_done(now, node);
+        let target = member_target(id);
+        self.record_ran(now, ScriptedFault::ClockDrift { target, drift_ppm });
+    }
+
+    /// Jumps member `node`'s clock forward, and records it.
+    pub(crate) fn clock_jump(&mut self, now: Instant, node: usize, jump_ms: u64) {
+        let id = self.processes[node].id();
+        self.processes[node]
+            .clock
+            .jump(now, (jump_ms * 1_000_000) as i64);
+        self.trace
+            .event(now, format_args!("n{id} clock jump ms={jump_ms}"));
+        self.clock_fault_done(now, node);
+        let target = member_target(id);
+        self.record_ran(now, ScriptedFault::ClockJump { target, jump_ms });
+    }
+
+    fn clock_fault_done(&mut self, now: Instant, node: usize) {
         self.counts.clock_faults += 1;
         // The member's deadlines moved in true time: wake it now, it re-arms its timer.
         self.set_timer(node, now);
+    }
+
+    /// Keeps `fault`, which just ran at `now` with concrete targets, for `RunReport::faults_ran`.
+    pub(crate) fn record_ran(&mut self, now: Instant, fault: ScriptedFault) {
+        self.faults_ran.push(TimedFault {
+            time_ns: now.0,
+            fault,
+        });
     }
 
     /// Ends the safety phase: no more faults; the network, disks and clocks heal, and a random

@@ -37,7 +37,7 @@ pub struct FuzzArgs {
     pub json: bool,
     /// Zoo bugs to switch on, by name (needs a build with the `bug-zoo` feature).
     pub bugs: Vec<String>,
-    /// Write each failing seed's artifacts under `DIR/seed-N/`.
+    /// Write each failing seed's artifact directory (`sim::artifact`) under `DIR/seed-N/`.
     pub out: Option<PathBuf>,
     /// Run every seed with buggify on.
     pub buggify: bool,
@@ -223,7 +223,16 @@ pub fn fuzz_command(args: &FuzzArgs) -> i32 {
     };
     let interrupted = INTERRUPTED.load(Ordering::SeqCst);
     if let Some(dir) = &args.out {
-        if let Err(message) = write_failures(dir, &plan, &reports) {
+        let campaign = campaign_json(
+            &plan,
+            &reports,
+            dir,
+            stopwatch.elapsed_seconds(),
+            interrupted,
+        );
+        if let Err(message) =
+            write_failures(dir, &plan, &reports).and_then(|()| write_campaign(dir, &campaign))
+        {
             eprintln!("error: {message}");
             return 2;
         }
@@ -346,10 +355,82 @@ fn write_failures(dir: &Path, plan: &Plan, reports: &[RunReport]) -> Result<(), 
             },
         );
         let seed_dir = dir.join(format!("seed-{}", report.seed));
-        crate::cli::write_artifacts(&seed_dir, &again, &artifacts, 0)
+        crate::artifact::write(&seed_dir, &plan.scenario, &again, &artifacts, 0)
             .map_err(|error| format!("cannot write {}: {error}", seed_dir.display()))?;
     }
     Ok(())
+}
+
+/// The campaign format's version (`campaign.json`); readers refuse a newer one.
+pub const CAMPAIGN_FORMAT_VERSION: u32 = 1;
+
+/// `campaign.json`: what one `sim fuzz --out DIR` ran and found, for the `reports` crate
+/// (docs/artifacts.md describes the fields). Seeds run are positions `0..seeds_run` of the
+/// shard: every seed a worker started finishes, so they are contiguous.
+fn campaign_json(
+    plan: &Plan,
+    reports: &[RunReport],
+    dir: &Path,
+    wall_seconds: f64,
+    interrupted: bool,
+) -> serde_json::Value {
+    let mut sorted: Vec<&RunReport> = reports.iter().collect();
+    sorted.sort_by_key(|report| report.seed);
+    let mut fault_kinds: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    let mut marks: std::collections::BTreeMap<&str, u64> = engine::marks::Mark::ALL
+        .iter()
+        .map(|mark| (mark.name(), 0))
+        .collect();
+    for report in &sorted {
+        for (label, count) in &report.fault_kinds {
+            *fault_kinds.entry(label.as_str()).or_insert(0) += count;
+        }
+        for (name, count) in &report.marks {
+            *marks.entry(name.as_str()).or_insert(0) += count;
+        }
+    }
+    let failures: Vec<serde_json::Value> = sorted
+        .iter()
+        .filter(|report| report.verdict == Verdict::Fail)
+        .map(|report| {
+            let artifact = format!("seed-{}", report.seed);
+            json!({
+                "seed": report.seed,
+                "checks": report.failures.iter().map(|failure| failure.check.as_str()).collect::<Vec<_>>(),
+                "explanation": report.failures.first().map(|failure| failure.message.as_str()).unwrap_or(""),
+                "artifact": artifact,
+                "replay": format!("detcd sim replay {}", dir.join(&artifact).display()),
+                "run_command": report.replay,
+                "trace_hash": report.trace_hash,
+            })
+        })
+        .collect();
+    json!({
+        "format_version": CAMPAIGN_FORMAT_VERSION,
+        "scenario": plan.scenario.name,
+        "first_seed": plan.first_seed,
+        "shard_index": plan.shard_index,
+        "shard_count": plan.shard_count,
+        "seeds_run": sorted.len(),
+        "seeds_failed": failures.len(),
+        "failed_as_expected": sorted.iter().filter(|report| report.failed_as_expected()).count(),
+        "ops": sorted.iter().map(|report| report.counts.ops).sum::<u64>(),
+        "failures": failures,
+        "fault_kinds": fault_kinds,
+        "marks": marks,
+        "wall_seconds": wall_seconds,
+        "seeds_per_second": sorted.len() as f64 / wall_seconds.max(1e-9),
+        "jobs": plan.jobs,
+        "interrupted": interrupted,
+        "build": crate::artifact::BuildInfo::current(),
+    })
+}
+
+/// Writes `campaign` as `dir/campaign.json`.
+fn write_campaign(dir: &Path, campaign: &serde_json::Value) -> Result<(), String> {
+    let path = dir.join("campaign.json");
+    std::fs::write(&path, format!("{campaign:#}\n"))
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 fn summarize(

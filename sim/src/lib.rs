@@ -8,6 +8,7 @@
 //! May use: `engine` and `checkers` (every run is validated by every checker).
 
 mod aimed;
+pub mod artifact;
 pub mod bench;
 pub mod checking;
 pub mod cli;
@@ -24,9 +25,12 @@ mod nemesis;
 pub mod network;
 pub mod process;
 pub mod queue;
+pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+mod scripted;
+pub mod timeline;
 pub mod trace;
 pub mod workload;
 mod world;
@@ -34,3 +38,4 @@ mod world;
 pub use process::HostedMember;
 pub use report::{replay_command, run, run_with, Artifacts, RunOptions, RunReport};
 pub use scenario::{Scenario, Verdict};
+pub use timeline::{TimedFault, Timeline};

@@ -105,6 +105,7 @@ impl<M: HostedMember> World<M> {
             ),
         );
         self.figure_eight_deadline(now);
+        self.record_ran(now, crate::timeline::ScriptedFault::FigureEight);
     }
 
     /// Cuts `group` off from every other member, both ways, and marks the network as held.

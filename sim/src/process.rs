@@ -3,7 +3,9 @@
 //! crashes, pauses and resumes it.
 //!
 //! It does not decide when anything happens (the world does) and does not interpret `Actions`
-//! beyond queueing disk operations. When the real member lands, integration happens here.
+//! beyond queueing disk operations. The rules it shares with the real server come from the host
+//! contract (`host`): the FIFO disk queue here, the history lines (`host::history`), and the
+//! conformance suite its disk passes (`sim/tests/host_conformance.rs`).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -130,8 +132,8 @@ pub struct Process<M: HostedMember = Member> {
     pub clock: SimClock,
     inbox: VecDeque<Input>,
     inbox_dropped_count: u64,
-    /// Invariant: no disk operation of this process completes before this (operations are serial).
-    disk_busy_until: Instant,
+    /// The host contract's disk queue: operations complete one at a time, in issue order.
+    disk_queue: host::disk::DiskQueue,
     /// True time of the member's pending timer event, if one is scheduled.
     pub timer_at: Option<Instant>,
     /// A crash point armed on this process (`aimed`), until it fires or the process crashes.
@@ -164,7 +166,7 @@ impl<M: HostedMember> Process<M> {
             clock,
             inbox: VecDeque::new(),
             inbox_dropped_count: 0,
-            disk_busy_until: Instant(0),
+            disk_queue: host::disk::DiskQueue::new(),
             timer_at: None,
             aim: None,
             acked_recorded: None,
@@ -300,13 +302,12 @@ impl<M: HostedMember> Process<M> {
     }
 
     /// Reserves the disk for `op` issued at `now` and returns when it completes (after every
-    /// earlier operation of this process).
+    /// earlier operation of this process: the host contract's FIFO disk queue).
     pub fn disk_completion_time(&mut self, op: &DiskOp, now: Instant) -> Instant {
-        let start = self.disk_busy_until.max(now);
-        let done = start + self.disk.latency(op, start);
-        assert!(done >= self.disk_busy_until);
-        self.disk_busy_until = done;
-        done
+        // The latency is drawn at the time the disk frees up, as it always was here.
+        let start = self.disk_queue.reserve(now, engine::types::Duration(0));
+        let latency = self.disk.latency(op, start);
+        self.disk_queue.reserve(start, latency)
     }
 
     /// Whether the process counts as down for the fault budget.

@@ -12,6 +12,7 @@ use crate::checking::{CheckOutcome, CheckVerdict};
 use crate::invariants::Failure;
 use crate::process::HostedMember;
 use crate::scenario::{Scenario, Verdict};
+use crate::timeline::Timeline;
 use crate::trace::{hash_hex, TraceLine};
 use crate::world::{Counts, World};
 
@@ -53,6 +54,14 @@ pub struct RunReport {
     pub failures: Vec<Failure>,
     /// The command that replays this seed.
     pub replay: String,
+    /// Every fault that ran (random or scripted) with concrete targets, in order: with
+    /// `Scenario::with_timeline_only` it re-runs this seed's faults without the random schedule.
+    #[serde(skip_serializing_if = "Timeline::is_empty")]
+    pub faults_ran: Timeline,
+    /// How many faults of each kind ran (`sim::artifact::fault_label`), for campaign reports.
+    pub fault_kinds: std::collections::BTreeMap<String, u64>,
+    /// How often each engine coverage mark (`engine::marks`) was hit, every mark listed.
+    pub marks: std::collections::BTreeMap<String, u64>,
 }
 
 /// The lines a run recorded, when kept.
@@ -101,9 +110,17 @@ pub fn run_with<M: HostedMember>(
         );
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // Coverage marks count per thread: start this run's count from zero (a run before it
+        // on this thread, or one that panicked, may have left hits behind).
+        let _earlier = engine::marks::take();
         let mut world = World::<M>::new(scenario.clone(), seed, options.keep_artifacts);
         world.run();
-        finish(world)
+        let (mut report, artifacts) = finish(world);
+        report.marks = engine::marks::take()
+            .iter()
+            .map(|(mark, count)| (mark.name().to_string(), count))
+            .collect();
+        (report, artifacts)
     }));
     match outcome {
         Ok(result) => result,
@@ -142,6 +159,9 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
             window: Vec::new(),
         }],
         replay: replay_command(scenario, seed),
+        faults_ran: Timeline::default(),
+        fault_kinds: std::collections::BTreeMap::new(),
+        marks: std::collections::BTreeMap::new(),
     }
 }
 
@@ -164,7 +184,7 @@ fn run_checkers<M: HostedMember>(world: &mut World<M>) -> (Vec<CheckOutcome>, Ve
             .unwrap_or(i64::MAX),
         // Members' clocks run true unless the scenario injects clock faults (a fixed skew
         // moves no deadline), and only then can a lease's expiry be held to its promises.
-        lease_promise_tolerance: (world.scenario.faults.clock_faults_per_minute == 0)
+        lease_promise_tolerance: (!world.scenario.has_clock_faults())
             .then_some(LEASE_PROMISE_TOLERANCE_NS),
         ..checkers::CheckConfig::default()
     };
@@ -280,6 +300,11 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         checks,
         failures,
         replay: replay_command(&world.scenario, world.seed),
+        faults_ran: Timeline {
+            entries: std::mem::take(&mut world.faults_ran),
+        },
+        fault_kinds: world.trace.fault_kinds().clone(),
+        marks: std::collections::BTreeMap::new(),
     };
     (report, artifacts)
 }
@@ -329,6 +354,8 @@ impl RunReport {
             "corrupted_members": self.corrupted_members,
         });
         value["counts"] = serde_json::to_value(&self.counts).expect("counts serialise");
+        value["fault_kinds"] = json!(self.fault_kinds);
+        value["marks"] = json!(self.marks);
         value
     }
 

@@ -32,6 +32,8 @@ pub enum Stream {
     /// When an armed crash point fires (drawn at the moment a member reaches it, which depends
     /// on everything else: its own stream keeps those draws from shifting the fault schedule).
     Aim,
+    /// Role choices of the scripted timeline (`scripted`).
+    Script,
 }
 
 impl Stream {
@@ -46,6 +48,7 @@ impl Stream {
             Stream::ClientRouting(index) => 0x5_0000 + u64::from(index),
             Stream::Buggify => 3,
             Stream::Aim => 4,
+            Stream::Script => 5,
         }
     }
 }

@@ -8,6 +8,7 @@ use engine::zoo::BugSet;
 
 use crate::disk::{DiskConfig, DiskFaultKind};
 use crate::network::{NetworkConfig, PartitionKind};
+use crate::timeline::Timeline;
 use crate::workload::WorkloadConfig;
 
 /// The verdict of a run.
@@ -233,6 +234,10 @@ pub struct Scenario {
     /// property) is not the expected outcome and fails the run.
     #[serde(default)]
     pub expected_failures: Vec<String>,
+    /// Faults at fixed times, the same on every seed (`[[at]]` in files), besides the random
+    /// ones drawn from `faults`.
+    #[serde(default, skip_serializing_if = "Timeline::is_empty")]
+    pub timeline: Timeline,
     /// The file the scenario was read from, when it is not a library scenario: replay commands
     /// name the file, since the name alone would not find it.
     #[serde(skip)]
@@ -345,6 +350,7 @@ impl Scenario {
             beyond_model: false,
             expected_verdict: Verdict::Pass,
             expected_failures: Vec::new(),
+            timeline: Timeline::default(),
             source_file: None,
         }
     }
@@ -488,6 +494,37 @@ impl Scenario {
         scenario
     }
 
+    /// This scenario with every random fault off and `timeline` as its only faults: how a
+    /// failing run is re-run from the faults it recorded (`RunReport::faults_ran`), and how a
+    /// shrinker tries a timeline with entries dropped. The network keeps its loss and latency.
+    pub fn with_timeline_only(&self, timeline: Timeline) -> Scenario {
+        let mut scenario = self.clone();
+        let faults = &mut scenario.faults;
+        faults.partitions_per_minute.clear();
+        faults.disk_faults_per_minute.clear();
+        faults.crashes_per_minute = 0;
+        faults.pauses_per_minute = 0;
+        faults.clock_faults_per_minute = 0;
+        faults.crash_points_per_minute = 0;
+        faults.wal_flips_per_minute = 0;
+        faults.figure_eights_per_minute = 0;
+        scenario.timeline = timeline;
+        scenario
+    }
+
+    /// Whether any fault, random or scripted, moves a member's clock (lease expiry times are
+    /// then unjudgeable).
+    pub fn has_clock_faults(&self) -> bool {
+        self.faults.clock_faults_per_minute > 0
+            || self.timeline.entries.iter().any(|entry| {
+                matches!(
+                    entry.fault,
+                    crate::timeline::ScriptedFault::ClockDrift { .. }
+                        | crate::timeline::ScriptedFault::ClockJump { .. }
+                )
+            })
+    }
+
     /// Checks the scenario's limits; the error names the wrong setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.member_count == 0 || self.member_count > 9 {
@@ -506,6 +543,8 @@ impl Scenario {
                     .into(),
             );
         }
+        self.timeline
+            .validate(u64::from(self.member_count), self.safety_ms)?;
         if beyond && !self.beyond_model {
             return Err(
                 "the fault budget exceeds a minority: set beyond_model and an expected verdict"

@@ -4,6 +4,7 @@
 //! Wall time never enters a line. Lines are kept only when asked (to write `trace.jsonl` or a
 //! golden snapshot); the hash always covers every line.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use engine::types::Instant;
@@ -76,6 +77,10 @@ pub struct TraceLine {
     pub time: Instant,
     /// The readable line, starting with `t=`.
     pub text: String,
+    /// The trace hash right after this line: it covers this line and everything hashed before
+    /// it (hidden history lines and facts too), so two runs' traces first differ at the first
+    /// line whose running hash differs (`sim::artifact` compares them on replay).
+    pub hash: u64,
 }
 
 /// The trace of a run.
@@ -86,6 +91,8 @@ pub struct Trace {
     lines_kept_max: usize,
     line_count: u64,
     scratch: String,
+    /// How many faults of each kind ran (`artifact::fault_label`), for campaign reports.
+    fault_kinds: BTreeMap<String, u64>,
 }
 
 impl Trace {
@@ -97,6 +104,7 @@ impl Trace {
             lines_kept_max,
             line_count: 0,
             scratch: String::new(),
+            fault_kinds: BTreeMap::new(),
         }
     }
 
@@ -108,11 +116,16 @@ impl Trace {
         let _ = self.scratch.write_fmt(what);
         self.hasher.write_line(&self.scratch);
         self.line_count += 1;
+        let text = self.scratch.split_once(' ').map_or("", |(_, rest)| rest);
+        if let Some(label) = crate::artifact::fault_label(text) {
+            *self.fault_kinds.entry(label).or_insert(0) += 1;
+        }
         if let Some(lines) = &mut self.lines_kept {
             if lines.len() < self.lines_kept_max {
                 lines.push(TraceLine {
                     time,
                     text: self.scratch.clone(),
+                    hash: self.hasher.finish(),
                 });
             }
         }
@@ -156,6 +169,11 @@ impl Trace {
         self.line_count
     }
 
+    /// How many faults of each kind ran so far, by label (`disk bit_flip`, `crash`, ...).
+    pub fn fault_kinds(&self) -> &BTreeMap<String, u64> {
+        &self.fault_kinds
+    }
+
     /// The kept lines (empty unless kept).
     pub fn take_lines(&mut self) -> Vec<TraceLine> {
         self.lines_kept.take().unwrap_or_default()
@@ -165,6 +183,12 @@ impl Trace {
 /// A hash as the 16 hex digits shown to users.
 pub fn hash_hex(hash: u64) -> String {
     format!("{hash:016x}")
+}
+
+impl host::history::FactHasher for Trace {
+    fn hash_fact(&mut self, words: &[u64], byte_strings: &[&[u8]]) {
+        Trace::hash_fact(self, words, byte_strings);
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,10 @@ pub(crate) enum Event {
         slow: bool,
     },
     Fault,
+    /// Entry `index` of the scenario's timeline strikes (`scripted`).
+    Scripted {
+        index: usize,
+    },
     /// An armed crash point fires (`aimed`).
     CrashPoint {
         node: usize,
@@ -181,6 +185,11 @@ pub(crate) struct World<M: HostedMember> {
     pub(crate) routes: BTreeMap<u64, RequestRoute>,
     pub(crate) request_id_next: u64,
     pub(crate) fault_rng: SimRng,
+    /// Role choices of the scripted timeline (`a_follower`, `a_minority`), apart from the
+    /// random schedule's stream so that a timeline shifts none of its draws.
+    pub(crate) script_rng: SimRng,
+    /// Every fault that ran, random or scripted, with concrete targets (`RunReport::faults_ran`).
+    pub(crate) faults_ran: Vec<crate::timeline::TimedFault>,
     /// When armed crash points fire inside their window (`aimed`).
     pub(crate) aim_rng: SimRng,
     /// The Figure-8 schedule (`nemesis`), and the epoch that retires its stale events.
@@ -266,6 +275,8 @@ impl<M: HostedMember> World<M> {
             .collect();
         World {
             fault_rng: SimRng::for_stream(seed, Stream::Faults),
+            script_rng: SimRng::for_stream(seed, Stream::Script),
+            faults_ran: Vec::new(),
             aim_rng: SimRng::for_stream(seed, Stream::Aim),
             figure_eight: crate::nemesis::FigureEight::Idle,
             figure_eight_epoch: 0,
@@ -326,6 +337,10 @@ impl<M: HostedMember> World<M> {
             );
         }
         self.schedule_next_fault(Instant(0));
+        for (index, entry) in self.scenario.timeline.entries.iter().enumerate() {
+            self.queue
+                .schedule(Instant(entry.time_ns), Event::Scripted { index });
+        }
         self.queue.schedule(
             Instant(0) + Duration::from_millis(self.scenario.safety_ms),
             Event::Heal,
@@ -420,6 +435,7 @@ impl<M: HostedMember> World<M> {
                 slow,
             } => self.step_member(now, node, Input::WatchBackpressure { watch_id, slow }),
             Event::Fault => self.inject_fault(now),
+            Event::Scripted { index } => self.run_scripted(now, index),
             Event::CrashPoint { node, incarnation } => self.crash_point(now, node, incarnation),
             Event::FigureEightDeadline { epoch } => self.figure_eight_timeout(now, epoch),
             Event::FigureEightVanish { epoch } => self.figure_eight_vanish(now, epoch),
@@ -741,11 +757,17 @@ impl<M: HostedMember> World<M> {
 
     /// Crashes member `node` now and cancels what it had in flight for clients.
     pub(crate) fn crash_member(&mut self, now: Instant, node: usize) {
-        self.crash_member_for(now, node, None);
+        let _ = self.crash_member_for(now, node, None);
     }
 
-    /// `crash_member` with a chosen downtime (ms) instead of a drawn one.
-    pub(crate) fn crash_member_for(&mut self, now: Instant, node: usize, downtime_ms: Option<u64>) {
+    /// `crash_member` with a chosen downtime (ms) instead of a drawn one. Returns the downtime
+    /// if the member was running (and so crashed).
+    pub(crate) fn crash_member_for(
+        &mut self,
+        now: Instant,
+        node: usize,
+        downtime_ms: Option<u64>,
+    ) -> Option<u64> {
         if self.processes[node].crash() {
             self.counts.crashes += 1;
             let id = self.processes[node].id();
@@ -767,7 +789,9 @@ impl<M: HostedMember> World<M> {
                 now + Duration::from_millis(downtime_ms),
                 Event::Restart { node },
             );
+            return Some(downtime_ms);
         }
+        None
     }
 
     /// Restarts member `node` if it is still down (the heal may have restarted it already).

@@ -82,6 +82,7 @@ impl Member {
             .first_application(proposal.id, entry.index)
         {
             // A second copy of an applied proposal: every member skips it alike.
+            crate::marks::hit(crate::marks::Mark::ProposalDeduplicated);
             return;
         }
         let result = self.apply_command(proposal.command);

@@ -161,6 +161,20 @@ impl Member {
         recovery::recover(config, image)
     }
 
+    /// Starts a member as [`Member::new`] does and hands out its initial actions: the
+    /// `Input::Timer` kick at `now` that every host owes a member right after a start (without
+    /// it the WAL repairs queued at recovery, the first timer and any catch-up never leave).
+    /// Exactly `Member::new` followed by `step(now, Input::Timer)`.
+    pub fn start(
+        config: MemberConfig,
+        image: DiskImage,
+        now: Instant,
+    ) -> Result<(Member, RecoveryReport, Actions), RecoveryError> {
+        let (mut member, report) = Member::new(config, image)?;
+        let actions = member.step(now, Input::Timer);
+        Ok((member, report, actions))
+    }
+
     /// This member's id.
     pub fn id(&self) -> NodeId {
         self.config.id

@@ -93,9 +93,11 @@ pub(super) fn recover(
         snap::load_newest(&image).map_err(|error| RecoveryError::Snapshot(error.to_string()))?;
     let recovered = wal::recover(&image).map_err(|error| RecoveryError::Wal(error.to_string()))?;
     if !loaded.report.skipped.is_empty() {
+        crate::marks::hit(crate::marks::Mark::SnapshotSkippedAtRecovery);
         report.notes.push(loaded.report.describe());
     }
     if let Some(torn) = &recovered.report.torn_tail {
+        crate::marks::hit(crate::marks::Mark::TornTailRepaired);
         report.notes.push(format!(
             "cut off a torn WAL tail: {} bytes at offset {} of {}",
             torn.dropped_bytes, torn.offset, torn.file.0

@@ -350,6 +350,7 @@ impl Member {
             if !self.propose_duty(Command::LeaseRevoke { id: lease }) {
                 break;
             }
+            crate::marks::hit(crate::marks::Mark::LeaseRevokedByExpiry);
         }
         let remaining = self
             .lessor

@@ -168,6 +168,7 @@ impl Raft {
                     && self.leader.0 != 0
                     && self.election_elapsed_ticks < self.config.election_timeout_ticks;
                 if in_lease && !transfer {
+                    crate::marks::hit(crate::marks::Mark::VoteIgnoredInLeaderLease);
                     return false;
                 }
                 if !pre_vote {
@@ -302,6 +303,7 @@ impl Raft {
         if self.election_elapsed_ticks >= self.config.election_timeout_ticks {
             self.election_elapsed_ticks = 0;
             if self.config.check_quorum && !self.quorum_recently_active() {
+                crate::marks::hit(crate::marks::Mark::CheckQuorumStepDown);
                 let term = self.term;
                 self.become_follower(term, NodeId(0));
                 return;

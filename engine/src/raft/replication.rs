@@ -84,6 +84,7 @@ impl Raft {
         let progress = self.progress.get_mut(&to).expect("caller checked");
         progress.become_snapshot(snapshot.meta.index);
         self.send(to, MessageBody::InstallSnapshot { snapshot });
+        crate::marks::hit(crate::marks::Mark::SnapshotSent);
         true
     }
 
@@ -214,6 +215,7 @@ impl Raft {
             // Our log already holds the snapshot's last entry: just learn that it is committed.
             self.log.commit_to(index);
         } else {
+            crate::marks::hit(crate::marks::Mark::SnapshotInstalled);
             self.log.restore(snapshot.clone());
             self.unbatched_snapshot = Some(snapshot.clone());
             self.snapshot_to_apply = Some((self.next_persist_id, snapshot));
@@ -237,6 +239,7 @@ impl Raft {
         };
         progress.recent_active = true;
         if !success {
+            crate::marks::hit(crate::marks::Mark::AppendRejected);
             let candidate_next = self.next_index_from_hint(hint_index, hint_term);
             let progress = self.progress.get_mut(&from).expect("checked above");
             if progress.rejected(index, candidate_next) {

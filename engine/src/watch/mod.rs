@@ -505,6 +505,7 @@ impl WatchHub {
 
     fn cancel_compacted(&mut self, id: WatchId, compacted: Revision, out: &mut Vec<WatchResponse>) {
         let watcher = self.watchers.remove(&id).expect("watch exists");
+        crate::marks::hit(crate::marks::Mark::WatchCancelledByCompaction);
         self.unindex(&watcher);
         let mut header = self.header.clone();
         header.revision = self.last_revision;

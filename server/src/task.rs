@@ -1,0 +1,199 @@
+//! Hosting one engine member in a real process: one tokio task owns the member (through the
+//! host contract's `host::Hosting`, which carries out its actions in the contract's order) and
+//! is the only one that steps it; gRPC handlers and the peer transport send it commands; a disk
+//! thread performs the member's disk operations strictly in order and reports each completion;
+//! a timer wakes the member at the earliest wake it asked for.
+//!
+//! It decides nothing: ordering, routing and timers are `host`'s, the rest is the engine's.
+
+use engine::api::{DiskFault, DiskImage, DiskOp, DiskOpId, Envelope, HaltReason, PeerMessage};
+use engine::kv::{Request, WatchCreateRequest, WatchResponse};
+use engine::member::{MemberConfig, MemberStatus, RecoveryError, RecoveryReport};
+use engine::types::{Instant, NodeId};
+use host::{Hosting, Io, Route};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::disk::DataDir;
+
+/// Commands queued for the member task at most; a full queue makes handlers wait.
+pub const COMMANDS_COUNT_MAX: usize = 4096;
+
+/// The answer to one request.
+pub type Answer = host::Answer;
+
+/// What a gRPC handler or the peer transport can ask of the member task.
+#[derive(Debug)]
+pub enum Command {
+    /// A client request; the answer comes back on `reply`.
+    Request {
+        /// The request.
+        request: Request,
+        /// Where the answer goes (dropped if the client went away).
+        reply: oneshot::Sender<Answer>,
+    },
+    /// Open a watch whose responses (created, events, canceled) go to `events`, in order.
+    WatchCreate {
+        /// The watch.
+        request: WatchCreateRequest,
+        /// The stream's channel.
+        events: mpsc::UnboundedSender<WatchResponse>,
+    },
+    /// The member's status, for Maintenance.Status.
+    Status {
+        /// Where the status goes.
+        reply: oneshot::Sender<MemberStatus>,
+    },
+    /// A raft message from a peer.
+    Peer {
+        /// The sender.
+        from: NodeId,
+        /// The message.
+        message: PeerMessage,
+    },
+}
+
+/// Where the member's outbound peer messages go (the peer transport), if it has peers.
+pub type PeerOutbox = mpsc::UnboundedSender<Envelope>;
+
+/// The exit status of a member that halted, one per reason (as etcd's fatal exits differ).
+pub fn halt_exit_code(reason: &HaltReason) -> i32 {
+    match reason {
+        HaltReason::SyncFailed { .. } => 10,
+        HaltReason::WriteFailed { .. } => 11,
+        HaltReason::Removed => 12,
+    }
+}
+
+/// The server's side of the host contract: a disk thread, the peer outbox, client channels.
+struct ServerIo {
+    disk: std::sync::mpsc::Sender<(DiskOpId, DiskOp)>,
+    peers: Option<PeerOutbox>,
+}
+
+impl Io for ServerIo {
+    type Reply = oneshot::Sender<Answer>;
+    type Stream = mpsc::UnboundedSender<WatchResponse>;
+
+    fn disk(&mut self, op_id: DiskOpId, op: DiskOp) {
+        // The disk thread only stops when the member task does.
+        let _ = self.disk.send((op_id, op));
+    }
+
+    fn send(&mut self, envelope: Envelope) {
+        if let Some(peers) = &self.peers {
+            // The transport only stops when the server does; raft retries what is lost.
+            let _ = peers.send(envelope);
+        }
+    }
+
+    fn answer(&mut self, reply: Self::Reply, answer: Answer) {
+        let _client_may_be_gone = reply.send(answer);
+    }
+
+    fn deliver(&mut self, stream: &Self::Stream, response: WatchResponse) -> bool {
+        stream.send(response).is_ok()
+    }
+}
+
+/// A member ready to be hosted: its configuration and what its disk held.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The configuration, seeded for this incarnation.
+    pub config: MemberConfig,
+    /// The engine's files (the incarnation record taken out).
+    pub image: DiskImage,
+}
+
+/// Runs the member task until the command channel closes or `stop` turns true (the server
+/// stopped). Returns the halt reason if the member stopped itself, or why it refused to start.
+pub async fn run(
+    prepared: Prepared,
+    mut data_dir: DataDir,
+    peers: Option<PeerOutbox>,
+    mut commands: mpsc::Receiver<Command>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    started_reply: oneshot::Sender<Result<RecoveryReport, RecoveryError>>,
+) -> Option<HaltReason> {
+    let (disk_sender, disk_receiver) = std::sync::mpsc::channel::<(DiskOpId, DiskOp)>();
+    let (done_sender, mut done_receiver) =
+        mpsc::unbounded_channel::<(DiskOpId, Result<(), DiskFault>)>();
+    // One thread performs every disk operation, so they complete in the order issued.
+    let disk_thread = std::thread::Builder::new()
+        .name("detcd-disk".into())
+        .spawn(move || {
+            while let Ok((op_id, op)) = disk_receiver.recv() {
+                let result = data_dir.perform(&op);
+                if done_sender.send((op_id, result)).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("the disk thread starts");
+    let mut io = ServerIo {
+        disk: disk_sender,
+        peers,
+    };
+    let started = tokio::time::Instant::now();
+    let now = move || Instant(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    // `Hosting::start` carries out the start-up `Input::Timer` kick.
+    let mut hosting = match Hosting::start(prepared.config, prepared.image, now(), &mut io) {
+        Ok((hosting, report)) => {
+            let _ = started_reply.send(Ok(report));
+            hosting
+        }
+        Err(error) => {
+            let _ = started_reply.send(Err(error));
+            drop(io);
+            let _ = disk_thread.join();
+            return None;
+        }
+    };
+    while hosting.halted().is_none() {
+        let wake = hosting
+            .wake_at()
+            .map(|at| started + std::time::Duration::from_nanos(at.0));
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => accept(&mut hosting, command, now(), &mut io),
+                None => break,
+            },
+            Some((op, result)) = done_receiver.recv() => {
+                hosting.disk_done(now(), op, result, &mut io);
+            }
+            () = sleep_until(wake) => {
+                let _fired = hosting.fire_timer(now(), &mut io);
+            }
+            // Stopping: what is on disk is what a restart recovers; nothing else needs saving.
+            _ = stop.changed() => break,
+        }
+    }
+    let halted = hosting.halted().cloned();
+    drop(hosting);
+    drop(io);
+    let _ = disk_thread.join();
+    halted
+}
+
+type ServerHosting = Hosting<oneshot::Sender<Answer>, mpsc::UnboundedSender<WatchResponse>>;
+
+fn accept(hosting: &mut ServerHosting, command: Command, now: Instant, io: &mut ServerIo) {
+    match command {
+        Command::Request { request, reply } => {
+            hosting.request(now, request, Route::Reply(reply), io);
+        }
+        Command::WatchCreate { request, events } => {
+            hosting.request(now, Request::WatchCreate(request), Route::Watch(events), io);
+        }
+        Command::Status { reply } => {
+            let _client_may_be_gone = reply.send(hosting.member().status());
+        }
+        Command::Peer { from, message } => hosting.receive(now, from, message, io),
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
