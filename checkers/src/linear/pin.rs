@@ -109,6 +109,9 @@ pub(crate) struct Observations {
     /// S returned it with mod revision M: M + 1 through S), as sorted, disjoint, non-adjacent
     /// runs (first, last), so a lookup is a binary search rather than a scan of every read.
     unchanged: Vec<Vec<(i64, i64)>>,
+    /// (revision, key) for recorded kvs with a mod revision but no value (keys-only reads): that
+    /// revision put that key. Sorted and distinct.
+    put_keys: Vec<(i64, KeyId, Option<i64>)>,
     /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
     /// write that made R (or any earlier revision) had happened by then, so was called no later.
     /// Revision-sorted (see `suffix_minima`).
@@ -128,14 +131,29 @@ impl Observations {
     /// with what was observed at that revision.
     pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {
         let revision = store.revision();
+        let start = self
+            .put_keys
+            .partition_point(|&(listed, _, _)| listed < revision);
+        let puts_seen = self.put_keys[start..]
+            .iter()
+            .take_while(|&&(listed, _, _)| listed == revision)
+            .all(|&(_, key, lease)| {
+                store.last_change_revision(key) == Some(revision)
+                    && store
+                        .get(key)
+                        .is_some_and(|state| lease.is_none_or(|lease| state.lease == lease))
+            });
+        if !puts_seen {
+            return false;
+        }
         let Some(changes) = self.changes.get(revision) else {
             if in_runs(&self.complete, revision) {
                 return false;
             }
             let changed = store.changed_since(mark);
-            return changed
-                .iter()
-                .all(|&key| self.unchanged_agrees(revision, key));
+            return changed.iter().all(|&key| {
+                self.unchanged_agrees(revision, key) && self.lifetime_agrees(store, key)
+            });
         };
         let agrees = changes.iter().all(|&(key, value)| {
             store.last_change_revision(key) == Some(revision)
@@ -233,6 +251,7 @@ pub(crate) fn pin_by_revisions(
     ops.sort_by_cached_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
     let alive = lifetimes(&kvs, tables.key_count());
+    let put_keys = keys_only_puts(&ops);
     let mut unchanged = unchanged_spans(&ops, tables.key_count());
     if with_prev_kvs {
         note_prev_kv_spans(&mut unchanged, watches, tables);
@@ -244,9 +263,26 @@ pub(crate) fn pin_by_revisions(
             complete,
             alive,
             unchanged,
+            put_keys,
             arrivals,
         },
     )
+}
+
+/// (mod revision, key, lease) of every recorded kv without a value (a keys-only read) but with
+/// a mod revision: that revision put that key (with that lease). Sorted and distinct.
+fn keys_only_puts(ops: &[SearchOp]) -> Vec<(i64, KeyId, Option<i64>)> {
+    let mut puts = Vec::new();
+    for rec in ops.iter().filter_map(|op| op.rec.as_deref()) {
+        rec.for_each_kv(&mut |kv: &RecKv| {
+            if let (None, Some(revision)) = (kv.value, kv.mod_revision) {
+                puts.push((revision, kv.key, kv.lease));
+            }
+        });
+    }
+    puts.sort_unstable();
+    puts.dedup();
+    puts
 }
 
 /// A recorded kv's (key, value, create revision, mod revision, version).
@@ -616,10 +652,17 @@ fn pin_observed(ops: &mut [SearchOp], observed: &Observed) {
             .filter(|&&(k, v, _)| (k, v) == (key, value))
             .map(|&(_, _, revision)| revision)
     };
-    for op in ops.iter_mut().filter(|op| op.unknown) {
+    let retried = retried_pairs(ops);
+    let is_first_retry = |index: usize, pair: &(KeyId, ValueId)| {
+        let at = retried.partition_point(|(listed, _)| listed < pair);
+        retried
+            .get(at)
+            .is_some_and(|(listed, first)| listed == pair && *first == index)
+    };
+    for (index, op) in ops.iter_mut().enumerate().filter(|(_, op)| op.unknown) {
         let pinned = puts(&op.op)
             .into_iter()
-            .filter(|pair| writer_count(pair) == 1)
+            .filter(|pair| writer_count(pair) == 1 || is_first_retry(index, pair))
             .find_map(|pair| first_seen(&pair));
         if let Some(revision) = pinned {
             op.unknown = false;
@@ -627,6 +670,33 @@ fn pin_observed(ops: &mut [SearchOp], observed: &Observed) {
             op.revision_hi = revision - 1;
         }
     }
+}
+
+/// The (key, value) pairs every writer of which is an unknown-outcome retry of one request
+/// (equal requests), each with its earliest-called writer (index into `ops`), sorted. A retried
+/// put whose value was seen took effect at least once; the witness pins the first retry to the
+/// first sighting (the earliest call can be placed wherever a later one can), and leaves the
+/// others unknown.
+fn retried_pairs(ops: &[SearchOp]) -> Vec<((KeyId, ValueId), usize)> {
+    let mut writers: Vec<((KeyId, ValueId), i64, usize)> = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        for pair in puts(&op.op) {
+            writers.push((pair, op.call, index));
+        }
+    }
+    writers.sort_unstable();
+    let mut out = Vec::new();
+    for run in writers.chunk_by(|left, right| left.0 == right.0) {
+        let first = &ops[run[0].2];
+        let all_retries = run.len() > 1
+            && run
+                .iter()
+                .all(|&(_, _, index)| ops[index].unknown && ops[index].op == first.op);
+        if all_retries {
+            out.push((run[0].0, run[0].2));
+        }
+    }
+    out
 }
 
 /// Revisions some definite (or pinned) operation is known to have written, sorted and

@@ -406,3 +406,30 @@ fn values_only_states_give_the_verdicts_full_states_give() {
     }
     assert!(verdicts[0] > 0 && verdicts[1] > 0, "{verdicts:?}");
 }
+
+#[test]
+fn read_at_old_revision_judges_the_gap_filler_early_and_exactly() {
+    // Goal: a read at an old revision is checked as soon as the store reaches that revision
+    // (see `Search::historical_reads_agree`), which must neither accept a wrong filler of the
+    // gap nor reject the right one. Method: revision 3 is made by one of two unknown-outcome
+    // puts; a later read at revision 3 shows which (ok), or shows the older value, which no
+    // filler of revision 3 leaves (violation).
+    let old_read = |id: u64, value: &str, modified: i64| {
+        format!(
+            r#"{{"id":{id},"client":{id},"call":40,"return":50,"op":{{"type":"range","key":"a","revision":3}},"result":{{"type":"range","revision":4,"kvs":[{{"key":"a","value":"{value}","mod_revision":{modified}}}],"count":1}}}}"#
+        )
+    };
+    let lines = |read: String| {
+        vec![
+            put(1, 0, Some(10), "a", "1", r#"{"type":"put","revision":2}"#),
+            put(2, 0, None, "a", "2", ""),
+            put(3, 0, None, "a", "3", ""),
+            put(4, 20, Some(30), "b", "4", r#"{"type":"put","revision":4}"#),
+            read,
+        ]
+    };
+    assert_eq!(check(&owned(&lines(old_read(5, "3", 3)))), "ok");
+    assert_eq!(check(&owned(&lines(old_read(5, "2", 3)))), "ok");
+    let verdict = check(&owned(&lines(old_read(5, "1", 2))));
+    assert!(verdict.starts_with("violation"), "{verdict}");
+}
