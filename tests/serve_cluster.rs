@@ -235,6 +235,25 @@ fn three_members_survive_the_leader_s_sigkill() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // etcdctl move-leader hands leadership to a follower, through the engine's transfer.
+    let (success, status) = etcdctl(ports[follower], &["endpoint", "status"]);
+    assert!(success, "{status}");
+    let follower_id = status.split(", ").nth(1).expect("a member id").to_string();
+    let output = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([&endpoints, "move-leader", &follower_id])
+        .output()
+        .expect("etcdctl runs");
+    let moved = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success() && moved.starts_with("Leadership transferred from "),
+        "{moved}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Only the transferee is asked: this waits until it says it leads.
+    assert_eq!(leader(&cluster, &[follower]), follower);
+    eventually(ports[first_leader], &["put", "after-move", "ok"], "OK\n");
+
     let killed = leader(&cluster, &[0, 1, 2]);
     members[killed] = None;
     let alive: Vec<usize> = (0..3).filter(|index| *index != killed).collect();

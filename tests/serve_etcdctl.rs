@@ -190,7 +190,7 @@ fn etcdctl_against_a_real_server_process_and_kill_9() {
 }
 
 /// The rest of the API through etcdctl, on a running one-member server: errors as etcd prints
-/// them (future revision, unknown lease, a txn over --max-txn-ops, an RPC not built yet),
+/// them (future revision, unknown lease, a txn over --max-txn-ops, a leader transfer to a stranger),
 /// leases (keep-alive, time-to-live with keys, list), maintenance (hashkv, health, alarms,
 /// defragmentation, snapshot save), and a watch from an old revision with previous values.
 fn maintenance_and_errors(port: u16, dir: &std::path::Path) {
@@ -218,7 +218,7 @@ fn maintenance_and_errors(port: u16, dir: &std::path::Path) {
     fails_with(
         &["move-leader", "1234"],
         None,
-        "Error: rpc error: code = Unimplemented desc = etcdserver: MoveLeader is not implemented by detcd yet (the engine has no request for it)",
+        "Error: etcdserver: bad leader transferee",
     );
 
     let granted = ok(port, &["lease", "grant", "100"]);

@@ -4,9 +4,14 @@
 //! file to compact), and a snapshot of the key-value store (detcd's own encoding, not a bbolt file, padded
 //! and followed by its SHA-256 as etcd's is) as a stream of chunks.
 //!
-//! Methods the engine cannot serve yet answer `Unimplemented` naming the method, at once.
+//! MoveLeader, MemberRemove and MemberPromote go through the engine's requests. MemberAdd and
+//! MemberUpdate answer `Unimplemented` naming the method, at once: the peer transport knows
+//! its peers' addresses from `--initial-cluster` only, so a member added at run time could not
+//! be reached.
 
-use engine::types::Revision;
+use engine::kv::{Request, Response};
+use engine::raft::ConfChange;
+use engine::types::{NodeId, Revision};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -57,10 +62,49 @@ impl Services {
     }
 }
 
+impl Services {
+    /// Proposes a membership change and answers with the membership once it applied.
+    async fn member_change(
+        &self,
+        change: ConfChange,
+    ) -> Result<(Option<pb::ResponseHeader>, Vec<pb::Member>), Status> {
+        match self.call(Request::MemberChange(change)).await? {
+            Response::MemberChanged {
+                header,
+                voters,
+                learners,
+            } => {
+                let known = self.members();
+                let entry = |id: NodeId, is_learner: bool| {
+                    let mut member = known
+                        .iter()
+                        .find(|member| member.id == id.0)
+                        .cloned()
+                        .unwrap_or(pb::Member {
+                            id: id.0,
+                            ..pb::Member::default()
+                        });
+                    member.is_learner = is_learner;
+                    member
+                };
+                let members = voters
+                    .iter()
+                    .map(|id| entry(*id, false))
+                    .chain(learners.iter().map(|id| entry(*id, true)))
+                    .collect();
+                Ok((crate::convert::header(&header), members))
+            }
+            other => Err(Status::internal(format!(
+                "etcdserver: unexpected answer {other:?}"
+            ))),
+        }
+    }
+}
+
 /// The answer to a method that needs an engine request not built yet.
 fn not_yet(method: &str) -> Status {
     Status::unimplemented(format!(
-        "etcdserver: {method} is not implemented by detcd yet (the engine has no request for it)"
+        "etcdserver: {method} is not implemented by detcd yet (the peer transport cannot reach members added at run time)"
     ))
 }
 
@@ -99,9 +143,14 @@ impl pb::cluster_server::Cluster for Services {
 
     async fn member_remove(
         &self,
-        _request: tonic::Request<pb::MemberRemoveRequest>,
+        request: tonic::Request<pb::MemberRemoveRequest>,
     ) -> Result<tonic::Response<pb::MemberRemoveResponse>, Status> {
-        Err(not_yet("MemberRemove"))
+        let id = NodeId(request.into_inner().id);
+        let (header, members) = self.member_change(ConfChange::Remove(id)).await?;
+        Ok(tonic::Response::new(pb::MemberRemoveResponse {
+            header,
+            members,
+        }))
     }
 
     async fn member_update(
@@ -113,9 +162,14 @@ impl pb::cluster_server::Cluster for Services {
 
     async fn member_promote(
         &self,
-        _request: tonic::Request<pb::MemberPromoteRequest>,
+        request: tonic::Request<pb::MemberPromoteRequest>,
     ) -> Result<tonic::Response<pb::MemberPromoteResponse>, Status> {
-        Err(not_yet("MemberPromote"))
+        let id = NodeId(request.into_inner().id);
+        let (header, members) = self.member_change(ConfChange::Promote(id)).await?;
+        Ok(tonic::Response::new(pb::MemberPromoteResponse {
+            header,
+            members,
+        }))
     }
 
     async fn member_list(
@@ -258,8 +312,24 @@ impl pb::maintenance_server::Maintenance for Services {
 
     async fn move_leader(
         &self,
-        _request: tonic::Request<pb::MoveLeaderRequest>,
+        request: tonic::Request<pb::MoveLeaderRequest>,
     ) -> Result<tonic::Response<pb::MoveLeaderResponse>, Status> {
-        Err(not_yet("MoveLeader"))
+        let target = NodeId(request.into_inner().target_id);
+        // etcd refuses a transferee outside the membership before it touches raft.
+        if !self.members().iter().any(|member| member.id == target.0) {
+            return Err(Status::failed_precondition(
+                "etcdserver: bad leader transferee",
+            ));
+        }
+        match self.call(Request::MoveLeader { target }).await? {
+            Response::MoveLeaderStarted { header } => {
+                Ok(tonic::Response::new(pb::MoveLeaderResponse {
+                    header: crate::convert::header(&header),
+                }))
+            }
+            other => Err(Status::internal(format!(
+                "etcdserver: unexpected answer {other:?}"
+            ))),
+        }
     }
 }
