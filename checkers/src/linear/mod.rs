@@ -9,6 +9,7 @@ mod contradiction;
 mod pin;
 mod prepare;
 mod reduce;
+mod runs;
 mod search;
 mod window;
 

@@ -11,6 +11,7 @@
 //! time), and otherwise falls back to the unrestricted search. It never decides a violation.
 
 use super::prepare::SearchOp;
+use super::runs::{in_runs, merge_runs, minimum_from, push_run, suffix_minima};
 use crate::history::{EventKind, WatchRecord};
 use crate::model::{ErrorCode, KeyId, Mark, Op, Rec, RecKv, Store, Tables, ValueId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,28 +71,6 @@ impl Observed {
     fn iter(&self) -> impl Iterator<Item = (i64, &Changes)> {
         (0..self.revisions.len()).map(|at| (self.revisions[at], self.group(at)))
     }
-}
-
-/// Per revision with a (revision, time) pair, the least time among pairs at that revision or
-/// later, revision-sorted (a later revision observed implies every earlier one was made).
-fn suffix_minima(mut pairs: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
-    // Stable sort: each watch's events come in revision order, and merging those runs is cheap.
-    pairs.sort();
-    // Sorted, so the first pair kept per revision has that revision's least time.
-    pairs.dedup_by_key(|&mut (revision, _)| revision);
-    let mut running = i64::MAX;
-    for (_, time) in pairs.iter_mut().rev() {
-        running = running.min(*time);
-        *time = running;
-    }
-    pairs
-}
-
-/// The suffix minimum (see `suffix_minima`) covering `revision`: that of the first revision at
-/// or after it.
-fn minimum_from(minima: &[(i64, i64)], revision: i64) -> Option<i64> {
-    let at = minima.partition_point(|&(listed, _)| listed < revision);
-    minima.get(at).map(|&(_, time)| time)
 }
 
 /// What watch events and recorded kvs show about each revision's changes, for the witness search
@@ -251,7 +230,7 @@ pub(crate) fn pin_by_revisions(
     ops.sort_by_cached_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
     let alive = lifetimes(&kvs, tables.key_count());
-    let put_keys = keys_only_puts(&ops);
+    let put_keys = super::reduce::keys_only_puts(&ops);
     let mut unchanged = unchanged_spans(&ops, tables.key_count());
     if with_prev_kvs {
         note_prev_kv_spans(&mut unchanged, watches, tables);
@@ -267,22 +246,6 @@ pub(crate) fn pin_by_revisions(
             arrivals,
         },
     )
-}
-
-/// (mod revision, key, lease) of every recorded kv without a value (a keys-only read) but with
-/// a mod revision: that revision put that key (with that lease). Sorted and distinct.
-fn keys_only_puts(ops: &[SearchOp]) -> Vec<(i64, KeyId, Option<i64>)> {
-    let mut puts = Vec::new();
-    for rec in ops.iter().filter_map(|op| op.rec.as_deref()) {
-        rec.for_each_kv(&mut |kv: &RecKv| {
-            if let (None, Some(revision)) = (kv.value, kv.mod_revision) {
-                puts.push((revision, kv.key, kv.lease));
-            }
-        });
-    }
-    puts.sort_unstable();
-    puts.dedup();
-    puts
 }
 
 /// A recorded kv's (key, value, create revision, mod revision, version).
@@ -375,12 +338,6 @@ fn lifetimes(kvs: &[KvFields], key_count: usize) -> Vec<Vec<(i64, i64, i64)>> {
     alive
 }
 
-/// Whether `revision` lies in one of `runs` (sorted, disjoint runs (first, last)).
-fn in_runs(runs: &[(i64, i64)], revision: i64) -> bool {
-    let after = runs.partition_point(|&(first, _)| first <= revision);
-    after > 0 && revision <= runs[after - 1].1
-}
-
 /// Per key, the spans (M, S] a read of the latest state showed it unchanged through: a range
 /// with header revision S returning it with mod revision M (seed 77 of the simulator: the
 /// witness put an unknown write into such a span and found out only at the next read, after a
@@ -432,37 +389,6 @@ fn unchanged_spans(ops: &[SearchOp], key_count: usize) -> Vec<Vec<(i64, i64)>> {
         merge_runs(runs);
     }
     spans
-}
-
-/// Appends a run, or widens the last one when the two overlap or touch (successive reads of
-/// an unchanged key mostly give the same or a longer span): the union is the same, and far
-/// fewer runs are left to sort.
-fn push_run(runs: &mut Vec<(i64, i64)>, (first, last): (i64, i64)) {
-    assert!(first <= last, "a run holds a revision");
-    match runs.last_mut() {
-        Some(previous)
-            if first <= previous.1.saturating_add(1) && previous.0 <= last.saturating_add(1) =>
-        {
-            *previous = (previous.0.min(first), previous.1.max(last));
-        }
-        _ => runs.push((first, last)),
-    }
-}
-
-/// Sorts runs of revisions (first, last) and merges those that overlap or touch.
-fn merge_runs(runs: &mut Vec<(i64, i64)>) {
-    runs.sort_unstable();
-    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(runs.len());
-    for &(first, last) in runs.iter() {
-        assert!(first <= last, "a run holds a revision");
-        match merged.last_mut() {
-            Some(previous) if first <= previous.1.saturating_add(1) => {
-                previous.1 = previous.1.max(last);
-            }
-            _ => merged.push((first, last)),
-        }
-    }
-    *runs = merged;
 }
 
 /// Per revision R with an event, the earliest time an event at R or later arrived.
@@ -652,7 +578,7 @@ fn pin_observed(ops: &mut [SearchOp], observed: &Observed) {
             .filter(|&&(k, v, _)| (k, v) == (key, value))
             .map(|&(_, _, revision)| revision)
     };
-    let retried = retried_pairs(ops);
+    let retried = super::reduce::retried_pairs(ops);
     let is_first_retry = |index: usize, pair: &(KeyId, ValueId)| {
         let at = retried.partition_point(|(listed, _)| listed < pair);
         retried
@@ -670,33 +596,6 @@ fn pin_observed(ops: &mut [SearchOp], observed: &Observed) {
             op.revision_hi = revision - 1;
         }
     }
-}
-
-/// The (key, value) pairs every writer of which is an unknown-outcome retry of one request
-/// (equal requests), each with its earliest-called writer (index into `ops`), sorted. A retried
-/// put whose value was seen took effect at least once; the witness pins the first retry to the
-/// first sighting (the earliest call can be placed wherever a later one can), and leaves the
-/// others unknown.
-fn retried_pairs(ops: &[SearchOp]) -> Vec<((KeyId, ValueId), usize)> {
-    let mut writers: Vec<((KeyId, ValueId), i64, usize)> = Vec::new();
-    for (index, op) in ops.iter().enumerate() {
-        for pair in puts(&op.op) {
-            writers.push((pair, op.call, index));
-        }
-    }
-    writers.sort_unstable();
-    let mut out = Vec::new();
-    for run in writers.chunk_by(|left, right| left.0 == right.0) {
-        let first = &ops[run[0].2];
-        let all_retries = run.len() > 1
-            && run
-                .iter()
-                .all(|&(_, _, index)| ops[index].unknown && ops[index].op == first.op);
-        if all_retries {
-            out.push((run[0].0, run[0].2));
-        }
-    }
-    out
 }
 
 /// Revisions some definite (or pinned) operation is known to have written, sorted and
@@ -795,7 +694,7 @@ fn could_make(op: &Op, changes: Option<&Changes>) -> bool {
     })
 }
 
-fn puts(op: &Op) -> Vec<(KeyId, ValueId)> {
+pub(super) fn puts(op: &Op) -> Vec<(KeyId, ValueId)> {
     match op {
         Op::Put { key, value, .. } => vec![(*key, *value)],
         Op::Txn {
@@ -821,35 +720,4 @@ fn deletes_key(op: &Op, key: KeyId) -> bool {
 /// Whether an operation writes keys whenever it changes anything (the ones a gap can hold).
 fn writes_keys(op: &Op) -> bool {
     matches!(op, Op::Put { .. } | Op::Delete { .. } | Op::Txn { .. })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::merge_runs;
-
-    #[test]
-    fn merged_runs_hold_exactly_the_revisions_of_the_spans() {
-        // Goal: merging a key's unchanged spans loses and adds no revision, so the binary
-        // search over runs answers as a scan of every span did. Method: random spans (M, S]
-        // over a small range (so they overlap, nest and touch), merged; every revision of the
-        // range is looked up both ways.
-        let mut rng = crate::generate::SplitMix::new(11);
-        for _ in 0..200 {
-            let spans: Vec<(i64, i64)> = (0..rng.below(8))
-                .map(|_| {
-                    let modified = rng.below(30) as i64;
-                    (modified, modified + 1 + rng.below(6) as i64)
-                })
-                .collect();
-            let mut runs: Vec<(i64, i64)> = spans.iter().map(|&(m, s)| (m + 1, s)).collect();
-            merge_runs(&mut runs);
-            assert!(runs.windows(2).all(|pair| pair[0].1 + 1 < pair[1].0));
-            for revision in 0..40 {
-                let scanned = spans.iter().any(|&(m, s)| m < revision && revision <= s);
-                let after = runs.partition_point(|&(first, _)| first <= revision);
-                let searched = after > 0 && revision <= runs[after - 1].1;
-                assert_eq!(scanned, searched, "{spans:?} at {revision}");
-            }
-        }
-    }
 }

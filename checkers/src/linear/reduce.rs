@@ -5,10 +5,14 @@
 //!   those real time allows is tried (`identical_successors`, used by the search).
 //!
 //! Neither decides anything; both only merge search states that cannot be told apart.
+//!
+//! Also here, for the witness attempt (`pin`), which only narrows a candidate order and never
+//! decides a violation: the keys-only reads' "this revision put this key" (`keys_only_puts`)
+//! and the retries of one put whose first call is pinned (`retried_pairs`).
 
 use super::prepare::SearchOp;
 use crate::history::CompareTarget;
-use crate::model::{Op, ValueId};
+use crate::model::{KeyId, Op, RecKv, ValueId};
 use std::collections::BTreeMap;
 
 /// Replaces every put value that no recorded result shows and no compare names by one of them
@@ -152,6 +156,49 @@ fn names_no_lease(op: &Op) -> bool {
         } => success.iter().chain(failure).all(names_no_lease),
         _ => false,
     }
+}
+
+/// (mod revision, key, lease) of every recorded kv without a value (a keys-only read) but with
+/// a mod revision: that revision put that key (with that lease). Sorted and distinct.
+pub(super) fn keys_only_puts(ops: &[SearchOp]) -> Vec<(i64, KeyId, Option<i64>)> {
+    let mut puts = Vec::new();
+    for rec in ops.iter().filter_map(|op| op.rec.as_deref()) {
+        rec.for_each_kv(&mut |kv: &RecKv| {
+            if let (None, Some(revision)) = (kv.value, kv.mod_revision) {
+                puts.push((revision, kv.key, kv.lease));
+            }
+        });
+    }
+    puts.sort_unstable();
+    puts.dedup();
+    puts
+}
+
+/// The (key, value) pairs every writer of which is an unknown-outcome retry of one request
+/// (equal requests), each with its earliest-called writer (index into `ops`), sorted. A retried
+/// put whose value was seen took effect at least once; the witness pins the first retry to the
+/// first sighting (the earliest call can be placed wherever a later one can), and leaves the
+/// others unknown.
+pub(super) fn retried_pairs(ops: &[SearchOp]) -> Vec<((KeyId, ValueId), usize)> {
+    let mut writers: Vec<((KeyId, ValueId), i64, usize)> = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        for pair in super::pin::puts(&op.op) {
+            writers.push((pair, op.call, index));
+        }
+    }
+    writers.sort_unstable();
+    let mut out = Vec::new();
+    for run in writers.chunk_by(|left, right| left.0 == right.0) {
+        let first = &ops[run[0].2];
+        let all_retries = run.len() > 1
+            && run
+                .iter()
+                .all(|&(_, _, index)| ops[index].unknown && ops[index].op == first.op);
+        if all_retries {
+            out.push((run[0].0, run[0].2));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
