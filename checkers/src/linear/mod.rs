@@ -5,6 +5,7 @@
 //! The search itself is in `search`; the sequential store in `crate::model`. Budgets are steps,
 //! never time: the same history always gets the same verdict.
 
+mod absent;
 mod contradiction;
 mod pin;
 mod prepare;

@@ -10,6 +10,7 @@
 //! the search then finds a complete order (which is replayed on the model and respects real
 //! time), and otherwise falls back to the unrestricted search. It never decides a violation.
 
+use super::absent::Absences;
 use super::prepare::SearchOp;
 use super::runs::{in_runs, merge_runs, minimum_from, push_run, suffix_minima};
 use crate::history::{EventKind, WatchRecord};
@@ -91,6 +92,8 @@ pub(crate) struct Observations {
     /// (revision, key) for recorded kvs with a mod revision but no value (keys-only reads): that
     /// revision put that key. Sorted and distinct.
     put_keys: Vec<(i64, KeyId, Option<i64>)>,
+    /// Keys observed absent at some revision, which must be removable before it.
+    absences: Absences,
     /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
     /// write that made R (or any earlier revision) had happened by then, so was called no later.
     /// Revision-sorted (see `suffix_minima`).
@@ -125,14 +128,16 @@ impl Observations {
         if !puts_seen {
             return false;
         }
+        let mut changed = store.changed_since(mark);
+        changed.sort_unstable();
+        changed.dedup();
         let Some(changes) = self.changes.get(revision) else {
             if in_runs(&self.complete, revision) {
                 return false;
             }
-            let changed = store.changed_since(mark);
             return changed.iter().all(|&key| {
                 self.unchanged_agrees(revision, key) && self.lifetime_agrees(store, key)
-            });
+            }) && self.absences.admits(store, &changed);
         };
         let agrees = changes.iter().all(|&(key, value)| {
             store.last_change_revision(key) == Some(revision)
@@ -141,16 +146,14 @@ impl Observations {
         if !agrees {
             return false;
         }
-        let mut changed = store.changed_since(mark);
-        changed.sort_unstable();
-        changed.dedup();
         if !changed
             .iter()
             .all(|&key| self.lifetime_agrees(store, key) && self.unchanged_agrees(revision, key))
         {
             return false;
         }
-        !in_runs(&self.complete, revision) || changed.len() == changes.len()
+        (!in_runs(&self.complete, revision) || changed.len() == changes.len())
+            && self.absences.admits(store, &changed)
     }
 
     /// A key changed at revision R must not lie in a span some read showed it unchanged.
@@ -230,6 +233,11 @@ pub(crate) fn pin_by_revisions(
     ops.sort_by_cached_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
     let alive = lifetimes(&kvs, tables.key_count());
+    let creates: Vec<Vec<i64>> = alive
+        .iter()
+        .map(|list| list.iter().map(|&(create, _, _)| create).collect())
+        .collect();
+    let absences = Absences::build(&ops, &creates, tables.key_count());
     let put_keys = super::reduce::keys_only_puts(&ops);
     let mut unchanged = unchanged_spans(&ops, tables.key_count());
     if with_prev_kvs {
@@ -243,6 +251,7 @@ pub(crate) fn pin_by_revisions(
             alive,
             unchanged,
             put_keys,
+            absences,
             arrivals,
         },
     )
