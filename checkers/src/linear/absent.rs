@@ -8,6 +8,12 @@
 //! delete nothing), or where nothing in the history could ever remove the key, the witness
 //! prunes the order at once instead of finding out at S after filling every gap below it.
 //!
+//! Recorded lifetimes (created at C, version V at mod revision M) bound versions the same way:
+//! when a key is put at R inside one, the definite puts of it still to come in (R, M] must fit
+//! under V; and at R its version must be at least V minus the revisions in (R, M] that could
+//! still put it (buggified compaction_heavy 123 and single_member_crashes 655: the witness
+//! filled a gap with the wrong number of puts of a key and found out only at M).
+//!
 //! Sound for the witness only, which never decides a violation: a rejected order is one the
 //! general search would reject later anyway, but the counts here are coarse (any delete of the
 //! key counts as possible, whenever it was called), so this only narrows.
@@ -30,12 +36,25 @@ pub(crate) struct Absences {
     /// only `capacity` (0 or 1) revisions in (R, S] not pinned to a definite write that
     /// deletes nothing. Sorted; for one (R, key) only the nearest absence is kept.
     windows: Vec<(i64, KeyId, u8)>,
+    /// (R, key, C, least version): a recorded lifetime (created at C, version V at mod
+    /// revision M > R) leaves too few revisions in (R, M] to put the key more than
+    /// V - `least version` times, so at R the key, if created at C, has at least that version.
+    /// Sorted, one entry per (R, key, C).
+    versions: Vec<(i64, KeyId, i64, i64)>,
+    /// Per key id, the recorded lifetimes (create revision, mod revision, version), sorted.
+    lifetimes: Vec<Vec<(i64, i64, i64)>>,
+    /// Per key id, the revisions a definite (or pinned) write certainly put it at, sorted.
+    pinned_puts: Vec<Vec<i64>>,
 }
 
 impl Absences {
     /// Collects the absences that `ops` (the witness's, with definite results) and the
     /// recorded lifetimes' create revisions show.
-    pub(crate) fn build(ops: &[SearchOp], creates: &[Vec<i64>], key_count: usize) -> Absences {
+    pub(crate) fn build(
+        ops: &[SearchOp],
+        lifetimes: &[Vec<(i64, i64, i64)>],
+        key_count: usize,
+    ) -> Absences {
         let mut absent_at: Vec<Vec<i64>> = vec![Vec::new(); key_count];
         for op in ops.iter().filter(|op| !op.unknown) {
             let (
@@ -67,8 +86,9 @@ impl Absences {
                 }
             }
         }
-        for (key, list) in creates.iter().enumerate() {
-            absent_at[key].extend(list.iter().filter(|&&create| create > 1).map(|c| c - 1));
+        for (key, list) in lifetimes.iter().enumerate() {
+            let creates = list.iter().map(|&(create, _, _)| create);
+            absent_at[key].extend(creates.filter(|&create| create > 1).map(|c| c - 1));
         }
         for list in &mut absent_at {
             list.sort_unstable();
@@ -80,6 +100,16 @@ impl Absences {
             note_removals(&op.op, &mut removal_revisions, &mut ever_put);
         }
         let keeping = nondeleting_revisions(ops);
+        // Whether revision R is pinned to a write that deletes nothing and does not put `key`
+        // (a pinned put of the key itself may attach it to a lease, or count as a version).
+        let keeps = |revision: i64, key: KeyId| {
+            let at = keeping.partition_point(|&(listed, _)| listed < revision);
+            let mut pinned = keeping[at..]
+                .iter()
+                .take_while(|&&(listed, _)| listed == revision)
+                .peekable();
+            pinned.peek().is_some() && pinned.all(|&(_, put_key)| put_key != key)
+        };
         let mut windows = Vec::new();
         for (key, list) in absent_at.iter().enumerate() {
             // A key no operation puts is never in the store.
@@ -93,7 +123,7 @@ impl Absences {
                 let mut revision = absent;
                 while revision >= 1 && capacity < 2 {
                     windows.push((revision, key as KeyId, capacity));
-                    if keeping.binary_search(&revision).is_err() {
+                    if !keeps(revision, key as KeyId) {
                         capacity += 1;
                     }
                     revision -= 1;
@@ -102,10 +132,36 @@ impl Absences {
         }
         windows.sort_unstable();
         windows.dedup_by_key(|&mut (revision, key, _)| (revision, key));
+        let mut versions = Vec::new();
+        for (key, list) in lifetimes.iter().enumerate() {
+            for &(create, modified, version) in list {
+                // Walk down from M: at R the key needs at least V minus the revisions in
+                // (R, M] that could still put it.
+                let mut capacity = 0;
+                let mut revision = modified;
+                while revision >= create && version - capacity > 1 {
+                    if revision < modified {
+                        versions.push((revision, key as KeyId, create, version - capacity));
+                    }
+                    if !keeps(revision, key as KeyId) {
+                        capacity += 1;
+                    }
+                    revision -= 1;
+                }
+            }
+        }
+        // Per (R, key, create), the greatest least version is the one that binds.
+        versions.sort_unstable_by_key(|&(revision, key, create, least)| {
+            (revision, key, create, std::cmp::Reverse(least))
+        });
+        versions.dedup_by_key(|&mut (revision, key, create, _)| (revision, key, create));
         Absences {
             absent_at,
             removal_revisions,
             windows,
+            versions,
+            lifetimes: lifetimes.to_vec(),
+            pinned_puts: pinned_puts(ops, key_count),
         }
     }
 
@@ -128,17 +184,100 @@ impl Absences {
             let list = &self.absent_at[key as usize];
             list.last().is_none_or(|&last| last < revision) || removable_in(key, 2)
         });
-        if !forever {
+        if !forever || !changed.iter().all(|&key| self.version_room(store, key)) {
             return false;
         }
         let start = self
             .windows
             .partition_point(|&(listed, _, _)| listed < revision);
-        self.windows[start..]
+        let removable = self.windows[start..]
             .iter()
             .take_while(|&&(listed, _, _)| listed == revision)
-            .all(|&(_, key, capacity)| removable_in(key, capacity))
+            .all(|&(_, key, capacity)| removable_in(key, capacity));
+        if !removable {
+            return false;
+        }
+        let start = self
+            .versions
+            .partition_point(|&(listed, _, _, _)| listed < revision);
+        self.versions[start..]
+            .iter()
+            .take_while(|&&(listed, _, _, _)| listed == revision)
+            .all(|&(_, key, create, least)| {
+                store
+                    .get(key)
+                    .is_none_or(|state| state.create_revision != create || state.version >= least)
+            })
     }
+}
+
+impl Absences {
+    /// A key just put at R, inside a recorded lifetime (created at C, version V at M > R),
+    /// must leave room for the definite puts of it in (R, M]: its version now is at most V
+    /// minus their count. Versions only grow by puts, so checking when the key changes is
+    /// enough.
+    fn version_room(&self, store: &Store, key: KeyId) -> bool {
+        let revision = store.revision();
+        let Some(state) = store.get(key) else {
+            return true;
+        };
+        let puts = &self.pinned_puts[key as usize];
+        let after = puts.partition_point(|&listed| listed <= revision);
+        let lifetimes = &self.lifetimes[key as usize];
+        let created_by = lifetimes.partition_point(|&(create, _, _)| create <= revision);
+        lifetimes[..created_by]
+            .iter()
+            .filter(|&&(create, modified, _)| {
+                create == state.create_revision && modified > revision
+            })
+            .all(|&(_, modified, version)| {
+                let coming = puts[after..].partition_point(|&listed| listed <= modified);
+                state.version + coming as i64 <= version
+            })
+    }
+}
+
+/// Per key id, the revisions at which a definite (or pinned) write certainly put it: a put
+/// with a recorded revision, a pinned unknown put, a txn's taken branch. Sorted.
+fn pinned_puts(ops: &[SearchOp], key_count: usize) -> Vec<Vec<i64>> {
+    let mut puts: Vec<Vec<i64>> = vec![Vec::new(); key_count];
+    for op in ops.iter().filter(|op| !op.unknown) {
+        match (&op.op, op.rec.as_deref()) {
+            (Op::Put { key, .. }, None) if op.revision_lo == op.revision_hi => {
+                puts[*key as usize].push(op.revision_hi + 1)
+            }
+            (
+                Op::Put { key, .. },
+                Some(Rec::Put {
+                    revision: Some(made),
+                    ..
+                }),
+            ) => puts[*key as usize].push(*made),
+            (
+                Op::Txn {
+                    success, failure, ..
+                },
+                Some(Rec::Txn {
+                    revision: Some(made),
+                    succeeded: Some(succeeded),
+                    ..
+                }),
+            ) => {
+                let branch = if *succeeded { success } else { failure };
+                for inner in branch {
+                    if let Op::Put { key, .. } = inner {
+                        puts[*key as usize].push(*made);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for list in &mut puts {
+        list.sort_unstable();
+        list.dedup();
+    }
+    puts
 }
 
 /// Lowers each key's removal count by what `op` could do to it (see `removal_revisions`).
@@ -167,9 +306,10 @@ fn note_removals(op: &Op, removal_revisions: &mut [u8], ever_put: &mut [bool]) {
     }
 }
 
-/// Revisions made by a definite (or pinned) write that cannot delete any key: a put, or a txn
-/// with no delete in either branch. Sorted and distinct.
-fn nondeleting_revisions(ops: &[SearchOp]) -> Vec<i64> {
+/// (revision, key put) for each revision made by a definite (or pinned) write that cannot
+/// delete any key (a put, or a txn with no delete in either branch), one entry per key it may
+/// put. Sorted and distinct.
+fn nondeleting_revisions(ops: &[SearchOp]) -> Vec<(i64, KeyId)> {
     let mut revisions = Vec::new();
     for op in ops.iter().filter(|op| !op.unknown && !deletes(&op.op)) {
         let made = match (&op.op, op.rec.as_deref()) {
@@ -200,7 +340,9 @@ fn nondeleting_revisions(ops: &[SearchOp]) -> Vec<i64> {
             }
             _ => continue,
         };
-        revisions.push(made);
+        for key in super::pin::puts(&op.op).into_iter().map(|(key, _)| key) {
+            revisions.push((made, key));
+        }
     }
     revisions.sort_unstable();
     revisions.dedup();

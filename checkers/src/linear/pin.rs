@@ -233,11 +233,7 @@ pub(crate) fn pin_by_revisions(
     ops.sort_by_cached_key(|op| (op.call, op.id));
     let complete = complete_revisions(watches, tables);
     let alive = lifetimes(&kvs, tables.key_count());
-    let creates: Vec<Vec<i64>> = alive
-        .iter()
-        .map(|list| list.iter().map(|&(create, _, _)| create).collect())
-        .collect();
-    let absences = Absences::build(&ops, &creates, tables.key_count());
+    let absences = Absences::build(&ops, &alive, tables.key_count());
     let put_keys = super::reduce::keys_only_puts(&ops);
     let mut unchanged = unchanged_spans(&ops, tables.key_count());
     if with_prev_kvs {
