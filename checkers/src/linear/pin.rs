@@ -199,6 +199,12 @@ pub(crate) fn pin_by_revisions(
     if with_prev_kvs {
         kvs.extend(watch_prev_kvs(watches, tables));
     }
+    // A put event's kv is the key's state at the event's revision, a lifetime as good as a
+    // read's (leader_isolated_during_compaction seed 164: an event showed l00374 created at
+    // 760, but the witness let an earlier unknown put with a lease create it and the watch
+    // checker then reported the event against that order). An event that contradicts the
+    // operations only fails this attempt; the one without watches follows.
+    kvs.extend(watch_put_kvs(watches, tables));
     let observed = observations(&kvs, watches, tables);
     pin_observed(&mut ops, &observed);
     let written = written_revisions(&ops);
@@ -296,6 +302,27 @@ fn watch_prev_kvs<'a>(
         .flat_map(|watch| &watch.events)
         .filter_map(|event| event.prev_kv.as_ref())
         .map(|kv| {
+            (
+                tables.key(&kv.key),
+                kv.value.as_deref().map(|value| tables.value(value)),
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version,
+            )
+        })
+}
+
+/// The kvs of watch put events, as recorded kvs.
+fn watch_put_kvs<'a>(
+    watches: &'a [WatchRecord],
+    tables: &'a Tables,
+) -> impl Iterator<Item = KvFields> + 'a {
+    watches
+        .iter()
+        .flat_map(|watch| &watch.events)
+        .filter(|event| event.kind == EventKind::Put)
+        .map(|event| {
+            let kv = &event.kv;
             (
                 tables.key(&kv.key),
                 kv.value.as_deref().map(|value| tables.value(value)),
