@@ -404,3 +404,23 @@ fn parsed_forms_are_snapshotted() {
         insta::assert_debug_snapshot!(name, parsed);
     }
 }
+
+/// Goal: random member replacements never take the cluster's quorum within the model. Method:
+/// two seeds of `membership_churn_at_random` on which the correct engine once lost liveness (a
+/// replacement that stopped after the removal left four voters while the budget still allowed
+/// two down; a replacement started while two voters carried corrupting faults that then killed
+/// them) must pass every check.
+#[test]
+fn random_replacements_keep_a_quorum() {
+    let file = library_scenario("membership_churn_at_random")
+        .expect("in the library")
+        .expect("parses");
+    for seed in [130, 158] {
+        let (report, _) = sim::run(&file.scenario, seed, sim::RunOptions::default());
+        assert!(
+            report.failures.is_empty(),
+            "seed {seed}: {:?}",
+            report.failures
+        );
+    }
+}
