@@ -26,8 +26,10 @@ pub struct MemberInfo {
     pub id: u64,
     /// The cluster's id.
     pub cluster_id: u64,
-    /// Every member, this one included.
-    pub members: Vec<MemberEntry>,
+    /// Every member, this one included, as the applied membership says.
+    pub membership: crate::membership::SharedView,
+    /// `--initial-cluster-token`: ids of members added at run time derive from it.
+    pub token: String,
     /// This member's advertised client URL.
     pub own_client_url: String,
     /// Peers' client URLs, learned from their hellos.
@@ -36,22 +38,23 @@ pub struct MemberInfo {
     pub version: String,
 }
 
-/// One member as MemberList shows it.
-#[derive(Clone, Debug)]
-pub struct MemberEntry {
-    /// Its id.
-    pub id: u64,
-    /// Its name.
-    pub name: String,
-    /// Its peer URLs.
-    pub peer_urls: Vec<String>,
-}
-
 impl MemberInfo {
-    /// The client URL of member `id`, if known.
+    /// The client URL of member `id`, if known: its own, the one its attributes in the log
+    /// name, or the one its hello said.
     pub fn client_url(&self, id: u64) -> Option<String> {
         if id == self.id {
             return Some(self.own_client_url.clone());
+        }
+        let published = self
+            .membership
+            .lock()
+            .expect("the membership view is never poisoned")
+            .attributes(engine::types::NodeId(id))
+            .client_urls
+            .first()
+            .cloned();
+        if published.is_some() {
+            return published;
         }
         self.learned_client_urls
             .lock()

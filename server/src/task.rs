@@ -122,6 +122,15 @@ impl Io for ServerIo {
     }
 }
 
+/// How the member task reaches the rest of the cluster.
+#[derive(Debug)]
+pub struct ClusterLinks {
+    /// The peer transport's outbox.
+    pub outbox: Option<PeerOutbox>,
+    /// The membership view it keeps in step with the applied membership.
+    pub membership: crate::membership::SharedView,
+}
+
 /// A member ready to be hosted: its configuration and what its disk held.
 #[derive(Debug)]
 pub struct Prepared {
@@ -136,7 +145,7 @@ pub struct Prepared {
 pub async fn run(
     prepared: Prepared,
     mut data_dir: DataDir,
-    peers: Option<PeerOutbox>,
+    links: ClusterLinks,
     metrics: Arc<Metrics>,
     mut commands: mpsc::Receiver<Command>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -164,6 +173,10 @@ pub async fn run(
             }
         })
         .expect("the disk thread starts");
+    let ClusterLinks {
+        outbox: peers,
+        membership,
+    } = links;
     let mut io = ServerIo {
         disk: disk_sender,
         peers,
@@ -184,6 +197,7 @@ pub async fn run(
             return None;
         }
     };
+    refresh_membership(&hosting, &membership);
     while hosting.halted().is_none() {
         let wake = hosting
             .wake_at()
@@ -203,6 +217,7 @@ pub async fn run(
             _ = stop.changed() => break,
         }
         metrics.sample(&hosting.member().status(), hosting.watches_count());
+        refresh_membership(&hosting, &membership);
     }
     let halted = hosting.halted().cloned();
     drop(hosting);
@@ -238,6 +253,19 @@ fn accept(hosting: &mut ServerHosting, command: Command, now: Instant, io: &mut 
             let _client_may_be_gone = reply.send(inspection);
         }
         Command::Peer { from, message } => hosting.receive(now, from, message, io),
+    }
+}
+
+/// Hands the applied membership to the view the peer transport and MemberList read.
+fn refresh_membership(hosting: &ServerHosting, membership: &crate::membership::SharedView) {
+    let member = hosting.member();
+    let changed = membership
+        .lock()
+        .expect("the membership view is never poisoned")
+        .refresh(member.applied_conf(), member.member_contexts());
+    if changed {
+        let conf = member.applied_conf();
+        tracing::info!(voters = ?conf.voters, learners = ?conf.learners, "membership applied");
     }
 }
 
