@@ -224,7 +224,7 @@ impl pb::watch_server::Watch for Services {
         request: tonic::Request<Streaming<pb::WatchRequest>>,
     ) -> Result<tonic::Response<Self::WatchStream>, Status> {
         let mut incoming = request.into_inner();
-        let (events, mut outgoing) = mpsc::unbounded_channel();
+        let (events, mut outgoing) = crate::watch_stream::channel();
         let (closed, mut closed_signal) = oneshot::channel::<()>();
         let services = self.clone();
         tokio::spawn(async move {
@@ -259,13 +259,22 @@ impl pb::watch_server::Watch for Services {
         });
         // Forwards the member's responses until the client stops reading or closes its side;
         // dropping `outgoing` then makes the member task's next delivery fail, which cancels
-        // the stream's watches in the member.
+        // the stream's watches in the member. A client that reads slowly fills `responses`,
+        // then the buffer behind `outgoing`, whose watches the engine then pauses
+        // (`crate::watch_stream`); they are resumed here once it drained.
         let (responses, stream) = mpsc::channel(WATCH_RESPONSES_COUNT_MAX);
+        let commands = self.commands.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    response = outgoing.recv() => match response {
-                        Some(response) => {
+                    next = outgoing.next() => match next {
+                        Some((response, resumed)) => {
+                            if !resumed.is_empty() {
+                                let resume = Command::WatchResume { watch_ids: resumed };
+                                if commands.send(resume).await.is_err() {
+                                    break;
+                                }
+                            }
                             let response = Ok(convert::watch_response(&response));
                             if responses.send(response).await.is_err() {
                                 break;

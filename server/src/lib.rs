@@ -51,6 +51,7 @@ pub fn init_logging(level: &str, json: bool) -> Result<(), String> {
     Ok(())
 }
 pub mod task;
+pub mod watch_stream;
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
