@@ -117,6 +117,40 @@ fn chaos_command(args: ChaosArgs) -> i32 {
     })
 }
 
+/// Runs `detcd bench serve`; returns the exit status.
+fn bench_serve_command(
+    members: Vec<usize>,
+    phase_seconds: u64,
+    sequential: usize,
+    out: Option<PathBuf>,
+    no_etcd: bool,
+) -> i32 {
+    if phase_seconds == 0 || sequential == 0 {
+        eprintln!("error: --phase-seconds and --sequential must be at least 1");
+        return 2;
+    }
+    let executable = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("error: cannot find the detcd binary to start members from: {error}");
+            return 2;
+        }
+    };
+    let config = chaos::bench::BenchServeConfig {
+        executable,
+        etcd: if no_etcd {
+            None
+        } else {
+            chaos::bench::find_etcd()
+        },
+        member_counts: members,
+        phase: std::time::Duration::from_secs(phase_seconds),
+        sequential_count: sequential,
+        work_dir: std::env::temp_dir().join(format!("detcd-bench-serve-{}", std::process::id())),
+    };
+    chaos::bench::bench_serve_command(&config, out.as_deref())
+}
+
 /// `detcd serve` flags, as etcd names them.
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
@@ -358,6 +392,27 @@ enum BenchCommand {
         #[arg(long)]
         histories: Option<PathBuf>,
     },
+    /// etcd (when `etcd` is on PATH) and detcd side by side on loopback, one after the other,
+    /// under the same gRPC load generator: sequential put latency, puts at 8, 64 and 256
+    /// clients, Range at 64 clients (linearizable and serializable), put-to-watch-event
+    /// latency, for each topology; prints JSON with detcd's ratio to etcd per figure.
+    Serve {
+        /// Topologies: member counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,3")]
+        members: Vec<usize>,
+        /// Seconds each throughput phase runs.
+        #[arg(long, default_value_t = 5)]
+        phase_seconds: u64,
+        /// Requests of the sequential put and put-to-event phases.
+        #[arg(long, default_value_t = 1000)]
+        sequential: usize,
+        /// Also write the JSON to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Measure detcd alone even when etcd is on PATH.
+        #[arg(long)]
+        no_etcd: bool,
+    },
     /// Seeds per second and simulated-to-wall time ratio on one core, checks included.
     Sim {
         /// A library scenario's name (default: `default`) or a scenario file (FILE.toml).
@@ -552,6 +607,13 @@ fn main() -> anyhow::Result<()> {
             println!("{}", checkers::bench_check(quick, histories.as_deref()));
             0
         }
+        Command::Bench(BenchCommand::Serve {
+            members,
+            phase_seconds,
+            sequential,
+            out,
+            no_etcd,
+        }) => bench_serve_command(members, phase_seconds, sequential, out, no_etcd),
         Command::Bench(BenchCommand::Sim {
             scenario,
             seeds,
