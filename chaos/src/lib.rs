@@ -60,6 +60,8 @@ pub struct ChaosReport {
     pub watch_count: usize,
     /// Events delivered on all watch streams.
     pub watch_event_count: usize,
+    /// Leaders the members reported during the load.
+    pub leadership: load::Leadership,
     /// Members that answered a linearizable read after healing.
     pub final_read_member_count: usize,
     /// Linearizability verdict.
@@ -134,6 +136,10 @@ pub fn chaos_command(config: &ChaosConfig) -> i32 {
     println!(
         "watch streams checked: {} ({} events)",
         report.watch_count, report.watch_event_count
+    );
+    println!(
+        "leaders elected: {} (highest term {})",
+        report.leadership.leader_count, report.leadership.term_max
     );
     println!(
         "members read after healing: {}/{}",
@@ -227,6 +233,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
             load_deadline,
         )));
     }
+    let monitor = tokio::spawn(load::monitor_leaders(channels.clone(), load_deadline));
     let faults = faults::inject(&cluster, config.seed, started, load_deadline - QUIET_TAIL).await;
     cluster.heal()?;
     let faults = faults?;
@@ -240,6 +247,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
     for watcher in watchers {
         watcher.await?;
     }
+    let leadership = monitor.await?;
     let final_read_member_count = final_reads(&recorder, &channels).await;
     let history = recorder.history();
     std::fs::write(
@@ -275,6 +283,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         acknowledged_write_count: counts.acknowledged_write_count,
         watch_count: history.watches.len(),
         watch_event_count: history.watches.iter().map(|watch| watch.events.len()).sum(),
+        leadership,
         final_read_member_count,
         linearizability: linear.verdict,
         watch,

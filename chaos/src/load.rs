@@ -370,3 +370,40 @@ pub async fn watch_client(
         }
     }
 }
+
+/// What the leadership monitor saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Leadership {
+    /// Distinct (term, leader) pairs the members reported: leaders elected during the run.
+    pub leader_count: usize,
+    /// The highest raft term a member reported.
+    pub term_max: u64,
+}
+
+/// Asks every member for its status every 200 ms until `deadline`, counting the leaders it
+/// hears of: evidence that the faults forced elections.
+pub async fn monitor_leaders(
+    channels: Arc<Vec<Channel>>,
+    deadline: tokio::time::Instant,
+) -> Leadership {
+    let mut leaders = std::collections::BTreeSet::new();
+    let mut term_max = 0;
+    while tokio::time::Instant::now() < deadline {
+        for channel in channels.iter() {
+            let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel.clone());
+            let asked = maintenance.status(pb::StatusRequest {});
+            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_millis(200), asked).await {
+                let status = status.into_inner();
+                term_max = term_max.max(status.raft_term);
+                if status.leader != 0 {
+                    leaders.insert((status.raft_term, status.leader));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Leadership {
+        leader_count: leaders.len(),
+        term_max,
+    }
+}

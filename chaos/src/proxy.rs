@@ -208,7 +208,60 @@ async fn forward(
 
 #[cfg(test)]
 mod tests {
-    use super::{LinkMode, Links};
+    use super::{LinkMode, Links, KIND_HELLO, KIND_LAST};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        server::peer::encode_frame(kind, body, &mut out);
+        out
+    }
+
+    /// Goal: the proxy names a connection's link from its hello and applies that link's mode
+    /// to whole messages. Method: a sender (id 1) talks to an upstream (id 2) through a proxy;
+    /// a message crosses while the link passes, one sent while it is black-holed never
+    /// arrives, and the next one after healing does, on the same connection.
+    #[tokio::test]
+    async fn a_black_holed_link_loses_messages_until_healed() {
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_address = upstream.local_addr().unwrap();
+        let proxy_address = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        let links = Links::default();
+        super::start(proxy_address, upstream_address, links.clone(), 7)
+            .await
+            .unwrap();
+        let mut sender = tokio::net::TcpStream::connect(proxy_address).await.unwrap();
+        let mut hello_body = Vec::new();
+        for word in [77u64, 1, 2] {
+            hello_body.extend_from_slice(&word.to_le_bytes());
+        }
+        let hello = frame(KIND_HELLO, &hello_body);
+        sender.write_all(&hello).await.unwrap();
+        let (mut receiver, _) = upstream.accept().await.unwrap();
+        let mut received = vec![0u8; hello.len()];
+        receiver.read_exact(&mut received).await.unwrap();
+        assert_eq!(received, hello);
+
+        let first = frame(KIND_LAST, b"first");
+        sender.write_all(&first).await.unwrap();
+        let mut received = vec![0u8; first.len()];
+        receiver.read_exact(&mut received).await.unwrap();
+        assert_eq!(received, first);
+
+        links.set(1, 2, LinkMode::Blackhole);
+        sender.write_all(&frame(KIND_LAST, b"lost")).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        links.heal_all();
+        let third = frame(KIND_LAST, b"third");
+        sender.write_all(&third).await.unwrap();
+        let mut received = vec![0u8; third.len()];
+        receiver.read_exact(&mut received).await.unwrap();
+        assert_eq!(received, third, "the black-holed message never arrived");
+    }
 
     /// Goal: a link's mode is per direction, and healing restores every link. Method: set one
     /// direction, read both, heal, read again.
