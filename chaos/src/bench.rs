@@ -72,6 +72,8 @@ impl System {
 struct Servers {
     children: Vec<Child>,
     client_urls: Vec<String>,
+    /// Each member's metrics address (`--listen-metrics-urls`).
+    metrics_addresses: Vec<std::net::SocketAddr>,
 }
 
 impl Drop for Servers {
@@ -101,9 +103,11 @@ fn start_servers(
         .collect();
     let mut client_urls = Vec::new();
     let mut peer_urls = Vec::new();
+    let mut metrics_addresses = Vec::new();
     for _ in 0..member_count {
         client_urls.push(format!("http://127.0.0.1:{}", free_port()?));
         peer_urls.push(format!("http://127.0.0.1:{}", free_port()?));
+        metrics_addresses.push(std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?)));
     }
     let initial_cluster = names
         .iter()
@@ -115,6 +119,7 @@ fn start_servers(
     let mut servers = Servers {
         children: Vec::new(),
         client_urls: client_urls.clone(),
+        metrics_addresses: metrics_addresses.clone(),
     };
     for index in 0..member_count {
         let log = std::fs::File::create(dir.join(format!("{}.log", names[index])))?;
@@ -134,6 +139,8 @@ fn start_servers(
             .args(["--initial-cluster-token", "detcd-bench"])
             .args(["--initial-cluster-state", "new"])
             .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .arg("--listen-metrics-urls")
+            .arg(format!("http://{}", metrics_addresses[index]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -350,6 +357,35 @@ async fn put_to_event(urls: &[String], count: usize) -> anyhow::Result<Value> {
     }))
 }
 
+/// The sum over the members of `etcd_disk_wal_fsync_duration_seconds_count` (both systems
+/// export it under etcd's name), read from `/metrics` with a bare HTTP/1.0 GET.
+async fn fsync_count(servers: &Servers) -> Option<u64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut total = 0;
+    for address in &servers.metrics_addresses {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .ok()?;
+        let mut text = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut text))
+            .await
+            .ok()?
+            .ok()?;
+        let line = text
+            .lines()
+            .find(|line| line.starts_with("etcd_disk_wal_fsync_duration_seconds_count"))?;
+        total += line.split_whitespace().last()?.parse::<f64>().ok()? as u64;
+    }
+    Some(total)
+}
+
+/// Requests a phase completed.
+fn requests(phase: &Value) -> u64 {
+    phase["requests"].as_u64().unwrap_or(0)
+}
+
 /// Measures one system in one topology.
 async fn measure(
     config: &BenchServeConfig,
@@ -396,7 +432,24 @@ async fn measure(
     )
     .await?;
     let watch = put_to_event(&urls, config.sequential_count).await?;
+    let fsyncs_total = fsync_count(&servers).await;
     drop(servers);
+    // Every member's fsyncs over the puts the cluster acknowledged (the put phases, the
+    // sequential and the put-to-event puts, and the probes), for where the write path's
+    // time goes: one fsync per put means no group commit.
+    let put_count = requests(&sequential)
+        + puts.iter().map(requests).sum::<u64>()
+        + watch["events"].as_u64().unwrap_or(0)
+        + member_count as u64
+        + 1;
+    let disk = match fsyncs_total {
+        Some(total) => json!({
+            "wal_fsyncs_all_members": total,
+            "puts_acknowledged": put_count,
+            "wal_fsyncs_per_put_per_member": round3(total as f64 / put_count as f64 / member_count as f64),
+        }),
+        None => json!({"note": "the members' /metrics could not be read"}),
+    };
     let _ = std::fs::remove_dir_all(&dir);
     Ok(json!({
         "system": system.name(),
@@ -406,6 +459,7 @@ async fn measure(
         "range_linearizable": linearizable,
         "range_serializable": serializable,
         "put_to_watch_event": watch,
+        "disk": disk,
     }))
 }
 
