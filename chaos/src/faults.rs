@@ -1,6 +1,6 @@
 //! The seeded fault schedule: one fault at a time (SIGKILL and restart of a random member or of
-//! the leader, SIGSTOP/SIGCONT, a member cut off by its links black-holed, lossy or slow), held
-//! for a while, then healed, until the fault window closes.
+//! the leader, SIGSTOP/SIGCONT, a member or the leader cut off by its links black-holed, lossy
+//! or slow), held for a while, then healed, until the fault window closes.
 
 use std::time::Duration;
 
@@ -63,6 +63,13 @@ pub async fn inject(
             _ => "partition",
         };
         let mut leader_note = "";
+        // Half the partitions cut off the leader, which forces an election; the rest a member.
+        if kind == "partition" && rng.next_u64() % 2 == 0 {
+            if let Some(leader) = cluster.leader().await {
+                member = leader;
+                leader_note = " (the leader)";
+            }
+        }
         if kind == "kill_leader" {
             match cluster.leader().await {
                 Some(leader) => {
@@ -99,7 +106,9 @@ pub async fn inject(
                 cut_off(cluster, member, mode);
                 tokio::time::sleep(hold).await;
                 cluster.links.heal_all();
-                format!("links of {name}: {mode} both ways for {hold_ms} ms, then healed")
+                format!(
+                    "links of {name}{leader_note}: {mode} both ways for {hold_ms} ms, then healed"
+                )
             }
         };
         eprintln!("chaos: {at_seconds:7.2}s {description}");
