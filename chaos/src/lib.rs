@@ -68,6 +68,8 @@ pub struct ChaosReport {
     pub linearizability: Verdict,
     /// Watch guarantees verdict.
     pub watch: Verdict,
+    /// Wall time the two checks took.
+    pub check_seconds: f64,
 }
 
 impl ChaosReport {
@@ -111,11 +113,17 @@ pub fn chaos_command(config: &ChaosConfig) -> i32 {
             return 2;
         }
     };
+    if let Err(error) = validate(config) {
+        eprintln!("error: {error}");
+        return 2;
+    }
     let report = match runtime.block_on(run(config)) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("error: {error:#}");
-            eprintln!("chaos: kept {}", config.out.display());
+            if config.out.exists() {
+                eprintln!("chaos: kept {}", config.out.display());
+            }
             return 2;
         }
     };
@@ -134,8 +142,8 @@ pub fn chaos_command(config: &ChaosConfig) -> i32 {
         report.operation_count, report.unknown_count, report.acknowledged_write_count
     );
     println!(
-        "watch streams checked: {} ({} events)",
-        report.watch_count, report.watch_event_count
+        "watch streams checked: {} ({} events); checks took {:.2} s",
+        report.watch_count, report.watch_event_count, report.check_seconds
     );
     println!(
         "leaders elected: {} (highest term {})",
@@ -180,8 +188,8 @@ pub fn chaos_command(config: &ChaosConfig) -> i32 {
     status
 }
 
-/// Runs the cluster, the clients and the faults, then checks the history.
-pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
+/// Refuses settings a run cannot use, naming the flag.
+fn validate(config: &ChaosConfig) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=9).contains(&config.member_count),
         "--members {}: expected 1 to 9",
@@ -193,7 +201,19 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         "--time must be over {} seconds",
         (QUIET_TAIL + Duration::from_secs(2)).as_secs()
     );
-    let _ = std::fs::remove_dir_all(&config.out);
+    // Never clear a directory the run did not make: a passing run removes `out` afterwards.
+    let occupied = std::fs::read_dir(&config.out).is_ok_and(|mut entries| entries.next().is_some());
+    anyhow::ensure!(
+        !occupied,
+        "--out {}: the directory is not empty; name a new one",
+        config.out.display()
+    );
+    Ok(())
+}
+
+/// Runs the cluster, the clients and the faults, then checks the history.
+pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
+    validate(config)?;
     let cluster = cluster::Cluster::new(
         config.executable.clone(),
         &config.out,
@@ -274,6 +294,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         explain: checkers::linear::Explain::Fast,
         ..checkers::linear::LinearConfig::default()
     };
+    let check_started = std::time::Instant::now();
     let linear = checkers::linear::check_linearizable(&history, &linear_config);
     let watch = checkers::watch::check_watches(&history, linear.linearization.as_ref());
     Ok(ChaosReport {
@@ -287,6 +308,7 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
         final_read_member_count,
         linearizability: linear.verdict,
         watch,
+        check_seconds: check_started.elapsed().as_secs_f64(),
     })
 }
 
@@ -332,4 +354,43 @@ async fn final_reads(recorder: &load::Recorder, channels: &[tonic::transport::Ch
         }
     }
     answered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChaosReport, Verdict};
+
+    fn report(linearizability: Verdict, final_read_member_count: usize) -> ChaosReport {
+        ChaosReport {
+            faults: Vec::new(),
+            operation_count: 0,
+            unknown_count: 0,
+            acknowledged_write_count: 0,
+            watch_count: 0,
+            watch_event_count: 0,
+            leadership: super::load::Leadership::default(),
+            final_read_member_count,
+            linearizability,
+            watch: Verdict::Ok,
+            check_seconds: 0.0,
+        }
+    }
+
+    /// Goal: a run passes only when both checks pass and every member answered after healing;
+    /// an undecided check is not a pass. Method: the exit status of each case.
+    #[test]
+    fn only_a_clean_run_exits_zero() {
+        let violation = Verdict::Violation {
+            checker: "linearizability".into(),
+            window: vec![1],
+            explanation: "lost write".into(),
+        };
+        let unknown = Verdict::Unknown {
+            reason: "budget".into(),
+        };
+        assert_eq!(report(Verdict::Ok, 3).exit_code(3), 0);
+        assert_eq!(report(violation, 3).exit_code(3), 1);
+        assert_eq!(report(Verdict::Ok, 2).exit_code(3), 1);
+        assert_eq!(report(unknown, 3).exit_code(3), 3);
+    }
 }
