@@ -357,11 +357,12 @@ async fn put_to_event(urls: &[String], count: usize) -> anyhow::Result<Value> {
     }))
 }
 
-/// The sum over the members of `etcd_disk_wal_fsync_duration_seconds_count` (both systems
-/// export it under etcd's name), read from `/metrics` with a bare HTTP/1.0 GET.
-async fn fsync_count(servers: &Servers) -> Option<u64> {
+/// WAL fsyncs over the members: `etcd_disk_wal_fsync_duration_seconds` count and summed seconds
+/// (both systems export it under etcd's name), read from `/metrics` with a bare HTTP/1.0 GET.
+async fn fsync_totals(servers: &Servers) -> Option<(u64, f64)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut total = 0;
+    let mut count_total = 0;
+    let mut seconds_total = 0.0;
     for address in &servers.metrics_addresses {
         let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
         stream
@@ -373,12 +374,14 @@ async fn fsync_count(servers: &Servers) -> Option<u64> {
             .await
             .ok()?
             .ok()?;
-        let line = text
-            .lines()
-            .find(|line| line.starts_with("etcd_disk_wal_fsync_duration_seconds_count"))?;
-        total += line.split_whitespace().last()?.parse::<f64>().ok()? as u64;
+        let sample = |name: &str| -> Option<f64> {
+            let line = text.lines().find(|line| line.starts_with(name))?;
+            line.split_whitespace().last()?.parse::<f64>().ok()
+        };
+        count_total += sample("etcd_disk_wal_fsync_duration_seconds_count")? as u64;
+        seconds_total += sample("etcd_disk_wal_fsync_duration_seconds_sum")?;
     }
-    Some(total)
+    Some((count_total, seconds_total))
 }
 
 /// Requests a phase completed.
@@ -432,7 +435,7 @@ async fn measure(
     )
     .await?;
     let watch = put_to_event(&urls, config.sequential_count).await?;
-    let fsyncs_total = fsync_count(&servers).await;
+    let fsyncs = fsync_totals(&servers).await;
     drop(servers);
     // Every member's fsyncs over the puts the cluster acknowledged (the put phases, the
     // sequential and the put-to-event puts, and the probes), for where the write path's
@@ -442,8 +445,9 @@ async fn measure(
         + watch["events"].as_u64().unwrap_or(0)
         + member_count as u64
         + 1;
-    let disk = match fsyncs_total {
-        Some(total) => json!({
+    let disk = match fsyncs {
+        Some((total, seconds)) => json!({
+            "wal_fsync_mean_ms": round3(seconds * 1000.0 / total.max(1) as f64),
             "wal_fsyncs_all_members": total,
             "puts_acknowledged": put_count,
             "wal_fsyncs_per_put_per_member": round3(total as f64 / put_count as f64 / member_count as f64),
