@@ -382,7 +382,9 @@ pub async fn serve_until(
         if fresh { "new" } else { "recovered" },
         incarnation.number
     );
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Nagle's algorithm would hold small replies back behind delayed ACKs (tens of ms); tonic
+    // sets TCP_NODELAY only on listeners it binds itself, so say it here, as etcd does.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (member_done, mut member_done_receiver) = tokio::sync::oneshot::channel();
     let member_task = tokio::spawn(async move {
         let halted = member_task.await.ok().flatten();
