@@ -33,6 +33,12 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Start a loopback cluster of `detcd serve` processes with a proxy on every peer link,
+    /// drive it with gRPC clients while a seeded schedule kills (SIGKILL), restarts, pauses
+    /// (SIGSTOP/SIGCONT) and cuts off members, then check the recorded history for
+    /// linearizability and watch guarantees. Exit status: 0 pass, 1 a violation or a member
+    /// that never recovered, 2 the cluster could not be run, 3 a check gave up undecided.
+    Chaos(ChaosArgs),
     /// Check recorded histories (docs/history-format.md) for linearizability and, with
     /// --watches, etcd's watch guarantees. Exit status: 0 all linearizable, 1 a violation,
     /// 2 an unreadable input, 3 a check gave up undecided.
@@ -51,6 +57,98 @@ enum Command {
         #[arg(long, value_enum, default_value = "fast")]
         explain: ExplainArg,
     },
+}
+
+/// `detcd chaos` flags.
+#[derive(clap::Args, Debug)]
+struct ChaosArgs {
+    /// Seeds the fault schedule and the clients' choices (real processes keep their own timing).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long the clients run: 30s, 5m (a bare number is seconds).
+    #[arg(long, default_value = "30s")]
+    time: String,
+    /// Members in the cluster, 1 to 9.
+    #[arg(long, default_value_t = 3)]
+    members: usize,
+    /// Key-value clients (one watch client per member is added).
+    #[arg(long, default_value_t = 6)]
+    clients: usize,
+    /// Directory for the members' data and logs, the history and the watches (default: a new
+    /// directory under the system's temporary directory). Kept when the run fails.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep the directory after a passing run too.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// Runs `detcd chaos`; returns the exit status.
+fn chaos_command(args: ChaosArgs) -> i32 {
+    let seconds = match sim::fuzz::parse_duration_seconds(&args.time) {
+        Ok(seconds) => seconds,
+        Err(error) => {
+            eprintln!("error: --time: {error}");
+            return 2;
+        }
+    };
+    let executable = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("error: cannot find the detcd binary to start members from: {error}");
+            return 2;
+        }
+    };
+    let out = args.out.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "detcd-chaos-seed{}-{}",
+            args.seed,
+            std::process::id()
+        ))
+    });
+    chaos::chaos_command(&chaos::ChaosConfig {
+        executable,
+        seed: args.seed,
+        duration: std::time::Duration::from_secs(seconds),
+        member_count: args.members,
+        client_count: args.clients,
+        out,
+        keep: args.keep,
+    })
+}
+
+/// Runs `detcd bench serve`; returns the exit status.
+fn bench_serve_command(
+    members: Vec<usize>,
+    phase_seconds: u64,
+    sequential: usize,
+    out: Option<PathBuf>,
+    no_etcd: bool,
+) -> i32 {
+    if phase_seconds == 0 || sequential == 0 {
+        eprintln!("error: --phase-seconds and --sequential must be at least 1");
+        return 2;
+    }
+    let executable = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("error: cannot find the detcd binary to start members from: {error}");
+            return 2;
+        }
+    };
+    let config = chaos::bench::BenchServeConfig {
+        executable,
+        etcd: if no_etcd {
+            None
+        } else {
+            chaos::bench::find_etcd()
+        },
+        member_counts: members,
+        phase: std::time::Duration::from_secs(phase_seconds),
+        sequential_count: sequential,
+        work_dir: std::env::temp_dir().join(format!("detcd-bench-serve-{}", std::process::id())),
+    };
+    chaos::bench::bench_serve_command(&config, out.as_deref())
 }
 
 /// `detcd serve` flags, as etcd names them.
@@ -294,6 +392,27 @@ enum BenchCommand {
         #[arg(long)]
         histories: Option<PathBuf>,
     },
+    /// etcd (when `etcd` is on PATH) and detcd side by side on loopback, one after the other,
+    /// under the same gRPC load generator: sequential put latency, puts at 8, 64 and 256
+    /// clients, Range at 64 clients (linearizable and serializable), put-to-watch-event
+    /// latency, for each topology; prints JSON with detcd's ratio to etcd per figure.
+    Serve {
+        /// Topologies: member counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,3")]
+        members: Vec<usize>,
+        /// Seconds each throughput phase runs.
+        #[arg(long, default_value_t = 5)]
+        phase_seconds: u64,
+        /// Requests of the sequential put and put-to-event phases.
+        #[arg(long, default_value_t = 1000)]
+        sequential: usize,
+        /// Also write the JSON to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Measure detcd alone even when etcd is on PATH.
+        #[arg(long)]
+        no_etcd: bool,
+    },
     /// Seeds per second and simulated-to-wall time ratio on one core, checks included.
     Sim {
         /// A library scenario's name (default: `default`) or a scenario file (FILE.toml).
@@ -447,6 +566,7 @@ fn main() -> anyhow::Result<()> {
             sim_tools::campaign_reports(out.as_deref(), status)
         }
         Command::Serve(args) => serve_command(*args),
+        Command::Chaos(args) => chaos_command(args),
         Command::Sim(SimCommand::Tool(command)) => sim_tools::run(command),
         Command::Sim(SimCommand::Scenarios { action }) => scenarios_command(action),
         Command::Sim(SimCommand::Hunt {
@@ -487,6 +607,13 @@ fn main() -> anyhow::Result<()> {
             println!("{}", checkers::bench_check(quick, histories.as_deref()));
             0
         }
+        Command::Bench(BenchCommand::Serve {
+            members,
+            phase_seconds,
+            sequential,
+            out,
+            no_etcd,
+        }) => bench_serve_command(members, phase_seconds, sequential, out, no_etcd),
         Command::Bench(BenchCommand::Sim {
             scenario,
             seeds,

@@ -43,6 +43,8 @@ struct Cluster {
     client_ports: Vec<u16>,
     initial_cluster: String,
     peer_ports: Vec<u16>,
+    /// `--initial-cluster-state` for members started from now on.
+    state: &'static str,
 }
 
 impl Cluster {
@@ -62,6 +64,7 @@ impl Cluster {
             client_ports,
             initial_cluster,
             peer_ports,
+            state: "new",
         }
     }
 
@@ -80,13 +83,19 @@ impl Cluster {
                 &self.initial_cluster,
                 "--initial-cluster-token",
                 "detcd-test-cluster",
+                "--initial-cluster-state",
+                self.state,
                 "--heartbeat-interval",
                 "50",
                 "--election-timeout",
                 "500",
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Kept beside the data for a failing run; removed with it otherwise.
+            .stderr(
+                std::fs::File::create(self.root.join(format!("{}.log", self.names[index])))
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+            )
             .spawn()
             .expect("detcd serve starts");
         Member { child }
@@ -159,6 +168,7 @@ fn three_members_survive_the_leader_s_sigkill() {
     }
     let root = std::env::temp_dir().join(format!("detcd-cluster-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("makes the test directory");
     let cluster = Cluster::new(root.clone(), 3);
     let mut members: Vec<Option<Member>> = (0..3).map(|index| Some(cluster.start(index))).collect();
     let ports = cluster.client_ports.clone();
@@ -268,6 +278,166 @@ fn three_members_survive_the_leader_s_sigkill() {
     members[killed] = Some(cluster.start(killed));
     eventually(ports[killed], &["get", "b", "--consistency=s"], "b\n2\n");
     eventually(ports[killed], &["get", "a"], "a\n1\n");
+    drop(members);
+    std::fs::remove_dir_all(&root).expect("cleans up");
+}
+
+/// Goal: membership changes as etcd makes them: a learner added with `member add --learner`,
+/// started with the printed `ETCD_INITIAL_CLUSTER` and `--initial-cluster-state existing`,
+/// catches up, is promoted, takes writes, and is removed; etcd's text and errors throughout.
+/// Method: a 3-member cluster and etcdctl 3.4; every member learns the new one's peer URL from
+/// the log alone (none of the first three is restarted).
+#[test]
+fn a_learner_joins_is_promoted_and_removed() {
+    if !etcdctl_present() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "etcdctl is missing under CI: .ci/run must install etcd-client"
+        );
+        eprintln!("etcdctl is not installed: skipping (apt-get install etcd-client to run this)");
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("detcd-membership-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("makes the test directory");
+    let mut cluster = Cluster::new(root.clone(), 3);
+    let mut members: Vec<Option<Member>> = (0..3).map(|index| Some(cluster.start(index))).collect();
+    let ports = cluster.client_ports.clone();
+    eventually(ports[0], &["put", "a", "1"], "OK\n");
+
+    let new_peer_url = format!("http://127.0.0.1:{}", free_port());
+    let (success, added) = etcdctl(
+        ports[1],
+        &[
+            "member",
+            "add",
+            "infra4",
+            &format!("--peer-urls={new_peer_url}"),
+            "--learner",
+        ],
+    );
+    assert!(success, "{added}");
+    let mut lines = added.lines();
+    let first = lines.next().expect("a first line");
+    let words: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(
+        (words[0], &words[2..5]),
+        ("Member", &["added", "to", "cluster"][..]),
+        "{added}"
+    );
+    let new_id = words[1].to_string();
+    let initial_cluster = format!("{},infra4={new_peer_url}", cluster.initial_cluster);
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        vec![
+            "",
+            "ETCD_NAME=\"infra4\"",
+            &format!("ETCD_INITIAL_CLUSTER=\"{initial_cluster}\""),
+            &format!("ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{new_peer_url}\""),
+            "ETCD_INITIAL_CLUSTER_STATE=\"existing\"",
+        ],
+        "{added}"
+    );
+    // Before it starts, the learner is listed as unstarted (no name, no client URL).
+    let (success, listed) = etcdctl(ports[2], &["member", "list"]);
+    assert!(success, "{listed}");
+    assert!(
+        listed.contains(&format!("{new_id}, unstarted, , {new_peer_url}, , true\n")),
+        "{listed}"
+    );
+    let (success, again) = etcdctl(
+        ports[0],
+        &[
+            "member",
+            "add",
+            "infra5",
+            &format!("--peer-urls={new_peer_url}"),
+        ],
+    );
+    assert!(!success, "{again}");
+    assert!(
+        again.contains("Error: etcdserver: Peer URLs already exists"),
+        "{again}"
+    );
+
+    // The new member starts with the printed values, like etcd's.
+    cluster.names.push("infra4".into());
+    cluster.client_ports.push(free_port());
+    cluster
+        .peer_ports
+        .push(new_peer_url.rsplit(':').next().unwrap().parse().unwrap());
+    cluster.initial_cluster = initial_cluster;
+    cluster.state = "existing";
+    members.push(Some(cluster.start(3)));
+    let new_port = cluster.client_ports[3];
+    eventually(new_port, &["get", "a", "--consistency=s"], "a\n1\n");
+    let started = Instant::now();
+    loop {
+        let (_, listed) = etcdctl(ports[0], &["member", "list"]);
+        let expected = format!(
+            "{new_id}, started, infra4, {new_peer_url}, http://127.0.0.1:{new_port}, true\n"
+        );
+        if listed.contains(&expected) {
+            break;
+        }
+        assert!(started.elapsed() < SETTLE_TIMEOUT, "{listed}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (success, refused) = etcdctl(ports[0], &["member", "promote", "ffff"]);
+    assert!(!success, "{refused}");
+    assert!(
+        refused.contains("Error: etcdserver: member not found"),
+        "{refused}"
+    );
+    let (success, promoted) = etcdctl(ports[0], &["member", "promote", &new_id]);
+    assert!(success, "{promoted}");
+    assert!(
+        promoted.starts_with(&format!("Member {new_id} promoted in cluster ")),
+        "{promoted}"
+    );
+    let (success, refused) = etcdctl(ports[2], &["member", "promote", &new_id]);
+    assert!(!success, "{refused}");
+    assert!(
+        refused.contains("Error: etcdserver: can only promote a learner member"),
+        "{refused}"
+    );
+    // A write through the new voter, read back from it and from an original member.
+    eventually(new_port, &["put", "from-new", "4"], "OK\n");
+    eventually(new_port, &["get", "from-new"], "from-new\n4\n");
+    eventually(
+        ports[2],
+        &["get", "from-new", "--consistency=s"],
+        "from-new\n4\n",
+    );
+    let (success, listed) = etcdctl(ports[1], &["member", "list"]);
+    assert!(success, "{listed}");
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    assert!(listed.contains(", infra4, "), "{listed}");
+    assert!(!listed.contains(", true\n"), "no learner left: {listed}");
+
+    let (success, removed) = etcdctl(ports[0], &["member", "remove", &new_id]);
+    assert!(success, "{removed}");
+    assert!(
+        removed.starts_with(&format!("Member {new_id} removed from cluster ")),
+        "{removed}"
+    );
+    let (success, listed) = etcdctl(ports[1], &["member", "list"]);
+    assert!(success, "{listed}");
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(!listed.contains("infra4"), "{listed}");
+    // The removed member stops itself; the three carry on.
+    let removed_member = members[3].as_mut().expect("running");
+    let started = Instant::now();
+    while removed_member.child.try_wait().expect("waits").is_none() {
+        assert!(
+            started.elapsed() < SETTLE_TIMEOUT,
+            "the removed member runs on"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eventually(ports[2], &["put", "after-remove", "ok"], "OK\n");
+    eventually(ports[0], &["get", "after-remove"], "after-remove\nok\n");
     drop(members);
     std::fs::remove_dir_all(&root).expect("cleans up");
 }

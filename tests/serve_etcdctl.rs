@@ -179,6 +179,7 @@ fn etcdctl_against_a_real_server_process_and_kill_9() {
     );
 
     maintenance_and_errors(port, &dir);
+    sorted_reads_deletes_and_progress(port);
 
     // kill -9: nothing acknowledged may be lost.
     drop(server);
@@ -297,4 +298,113 @@ fn maintenance_and_errors(port: u16, dir: &std::path::Path) {
     let text = String::from_utf8_lossy(&output.stdout);
     // etcdctl prints the previous key-value before the new one, as it does for etcd.
     assert!(text.starts_with("PUT\nfoo\nbar\nfoo\nqux\n"), "{text}");
+}
+
+/// Reads with sort options and `--from-key`, `del --prefix`, `lease revoke` (and its error for a
+/// revoked lease), and a progress request in an interactive watch, as etcdctl prints them.
+fn sorted_reads_deletes_and_progress(port: u16) {
+    for (key, value) in [("s/1", "b"), ("s/3", "a"), ("s/2", "c")] {
+        assert_eq!(ok(port, &["put", key, value]), "OK\n");
+    }
+    assert_eq!(
+        ok(
+            port,
+            &[
+                "get",
+                "s/",
+                "--prefix",
+                "--sort-by=VALUE",
+                "--order=DESCEND"
+            ]
+        ),
+        "s/2\nc\ns/1\nb\ns/3\na\n"
+    );
+    assert_eq!(
+        ok(
+            port,
+            &[
+                "get",
+                "s/",
+                "--prefix",
+                "--sort-by=MODIFY",
+                "--order=DESCEND",
+                "--keys-only"
+            ]
+        ),
+        "s/2\n\ns/3\n\ns/1\n\n"
+    );
+    assert_eq!(
+        ok(
+            port,
+            &[
+                "get",
+                "s/",
+                "--prefix",
+                "--sort-by=KEY",
+                "--order=ASCEND",
+                "--print-value-only"
+            ]
+        ),
+        "b\nc\na\n"
+    );
+    // From s/2 to the end of the keyspace (nothing sorts after "s/").
+    assert_eq!(ok(port, &["get", "s/2", "--from-key"]), "s/2\nc\ns/3\na\n");
+
+    // A progress request answers with the current revision, the watch staying open.
+    let json = ok(port, &["get", "s/1", "-w", "json"]);
+    let revision = json
+        .split("\"revision\":")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .expect("a revision in the header")
+        .to_string();
+    let mut watch = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints=127.0.0.1:{port}"))
+        .args(["watch", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl watch runs");
+    let mut input = watch.stdin.take().expect("stdin");
+    input.write_all(b"watch s/1\nprogress\n").expect("writes");
+    // Interactive etcdctl ends at the end of its input: keep it open for the answer.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(input);
+    let output = watch.wait_with_output().expect("etcdctl watch ends");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains(&format!("progress notify: {revision}\n")),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    assert_eq!(ok(port, &["del", "s/", "--prefix"]), "3\n");
+    assert_eq!(ok(port, &["del", "s/", "--prefix"]), "0\n");
+    assert_eq!(ok(port, &["get", "s/", "--prefix"]), "");
+
+    let granted = ok(port, &["lease", "grant", "60"]);
+    let lease = granted
+        .split_whitespace()
+        .nth(1)
+        .expect("a lease id")
+        .to_string();
+    assert_eq!(
+        ok(port, &["put", "leased", "v", &format!("--lease={lease}")]),
+        "OK\n"
+    );
+    assert_eq!(
+        ok(port, &["lease", "revoke", &lease]),
+        format!("lease {lease} revoked\n")
+    );
+    // Revoking deletes the lease's keys.
+    assert_eq!(ok(port, &["get", "leased"]), "");
+    let (success, text) = etcdctl(port, &["lease", "revoke", &lease], None);
+    assert!(!success, "{text}");
+    assert_eq!(
+        text.lines().last(),
+        Some("Error: failed to revoke lease (etcdserver: requested lease not found)"),
+        "{text}"
+    );
 }

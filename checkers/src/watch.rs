@@ -53,18 +53,21 @@ impl Replay {
 fn replay(history: HistoryView<'_>, linearization: &Linearization) -> Replay {
     let mut store = Store::new(linearization.tables.key_count());
     let mut writers: Vec<(i64, u64, i64)> = Vec::new();
-    for (source, op, call) in &linearization.steps {
+    let sources = earliest_identical_sources(history, linearization);
+    for ((_, op, _), source) in linearization.steps.iter().zip(&sources) {
         let before = store.revision();
         // Only the effect matters here, not the answer: no outcome is built.
         store.apply_matching(op, None);
         store.forget_undo();
         if store.revision() > before {
-            let id = source.map_or(u64::MAX, |index| history.ops[index].id);
+            let (id, call) = source.map_or((u64::MAX, i64::MIN), |index| {
+                (history.ops[index].id, history.ops[index].call)
+            });
             assert!(
                 writers.last().is_none_or(|last| last.0 < store.revision()),
                 "the replayed revision only grows"
             );
-            writers.push((store.revision(), id, *call));
+            writers.push((store.revision(), id, call));
         }
     }
     let changes = store.change_log();
@@ -73,6 +76,56 @@ fn replay(history: HistoryView<'_>, linearization: &Linearization) -> Replay {
         changes,
         writers,
     }
+}
+
+/// The history op each step of the linearization stands for, with identical unknown-outcome
+/// requests handed out earliest call first.
+///
+/// The linearization search may place any one of several identical unknown-outcome requests
+/// (a client's retries of one put or delete): for linearizability they are interchangeable.
+/// A watch event, though, is judged against the call of the op that wrote its revision, and a
+/// retry called after the event arrived would be a false violation. Giving the k placed steps
+/// of a class the k earliest calls, in step order, is still a linearization: the op at the j-th
+/// placed step is called no later than one of the ops originally at the first j, so whatever
+/// real time put before it was already before that step (an unknown outcome has no return,
+/// so nothing has to come after it).
+fn earliest_identical_sources(
+    history: HistoryView<'_>,
+    linearization: &Linearization,
+) -> Vec<Option<usize>> {
+    let mut sources: Vec<Option<usize>> = linearization
+        .steps
+        .iter()
+        .map(|(source, _, _)| *source)
+        .collect();
+    let unknown: Vec<usize> = (0..history.ops.len())
+        .filter(|&index| history.ops[index].result.is_none())
+        .collect();
+    // Classes of identical requests, each sorted by call (then index): first-seen order.
+    let mut classes: Vec<Vec<usize>> = Vec::new();
+    for &index in &unknown {
+        let request = &history.ops[index].request;
+        match classes
+            .iter_mut()
+            .find(|class| history.ops[class[0]].request == *request)
+        {
+            Some(class) => class.push(index),
+            None => classes.push(vec![index]),
+        }
+    }
+    for class in classes.iter_mut().filter(|class| class.len() > 1) {
+        class.sort_by_key(|&index| (history.ops[index].call, index));
+        let placed: Vec<usize> = sources
+            .iter()
+            .enumerate()
+            .filter(|(_, source)| source.is_some_and(|index| class.contains(&index)))
+            .map(|(step, _)| step)
+            .collect();
+        for (step, &index) in placed.iter().zip(class.iter()) {
+            sources[*step] = Some(index);
+        }
+    }
+    sources
 }
 
 fn violation(window: Vec<u64>, explanation: String) -> Verdict {

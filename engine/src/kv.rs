@@ -386,6 +386,15 @@ pub enum Request {
     /// Change the membership (etcd's MemberAdd as a learner, MemberPromote, MemberRemove):
     /// proposed through the log and answered once this member applied it.
     MemberChange(crate::raft::ConfChange),
+    /// A membership change carrying the host's opaque context for the member (etcd's member
+    /// attributes: its peer URLs), replicated with the change, kept with the membership and in
+    /// snapshots, and read back with `Member::member_contexts`.
+    MemberChangeWithContext {
+        /// The change.
+        change: crate::raft::ConfChange,
+        /// The host's bytes for the member; empty keeps none (and drops one on `Update`).
+        context: Vec<u8>,
+    },
     /// Hand leadership to `target` (etcd's MoveLeader); the leader answers once the transfer
     /// started, and stops taking proposals until it ends.
     MoveLeader {

@@ -121,6 +121,10 @@ pub const LIBRARY: &[(&str, &str)] = &[
         "learner_added_under_partitions",
         include_str!("../library/learner_added_under_partitions.toml"),
     ),
+    (
+        "membership_churn_at_random",
+        include_str!("../library/membership_churn_at_random.toml"),
+    ),
 ];
 
 /// The library scenario called `name`, parsed.

@@ -4,10 +4,9 @@
 //! file to compact), and a snapshot of the key-value store (detcd's own encoding, not a bbolt file, padded
 //! and followed by its SHA-256 as etcd's is) as a stream of chunks.
 //!
-//! MoveLeader, MemberRemove and MemberPromote go through the engine's requests. MemberAdd and
-//! MemberUpdate answer `Unimplemented` naming the method, at once: the peer transport knows
-//! its peers' addresses from `--initial-cluster` only, so a member added at run time could not
-//! be reached.
+//! MoveLeader and every membership change go through the engine's requests. MemberAdd and
+//! MemberUpdate carry the member's attributes (peer URLs) as the change's context, so every
+//! member learns where to reach it from the log (`crate::membership`).
 
 use engine::kv::{Request, Response};
 use engine::raft::ConfChange;
@@ -48,18 +47,71 @@ impl Services {
     }
 
     fn members(&self) -> Vec<pb::Member> {
-        self.info
-            .members
-            .iter()
-            .map(|member| pb::Member {
-                id: member.id,
-                name: member.name.clone(),
-                peer_ur_ls: member.peer_urls.clone(),
-                client_ur_ls: self.info.client_url(member.id).into_iter().collect(),
-                is_learner: false,
+        let known = self
+            .info
+            .membership
+            .lock()
+            .expect("the membership view is never poisoned")
+            .members();
+        known
+            .into_iter()
+            .map(|member| {
+                // A member added at run time that has not started yet has no name and no
+                // client URL (etcdctl prints it as unstarted).
+                let client_ur_ls = if member.attributes.client_urls.is_empty()
+                    && !member.attributes.name.is_empty()
+                {
+                    self.info.client_url(member.id.0).into_iter().collect()
+                } else {
+                    member.attributes.client_urls
+                };
+                pb::Member {
+                    id: member.id.0,
+                    name: member.attributes.name,
+                    peer_ur_ls: member.attributes.peer_urls,
+                    client_ur_ls,
+                    is_learner: member.is_learner,
+                }
             })
             .collect()
     }
+
+    /// The member `id` if it is in the membership, else etcd's error.
+    fn member(&self, id: u64) -> Result<pb::Member, Status> {
+        self.members()
+            .into_iter()
+            .find(|member| member.id == id)
+            .ok_or_else(|| Status::not_found("etcdserver: member not found"))
+    }
+
+    /// Checks peer URLs as etcd does: present, each a URL, none already a member's.
+    fn check_peer_urls(&self, urls: &[String], except: Option<u64>) -> Result<(), Status> {
+        let bad = || Status::invalid_argument("etcdserver: given member URLs are invalid");
+        if urls.is_empty() {
+            return Err(bad());
+        }
+        for url in urls {
+            crate::parse_url("peer URL", url).map_err(|_| bad())?;
+        }
+        let taken = self.members().into_iter().any(|member| {
+            Some(member.id) != except
+                && member
+                    .peer_ur_ls
+                    .iter()
+                    .any(|known| urls.iter().any(|url| same_url(known, url)))
+        });
+        if taken {
+            return Err(Status::failed_precondition(
+                "etcdserver: Peer URLs already exists",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether two URLs name the same place (a trailing slash aside).
+fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 impl Services {
@@ -67,14 +119,19 @@ impl Services {
     async fn member_change(
         &self,
         change: ConfChange,
+        context: Vec<u8>,
+        changed: Option<pb::Member>,
     ) -> Result<(Option<pb::ResponseHeader>, Vec<pb::Member>), Status> {
-        match self.call(Request::MemberChange(change)).await? {
+        let request = Request::MemberChangeWithContext { change, context };
+        match self.call(request).await? {
             Response::MemberChanged {
                 header,
                 voters,
                 learners,
             } => {
-                let known = self.members();
+                // The view may not have taken the change in yet: the changed member is known
+                // from the request.
+                let known: Vec<pb::Member> = changed.into_iter().chain(self.members()).collect();
                 let entry = |id: NodeId, is_learner: bool| {
                     let mut member = known
                         .iter()
@@ -99,13 +156,6 @@ impl Services {
             ))),
         }
     }
-}
-
-/// The answer to a method that needs an engine request not built yet.
-fn not_yet(method: &str) -> Status {
-    Status::unimplemented(format!(
-        "etcdserver: {method} is not implemented by detcd yet (the peer transport cannot reach members added at run time)"
-    ))
 }
 
 /// Bytes of a snapshot file before its checksum are a multiple of this (etcd's page size;
@@ -136,9 +186,44 @@ fn hash32(hash: u64) -> u32 {
 impl pb::cluster_server::Cluster for Services {
     async fn member_add(
         &self,
-        _request: tonic::Request<pb::MemberAddRequest>,
+        request: tonic::Request<pb::MemberAddRequest>,
     ) -> Result<tonic::Response<pb::MemberAddResponse>, Status> {
-        Err(not_yet("MemberAdd"))
+        let request = request.into_inner();
+        self.check_peer_urls(&request.peer_ur_ls, None)?;
+        // The id derives from the peer URL and the token, so the new member computes the same
+        // one from its flags when it starts.
+        let first_url = request.peer_ur_ls[0].trim_end_matches('/');
+        let id = crate::cluster::member_id(first_url, &self.info.token);
+        if self.member(id.0).is_ok() {
+            return Err(Status::failed_precondition(
+                "etcdserver: member ID already exist",
+            ));
+        }
+        let attributes = crate::membership::Attributes {
+            name: String::new(),
+            peer_urls: request.peer_ur_ls.clone(),
+            client_urls: Vec::new(),
+        };
+        let change = if request.is_learner {
+            ConfChange::AddLearner(id)
+        } else {
+            ConfChange::AddVoter(id)
+        };
+        let member = pb::Member {
+            id: id.0,
+            name: String::new(),
+            peer_ur_ls: request.peer_ur_ls,
+            client_ur_ls: Vec::new(),
+            is_learner: request.is_learner,
+        };
+        let (header, members) = self
+            .member_change(change, attributes.encode(), Some(member.clone()))
+            .await?;
+        Ok(tonic::Response::new(pb::MemberAddResponse {
+            header,
+            member: Some(member),
+            members,
+        }))
     }
 
     async fn member_remove(
@@ -146,7 +231,10 @@ impl pb::cluster_server::Cluster for Services {
         request: tonic::Request<pb::MemberRemoveRequest>,
     ) -> Result<tonic::Response<pb::MemberRemoveResponse>, Status> {
         let id = NodeId(request.into_inner().id);
-        let (header, members) = self.member_change(ConfChange::Remove(id)).await?;
+        self.member(id.0)?;
+        let (header, members) = self
+            .member_change(ConfChange::Remove(id), Vec::new(), None)
+            .await?;
         Ok(tonic::Response::new(pb::MemberRemoveResponse {
             header,
             members,
@@ -155,9 +243,26 @@ impl pb::cluster_server::Cluster for Services {
 
     async fn member_update(
         &self,
-        _request: tonic::Request<pb::MemberUpdateRequest>,
+        request: tonic::Request<pb::MemberUpdateRequest>,
     ) -> Result<tonic::Response<pb::MemberUpdateResponse>, Status> {
-        Err(not_yet("MemberUpdate"))
+        let request = request.into_inner();
+        let mut member = self.member(request.id)?;
+        self.check_peer_urls(&request.peer_ur_ls, Some(request.id))?;
+        // Only the peer URLs change (etcd's MemberUpdate); name and client URLs stay.
+        let attributes = crate::membership::Attributes {
+            name: member.name.clone(),
+            peer_urls: request.peer_ur_ls.clone(),
+            client_urls: member.client_ur_ls.clone(),
+        };
+        member.peer_ur_ls = request.peer_ur_ls;
+        let change = ConfChange::Update(NodeId(request.id));
+        let (header, members) = self
+            .member_change(change, attributes.encode(), Some(member))
+            .await?;
+        Ok(tonic::Response::new(pb::MemberUpdateResponse {
+            header,
+            members,
+        }))
     }
 
     async fn member_promote(
@@ -165,7 +270,14 @@ impl pb::cluster_server::Cluster for Services {
         request: tonic::Request<pb::MemberPromoteRequest>,
     ) -> Result<tonic::Response<pb::MemberPromoteResponse>, Status> {
         let id = NodeId(request.into_inner().id);
-        let (header, members) = self.member_change(ConfChange::Promote(id)).await?;
+        if !self.member(id.0)?.is_learner {
+            return Err(Status::failed_precondition(
+                "etcdserver: can only promote a learner member",
+            ));
+        }
+        let (header, members) = self
+            .member_change(ConfChange::Promote(id), Vec::new(), None)
+            .await?;
         Ok(tonic::Response::new(pb::MemberPromoteResponse {
             header,
             members,

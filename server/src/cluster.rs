@@ -1,6 +1,12 @@
 //! The cluster's layout from etcd's flags: `--initial-cluster name=peer-url,...`, `--name` and
 //! `--initial-cluster-token` give every member its id (from its peer URL and the token, as etcd
 //! derives ids, so every member computes the same ids without talking) and the cluster its id.
+//!
+//! Unlike etcd, the cluster id derives from the token alone, not from the initial members: a
+//! member joining with `--initial-cluster-state existing` lists more members than the cluster
+//! started with, and must still compute the same id without asking a peer first. (A member
+//! added at run time gets its id from its peer URL and the token too, so the one it computes
+//! at its start is the one MemberAdd gave it.)
 
 use std::net::SocketAddr;
 
@@ -35,6 +41,11 @@ pub struct ClusterLayout {
 pub fn member_id(peer_url: &str, token: &str) -> NodeId {
     let id = mix(base_seed(&format!("{peer_url}\n{token}")));
     NodeId(id.max(1))
+}
+
+/// The id of the cluster named by `token` (never 0).
+pub fn cluster_id(token: &str) -> u64 {
+    mix(base_seed(&format!("cluster\n{token}"))).max(1)
 }
 
 /// Parses `--initial-cluster` (or this member alone when it is absent) for member `name`.
@@ -76,12 +87,7 @@ pub fn layout(
         ));
     };
     let self_id = own.id;
-    let mut ids: Vec<u64> = members.iter().map(|member| member.id.0).collect();
-    ids.sort_unstable();
-    let cluster_id = ids
-        .iter()
-        .fold(base_seed(token), |hash, id| mix(hash ^ id))
-        .max(1);
+    let cluster_id = cluster_id(token);
     Ok(ClusterLayout {
         members,
         self_id,

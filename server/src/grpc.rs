@@ -26,8 +26,10 @@ pub struct MemberInfo {
     pub id: u64,
     /// The cluster's id.
     pub cluster_id: u64,
-    /// Every member, this one included.
-    pub members: Vec<MemberEntry>,
+    /// Every member, this one included, as the applied membership says.
+    pub membership: crate::membership::SharedView,
+    /// `--initial-cluster-token`: ids of members added at run time derive from it.
+    pub token: String,
     /// This member's advertised client URL.
     pub own_client_url: String,
     /// Peers' client URLs, learned from their hellos.
@@ -36,22 +38,23 @@ pub struct MemberInfo {
     pub version: String,
 }
 
-/// One member as MemberList shows it.
-#[derive(Clone, Debug)]
-pub struct MemberEntry {
-    /// Its id.
-    pub id: u64,
-    /// Its name.
-    pub name: String,
-    /// Its peer URLs.
-    pub peer_urls: Vec<String>,
-}
-
 impl MemberInfo {
-    /// The client URL of member `id`, if known.
+    /// The client URL of member `id`, if known: its own, the one its attributes in the log
+    /// name, or the one its hello said.
     pub fn client_url(&self, id: u64) -> Option<String> {
         if id == self.id {
             return Some(self.own_client_url.clone());
+        }
+        let published = self
+            .membership
+            .lock()
+            .expect("the membership view is never poisoned")
+            .attributes(engine::types::NodeId(id))
+            .client_urls
+            .first()
+            .cloned();
+        if published.is_some() {
+            return published;
         }
         self.learned_client_urls
             .lock()
@@ -221,7 +224,7 @@ impl pb::watch_server::Watch for Services {
         request: tonic::Request<Streaming<pb::WatchRequest>>,
     ) -> Result<tonic::Response<Self::WatchStream>, Status> {
         let mut incoming = request.into_inner();
-        let (events, mut outgoing) = mpsc::unbounded_channel();
+        let (events, mut outgoing) = crate::watch_stream::channel();
         let (closed, mut closed_signal) = oneshot::channel::<()>();
         let services = self.clone();
         tokio::spawn(async move {
@@ -256,13 +259,22 @@ impl pb::watch_server::Watch for Services {
         });
         // Forwards the member's responses until the client stops reading or closes its side;
         // dropping `outgoing` then makes the member task's next delivery fail, which cancels
-        // the stream's watches in the member.
+        // the stream's watches in the member. A client that reads slowly fills `responses`,
+        // then the buffer behind `outgoing`, whose watches the engine then pauses
+        // (`crate::watch_stream`); they are resumed here once it drained.
         let (responses, stream) = mpsc::channel(WATCH_RESPONSES_COUNT_MAX);
+        let commands = self.commands.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    response = outgoing.recv() => match response {
-                        Some(response) => {
+                    next = outgoing.next() => match next {
+                        Some((response, resumed)) => {
+                            if !resumed.is_empty() {
+                                let resume = Command::WatchResume { watch_ids: resumed };
+                                if commands.send(resume).await.is_err() {
+                                    break;
+                                }
+                            }
                             let response = Ok(convert::watch_response(&response));
                             if responses.send(response).await.is_err() {
                                 break;

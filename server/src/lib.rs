@@ -19,6 +19,7 @@ pub mod cluster;
 mod convert;
 pub mod disk;
 mod grpc;
+pub mod membership;
 pub mod metrics;
 pub mod peer;
 
@@ -50,6 +51,7 @@ pub fn init_logging(level: &str, json: bool) -> Result<(), String> {
     Ok(())
 }
 pub mod task;
+pub mod watch_stream;
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
@@ -221,9 +223,22 @@ impl ServeConfig {
         )
     }
 
+    /// Whether this member joins a running cluster (`--initial-cluster-state existing`).
+    fn joins(&self) -> bool {
+        self.initial_cluster_state == "existing"
+    }
+
     fn member_config(&self, layout: &cluster::ClusterLayout, seed: u64) -> MemberConfig {
-        let voters = layout.members.iter().map(|member| member.id).collect();
+        // A joining member is not among the voters it starts from: the cluster's log (or a
+        // snapshot) makes it a learner or voter once it applies its addition.
+        let voters = layout
+            .members
+            .iter()
+            .map(|member| member.id)
+            .filter(|id| !self.joins() || *id != layout.self_id)
+            .collect();
         let mut config = MemberConfig::new(layout.self_id, voters, seed);
+        config.joining = self.joins();
         config.cluster_id = layout.cluster_id;
         config.tick_interval = Duration::from_millis(self.heartbeat_interval_ms);
         config.heartbeat_interval_ticks = 1;
@@ -284,38 +299,34 @@ pub async fn serve_until(
         tracing::info!(%address, "serving /metrics and /health");
     }
     let client_urls = peer::ClientUrls::default();
-    let peers: Vec<peer::Peer> = layout
-        .members
-        .iter()
-        .filter(|member| member.id != layout.self_id)
-        .map(|member| peer::Peer {
-            id: member.id,
-            address: member.peer_address,
-        })
-        .collect();
-    let outbox = if peers.is_empty() {
-        None
-    } else {
-        let peer_config = peer::PeerConfig {
-            id: layout.self_id,
-            cluster_hash: layout.cluster_id,
-            listen: parse_url("--listen-peer-urls", &config.listen_peer_urls)
-                .map_err(anyhow::Error::msg)?,
-            peers,
-            client_url: config.own_client_url(),
-        };
-        Some(
-            peer::start(peer_config, commands.clone(), client_urls.clone())
-                .await
-                .map_err(anyhow::Error::msg)?,
-        )
+    let peer_table = peer::PeerTable::default();
+    let membership = std::sync::Arc::new(std::sync::Mutex::new(membership::View::new(
+        &layout,
+        peer_table.clone(),
+    )));
+    // The transport runs even for one member: members added at run time reach it there.
+    let peer_config = peer::PeerConfig {
+        id: layout.self_id,
+        cluster_hash: layout.cluster_id,
+        listen: parse_url("--listen-peer-urls", &config.listen_peer_urls)
+            .map_err(anyhow::Error::msg)?,
+        peers: peer_table,
+        client_url: config.own_client_url(),
     };
+    let outbox = Some(
+        peer::start(peer_config, commands.clone(), client_urls.clone())
+            .await
+            .map_err(anyhow::Error::msg)?,
+    );
     let (stop_member, member_stop) = tokio::sync::watch::channel(false);
     let (started_reply, started) = tokio::sync::oneshot::channel();
     let member_task = tokio::spawn(task::run(
         prepared,
         data_dir,
-        outbox,
+        task::ClusterLinks {
+            outbox,
+            membership: membership.clone(),
+        },
         metrics.clone(),
         receiver,
         member_stop,
@@ -336,19 +347,25 @@ pub async fn serve_until(
     let info = grpc::MemberInfo {
         id: layout.self_id.0,
         cluster_id: layout.cluster_id,
-        members: layout
-            .members
-            .iter()
-            .map(|member| grpc::MemberEntry {
-                id: member.id.0,
-                name: member.name.clone(),
-                peer_urls: vec![member.peer_url.clone()],
-            })
-            .collect(),
+        membership: membership.clone(),
+        token: config.initial_cluster_token.clone(),
         own_client_url: config.own_client_url(),
         learned_client_urls: client_urls,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    // A member added at run time tells the cluster its name and client URL once it runs (etcd
+    // publishes its attributes likewise); members of `--initial-cluster` are known by all.
+    let own = membership::Attributes {
+        name: config.name.clone(),
+        peer_urls: vec![config.own_peer_url()],
+        client_urls: vec![config.own_client_url()],
+    };
+    tokio::spawn(membership::publish(
+        layout.self_id,
+        own,
+        membership,
+        commands.clone(),
+    ));
     let services = grpc::Services::new(commands, info);
     let listener = tokio::net::TcpListener::bind(client_address)
         .await
@@ -365,7 +382,9 @@ pub async fn serve_until(
         if fresh { "new" } else { "recovered" },
         incarnation.number
     );
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Nagle's algorithm would hold small replies back behind delayed ACKs (tens of ms); tonic
+    // sets TCP_NODELAY only on listeners it binds itself, so say it here, as etcd does.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (member_done, mut member_done_receiver) = tokio::sync::oneshot::channel();
     let member_task = tokio::spawn(async move {
         let halted = member_task.await.ok().flatten();

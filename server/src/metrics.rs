@@ -33,6 +33,8 @@ pub struct Metrics {
     pub wal_fsync_seconds: Histogram,
     db_size_bytes: IntGauge,
     watchers: IntGauge,
+    /// Times a watch's stream filled and the engine was told to hold its events back.
+    pub watch_slow: IntCounter,
     /// The leader seen at the last sample (0: none), to count changes.
     last_leader: std::sync::atomic::AtomicU64,
 }
@@ -117,6 +119,11 @@ impl Metrics {
                 &registry,
                 "etcd_debugging_mvcc_watcher_total",
                 "Total number of watchers.",
+            ),
+            watch_slow: counter(
+                &registry,
+                "detcd_server_watch_stream_full_total",
+                "Times a watch stream's buffer filled and its watch was paused (backpressure).",
             ),
             wal_fsync_seconds,
             registry,

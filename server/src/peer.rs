@@ -16,6 +16,13 @@
 //! message that does not decode or names the wrong sender) closes the connection and is
 //! logged: a peer sending garbage loses its connection, never the member's state.
 //!
+//! The peers are not fixed: the transport reads a [`PeerTable`] that the member task keeps in
+//! step with the applied membership (members added or updated at run time carry their peer
+//! URLs through the log, see `crate::membership`). A message for a member in the table gets a
+//! sender dialling its address; a sender whose member left the table ends; a hello from a
+//! member not in the table is refused (its sender redials, and is accepted once this member
+//! applied its addition).
+//!
 //! It decides nothing about raft: messages go in and out as the engine made them.
 
 use std::collections::BTreeMap;
@@ -49,14 +56,8 @@ const KIND_HELLO: u8 = 1;
 const KIND_CHUNK: u8 = 2;
 const KIND_LAST: u8 = 3;
 
-/// One member of the cluster as the peer transport knows it.
-#[derive(Clone, Debug)]
-pub struct Peer {
-    /// Its id.
-    pub id: NodeId,
-    /// Where it listens for peers.
-    pub address: SocketAddr,
-}
+/// The other members and where they listen for peers, kept by `crate::membership::View`.
+pub type PeerTable = Arc<Mutex<BTreeMap<NodeId, SocketAddr>>>;
 
 /// What the transport needs to run.
 #[derive(Clone, Debug)]
@@ -67,8 +68,8 @@ pub struct PeerConfig {
     pub cluster_hash: u64,
     /// Where to listen for peers.
     pub listen: SocketAddr,
-    /// The other members.
-    pub peers: Vec<Peer>,
+    /// The other members (changes at run time).
+    pub peers: PeerTable,
     /// This member's advertised client URL, told to peers in the hello.
     pub client_url: String,
 }
@@ -172,7 +173,12 @@ pub fn parse_hello(config: &PeerConfig, body: &[u8]) -> Result<(NodeId, String),
             to.0, config.id.0
         )));
     }
-    if !config.peers.iter().any(|peer| peer.id == from) {
+    if !config
+        .peers
+        .lock()
+        .expect("the peer table is never poisoned")
+        .contains_key(&from)
+    {
         return Err(FrameError::Hello(format!("{:x} is not a peer", from.0)));
     }
     let client_url = String::from_utf8_lossy(&body[24..]).into_owned();
@@ -203,8 +209,8 @@ fn invalid(error: FrameError) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())
 }
 
-/// Starts the transport: the listener and one sender per peer. Returns the outbox the member
-/// task sends through. Fails only if the peer address cannot be bound.
+/// Starts the transport: the listener, and a sender per peer as messages for it come. Returns
+/// the outbox the member task sends through. Fails only if the peer address cannot be bound.
 pub async fn start(
     config: PeerConfig,
     commands: mpsc::Sender<Command>,
@@ -215,19 +221,33 @@ pub async fn start(
         .map_err(|error| format!("cannot listen for peers on {}: {error}", config.listen))?;
     let config = Arc::new(config);
     tokio::spawn(accept_loop(listener, config.clone(), commands, client_urls));
-    let mut queues = BTreeMap::new();
-    for peer in &config.peers {
-        let (sender, receiver) = mpsc::channel::<PeerMessage>(PEER_QUEUE_COUNT_MAX);
-        queues.insert(peer.id, sender);
-        tokio::spawn(send_loop(config.clone(), peer.clone(), receiver));
-    }
+    let mut queues: BTreeMap<NodeId, mpsc::Sender<PeerMessage>> = BTreeMap::new();
     let (outbox, mut outbox_receiver) = mpsc::unbounded_channel::<Envelope>();
     tokio::spawn(async move {
         while let Some(envelope) = outbox_receiver.recv().await {
-            if let Some(queue) = queues.get(&envelope.to) {
-                // A full queue means the peer is gone or slow: drop, raft retries.
-                let _ = queue.try_send(envelope.message);
+            let to = envelope.to;
+            // A sender ends when its member left the table; a later message starts another.
+            if queues.get(&to).is_some_and(mpsc::Sender::is_closed) {
+                queues.remove(&to);
             }
+            let queue = match queues.entry(to) {
+                std::collections::btree_map::Entry::Occupied(queue) => queue.into_mut(),
+                std::collections::btree_map::Entry::Vacant(vacant) => {
+                    let known = config
+                        .peers
+                        .lock()
+                        .expect("the peer table is never poisoned")
+                        .contains_key(&to);
+                    if !known {
+                        continue;
+                    }
+                    let (sender, receiver) = mpsc::channel::<PeerMessage>(PEER_QUEUE_COUNT_MAX);
+                    tokio::spawn(send_loop(config.clone(), to, receiver));
+                    vacant.insert(sender)
+                }
+            };
+            // A full queue means the peer is gone or slow: drop, raft retries.
+            let _ = queue.try_send(envelope.message);
         }
     });
     Ok(outbox)
@@ -324,16 +344,27 @@ pub fn decode_message(
     Ok(message)
 }
 
-/// Keeps one outbound connection to `peer`, redialling with backoff, and writes its messages.
-async fn send_loop(config: Arc<PeerConfig>, peer: Peer, mut queue: mpsc::Receiver<PeerMessage>) {
+/// Keeps one outbound connection to member `peer`, redialling with backoff (at the address the
+/// table holds at each dial), and writes its messages. Ends when the member leaves the table.
+async fn send_loop(config: Arc<PeerConfig>, peer: NodeId, mut queue: mpsc::Receiver<PeerMessage>) {
     let mut backoff = BACKOFF_MIN;
     let mut logged_down = false;
     loop {
-        let mut stream = match TcpStream::connect(peer.address).await {
+        let address = config
+            .peers
+            .lock()
+            .expect("the peer table is never poisoned")
+            .get(&peer)
+            .copied();
+        let Some(address) = address else {
+            tracing::info!(peer = %format!("{:x}", peer.0), "peer left the membership");
+            return;
+        };
+        let mut stream = match TcpStream::connect(address).await {
             Ok(stream) => stream,
             Err(error) => {
                 if !logged_down {
-                    tracing::info!(peer = %peer.address, %error, "peer unreachable; redialling");
+                    tracing::info!(peer = %address, %error, "peer unreachable; redialling");
                     logged_down = true;
                 }
                 // Messages queued while the peer is down are stale by the time it is back.
@@ -345,11 +376,11 @@ async fn send_loop(config: Arc<PeerConfig>, peer: Peer, mut queue: mpsc::Receive
         };
         let _ = stream.set_nodelay(true);
         let mut hello = Vec::new();
-        encode_frame(KIND_HELLO, &hello_body(&config, peer.id), &mut hello);
+        encode_frame(KIND_HELLO, &hello_body(&config, peer), &mut hello);
         if stream.write_all(&hello).await.is_err() {
             continue;
         }
-        tracing::info!(peer = %peer.address, "peer connected");
+        tracing::info!(peer = %address, "peer connected");
         backoff = BACKOFF_MIN;
         logged_down = false;
         loop {
@@ -375,7 +406,7 @@ async fn send_loop(config: Arc<PeerConfig>, peer: Peer, mut queue: mpsc::Receive
 #[cfg(test)]
 mod tests {
     use super::{decode_message, encode_frame, encode_message, parse_hello, FrameError};
-    use super::{Peer, PeerConfig, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, KIND_LAST};
+    use super::{PeerConfig, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, KIND_LAST};
     use engine::raft::{Message, MessageBody};
     use engine::types::{LogIndex, NodeId, Term};
 
@@ -384,10 +415,9 @@ mod tests {
             id: NodeId(2),
             cluster_hash: 77,
             listen: "127.0.0.1:0".parse().unwrap(),
-            peers: vec![Peer {
-                id: NodeId(1),
-                address: "127.0.0.1:1".parse().unwrap(),
-            }],
+            peers: std::sync::Arc::new(std::sync::Mutex::new(
+                [(NodeId(1), "127.0.0.1:1".parse().unwrap())].into(),
+            )),
             client_url: "http://127.0.0.1:2379".into(),
         }
     }

@@ -9,7 +9,7 @@
 use engine::api::{DiskFault, DiskImage, DiskOp, DiskOpId, Envelope, HaltReason, PeerMessage};
 use engine::kv::{Request, WatchCreateRequest, WatchResponse};
 use engine::member::{MemberConfig, MemberStatus, RecoveryError, RecoveryReport};
-use engine::types::{Instant, NodeId};
+use engine::types::{Instant, NodeId, WatchId};
 use host::{Hosting, Io, Route};
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::disk::DataDir;
 use crate::metrics::Metrics;
+use crate::watch_stream::WatchSink;
 
 /// Commands queued for the member task at most; a full queue makes handlers wait.
 pub const COMMANDS_COUNT_MAX: usize = 4096;
@@ -38,8 +39,13 @@ pub enum Command {
     WatchCreate {
         /// The watch.
         request: WatchCreateRequest,
-        /// The stream's channel.
-        events: mpsc::UnboundedSender<WatchResponse>,
+        /// The stream's buffer.
+        events: WatchSink,
+    },
+    /// A watch stream drained: resume these watches (the engine feeds what they missed).
+    WatchResume {
+        /// The watches reported slow on that stream.
+        watch_ids: Vec<WatchId>,
     },
     /// The member's status, for Maintenance.Status.
     Status {
@@ -92,11 +98,13 @@ struct ServerIo {
     disk: std::sync::mpsc::Sender<(DiskOpId, DiskOp)>,
     peers: Option<PeerOutbox>,
     metrics: Arc<Metrics>,
+    /// Watches whose stream filled during the last step, to report to the engine after it.
+    slow_watches: Vec<WatchId>,
 }
 
 impl Io for ServerIo {
     type Reply = oneshot::Sender<Answer>;
-    type Stream = mpsc::UnboundedSender<WatchResponse>;
+    type Stream = WatchSink;
 
     fn disk(&mut self, op_id: DiskOpId, op: DiskOp) {
         // The disk thread only stops when the member task does.
@@ -118,8 +126,24 @@ impl Io for ServerIo {
     }
 
     fn deliver(&mut self, stream: &Self::Stream, response: WatchResponse) -> bool {
-        stream.send(response).is_ok()
+        match stream.push(response) {
+            Ok(Some(slow)) => {
+                self.slow_watches.push(slow);
+                true
+            }
+            Ok(None) => true,
+            Err(_reader_gone) => false,
+        }
     }
+}
+
+/// How the member task reaches the rest of the cluster.
+#[derive(Debug)]
+pub struct ClusterLinks {
+    /// The peer transport's outbox.
+    pub outbox: Option<PeerOutbox>,
+    /// The membership view it keeps in step with the applied membership.
+    pub membership: crate::membership::SharedView,
 }
 
 /// A member ready to be hosted: its configuration and what its disk held.
@@ -136,7 +160,7 @@ pub struct Prepared {
 pub async fn run(
     prepared: Prepared,
     mut data_dir: DataDir,
-    peers: Option<PeerOutbox>,
+    links: ClusterLinks,
     metrics: Arc<Metrics>,
     mut commands: mpsc::Receiver<Command>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -164,10 +188,15 @@ pub async fn run(
             }
         })
         .expect("the disk thread starts");
+    let ClusterLinks {
+        outbox: peers,
+        membership,
+    } = links;
     let mut io = ServerIo {
         disk: disk_sender,
         peers,
         metrics: metrics.clone(),
+        slow_watches: Vec::new(),
     };
     let started = tokio::time::Instant::now();
     let now = move || Instant(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -184,6 +213,7 @@ pub async fn run(
             return None;
         }
     };
+    refresh_membership(&hosting, &membership);
     while hosting.halted().is_none() {
         let wake = hosting
             .wake_at()
@@ -202,7 +232,9 @@ pub async fn run(
             // Stopping: what is on disk is what a restart recovers; nothing else needs saving.
             _ = stop.changed() => break,
         }
+        report_slow_watches(&mut hosting, now(), &mut io);
         metrics.sample(&hosting.member().status(), hosting.watches_count());
+        refresh_membership(&hosting, &membership);
     }
     let halted = hosting.halted().cloned();
     drop(hosting);
@@ -211,7 +243,16 @@ pub async fn run(
     halted
 }
 
-type ServerHosting = Hosting<oneshot::Sender<Answer>, mpsc::UnboundedSender<WatchResponse>>;
+type ServerHosting = Hosting<oneshot::Sender<Answer>, WatchSink>;
+
+/// Tells the engine which watches' streams filled: it holds their events back (never drops
+/// them) until they are resumed. Pausing emits nothing, so one pass empties the list.
+fn report_slow_watches(hosting: &mut ServerHosting, now: Instant, io: &mut ServerIo) {
+    while let Some(watch_id) = io.slow_watches.pop() {
+        io.metrics.watch_slow.inc();
+        hosting.watch_backpressure(now, watch_id, true, io);
+    }
+}
 
 fn accept(hosting: &mut ServerHosting, command: Command, now: Instant, io: &mut ServerIo) {
     match command {
@@ -238,6 +279,24 @@ fn accept(hosting: &mut ServerHosting, command: Command, now: Instant, io: &mut 
             let _client_may_be_gone = reply.send(inspection);
         }
         Command::Peer { from, message } => hosting.receive(now, from, message, io),
+        Command::WatchResume { watch_ids } => {
+            for watch_id in watch_ids {
+                hosting.watch_backpressure(now, watch_id, false, io);
+            }
+        }
+    }
+}
+
+/// Hands the applied membership to the view the peer transport and MemberList read.
+fn refresh_membership(hosting: &ServerHosting, membership: &crate::membership::SharedView) {
+    let member = hosting.member();
+    let changed = membership
+        .lock()
+        .expect("the membership view is never poisoned")
+        .refresh(member.applied_conf(), member.member_contexts());
+    if changed {
+        let conf = member.applied_conf();
+        tracing::info!(voters = ?conf.voters, learners = ?conf.learners, "membership applied");
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) const WAL_FLIP_MARGIN_BYTES: usize = 16 * 1024;
 impl<M: HostedMember> World<M> {
     /// Arms a crash point on a random running member, if the budget allows one more down.
     pub(crate) fn arm_crash_point(&mut self, now: Instant) {
-        if self.down_count() >= self.scenario.budget.down_members_max {
+        if self.down_count() >= self.down_members_allowed() {
             return self.refuse(now, "crash_point", "budget");
         }
         let up = self.up_nodes();
@@ -235,7 +235,7 @@ impl<M: HostedMember> World<M> {
         if stale || self.processes[node].is_down() || self.phase != crate::world::Phase::Safety {
             return;
         }
-        if self.down_count() >= self.scenario.budget.down_members_max {
+        if self.down_count() >= self.down_members_allowed() {
             return self.refuse(now, "crash_point", "budget");
         }
         self.crash_member(now, node);
@@ -331,7 +331,7 @@ impl<M: HostedMember> World<M> {
 
     /// Whether member `node` may take a WAL flip within the corruption budget.
     pub(crate) fn wal_flip_allowed(&self, node: usize) -> bool {
-        (self.corrupted.len() as u32) < self.scenario.budget.corrupted_members_max
+        (self.corrupted.len() as u32) < self.corrupted_members_allowed()
             || self.corrupted.contains(&self.processes[node].id())
     }
 
@@ -357,7 +357,7 @@ impl<M: HostedMember> World<M> {
                 target: crate::timeline::member_target(id),
             },
         );
-        if self.down_count() < self.scenario.budget.down_members_max {
+        if self.down_count() < self.down_members_allowed() {
             self.crash_member(now, node);
         }
     }

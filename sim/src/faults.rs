@@ -16,6 +16,9 @@ use crate::world::{Event, Phase, World};
 /// A fault the schedule can draw.
 #[derive(Clone, Copy, Debug)]
 enum FaultChoice {
+    /// A timeline fault drawn at random (leader transfer, fall behind, compaction storm,
+    /// member replacement), carried out as a scripted one aimed by role.
+    Scripted(RandomScripted),
     Partition(PartitionKind),
     Crash,
     Pause,
@@ -24,6 +27,15 @@ enum FaultChoice {
     CrashPoint,
     WalFlip,
     FigureEight,
+}
+
+/// The timeline faults the random schedule can draw too.
+#[derive(Clone, Copy, Debug)]
+enum RandomScripted {
+    TransferLeader,
+    FallBehind,
+    CompactionStorm,
+    ReplaceMember,
 }
 
 /// How many toggles a flapping partition makes.
@@ -51,7 +63,44 @@ impl<M: crate::process::HostedMember> World<M> {
         menu.push((FaultChoice::CrashPoint, faults.crash_points_per_minute));
         menu.push((FaultChoice::WalFlip, faults.wal_flips_per_minute));
         menu.push((FaultChoice::FigureEight, faults.figure_eights_per_minute));
+        // Appended last: with their rates at zero, every other draw is what it was before.
+        menu.push((
+            FaultChoice::Scripted(RandomScripted::TransferLeader),
+            faults.leader_transfers_per_minute,
+        ));
+        menu.push((
+            FaultChoice::Scripted(RandomScripted::FallBehind),
+            faults.fall_behinds_per_minute,
+        ));
+        menu.push((
+            FaultChoice::Scripted(RandomScripted::CompactionStorm),
+            faults.compaction_storms_per_minute,
+        ));
+        menu.push((
+            FaultChoice::Scripted(RandomScripted::ReplaceMember),
+            faults.member_replacements_per_minute,
+        ));
         menu
+    }
+
+    /// A randomly drawn timeline fault, aimed at a follower chosen when it strikes.
+    fn random_scripted(&mut self, now: Instant, kind: RandomScripted) {
+        use crate::timeline::{Role, Target};
+        let a_follower = Target::Role(Role::AFollower);
+        let fault = match kind {
+            RandomScripted::TransferLeader => ScriptedFault::TransferLeader { to: a_follower },
+            RandomScripted::FallBehind => ScriptedFault::FallBehind {
+                target: a_follower,
+                heal_after_ms: self.scenario.faults.partition_ms_max,
+            },
+            RandomScripted::CompactionStorm => ScriptedFault::CompactionStorm {
+                duration_ms: crate::scenario::COMPACTION_STORM_MS,
+            },
+            RandomScripted::ReplaceMember => ScriptedFault::ReplaceMember { target: a_follower },
+        };
+        if let Err(why) = self.carry_out_scripted(now, &fault) {
+            self.refuse(now, fault.name(), &why);
+        }
     }
 
     /// Schedules the next fault after `now`, if faults are on and the safety phase lasts.
@@ -88,6 +137,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 FaultChoice::CrashPoint => self.arm_crash_point(now),
                 FaultChoice::WalFlip => self.wal_flip_fault(now),
                 FaultChoice::FigureEight => self.start_figure_eight(now),
+                FaultChoice::Scripted(kind) => self.random_scripted(now, kind),
             }
         }
         self.schedule_next_fault(now);
@@ -111,6 +161,53 @@ impl<M: crate::process::HostedMember> World<M> {
         (0..self.processes.len())
             .filter(|node| !self.processes[*node].is_down() && self.membership[*node].is_joined())
             .collect()
+    }
+
+    /// The down budget for the membership of the moment: the scenario's, but within a model
+    /// run never more than a minority of the voters (counting a member being replaced). A
+    /// replacement that stopped after the removal leaves fewer voters, whose minority is
+    /// smaller; without this the budget would still allow the old minority and take the
+    /// cluster's quorum.
+    pub(crate) fn down_members_allowed(&self) -> u32 {
+        self.within_membership(self.scenario.budget.down_members_max, true)
+    }
+
+    /// The corruption budget for the membership of the moment (see `down_members_allowed`);
+    /// a member being replaced takes one place of it, since a corrupted member may not come
+    /// back either.
+    pub(crate) fn corrupted_members_allowed(&self) -> u32 {
+        let allowed = self.within_membership(self.scenario.budget.corrupted_members_max, false);
+        if self.scenario.beyond_model {
+            return allowed;
+        }
+        allowed.saturating_sub(self.replacing_count)
+    }
+
+    /// Voters that are down or carry a corrupting fault (they may not come back), plus members
+    /// being replaced: what a quorum must do without in the worst case.
+    pub(crate) fn at_risk_count(&self) -> u32 {
+        let at_risk = (0..self.processes.len())
+            .filter(|node| {
+                self.is_voter(*node)
+                    && (self.processes[*node].is_down()
+                        || self.corrupted.contains(&self.processes[*node].id()))
+            })
+            .count() as u32;
+        at_risk + self.replacing_count
+    }
+
+    fn within_membership(&self, budget: u32, at_least_one: bool) -> u32 {
+        if self.scenario.beyond_model || !self.membership_changed {
+            return budget;
+        }
+        let voters = self.voter_count() as u32 + self.replacing_count;
+        let minority = voters.saturating_sub(1) / 2;
+        let tolerated = if at_least_one {
+            minority.max(1)
+        } else {
+            minority
+        };
+        budget.min(tolerated)
     }
 
     /// Members down for the fault budget: voters not running, and members being replaced.
@@ -233,7 +330,7 @@ impl<M: crate::process::HostedMember> World<M> {
     }
 
     fn crash_fault(&mut self, now: Instant) {
-        if self.down_count() >= self.scenario.budget.down_members_max {
+        if self.down_count() >= self.down_members_allowed() {
             return self.refuse(now, "crash", "budget");
         }
         let up = self.up_nodes();
@@ -252,7 +349,7 @@ impl<M: crate::process::HostedMember> World<M> {
     }
 
     fn pause_fault(&mut self, now: Instant) {
-        if self.down_count() >= self.scenario.budget.down_members_max {
+        if self.down_count() >= self.down_members_allowed() {
             return self.refuse(now, "pause", "budget");
         }
         let up = self.up_nodes();
@@ -290,7 +387,7 @@ impl<M: crate::process::HostedMember> World<M> {
     /// Whether member `node` may take a disk fault of `kind` within the corruption budget.
     pub(crate) fn disk_fault_allowed(&self, node: usize, kind: DiskFaultKind) -> bool {
         !kind.corrupts()
-            || (self.corrupted.len() as u32) < self.scenario.budget.corrupted_members_max
+            || (self.corrupted.len() as u32) < self.corrupted_members_allowed()
             || self.corrupted.contains(&self.processes[node].id())
     }
 

@@ -313,13 +313,26 @@ fn print_outcomes(outcomes: &[HuntOutcome], as_json: bool) {
         );
         return;
     }
+    // Columns as wide as their longest entry, so that long scenario names keep the table aligned.
+    let bug_width = outcomes
+        .iter()
+        .map(|o| o.bug.len())
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    let scenario_width = outcomes
+        .iter()
+        .map(|o| o.scenario.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     println!(
-        "{:<38} {:<8} {:>6} {:>6} {:>8}  checker",
+        "{:<bug_width$} {:<scenario_width$} {:>6} {:>6} {:>8}  checker",
         "bug", "scenario", "seed", "seeds", "seconds"
     );
     for outcome in outcomes {
         println!(
-            "{:<38} {:<8} {:>6} {:>6} {:>8.1}  {}",
+            "{:<bug_width$} {:<scenario_width$} {:>6} {:>6} {:>8.1}  {}",
             outcome.bug,
             outcome.scenario,
             outcome

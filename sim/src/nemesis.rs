@@ -65,7 +65,7 @@ impl<M: HostedMember> World<M> {
             || self.partition_active
             || self.figure_eight != FigureEight::Idle
             || self.down_count() > 0
-            || self.scenario.budget.down_members_max < 2
+            || self.down_members_allowed() < 2
         {
             return self.refuse(
                 now,
@@ -245,7 +245,7 @@ impl<M: HostedMember> World<M> {
         if epoch != self.figure_eight_epoch {
             return;
         }
-        if self.down_count() >= self.scenario.budget.down_members_max {
+        if self.down_count() >= self.down_members_allowed() {
             self.refuse(now, "figure_eight", "budget");
             return self.figure_eight_end();
         }
@@ -281,7 +281,7 @@ impl<M: HostedMember> World<M> {
         let id = self.processes[leader].id();
         self.trace
             .event(now, format_args!("figure_eight strike n{id}"));
-        if self.down_count() < self.scenario.budget.down_members_max {
+        if self.down_count() < self.down_members_allowed() {
             self.crash_member_for(now, leader, Some(RECOMMIT_DOWNTIME_MS));
         }
         if self.processes[vanished].state() == &crate::process::ProcessState::Down {

@@ -67,7 +67,25 @@ pub struct FaultRates {
     /// Figure-8 schedules started per minute (`nemesis`); they need five members or more.
     #[serde(default)]
     pub figure_eights_per_minute: u32,
+    /// Leadership handed to a random follower under load (etcd's MoveLeader), per minute.
+    #[serde(default)]
+    pub leader_transfers_per_minute: u32,
+    /// A random follower cut off until the leader has compacted past it, so that it must
+    /// install a snapshot (healed after `partition_ms_max` at the latest), per minute.
+    #[serde(default)]
+    pub fall_behinds_per_minute: u32,
+    /// Compaction storms per minute: every other client compacts at the newest revision it
+    /// saw, for `COMPACTION_STORM_MS`.
+    #[serde(default)]
+    pub compaction_storms_per_minute: u32,
+    /// A random follower replaced by an empty member (remove, add as a learner, promote), per
+    /// minute; needs spare member slots (`spare_member_count`), each used once.
+    #[serde(default)]
+    pub member_replacements_per_minute: u32,
 }
+
+/// How long a randomly drawn compaction storm lasts (ms).
+pub const COMPACTION_STORM_MS: u64 = 3_000;
 
 /// Member settings a scenario may change from the engine's defaults, so that rare paths
 /// (snapshots, WAL segment rotation) happen within a short run.

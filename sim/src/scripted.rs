@@ -30,7 +30,11 @@ impl<M: HostedMember> World<M> {
         }
     }
 
-    fn carry_out_scripted(&mut self, now: Instant, fault: &ScriptedFault) -> Result<(), String> {
+    pub(crate) fn carry_out_scripted(
+        &mut self,
+        now: Instant,
+        fault: &ScriptedFault,
+    ) -> Result<(), String> {
         match fault {
             ScriptedFault::Partition {
                 groups,
@@ -173,6 +177,11 @@ impl<M: HostedMember> World<M> {
             ScriptedFault::ReplaceMember { target } => {
                 let node = self.resolve_one(target)?;
                 self.within_down_budget()?;
+                // A corrupted voter may die at its next restart: with it, the member being
+                // replaced must still leave a quorum.
+                if self.at_risk_count() >= self.down_members_allowed() {
+                    return Err("budget (corrupted members)".into());
+                }
                 let spare = self.next_spare().ok_or("no spare member slot left")?;
                 let (id, spare_id) = (self.processes[node].id(), self.processes[spare].id());
                 self.start_admin(now, replace_steps(id, spare_id), true)?;
@@ -222,7 +231,7 @@ impl<M: HostedMember> World<M> {
     }
 
     fn within_down_budget(&self) -> Result<(), String> {
-        if self.down_count() >= self.scenario.budget.down_members_max {
+        if self.down_count() >= self.down_members_allowed() {
             return Err("budget".into());
         }
         Ok(())

@@ -325,3 +325,19 @@ fn a_retried_put_is_a_new_operation_after_an_unacknowledged_one() {
     }
     assert!(retries_count > 0, "no retried put in three faulty seeds");
 }
+
+/// Goal: a client's retries of one request (identical unknown-outcome operations) never turn
+/// into a false watch violation. Method: two correct-engine seeds whose watch check once failed
+/// (the linearization search tried only the latest-called of identical retries even with watch
+/// observations, and the watch check then held an event against a retry called after it
+/// arrived, or fell back to a witness the events disagree with): both must pass every check.
+#[test]
+fn retried_requests_do_not_fail_the_watch_check() {
+    for (name, seed) in [("compaction_heavy", 34), ("default", 23)] {
+        let scenario = Scenario::by_name(name).expect("a built-in scenario");
+        let (report, _) = run(&scenario, seed, RunOptions::default());
+        let failures = safety_failures(&report);
+        assert!(failures.is_empty(), "{name} seed {seed}: {failures:?}");
+        assert_eq!(report.verdict, Verdict::Pass, "{name} seed {seed}");
+    }
+}

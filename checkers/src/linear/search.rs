@@ -264,6 +264,12 @@ impl<'a> Search<'a> {
     /// Makes every write agree with what is observed at the revision it makes.
     pub(crate) fn with_observations(mut self, observed: Option<&'a Observations>) -> Search<'a> {
         self.observed = observed;
+        if observed.is_some() {
+            // Observations tie a revision to an operation by its call (a watch event may not
+            // arrive before the write is called), so identical requests are no longer
+            // interchangeable: every one is tried.
+            self.identical_next.clear();
+        }
         self
     }
 

@@ -13,8 +13,12 @@ use crate::codec;
 use crate::kv::{Event, RequestError, Response};
 use crate::lease::{Lessor, LessorConfig};
 use crate::mvcc::Store;
-use crate::raft::{decode_conf_change, ConfChange, Entry, EntryKind, Snapshot, SnapshotMeta};
+use crate::raft::{
+    decode_conf_change_with_context, ConfChange, Entry, EntryKind, Snapshot, SnapshotMeta,
+};
+use crate::types::NodeId;
 use crate::types::{LeaseId, Revision};
+use std::collections::BTreeMap;
 
 /// The application state inside a raft snapshot.
 #[derive(bincode::Encode, bincode::Decode)]
@@ -187,8 +191,9 @@ impl Member {
     }
 
     fn apply_conf_change(&mut self, entry: &Entry) {
-        let change = decode_conf_change(&entry.data)
+        let (change, context) = decode_conf_change_with_context(&entry.data)
             .unwrap_or_else(|| panic!("entry {} is not a membership change", entry.index));
+        self.apply_member_context(change, context);
         let conf = &mut self.applied.conf;
         match change {
             ConfChange::AddVoter(node) | ConfChange::Promote(node) => {
@@ -211,6 +216,7 @@ impl Member {
                     self.halt(HaltReason::Removed);
                 }
             }
+            ConfChange::Update(_) => {}
         }
         if self
             .pending_member_change
@@ -223,6 +229,37 @@ impl Member {
                 learners: self.applied.conf.learners.clone(),
             };
             self.out.reply.push((request, Ok(response)));
+        }
+    }
+
+    /// Keeps the host's context for the member a change names: an add or update carrying one
+    /// sets it, an update without one drops it, a removal forgets it. A change that no longer
+    /// fits the membership (raft leaves it out too) changes nothing.
+    fn apply_member_context(&mut self, change: ConfChange, context: Vec<u8>) {
+        let conf = &self.applied.conf;
+        let is_member = |node: NodeId| conf.voters.contains(&node) || conf.learners.contains(&node);
+        let contexts = &mut self.applied.contexts;
+        match change {
+            ConfChange::AddVoter(node) if !conf.voters.contains(&node) && !context.is_empty() => {
+                contexts.insert(node, context);
+            }
+            ConfChange::AddLearner(node) if !is_member(node) && !context.is_empty() => {
+                contexts.insert(node, context);
+            }
+            ConfChange::Update(node) if is_member(node) => {
+                if context.is_empty() {
+                    contexts.remove(&node);
+                } else {
+                    contexts.insert(node, context);
+                }
+            }
+            ConfChange::Remove(node) => {
+                contexts.remove(&node);
+            }
+            ConfChange::AddVoter(_)
+            | ConfChange::AddLearner(_)
+            | ConfChange::Update(_)
+            | ConfChange::Promote(_) => {}
         }
     }
 
@@ -240,7 +277,7 @@ impl Member {
                 term: self.applied.term,
                 conf: self.applied.conf.clone(),
             },
-            data: codec::encode(&state),
+            data: encode_state(&state, &self.applied.contexts),
         };
         assert!(snapshot.meta.index > self.applied.snapshot_index);
         self.applied.snapshot_index = snapshot.meta.index;
@@ -258,8 +295,8 @@ impl Member {
             snapshot.meta.index > self.applied.index,
             "a snapshot only moves forward"
         );
-        let (store, lessor, applied_proposals) =
-            decode_state(&snapshot.data).unwrap_or_else(|reason| {
+        let (store, lessor, applied_proposals, contexts) = decode_state(&snapshot.data)
+            .unwrap_or_else(|reason| {
                 panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index)
             });
         assert!(
@@ -273,6 +310,7 @@ impl Member {
         self.applied.index = snapshot.meta.index;
         self.applied.term = snapshot.meta.term;
         self.applied.conf = snapshot.meta.conf.clone();
+        self.applied.contexts = contexts;
         self.applied.snapshot_index = snapshot.meta.index;
         self.out.observe.push(Observation::Snapshot {
             index: snapshot.meta.index,
@@ -281,14 +319,43 @@ impl Member {
     }
 }
 
+/// The members' host contexts in a snapshot.
+type Contexts = BTreeMap<NodeId, Vec<u8>>;
+
+/// Encodes the application state of a snapshot: the state, then the members' host contexts
+/// only when there are some, so a cluster that never used contexts writes the same bytes as
+/// before they existed.
+fn encode_state(state: &MemberState, contexts: &Contexts) -> Vec<u8> {
+    let mut bytes = codec::encode(state);
+    if !contexts.is_empty() {
+        let _contexts_bytes = codec::encode_into(contexts, &mut bytes);
+    }
+    bytes
+}
+
 /// Decodes the application state of a snapshot.
-pub(super) fn decode_state(bytes: &[u8]) -> Result<(Store, Lessor, AppliedProposals), String> {
-    let state: MemberState = codec::decode(bytes).map_err(|error| error.to_string())?;
+pub(super) fn decode_state(
+    bytes: &[u8],
+) -> Result<(Store, Lessor, AppliedProposals, Contexts), String> {
+    let (state, contexts): (MemberState, Contexts) = match codec::decode(bytes) {
+        Ok(state) => (state, Contexts::new()),
+        Err(codec::CodecError::TrailingBytes { consumed_bytes, .. }) => {
+            let state =
+                codec::decode(&bytes[..consumed_bytes]).map_err(|error| error.to_string())?;
+            let contexts: Contexts =
+                codec::decode(&bytes[consumed_bytes..]).map_err(|error| error.to_string())?;
+            if contexts.is_empty() || contexts.values().any(Vec::is_empty) {
+                return Err("member snapshot has malformed member contexts".to_string());
+            }
+            (state, contexts)
+        }
+        Err(error) => return Err(error.to_string()),
+    };
     let store = Store::decode_snapshot(&state.store)?;
     let lessor = Lessor::decode(LessorConfig::default(), &state.lessor)
         .map_err(|error| format!("{error:?}"))?;
     if !state.applied_proposals.is_well_formed() {
         return Err("member snapshot has malformed applied proposals".to_string());
     }
-    Ok((store, lessor, state.applied_proposals))
+    Ok((store, lessor, state.applied_proposals, contexts))
 }

@@ -72,6 +72,9 @@ struct AppliedState {
     index: LogIndex,
     term: Term,
     conf: ConfState,
+    /// The host's context per member, from the changes that carried one (replicated state,
+    /// kept in snapshots). Invariant: only members of `conf`, and no empty value.
+    contexts: BTreeMap<NodeId, Vec<u8>>,
     /// The index of the newest snapshot taken or installed.
     snapshot_index: LogIndex,
 }
@@ -200,6 +203,18 @@ impl Member {
                 + self.pending_keepalives.len(),
             halted: self.halted.clone(),
         }
+    }
+
+    /// The applied membership (voters and learners).
+    pub fn applied_conf(&self) -> &ConfState {
+        &self.applied.conf
+    }
+
+    /// The host's context for each member whose change carried one
+    /// (`Request::MemberChangeWithContext`), as of the applied index. A host compares it
+    /// after a step to learn members added or updated at run time.
+    pub fn member_contexts(&self) -> &BTreeMap<NodeId, Vec<u8>> {
+        &self.applied.contexts
     }
 
     /// What raft holds as durable here: the hard state's term and vote, the last log index and

@@ -111,16 +111,23 @@ pub(super) fn recover(
         .collect();
     kept_snapshots.sort();
 
-    let (store, lessor, applied_proposals, snapshot_meta) = match &loaded.newest {
+    let (store, lessor, applied_proposals, contexts, snapshot_meta) = match &loaded.newest {
         Some((_file, snapshot)) => {
-            let (store, lessor, applied) =
+            let (store, lessor, applied, contexts) =
                 decode_state(&snapshot.data).map_err(RecoveryError::Snapshot)?;
             report.snapshot_index = Some(snapshot.meta.index);
-            (store, lessor, applied, Some(snapshot.meta.clone()))
+            (
+                store,
+                lessor,
+                applied,
+                contexts,
+                Some(snapshot.meta.clone()),
+            )
         }
         None => (
             Store::new(),
             Lessor::new(LessorConfig::default()),
+            Default::default(),
             Default::default(),
             None,
         ),
@@ -257,6 +264,7 @@ pub(super) fn recover(
             index: snapshot_index,
             term: snapshot_meta.as_ref().map_or(Term(0), |meta| meta.term),
             conf,
+            contexts,
             snapshot_index,
         },
         applied_proposals,

@@ -74,7 +74,10 @@ impl Member {
             Request::LeaseRevoke { id: lease } => {
                 self.propose_command(id, Command::LeaseRevoke { id: lease });
             }
-            Request::MemberChange(change) => self.propose_member_change(id, change),
+            Request::MemberChange(change) => self.propose_member_change(id, change, &[]),
+            Request::MemberChangeWithContext { change, context } => {
+                self.propose_member_change(id, change, &context);
+            }
             Request::MoveLeader { target } => self.move_leader(id, target),
             other => self.answer_locally(id, other),
         }
@@ -150,8 +153,13 @@ impl Member {
 
     /// A membership change goes through the log as raft's own entry kind; the answer waits
     /// for this member to apply it (`apply_conf_change`).
-    fn propose_member_change(&mut self, request: RequestId, change: crate::raft::ConfChange) {
-        match self.raft.propose_conf_change(change) {
+    fn propose_member_change(
+        &mut self,
+        request: RequestId,
+        change: crate::raft::ConfChange,
+        context: &[u8],
+    ) {
+        match self.raft.propose_conf_change_with_context(change, context) {
             Ok(()) => self.pending_member_change = Some((request, change)),
             Err(ProposeError::ConfChangeInvalid | ProposeError::ConfChangePending) => {
                 self.out

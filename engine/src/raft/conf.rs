@@ -19,6 +19,9 @@ pub enum ConfChange {
     Remove(NodeId),
     /// Turn a learner into a voter.
     Promote(NodeId),
+    /// Change nothing in the voting configuration; only the host's context for the member
+    /// (e.g. its peer URLs) is replaced when applied (etcd's MemberUpdate).
+    Update(NodeId),
 }
 
 impl ConfChange {
@@ -29,6 +32,7 @@ impl ConfChange {
             ConfChange::AddLearner(id) => format!("add-learner {id}"),
             ConfChange::Remove(id) => format!("remove {id}"),
             ConfChange::Promote(id) => format!("promote {id}"),
+            ConfChange::Update(id) => format!("update {id}"),
         }
     }
 }
@@ -40,9 +44,35 @@ pub fn encode_conf_change(change: &ConfChange) -> Vec<u8> {
     bytes
 }
 
+/// Encodes a change with the host's opaque `context` for the member (its addresses, say):
+/// the change's bytes, then the context's only when it is not empty, so a change without one
+/// is the same bytes as [`encode_conf_change`] writes.
+pub fn encode_conf_change_with_context(change: &ConfChange, context: &[u8]) -> Vec<u8> {
+    let mut bytes = encode_conf_change(change);
+    if !context.is_empty() {
+        let _context_bytes = crate::codec::encode_into(&context, &mut bytes);
+    }
+    bytes
+}
+
 /// Decodes an entry's data; `None` if it is not a whole, valid change.
 pub fn decode_conf_change(bytes: &[u8]) -> Option<ConfChange> {
-    crate::codec::decode(bytes).ok()
+    decode_conf_change_with_context(bytes).map(|(change, _context)| change)
+}
+
+/// Decodes an entry's data into the change and its context (empty when there is none);
+/// `None` if it is not a whole, valid change. An empty context written out is refused: it has
+/// one encoding, the change alone.
+pub fn decode_conf_change_with_context(bytes: &[u8]) -> Option<(ConfChange, Vec<u8>)> {
+    match crate::codec::decode::<ConfChange>(bytes) {
+        Ok(change) => Some((change, Vec::new())),
+        Err(crate::codec::CodecError::TrailingBytes { consumed_bytes, .. }) => {
+            let change = crate::codec::decode::<ConfChange>(&bytes[..consumed_bytes]).ok()?;
+            let context: Vec<u8> = crate::codec::decode(&bytes[consumed_bytes..]).ok()?;
+            (!context.is_empty()).then_some((change, context))
+        }
+        Err(_) => None,
+    }
 }
 
 /// True if `id` is a voter or a learner.
@@ -60,6 +90,7 @@ pub(super) fn conf_change_valid(conf: &ConfState, change: ConfChange) -> bool {
             conf.learners.contains(&id) || (conf.voters.contains(&id) && conf.voters.len() > 1)
         }
         ConfChange::Promote(id) => conf.learners.contains(&id),
+        ConfChange::Update(id) => conf_contains(conf, id),
     }
 }
 
@@ -80,6 +111,7 @@ pub(super) fn conf_apply(conf: &ConfState, change: ConfChange) -> ConfState {
             next.voters.retain(|voter| *voter != id);
             next.learners.retain(|learner| *learner != id);
         }
+        ConfChange::Update(_) => {}
     }
     next.voters.sort();
     next.learners.sort();
@@ -159,6 +191,7 @@ mod tests {
             ConfChange::AddLearner(NodeId(300)),
             ConfChange::Remove(NodeId(1)),
             ConfChange::Promote(NodeId(u64::MAX)),
+            ConfChange::Update(NodeId(2)),
         ] {
             let bytes = encode_conf_change(&change);
             assert_eq!(decode_conf_change(&bytes), Some(change));
@@ -166,6 +199,17 @@ mod tests {
             padded.push(0);
             assert_eq!(decode_conf_change(&padded), None);
             assert_eq!(decode_conf_change(&bytes[..bytes.len() - 1]), None);
+            let with_context = encode_conf_change_with_context(&change, b"peer urls");
+            assert_eq!(
+                decode_conf_change_with_context(&with_context),
+                Some((change, b"peer urls".to_vec()))
+            );
+            assert_eq!(decode_conf_change(&with_context), Some(change));
+            assert_eq!(encode_conf_change_with_context(&change, b""), bytes);
+            assert_eq!(
+                decode_conf_change_with_context(&with_context[..with_context.len() - 1]),
+                None
+            );
         }
     }
 }

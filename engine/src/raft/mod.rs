@@ -29,7 +29,10 @@ mod read;
 mod replication;
 mod types;
 
-pub use conf::{decode_conf_change, encode_conf_change, ConfChange};
+pub use conf::{
+    decode_conf_change, decode_conf_change_with_context, encode_conf_change,
+    encode_conf_change_with_context, ConfChange,
+};
 pub use message::{Message, MessageBody};
 pub use node::Raft;
 pub use types::{ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta};

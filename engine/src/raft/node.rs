@@ -172,6 +172,17 @@ impl Raft {
         self.propose_entry(EntryKind::ConfChange, encode_conf_change(&change))
     }
 
+    /// Proposes a membership change carrying the host's opaque context for the member (raft
+    /// ignores it; the application keeps it).
+    pub fn propose_conf_change_with_context(
+        &mut self,
+        change: ConfChange,
+        context: &[u8],
+    ) -> Result<(), ProposeError> {
+        let data = crate::raft::encode_conf_change_with_context(&change, context);
+        self.propose_entry(EntryKind::ConfChange, data)
+    }
+
     fn propose_entry(&mut self, kind: EntryKind, data: Vec<u8>) -> Result<(), ProposeError> {
         match self.role {
             Role::Leader => self.leader_append(kind, data),
