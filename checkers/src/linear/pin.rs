@@ -109,6 +109,11 @@ impl Observations {
         minimum_from(&self.arrivals, revision).is_none_or(|arrival| call <= arrival)
     }
 
+    /// Whether some watch event bounds the call of the write that made its revision.
+    pub(crate) fn ties_calls(&self) -> bool {
+        !self.arrivals.is_empty()
+    }
+
     /// Whether the write just made (changes since `mark`, now at the store's revision) agrees
     /// with what was observed at that revision.
     pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {

@@ -264,7 +264,9 @@ impl<'a> Search<'a> {
     /// Makes every write agree with what is observed at the revision it makes.
     pub(crate) fn with_observations(mut self, observed: Option<&'a Observations>) -> Search<'a> {
         self.observed = observed;
-        if observed.is_some() {
+        // Without watch events nothing ties a revision to a call, and retries stay
+        // interchangeable (standalone disk_faults 9 gives up when every retry is tried).
+        if observed.is_some_and(|observed| observed.ties_calls()) {
             // Observations tie a revision to an operation by its call (a watch event may not
             // arrive before the write is called), so identical requests are no longer
             // interchangeable: every one is tried.
