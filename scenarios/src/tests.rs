@@ -424,3 +424,23 @@ fn random_replacements_keep_a_quorum() {
         );
     }
 }
+
+#[test]
+fn the_nightly_workflow_runs_every_library_scenario() {
+    // The nightly campaign's matrix is a list in YAML; a scenario added to the library but not
+    // there would never run at night. Each name must appear as a matrix entry line.
+    let workflow = include_str!("../../.github/workflows/nightly.yml");
+    let entries: Vec<&str> = workflow
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- "))
+        .collect();
+    let missing: Vec<String> = list()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| !entries.contains(&name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in nightly.yml's matrix: {missing:?}"
+    );
+}
