@@ -125,6 +125,10 @@ pub const LIBRARY: &[(&str, &str)] = &[
         "membership_churn_at_random",
         include_str!("../library/membership_churn_at_random.toml"),
     ),
+    (
+        "membership_churn_on_an_even_cluster",
+        include_str!("../library/membership_churn_on_an_even_cluster.toml"),
+    ),
 ];
 
 /// The library scenario called `name`, parsed.

@@ -444,3 +444,16 @@ fn the_nightly_workflow_runs_every_library_scenario() {
         "not in nightly.yml's matrix: {missing:?}"
     );
 }
+
+/// The zoo test of random churn on four voters (sim/tests/zoo_membership.rs) builds its scenario
+/// in Rust; it must be the library file a user runs.
+#[test]
+fn the_even_cluster_churn_file_is_the_zoo_tests_scenario() {
+    let file = library_scenario("membership_churn_on_an_even_cluster")
+        .expect("in the library")
+        .expect("parses");
+    assert_eq!(
+        file.scenario,
+        Scenario::membership_churn_on_an_even_cluster()
+    );
+}

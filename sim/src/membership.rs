@@ -364,3 +364,26 @@ impl crate::scenario::Scenario {
         scenario
     }
 }
+
+impl crate::scenario::Scenario {
+    /// `default` on four voters with three spare slots and membership churn at random (the
+    /// library's `membership_churn_on_an_even_cluster`, which the scenarios crate holds equal to
+    /// this): a replacement removes a voter first, leaving three voters and a learner, where a
+    /// learner counted toward commit lets a leader commit alone. The zoo test of that bug hunts
+    /// here as well as in its scripted scenario.
+    pub fn membership_churn_on_an_even_cluster() -> crate::scenario::Scenario {
+        let mut scenario = crate::scenario::Scenario::default_scenario();
+        scenario.name = "membership_churn_on_an_even_cluster".into();
+        scenario.member_count = 4;
+        scenario.spare_member_count = 3;
+        scenario.budget = crate::scenario::FaultBudget {
+            corrupted_members_max: 1,
+            down_members_max: 1,
+        };
+        scenario.faults.leader_transfers_per_minute = 4;
+        scenario.faults.fall_behinds_per_minute = 2;
+        scenario.faults.compaction_storms_per_minute = 2;
+        scenario.faults.member_replacements_per_minute = 2;
+        scenario
+    }
+}
