@@ -99,6 +99,16 @@ pub enum Input {
         /// The request.
         request: Request,
     },
+    /// A client request with the credentials it came with (a token, or the user of a verified
+    /// client certificate). Checked by the member once auth is enabled; ignored until then.
+    RequestAs {
+        /// The host's handle, echoed in the reply.
+        id: RequestId,
+        /// The request.
+        request: Request,
+        /// Who the client says it is.
+        credentials: crate::auth::Credentials,
+    },
     /// The client stream of a watch is full (`slow: true`: the host cannot deliver more now)
     /// or has drained (`slow: false`). A slow watch's events are buffered up to a limit and then
     /// fed later from MVCC history: never skipped. Unknown watches are ignored.

@@ -401,6 +401,8 @@ pub enum Request {
         /// The voter to hand leadership to.
         target: NodeId,
     },
+    /// etcd's Auth service.
+    Auth(crate::auth::AuthRequest),
 }
 
 /// The successful response to a [`Request`].
@@ -495,6 +497,13 @@ pub enum Response {
         /// The header.
         header: ResponseHeader,
     },
+    /// To `Auth`.
+    Auth {
+        /// The header.
+        header: ResponseHeader,
+        /// The answer.
+        response: crate::auth::AuthResponse,
+    },
 }
 
 /// What a client can be told when its request failed. Every variant is definite (the request did
@@ -581,6 +590,8 @@ pub enum RequestError {
     /// learner added twice, a promotion of a voter, removing the last voter, a transfer to a
     /// member that does not vote), or another change is still being applied.
     MemberChangeRefused,
+    /// Refused by auth (etcd's auth errors: permission denied, old auth revision, ...).
+    Auth(crate::auth::AuthError),
 }
 
 impl RequestError {
@@ -606,6 +617,7 @@ impl RequestError {
             RequestError::LeaderChanged => "leader_changed",
             RequestError::Stopping => "stopping",
             RequestError::MemberChangeRefused => "member_change_refused",
+            RequestError::Auth(error) => error.code(),
         }
     }
 
@@ -635,6 +647,7 @@ impl RequestError {
             RequestError::LeaderChanged => "etcdserver: leader changed",
             RequestError::Stopping => "etcdserver: server stopped",
             RequestError::MemberChangeRefused => "etcdserver: unhealthy cluster",
+            RequestError::Auth(error) => error.etcd_text(),
         }
     }
 
@@ -693,6 +706,7 @@ impl RequestError {
             RequestError::MemberChangeRefused => {
                 "etcdserver: unhealthy cluster; the membership change does not fit now".into()
             }
+            RequestError::Auth(error) => error.etcd_text().into(),
         }
     }
 

@@ -9,6 +9,7 @@
 //! Iteration order that reaches an output is always ordered (BTreeMap, Vec).
 
 pub mod api;
+pub mod auth;
 pub mod buggify;
 pub mod codec;
 pub mod kv;

@@ -406,6 +406,19 @@ pub fn check_failed_sync_halts<D: HostDisk>(make: &mut dyn FnMut() -> D) {
     );
     let answer = running.call_after_halt();
     assert_eq!(answer, Err(engine::kv::RequestError::Stopping));
+    // A request with credentials is answered the same way, never handed to the member.
+    running.hosting.request_as(
+        running.now,
+        Request::Range(RangeRequest::default()),
+        engine::auth::Credentials::User("alice".into()),
+        Route::Reply(3),
+        &mut running.io,
+    );
+    let answered = running.io.answers.iter().find(|(id, _)| *id == 3);
+    assert_eq!(
+        answered.map(|(_, answer)| answer.clone()),
+        Some(Err(engine::kv::RequestError::Stopping))
+    );
 }
 
 impl<D: HostDisk> Running<'_, D> {

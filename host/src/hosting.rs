@@ -151,6 +151,26 @@ impl<R, S> Hosting<R, S> {
         self.step(now, Input::Request { id, request }, io);
     }
 
+    /// Hands a client request with its credentials (a token, or a verified certificate's user)
+    /// to the member; its outcome goes to `route`.
+    pub fn request_as<I: Io<Reply = R, Stream = S>>(
+        &mut self,
+        now: Instant,
+        request: Request,
+        credentials: engine::auth::Credentials,
+        route: Route<R, S>,
+        io: &mut I,
+    ) {
+        let id = self.next_request_id();
+        self.routes.insert(id, route);
+        let input = Input::RequestAs {
+            id,
+            request,
+            credentials,
+        };
+        self.step(now, input, io);
+    }
+
     /// Reports the completion of the oldest disk operation in flight.
     pub fn disk_done<I: Io<Reply = R, Stream = S>>(
         &mut self,
@@ -204,7 +224,7 @@ impl<R, S> Hosting<R, S> {
     /// requests are answered `Stopping` here.
     fn step<I: Io<Reply = R, Stream = S>>(&mut self, now: Instant, input: Input, io: &mut I) {
         if self.halted.is_some() {
-            if let Input::Request { id, .. } = input {
+            if let Input::Request { id, .. } | Input::RequestAs { id, .. } = input {
                 self.route_reply(id, Err(RequestError::Stopping), io);
             }
             return;

@@ -2,6 +2,7 @@
 //! engine's errors to gRPC statuses carrying etcd's codes and error strings (which etcd clients
 //! match on). Pure conversions: nothing here decides anything.
 
+use engine::auth::AuthError;
 use engine::kv::{
     CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest,
     DeleteRangeResponse, Event, EventType, KeyValue, PutRequest, PutResponse, RangeRequest,
@@ -37,6 +38,7 @@ pub fn status(error: &RequestError) -> Status {
         | RequestError::LeaseProvided
         | RequestError::WatchIdExists { .. }
         | RequestError::WatchNotFound { .. } => Code::InvalidArgument,
+        RequestError::Auth(auth) => auth_code(*auth),
     };
     // etcd's gRPC errors for revisions carry the "etcdserver: " prefix (rpctypes), while its
     // watch cancel reasons do not: clients match the prefixed text to their typed errors.
@@ -45,6 +47,28 @@ pub fn status(error: &RequestError) -> Status {
             Status::new(code, format!("etcdserver: {}", error.etcd_text()))
         }
         _ => Status::new(code, error.etcd_text()),
+    }
+}
+
+/// etcd's gRPC code for an auth error (rpctypes).
+fn auth_code(error: AuthError) -> Code {
+    match error {
+        AuthError::PermissionDenied => Code::PermissionDenied,
+        AuthError::InvalidAuthToken => Code::Unauthenticated,
+        AuthError::AuthOldRevision
+        | AuthError::UserEmpty
+        | AuthError::RoleEmpty
+        | AuthError::AuthFailed
+        | AuthError::InvalidAuthManagement => Code::InvalidArgument,
+        AuthError::UserNotFound
+        | AuthError::UserAlreadyExists
+        | AuthError::RoleNotFound
+        | AuthError::RoleAlreadyExists
+        | AuthError::RootUserNotExist
+        | AuthError::RootRoleNotExist
+        | AuthError::AuthNotEnabled
+        | AuthError::RoleNotGranted
+        | AuthError::PermissionNotGranted => Code::FailedPrecondition,
     }
 }
 

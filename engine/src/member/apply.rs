@@ -9,6 +9,7 @@ use super::dedupe::AppliedProposals;
 use super::proposal::{self, Command, Proposal};
 use super::Member;
 use crate::api::{HaltReason, Observation};
+use crate::auth::AuthStore;
 use crate::codec;
 use crate::kv::{Event, RequestError, Response};
 use crate::lease::{Lessor, LessorConfig};
@@ -19,6 +20,15 @@ use crate::raft::{
 use crate::types::NodeId;
 use crate::types::{LeaseId, Revision};
 use std::collections::BTreeMap;
+
+/// A snapshot's application state, decoded.
+pub(super) struct DecodedState {
+    pub(super) store: Store,
+    pub(super) lessor: Lessor,
+    pub(super) applied_proposals: AppliedProposals,
+    pub(super) contexts: Contexts,
+    pub(super) auth: AuthStore,
+}
 
 /// The application state inside a raft snapshot.
 #[derive(bincode::Encode, bincode::Decode)]
@@ -89,10 +99,34 @@ impl Member {
             crate::marks::hit(crate::marks::Mark::ProposalDeduplicated);
             return;
         }
-        let result = self.apply_command(proposal.command);
+        let result = self.apply_checked(proposal.command);
         if proposal.id.origin == self.config.id {
             if let Some(pending) = self.pending_writes.remove(&proposal.id) {
                 self.out.reply.push((pending.request, result));
+            }
+        }
+    }
+
+    /// Applies a command after the auth checks that hold at this point of the log: a command
+    /// run as a user must still be permitted now (a permission revoked after its proposal
+    /// takes effect), and a client write without a user is refused once auth is enabled.
+    fn apply_checked(&mut self, command: Command) -> Result<Response, RequestError> {
+        match command {
+            Command::AsUser { auth, command } => {
+                self.authorize_at_apply(&auth, &command)?;
+                match *command {
+                    Command::Auth(request) => self.apply_auth(request, Some(&auth)),
+                    command => self.apply_command(command),
+                }
+            }
+            Command::Auth(request) => self.apply_auth(request, None),
+            command => {
+                if is_client_write(&command) {
+                    self.auth
+                        .check(None, &Default::default())
+                        .map_err(RequestError::Auth)?;
+                }
+                self.apply_command(command)
             }
         }
     }
@@ -162,6 +196,9 @@ impl Member {
                     id,
                     ttl_seconds,
                 })
+            }
+            Command::AsUser { .. } | Command::Auth(_) => {
+                unreachable!("apply_checked unwraps auth commands")
             }
         }
     }
@@ -277,7 +314,7 @@ impl Member {
                 term: self.applied.term,
                 conf: self.applied.conf.clone(),
             },
-            data: encode_state(&state, &self.applied.contexts),
+            data: encode_state(&state, &self.applied.contexts, &self.auth),
         };
         assert!(snapshot.meta.index > self.applied.snapshot_index);
         self.applied.snapshot_index = snapshot.meta.index;
@@ -295,10 +332,15 @@ impl Member {
             snapshot.meta.index > self.applied.index,
             "a snapshot only moves forward"
         );
-        let (store, lessor, applied_proposals, contexts) = decode_state(&snapshot.data)
-            .unwrap_or_else(|reason| {
-                panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index)
-            });
+        let DecodedState {
+            store,
+            lessor,
+            applied_proposals,
+            contexts,
+            auth,
+        } = decode_state(&snapshot.data).unwrap_or_else(|reason| {
+            panic!("snapshot at {} is unusable: {reason}", snapshot.meta.index)
+        });
         assert!(
             !self.was_leader,
             "a leader never installs a snapshot from another member"
@@ -306,6 +348,7 @@ impl Member {
         self.store = store;
         self.lessor = lessor;
         self.applied_proposals = applied_proposals;
+        self.auth = auth;
         self.watches.on_restore(&self.store);
         self.applied.index = snapshot.meta.index;
         self.applied.term = snapshot.meta.term;
@@ -323,33 +366,49 @@ impl Member {
 type Contexts = BTreeMap<NodeId, Vec<u8>>;
 
 /// Encodes the application state of a snapshot: the state, then the members' host contexts
-/// only when there are some, so a cluster that never used contexts writes the same bytes as
-/// before they existed.
-fn encode_state(state: &MemberState, contexts: &Contexts) -> Vec<u8> {
+/// and the auth store only when there is something in them (contexts, possibly empty, come
+/// first whenever the auth store follows), so a cluster that never used contexts or auth writes
+/// the same bytes as before they existed.
+fn encode_state(state: &MemberState, contexts: &Contexts, auth: &AuthStore) -> Vec<u8> {
     let mut bytes = codec::encode(state);
-    if !contexts.is_empty() {
+    if !contexts.is_empty() || !auth.is_pristine() {
         let _contexts_bytes = codec::encode_into(contexts, &mut bytes);
+    }
+    if !auth.is_pristine() {
+        bytes.extend_from_slice(&auth.encode());
     }
     bytes
 }
 
-/// Decodes the application state of a snapshot.
-pub(super) fn decode_state(
-    bytes: &[u8],
-) -> Result<(Store, Lessor, AppliedProposals, Contexts), String> {
-    let (state, contexts): (MemberState, Contexts) = match codec::decode(bytes) {
-        Ok(state) => (state, Contexts::new()),
+/// Decodes a value from the front of `bytes`, returning it and the bytes after it.
+fn decode_prefix<T: bincode::Decode<()>>(bytes: &[u8]) -> Result<(T, &[u8]), String> {
+    match codec::decode(bytes) {
+        Ok(value) => Ok((value, &[])),
         Err(codec::CodecError::TrailingBytes { consumed_bytes, .. }) => {
-            let state =
+            let value =
                 codec::decode(&bytes[..consumed_bytes]).map_err(|error| error.to_string())?;
-            let contexts: Contexts =
-                codec::decode(&bytes[consumed_bytes..]).map_err(|error| error.to_string())?;
-            if contexts.is_empty() || contexts.values().any(Vec::is_empty) {
-                return Err("member snapshot has malformed member contexts".to_string());
-            }
-            (state, contexts)
+            Ok((value, &bytes[consumed_bytes..]))
         }
-        Err(error) => return Err(error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Decodes the application state of a snapshot.
+pub(super) fn decode_state(bytes: &[u8]) -> Result<DecodedState, String> {
+    let (state, rest): (MemberState, &[u8]) = decode_prefix(bytes)?;
+    let (contexts, auth) = if rest.is_empty() {
+        (Contexts::new(), AuthStore::default())
+    } else {
+        let (contexts, rest): (Contexts, &[u8]) = decode_prefix(rest)?;
+        let auth = if rest.is_empty() {
+            AuthStore::default()
+        } else {
+            AuthStore::decode(rest)?
+        };
+        if (contexts.is_empty() && auth.is_pristine()) || contexts.values().any(Vec::is_empty) {
+            return Err("member snapshot has malformed member contexts".to_string());
+        }
+        (contexts, auth)
     };
     let store = Store::decode_snapshot(&state.store)?;
     let lessor = Lessor::decode(LessorConfig::default(), &state.lessor)
@@ -357,5 +416,20 @@ pub(super) fn decode_state(
     if !state.applied_proposals.is_well_formed() {
         return Err("member snapshot has malformed applied proposals".to_string());
     }
-    Ok((store, lessor, state.applied_proposals, contexts))
+    Ok(DecodedState {
+        store,
+        lessor,
+        applied_proposals: state.applied_proposals,
+        contexts,
+        auth,
+    })
+}
+
+/// Whether a command is a client's write, which auth checks (lease duties and compactions are
+/// not: see `member::auth`).
+fn is_client_write(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Put(_) | Command::DeleteRange(_) | Command::Txn(_)
+    )
 }

@@ -49,6 +49,8 @@ pub struct MemberConfig {
     /// Most history events fed to lagging watches per step; a lag longer than this is caught
     /// up over several steps (a revision is never split, so one step may read more).
     pub watch_catch_up_events_per_step_max: usize,
+    /// An auth token is forgotten this long after its last use (etcd's `--auth-token-ttl`).
+    pub auth_token_ttl: Duration,
     /// Zoo bugs to switch on (inert unless the engine is built with the `bug-zoo` feature).
     pub bugs: crate::zoo::BugSet,
     /// Turns on the buggify points (`crate::buggify`) of raft, the WAL and the member. Only a
@@ -79,6 +81,7 @@ impl MemberConfig {
             ticks_per_step_max: 30,
             watch_pending_events_count_max: 1024,
             watch_catch_up_events_per_step_max: 1024,
+            auth_token_ttl: Duration::from_secs(300),
             bugs: crate::zoo::BugSet::EMPTY,
             buggify: false,
         }
@@ -105,6 +108,9 @@ impl MemberConfig {
                 "heartbeat_interval_ticks must be at least 1 and below election_timeout_ticks"
                     .into(),
             );
+        }
+        if self.auth_token_ttl.0 == 0 {
+            return Err("auth_token_ttl must be positive".into());
         }
         if self.tick_interval.0 == 0 {
             return Err("tick_interval must be positive".into());

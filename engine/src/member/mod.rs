@@ -7,6 +7,7 @@
 //! until the WAL sync that records them is reported done (`Input::DiskDone`).
 
 mod apply;
+mod auth;
 mod config;
 mod dedupe;
 mod proposal;
@@ -53,6 +54,8 @@ struct PendingRead {
     deadline: Instant,
     /// Set once raft confirmed the read index.
     index: Option<LogIndex>,
+    /// Who the read runs as, checked when it is served (auth enabled only).
+    auth: Option<crate::auth::AuthInfo>,
 }
 
 /// A keep-alive for a lease whose time ran out on this leader but whose revoke has not applied:
@@ -85,6 +88,10 @@ pub struct Member {
     raft: Raft,
     store: Store,
     lessor: Lessor,
+    /// Replicated: users, roles, permissions, the auth revision.
+    auth: crate::auth::AuthStore,
+    /// Member-local: the tokens issued by applied `Authenticate` entries, on this member's clock.
+    tokens: crate::auth::token::Tokens,
     watches: WatchHub,
     storage: Storage,
     /// Distinguishes this incarnation's proposals from those of earlier ones.
@@ -225,6 +232,11 @@ impl Member {
         self.raft.durable_facts()
     }
 
+    /// The auth store, read-only, for hosts and tests that inspect the applied auth state.
+    pub fn auth_store(&self) -> &crate::auth::AuthStore {
+        &self.auth
+    }
+
     /// The MVCC store, read-only, for hosts that inspect state after a run (durability checks).
     pub fn store(&self) -> &Store {
         &self.store
@@ -269,7 +281,12 @@ impl Member {
                 assert_ne!(from, self.config.id, "a member never messages itself");
                 self.raft.step(message);
             }
-            Input::Request { id, request } => self.on_request(id, request),
+            Input::Request { id, request } => self.on_request(id, request, None),
+            Input::RequestAs {
+                id,
+                request,
+                credentials,
+            } => self.on_request(id, request, Some(credentials)),
             Input::DiskDone { op, result } => self.on_disk_done(op, result),
             Input::WatchBackpressure { watch_id, slow } => {
                 // A watch that ended meanwhile has nothing to pause or resume.
@@ -305,7 +322,7 @@ impl Member {
     fn step_halted(&mut self, input: Input, actions: &mut Actions) {
         // The swap leaves the host's emptied buffers in `self.out` for the next step.
         core::mem::swap(actions, &mut self.out);
-        if let Input::Request { id, .. } = input {
+        if let Input::Request { id, .. } | Input::RequestAs { id, .. } = input {
             actions.reply.push((id, Err(RequestError::Stopping)));
         }
         actions.halt = self.halted.clone();

@@ -3,6 +3,7 @@
 //!
 //! Encoding goes through `crate::codec`; this module does not frame or checksum anything.
 
+use crate::auth::{AuthInfo, AuthRequest};
 use crate::codec;
 use crate::kv::{CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest};
 use crate::types::{LeaseId, NodeId};
@@ -39,6 +40,15 @@ pub(crate) enum Command {
     LeaseCheckpoint {
         remaining: Vec<(LeaseId, i64)>,
     },
+    /// A client command proposed while auth was enabled, with who it runs as: checked against
+    /// the auth store when it applies. Appended after the older variants so their encoding,
+    /// and every log written without auth, stays the same.
+    AsUser {
+        auth: AuthInfo,
+        command: Box<Command>,
+    },
+    /// An auth change (or `Authenticate`), applied to the auth store in log order.
+    Auth(AuthRequest),
 }
 
 /// One log entry's payload.

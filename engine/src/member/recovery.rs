@@ -5,7 +5,7 @@
 
 use core::fmt;
 
-use super::apply::decode_state;
+use super::apply::{decode_state, DecodedState};
 use super::storage::{Completion, Storage};
 use super::{AppliedState, Member, MemberConfig};
 use crate::api::{DiskFault, DiskImage, DiskOpId, FileName};
@@ -111,27 +111,30 @@ pub(super) fn recover(
         .collect();
     kept_snapshots.sort();
 
-    let (store, lessor, applied_proposals, contexts, snapshot_meta) = match &loaded.newest {
+    let (state, snapshot_meta) = match &loaded.newest {
         Some((_file, snapshot)) => {
-            let (store, lessor, applied, contexts) =
-                decode_state(&snapshot.data).map_err(RecoveryError::Snapshot)?;
+            let state = decode_state(&snapshot.data).map_err(RecoveryError::Snapshot)?;
             report.snapshot_index = Some(snapshot.meta.index);
-            (
-                store,
-                lessor,
-                applied,
-                contexts,
-                Some(snapshot.meta.clone()),
-            )
+            (state, Some(snapshot.meta.clone()))
         }
         None => (
-            Store::new(),
-            Lessor::new(LessorConfig::default()),
-            Default::default(),
-            Default::default(),
+            DecodedState {
+                store: Store::new(),
+                lessor: Lessor::new(LessorConfig::default()),
+                applied_proposals: Default::default(),
+                contexts: Default::default(),
+                auth: Default::default(),
+            },
             None,
         ),
     };
+    let DecodedState {
+        store,
+        lessor,
+        applied_proposals,
+        contexts,
+        auth,
+    } = state;
     let snapshot_index = snapshot_meta
         .as_ref()
         .map_or(LogIndex(0), |meta| meta.index);
@@ -243,6 +246,8 @@ pub(super) fn recover(
         raft,
         store,
         lessor,
+        auth,
+        tokens: crate::auth::token::Tokens::new(config.auth_token_ttl),
         watches: WatchHub::new(
             WatchConfig {
                 pending_events_count_max: config.watch_pending_events_count_max,

@@ -4,6 +4,7 @@
 
 use super::proposal::{Command, Proposal, ProposalId};
 use super::{Member, PendingKeepAlive, PendingRead, PendingWrite};
+use crate::auth::{Access, AuthInfo, Credentials, KeyRange};
 use crate::kv::WatchResponse;
 use crate::kv::{PutRequest, RangeRequest, Request, RequestError, RequestOp, Response, TxnRequest};
 use crate::raft::ProposeError;
@@ -13,11 +14,23 @@ use crate::types::{Instant, LogIndex, RequestId};
 const LEASE_DUTIES_PER_STEP_MAX: usize = 64;
 
 impl Member {
-    pub(super) fn on_request(&mut self, id: RequestId, request: Request) {
+    pub(super) fn on_request(
+        &mut self,
+        id: RequestId,
+        request: Request,
+        credentials: Option<Credentials>,
+    ) {
         if let Err(error) = self.validate(&request) {
             self.out.reply.push((id, Err(error)));
             return;
         }
+        let auth = match self.authorize_request(&request, credentials) {
+            Ok(auth) => auth,
+            Err(error) => {
+                self.out.reply.push((id, Err(error)));
+                return;
+            }
+        };
         let pending_count = self.pending_writes.len() + self.pending_reads.len();
         let needs_slot = matches!(
             request,
@@ -37,10 +50,10 @@ impl Member {
         }
         match request {
             Request::Range(range) if range.serializable => {
-                let result = self.serve_range(&range);
+                let result = self.serve_range(&range, auth.as_ref());
                 self.out.reply.push((id, result));
             }
-            Request::Range(range) => self.start_read(id, Request::Range(range)),
+            Request::Range(range) => self.start_read(id, Request::Range(range), auth),
             // Zoo (etcd #15247): a deposed leader whose lessor still runs its clocks renews
             // from them at once, without a read barrier that would show it is not the leader.
             keepalive @ Request::LeaseKeepAlive { .. }
@@ -57,11 +70,15 @@ impl Member {
                     .push((id, Err(RequestError::NotLeader { leader_hint: hint })));
             }
             query @ (Request::LeaseKeepAlive { .. } | Request::LeaseTimeToLive(_)) => {
-                self.start_read(id, query);
+                self.start_read(id, query, None);
             }
-            Request::Put(put) => self.propose_command(id, Command::Put(put)),
-            Request::DeleteRange(delete) => self.propose_command(id, Command::DeleteRange(delete)),
-            Request::Txn(txn) => self.propose_command(id, Command::Txn(txn)),
+            Request::Put(put) => self.propose_command(id, self.as_user(auth, Command::Put(put))),
+            Request::DeleteRange(delete) => {
+                let command = self.as_user(auth, Command::DeleteRange(delete));
+                self.propose_command(id, command);
+            }
+            Request::Txn(txn) => self.propose_command(id, self.as_user(auth, Command::Txn(txn))),
+            Request::Auth(request) => self.on_auth_request(id, request, auth),
             Request::Compact(compact) => self.propose_command(id, Command::Compact(compact)),
             Request::LeaseGrant(grant) => {
                 // Id 0 is resolved at apply time from the lessor's replicated counter.
@@ -81,6 +98,37 @@ impl Member {
             Request::MoveLeader { target } => self.move_leader(id, target),
             other => self.answer_locally(id, other),
         }
+    }
+
+    /// Resolves who the request runs as and makes the checks due where it arrives: the root
+    /// role for membership changes and leader transfers, read permission for a watch. Auth
+    /// requests open to anyone (Authenticate, the status) ignore the credentials, so a stale
+    /// token cannot stop a client from logging in again.
+    fn authorize_request(
+        &mut self,
+        request: &Request,
+        credentials: Option<Credentials>,
+    ) -> Result<Option<AuthInfo>, RequestError> {
+        if let Request::Auth(auth_request) = request {
+            if !auth_request.needs_admin() {
+                return Ok(None);
+            }
+        }
+        let auth = self.resolve_credentials(credentials)?;
+        match request {
+            Request::MemberChange(_)
+            | Request::MemberChangeWithContext { .. }
+            | Request::MoveLeader { .. } => self.authorize_admin(auth.as_ref())?,
+            Request::WatchCreate(create) => {
+                let access = Access {
+                    read: vec![KeyRange::range(&create.key, &create.range_end)],
+                    write: Vec::new(),
+                };
+                self.authorize_now(auth.as_ref(), &access)?;
+            }
+            _ => {}
+        }
+        Ok(auth)
     }
 
     /// Rejects what can be rejected without consensus: empty keys, oversize requests, txns with
@@ -128,7 +176,7 @@ impl Member {
         }
     }
 
-    fn propose_command(&mut self, request: RequestId, command: Command) {
+    pub(super) fn propose_command(&mut self, request: RequestId, command: Command) {
         let proposal_id = self.next_proposal_id();
         let bytes = Proposal {
             id: proposal_id,
@@ -211,7 +259,7 @@ impl Member {
         }
     }
 
-    fn start_read(&mut self, request: RequestId, query: Request) {
+    fn start_read(&mut self, request: RequestId, query: Request, auth: Option<AuthInfo>) {
         self.next_read_context += 1;
         let context = self.next_read_context;
         match self.raft.read_index(context) {
@@ -222,6 +270,7 @@ impl Member {
                     query,
                     deadline,
                     index: None,
+                    auth,
                 };
                 self.pending_reads.insert(context, read);
                 self.note_pending_deadline(deadline);
@@ -233,7 +282,18 @@ impl Member {
         }
     }
 
-    pub(super) fn serve_range(&self, range: &RangeRequest) -> Result<Response, RequestError> {
+    /// Serves a range, if `auth` may read all of it (checked at serve time, against the auth
+    /// store applied by then).
+    pub(super) fn serve_range(
+        &self,
+        range: &RangeRequest,
+        auth: Option<&AuthInfo>,
+    ) -> Result<Response, RequestError> {
+        let access = Access {
+            read: vec![KeyRange::range(&range.key, &range.range_end)],
+            write: Vec::new(),
+        };
+        self.authorize_now(auth, &access)?;
         let mut response = self.store.range(range)?;
         response.header = self.header();
         Ok(Response::Range(response))
@@ -271,7 +331,7 @@ impl Member {
             let read = self.pending_reads.remove(&context).expect("listed above");
             match read.query {
                 Request::Range(range) => {
-                    let result = self.serve_range(&range);
+                    let result = self.serve_range(&range, read.auth.as_ref());
                     self.out.reply.push((read.request, result));
                 }
                 other => self.answer_locally(read.request, other),
