@@ -45,7 +45,7 @@ fn run_seeds(test: &str, member_count: usize, default_seeds: u64, default_operat
             member_count,
             operation_count,
             client_count: 4,
-            faults: true,
+            faults: env_number("DETCD_MADSIM_FAULTS", 1) != 0,
         };
         let outcome = std::panic::catch_unwind(|| run(config));
         let replay = replay_command(test, seed, operation_count);

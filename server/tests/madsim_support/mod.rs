@@ -82,6 +82,9 @@ impl RunReport {
 /// Runs one seed on a thread of its own and returns its report; a panic inside the run is
 /// passed on (after the replay line is printed by the caller).
 pub fn run(config: RunConfig) -> RunReport {
+    if std::env::var_os("DETCD_MADSIM_TRACE").is_some() {
+        server::init_logging("info", false).expect("a valid level");
+    }
     let data_root = data_root(config.seed);
     let root = data_root.clone();
     let joined = std::thread::Builder::new()
@@ -202,6 +205,7 @@ async fn scenario(config: RunConfig, data_root: PathBuf) -> RunReport {
         done: AtomicBool::new(false),
     });
     let recorder = Arc::new(Recorder::new());
+    trace_stage("members started");
     let clients = client_node.spawn(workload::run(cluster.clone(), recorder.clone(), config));
     let fault_log = if config.faults {
         // The leader monitor aims faults; it runs on the clients' node (it needs the network).
@@ -213,6 +217,7 @@ async fn scenario(config: RunConfig, data_root: PathBuf) -> RunReport {
         Vec::new()
     };
     clients.await.expect("the clients' task completes");
+    trace_stage("clients done");
     faults::heal(&cluster, &handle);
     let final_read_member_count = client_node
         .spawn(final_reads(cluster.clone(), recorder.clone()))
@@ -352,6 +357,13 @@ pub(crate) async fn monitor_leader(cluster: Arc<Cluster>) {
 pub(crate) fn draw(low: Duration, high: Duration) -> Duration {
     let nanos = madsim::rand::thread_rng().gen_range(low.as_nanos() as u64..high.as_nanos() as u64);
     Duration::from_nanos(nanos)
+}
+
+/// Prints a stage of the run when `DETCD_MADSIM_TRACE` is set (to find where a run stalls).
+pub(crate) fn trace_stage(stage: &str) {
+    if std::env::var_os("DETCD_MADSIM_TRACE").is_some() {
+        eprintln!("[{:?}] {stage}", madsim::time::Instant::now());
+    }
 }
 
 /// FNV-1a, 64 bits: a stable hash of the history text across builds and machines.

@@ -45,6 +45,7 @@ pub(crate) fn read_all() -> Request {
 /// then tells the watch clients and the fault schedule to stop.
 pub(crate) async fn run(cluster: Arc<Cluster>, recorder: Arc<Recorder>, config: RunConfig) {
     wait_for_leader(&cluster).await;
+    super::trace_stage("leader elected");
     let remaining = Arc::new(AtomicU64::new(config.operation_count));
     let mut watchers = Vec::new();
     for member in 0..cluster.channels.len() {
@@ -77,12 +78,12 @@ async fn wait_for_leader(cluster: &Cluster) {
         for channel in &cluster.channels {
             let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel.clone());
             let asked = maintenance.status(pb::StatusRequest {});
-            if let Ok(Ok(status)) = madsim::time::timeout(Duration::from_millis(300), asked).await {
-                if status.into_inner().leader != 0 {
-                    return;
-                }
+            match madsim::time::timeout(Duration::from_millis(300), asked).await {
+                Ok(Ok(status)) if status.get_ref().leader != 0 => return,
+                other => super::trace_stage(&format!("status: {other:?}")),
             }
         }
+        super::trace_stage("no leader yet");
         madsim::time::sleep(Duration::from_millis(100)).await;
     }
 }
