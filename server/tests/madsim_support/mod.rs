@@ -36,6 +36,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long after healing every member must answer a linearizable read.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Virtual time a run may take at most.
+const RUN_TIME_LIMIT: Duration = Duration::from_secs(3_600);
+
 /// One run's shape.
 #[derive(Clone, Copy, Debug)]
 pub struct RunConfig {
@@ -90,10 +93,13 @@ pub fn run(config: RunConfig) -> RunReport {
     let joined = std::thread::Builder::new()
         .name(format!("madsim-seed-{}", config.seed))
         .spawn(move || {
-            let runtime = madsim::runtime::Runtime::with_seed_and_config(
+            let mut runtime = madsim::runtime::Runtime::with_seed_and_config(
                 config.seed,
                 madsim::Config::default(),
             );
+            // A run that stops making progress (no leader ever, a client stuck) fails rather
+            // than spinning through virtual time forever.
+            runtime.set_time_limit(RUN_TIME_LIMIT);
             runtime.block_on(scenario(config, root))
         })
         .expect("the run's thread starts")
