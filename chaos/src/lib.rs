@@ -17,7 +17,8 @@ pub mod cluster;
 pub mod faults;
 pub mod load;
 pub mod proxy;
-pub mod rpc;
+/// Requests of the history format over gRPC (shared with the server's madsim tests).
+pub use server::history_rpc as rpc;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ pub mod cluster;
 mod convert;
 pub mod disk;
 mod grpc;
+pub mod history_rpc;
 pub mod membership;
 pub mod metrics;
 pub mod peer;
@@ -367,9 +368,7 @@ pub async fn serve_until(
         commands.clone(),
     ));
     let services = grpc::Services::new(commands, info);
-    let listener = tokio::net::TcpListener::bind(client_address)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot listen on {client_address}: {error}"))?;
+    let incoming = client_listener::bind(client_address).await?;
     eprintln!(
         "detcd: serving member {:?} (id {:x}) of {} for clients on http://{client_address}; data in {} ({}, start {})",
         config.name,
@@ -382,9 +381,6 @@ pub async fn serve_until(
         if fresh { "new" } else { "recovered" },
         incarnation.number
     );
-    // Nagle's algorithm would hold small replies back behind delayed ACKs (tens of ms); tonic
-    // sets TCP_NODELAY only on listeners it binds itself, so say it here, as etcd does.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (member_done, mut member_done_receiver) = tokio::sync::oneshot::channel();
     let member_task = tokio::spawn(async move {
         let halted = member_task.await.ok().flatten();
@@ -393,7 +389,7 @@ pub async fn serve_until(
     });
     let stop_requested = std::sync::Arc::new(tokio::sync::Notify::new());
     let mut halted = None;
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(proto::etcdserverpb::kv_server::KvServer::new(
             services.clone(),
         ))
@@ -406,18 +402,18 @@ pub async fn serve_until(
         .add_service(proto::etcdserverpb::cluster_server::ClusterServer::new(
             services.clone(),
         ))
-        .add_service(proto::etcdserverpb::maintenance_server::MaintenanceServer::new(services))
-        .serve_with_incoming_shutdown(incoming, {
-            let stop_requested = stop_requested.clone();
-            let halted = &mut halted;
-            async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    result = &mut member_done_receiver => *halted = result.ok().flatten(),
-                }
-                stop_requested.notify_one();
+        .add_service(proto::etcdserverpb::maintenance_server::MaintenanceServer::new(services));
+    let server = client_listener::serve(router, incoming, {
+        let stop_requested = stop_requested.clone();
+        let halted = &mut halted;
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                result = &mut member_done_receiver => *halted = result.ok().flatten(),
             }
-        });
+            stop_requested.notify_one();
+        }
+    });
     // Graceful shutdown waits for open streams (watches, keep-alives) that a client may never
     // close: after the grace period the server stops regardless, closing them.
     tokio::select! {
@@ -445,7 +441,8 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
+    // madsim simulates Ctrl-C only (`Handle::send_ctrl_c`); a test kills a node otherwise.
+    #[cfg(all(unix, not(madsim)))]
     {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -455,8 +452,53 @@ async fn shutdown_signal() {
             _ = terminate.recv() => {}
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(any(not(unix), madsim))]
     {
         let _ = interrupt.await;
+    }
+}
+
+/// Where clients connect: the one seam between real sockets and madsim's simulated network
+/// for the gRPC services (madsim-tonic serves on an address, not on a listener).
+mod client_listener {
+    use std::net::SocketAddr;
+
+    /// The bound client listener (real sockets), bound before the member reports it serves.
+    #[cfg(not(madsim))]
+    pub(crate) type Incoming = tonic::transport::server::TcpIncoming;
+    /// The client address (madsim binds it when the server starts).
+    #[cfg(madsim)]
+    pub(crate) type Incoming = SocketAddr;
+
+    /// Binds the client address, failing with a message naming it.
+    #[cfg(not(madsim))]
+    pub(crate) async fn bind(address: SocketAddr) -> anyhow::Result<Incoming> {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
+        // Nagle's algorithm would hold small replies back behind delayed ACKs (tens of ms);
+        // tonic sets TCP_NODELAY only on listeners it binds itself, so say it here, as etcd does.
+        Ok(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
+    }
+
+    /// Keeps the address for `serve` (madsim-tonic binds it itself).
+    #[cfg(madsim)]
+    pub(crate) async fn bind(address: SocketAddr) -> anyhow::Result<Incoming> {
+        Ok(address)
+    }
+
+    /// Serves the services until `shutdown` completes.
+    pub(crate) async fn serve(
+        router: tonic::transport::server::Router,
+        incoming: Incoming,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error> {
+        #[cfg(not(madsim))]
+        let served = router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        #[cfg(madsim)]
+        let served = router.serve_with_shutdown(incoming, shutdown).await;
+        served
     }
 }

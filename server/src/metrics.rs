@@ -13,7 +13,7 @@ use std::sync::Arc;
 use engine::kv::RequestError;
 use engine::member::MemberStatus;
 use prometheus::{Encoder as _, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::task::Command;
 
@@ -190,7 +190,22 @@ impl Default for Metrics {
     }
 }
 
+/// Under madsim there is no HTTP server to serve on (axum needs real sockets): the flag is
+/// refused, naming it, rather than silently ignored.
+#[cfg(madsim)]
+pub async fn serve(
+    address: SocketAddr,
+    _metrics: Arc<Metrics>,
+    _commands: mpsc::Sender<Command>,
+    _data_dir: std::path::PathBuf,
+) -> Result<(), String> {
+    Err(format!(
+        "--listen-metrics-urls http://{address}: the metrics endpoint is not served under madsim"
+    ))
+}
+
 /// Serves `/metrics` and `/health` on `address` until the process ends.
+#[cfg(not(madsim))]
 pub async fn serve(
     address: SocketAddr,
     metrics: Arc<Metrics>,
@@ -224,8 +239,9 @@ pub async fn serve(
 }
 
 /// etcd's health answer: healthy while the member runs and knows a leader.
+#[cfg(not(madsim))]
 async fn health(commands: mpsc::Sender<Command>) -> (axum::http::StatusCode, String) {
-    let (reply, answer) = oneshot::channel();
+    let (reply, answer) = tokio::sync::oneshot::channel();
     let status = match commands.send(Command::Status { reply }).await {
         Ok(()) => tokio::time::timeout(std::time::Duration::from_secs(1), answer)
             .await

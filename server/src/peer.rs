@@ -377,7 +377,9 @@ async fn send_loop(config: Arc<PeerConfig>, peer: NodeId, mut queue: mpsc::Recei
         let _ = stream.set_nodelay(true);
         let mut hello = Vec::new();
         encode_frame(KIND_HELLO, &hello_body(&config, peer), &mut hello);
-        if stream.write_all(&hello).await.is_err() {
+        // Flushed after each write: a no-op on a real socket, and the moment madsim's simulated
+        // one sends what was written.
+        if stream.write_all(&hello).await.is_err() || stream.flush().await.is_err() {
             continue;
         }
         tracing::info!(peer = %address, "peer connected");
@@ -395,7 +397,7 @@ async fn send_loop(config: Arc<PeerConfig>, peer: NodeId, mut queue: mpsc::Recei
                     Err(_) => break,
                 }
             }
-            if stream.write_all(&bytes).await.is_err() {
+            if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
                 // The message is lost with the connection; raft resends what matters.
                 break;
             }

@@ -95,7 +95,7 @@ pub fn halt_exit_code(reason: &HaltReason) -> i32 {
 
 /// The server's side of the host contract: a disk thread, the peer outbox, client channels.
 struct ServerIo {
-    disk: std::sync::mpsc::Sender<(DiskOpId, DiskOp)>,
+    disk: mpsc::UnboundedSender<(DiskOpId, DiskOp)>,
     peers: Option<PeerOutbox>,
     metrics: Arc<Metrics>,
     /// Watches whose stream filled during the last step, to report to the engine after it.
@@ -159,35 +159,17 @@ pub struct Prepared {
 /// stopped). Returns the halt reason if the member stopped itself, or why it refused to start.
 pub async fn run(
     prepared: Prepared,
-    mut data_dir: DataDir,
+    data_dir: DataDir,
     links: ClusterLinks,
     metrics: Arc<Metrics>,
     mut commands: mpsc::Receiver<Command>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     started_reply: oneshot::Sender<Result<RecoveryReport, RecoveryError>>,
 ) -> Option<HaltReason> {
-    let (disk_sender, disk_receiver) = std::sync::mpsc::channel::<(DiskOpId, DiskOp)>();
+    let (disk_sender, disk_receiver) = mpsc::unbounded_channel::<(DiskOpId, DiskOp)>();
     let (done_sender, mut done_receiver) =
         mpsc::unbounded_channel::<(DiskOpId, Result<(), DiskFault>)>();
-    // One thread performs every disk operation, so they complete in the order issued.
-    let disk_metrics = metrics.clone();
-    let disk_thread = std::thread::Builder::new()
-        .name("detcd-disk".into())
-        .spawn(move || {
-            while let Ok((op_id, op)) = disk_receiver.recv() {
-                let started = std::time::Instant::now();
-                let result = data_dir.perform(&op);
-                if matches!(op, DiskOp::Sync { .. }) {
-                    disk_metrics
-                        .wal_fsync_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                }
-                if done_sender.send((op_id, result)).is_err() {
-                    break;
-                }
-            }
-        })
-        .expect("the disk thread starts");
+    let disk_worker = disk_worker::start(data_dir, disk_receiver, done_sender, metrics.clone());
     let ClusterLinks {
         outbox: peers,
         membership,
@@ -209,7 +191,7 @@ pub async fn run(
         Err(error) => {
             let _ = started_reply.send(Err(error));
             drop(io);
-            let _ = disk_thread.join();
+            disk_worker.finish().await;
             return None;
         }
     };
@@ -239,8 +221,97 @@ pub async fn run(
     let halted = hosting.halted().cloned();
     drop(hosting);
     drop(io);
-    let _ = disk_thread.join();
+    disk_worker.finish().await;
     halted
+}
+
+/// Where the member's disk operations are carried out, one at a time in the order issued, each
+/// completion reported back: the seam between real files and madsim. Under madsim the same
+/// files are written, from a task (madsim forbids threads), with a seeded simulated latency
+/// per sync so that completions interleave with the network as a real disk's would.
+mod disk_worker {
+    use std::sync::Arc;
+
+    use engine::api::{DiskFault, DiskOp, DiskOpId};
+    use tokio::sync::mpsc;
+
+    use crate::disk::DataDir;
+    use crate::metrics::Metrics;
+
+    /// The running worker; `finish` waits until it stopped (the data dir's lock released).
+    pub(super) struct DiskWorker {
+        #[cfg(not(madsim))]
+        thread: std::thread::JoinHandle<()>,
+        #[cfg(madsim)]
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    /// Starts performing the operations of `ops`, reporting each on `done`.
+    #[cfg(not(madsim))]
+    pub(super) fn start(
+        mut data_dir: DataDir,
+        mut ops: mpsc::UnboundedReceiver<(DiskOpId, DiskOp)>,
+        done: mpsc::UnboundedSender<(DiskOpId, Result<(), DiskFault>)>,
+        metrics: Arc<Metrics>,
+    ) -> DiskWorker {
+        // One thread performs every disk operation, so they complete in the order issued and an
+        // fsync never blocks the member task.
+        let thread = std::thread::Builder::new()
+            .name("detcd-disk".into())
+            .spawn(move || {
+                while let Some((op_id, op)) = ops.blocking_recv() {
+                    let started = std::time::Instant::now();
+                    let result = data_dir.perform(&op);
+                    if matches!(op, DiskOp::Sync { .. }) {
+                        metrics
+                            .wal_fsync_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                    }
+                    if done.send((op_id, result)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("the disk thread starts");
+        DiskWorker { thread }
+    }
+
+    /// Starts performing the operations of `ops`, reporting each on `done`.
+    #[cfg(madsim)]
+    pub(super) fn start(
+        mut data_dir: DataDir,
+        mut ops: mpsc::UnboundedReceiver<(DiskOpId, DiskOp)>,
+        done: mpsc::UnboundedSender<(DiskOpId, Result<(), DiskFault>)>,
+        metrics: Arc<Metrics>,
+    ) -> DiskWorker {
+        use madsim::rand::Rng as _;
+        let task = tokio::spawn(async move {
+            while let Some((op_id, op)) = ops.recv().await {
+                let result = data_dir.perform(&op);
+                if matches!(op, DiskOp::Sync { .. }) {
+                    // A sync's latency, from the run's seed: 0.1 to 2 ms of virtual time.
+                    let micros = madsim::rand::thread_rng().gen_range(100..2_000);
+                    let latency = std::time::Duration::from_micros(micros);
+                    tokio::time::sleep(latency).await;
+                    metrics.wal_fsync_seconds.observe(latency.as_secs_f64());
+                }
+                if done.send((op_id, result)).is_err() {
+                    break;
+                }
+            }
+        });
+        DiskWorker { task }
+    }
+
+    impl DiskWorker {
+        /// Waits until the worker stopped (its operations channel closed).
+        pub(super) async fn finish(self) {
+            #[cfg(not(madsim))]
+            let _ = self.thread.join();
+            #[cfg(madsim)]
+            let _ = self.task.await;
+        }
+    }
 }
 
 type ServerHosting = Hosting<oneshot::Sender<Answer>, WatchSink>;

@@ -1,12 +1,13 @@
 //! Carries out a history request (`checkers::history::Request`) through etcd's v3 gRPC API with
-//! the server crate's generated clients, and renders the reply as a history result. Any
-//! etcd-compatible server answers it, so the same code drives detcd and etcd.
+//! the generated clients, and renders the reply as a history result. Any etcd-compatible server
+//! answers it, so the same code drives detcd and etcd (`detcd chaos`, `detcd bench serve`), and,
+//! built under madsim, the simulated clusters of `server/tests/madsim_cluster.rs`.
 
+use crate::proto::etcdserverpb as pb;
+use crate::proto::mvccpb;
 use checkers::history::{
     CompareOp, CompareTarget, CompareValue, EventKind, KeyValue, Request, Response, WatchEvent,
 };
-use server::proto::etcdserverpb as pb;
-use server::proto::mvccpb;
 use tokio_stream::StreamExt as _;
 use tonic::transport::Channel;
 
