@@ -18,6 +18,7 @@ mod admin;
 pub mod cluster;
 mod convert;
 pub mod disk;
+pub mod gateway;
 mod grpc;
 pub mod membership;
 pub mod metrics;
@@ -393,20 +394,24 @@ pub async fn serve_until(
     });
     let stop_requested = std::sync::Arc::new(tokio::sync::Notify::new());
     let mut halted = None;
+    let body_bytes_max = gateway_body_bytes_max(config.max_request_bytes);
+    let grpc_routes = tonic::service::Routes::new(proto::etcdserverpb::kv_server::KvServer::new(
+        services.clone(),
+    ))
+    .add_service(proto::etcdserverpb::watch_server::WatchServer::new(
+        services.clone(),
+    ))
+    .add_service(proto::etcdserverpb::lease_server::LeaseServer::new(
+        services.clone(),
+    ))
+    .add_service(proto::etcdserverpb::cluster_server::ClusterServer::new(
+        services.clone(),
+    ))
+    .add_service(proto::etcdserverpb::maintenance_server::MaintenanceServer::new(services));
+    // gRPC and the HTTP/JSON gateway share the client port (HTTP/1.1 for JSON clients).
     let server = tonic::transport::Server::builder()
-        .add_service(proto::etcdserverpb::kv_server::KvServer::new(
-            services.clone(),
-        ))
-        .add_service(proto::etcdserverpb::watch_server::WatchServer::new(
-            services.clone(),
-        ))
-        .add_service(proto::etcdserverpb::lease_server::LeaseServer::new(
-            services.clone(),
-        ))
-        .add_service(proto::etcdserverpb::cluster_server::ClusterServer::new(
-            services.clone(),
-        ))
-        .add_service(proto::etcdserverpb::maintenance_server::MaintenanceServer::new(services))
+        .accept_http1(true)
+        .add_routes(gateway::routes(grpc_routes, body_bytes_max))
         .serve_with_incoming_shutdown(incoming, {
             let stop_requested = stop_requested.clone();
             let halted = &mut halted;
@@ -438,6 +443,12 @@ pub async fn serve_until(
         },
         None => ServeOutcome::Stopped,
     })
+}
+
+/// The largest JSON body (or message of a JSON stream) the gateway reads: a request of
+/// `--max-request-bytes` in base64 (4/3 larger) with room for the JSON around it.
+fn gateway_body_bytes_max(max_request_bytes: u32) -> usize {
+    usize::try_from(max_request_bytes).unwrap_or(usize::MAX) / 3 * 4 + 64 * 1024
 }
 
 /// How long open streams get to finish once a stop was asked for.
