@@ -228,10 +228,21 @@ impl pb::watch_server::Watch for Services {
         let (closed, mut closed_signal) = oneshot::channel::<()>();
         let services = self.clone();
         tokio::spawn(async move {
-            // Ends when the client closes its side or goes away, as etcd's receive loop does;
-            // the stream then closes and the member cancels its watches.
-            let _closed = closed;
-            while let Some(Ok(message)) = incoming.next().await {
+            // Ends when the client closes its side or goes away. A client that went away ends
+            // the stream (and the member cancels its watches); one that only closed its side
+            // keeps its watches, as with etcd, whose receive loop ends quietly at EOF (the
+            // HTTP gateway closes its side once the request body is read).
+            let mut closed = closed;
+            loop {
+                let message = match incoming.next().await {
+                    Some(Ok(message)) => message,
+                    Some(Err(_)) => break,
+                    None => {
+                        // Until the forwarder ends (the client stopped reading).
+                        closed.closed().await;
+                        break;
+                    }
+                };
                 use pb::watch_request::RequestUnion;
                 let command = match message.request_union {
                     Some(RequestUnion::CreateRequest(create)) => Command::WatchCreate {
@@ -257,7 +268,7 @@ impl pb::watch_server::Watch for Services {
                 }
             }
         });
-        // Forwards the member's responses until the client stops reading or closes its side;
+        // Forwards the member's responses until the client stops reading or goes away;
         // dropping `outgoing` then makes the member task's next delivery fail, which cancels
         // the stream's watches in the member. A client that reads slowly fills `responses`,
         // then the buffer behind `outgoing`, whose watches the engine then pauses
@@ -283,6 +294,7 @@ impl pb::watch_server::Watch for Services {
                         None => break,
                     },
                     _ = &mut closed_signal => break,
+                    () = responses.closed() => break,
                 }
             }
         });

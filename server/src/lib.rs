@@ -18,6 +18,8 @@ mod admin;
 pub mod cluster;
 mod convert;
 pub mod disk;
+#[cfg(not(madsim))]
+pub mod gateway;
 mod grpc;
 pub mod history_rpc;
 pub mod membership;
@@ -389,21 +391,8 @@ pub async fn serve_until(
     });
     let stop_requested = std::sync::Arc::new(tokio::sync::Notify::new());
     let mut halted = None;
-    let router = tonic::transport::Server::builder()
-        .add_service(proto::etcdserverpb::kv_server::KvServer::new(
-            services.clone(),
-        ))
-        .add_service(proto::etcdserverpb::watch_server::WatchServer::new(
-            services.clone(),
-        ))
-        .add_service(proto::etcdserverpb::lease_server::LeaseServer::new(
-            services.clone(),
-        ))
-        .add_service(proto::etcdserverpb::cluster_server::ClusterServer::new(
-            services.clone(),
-        ))
-        .add_service(proto::etcdserverpb::maintenance_server::MaintenanceServer::new(services));
-    let server = client_listener::serve(router, incoming, {
+    let body_bytes_max = gateway_body_bytes_max(config.max_request_bytes);
+    let server = client_listener::serve(services, body_bytes_max, incoming, {
         let stop_requested = stop_requested.clone();
         let halted = &mut halted;
         async move {
@@ -434,6 +423,12 @@ pub async fn serve_until(
         },
         None => ServeOutcome::Stopped,
     })
+}
+
+/// The largest JSON body (or message of a JSON stream) the gateway reads: a request of
+/// `--max-request-bytes` in base64 (4/3 larger) with room for the JSON around it.
+fn gateway_body_bytes_max(max_request_bytes: u32) -> usize {
+    usize::try_from(max_request_bytes).unwrap_or(usize::MAX) / 3 * 4 + 64 * 1024
 }
 
 /// How long open streams get to finish once a stop was asked for.
@@ -487,18 +482,42 @@ mod client_listener {
         Ok(address)
     }
 
-    /// Serves the services until `shutdown` completes.
+    /// Serves the services until `shutdown` completes: gRPC and the HTTP/JSON gateway on one
+    /// port (HTTP/1.1 for JSON clients), gRPC alone under madsim, whose tonic has no HTTP/1.1.
     pub(crate) async fn serve(
-        router: tonic::transport::server::Router,
+        services: crate::grpc::Services,
+        body_bytes_max: usize,
         incoming: Incoming,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
+        use crate::proto::etcdserverpb::{
+            cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+            maintenance_server::MaintenanceServer, watch_server::WatchServer,
+        };
         #[cfg(not(madsim))]
-        let served = router
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
+        {
+            let grpc_routes = tonic::service::Routes::new(KvServer::new(services.clone()))
+                .add_service(WatchServer::new(services.clone()))
+                .add_service(LeaseServer::new(services.clone()))
+                .add_service(ClusterServer::new(services.clone()))
+                .add_service(MaintenanceServer::new(services));
+            tonic::transport::Server::builder()
+                .accept_http1(true)
+                .add_routes(crate::gateway::routes(grpc_routes, body_bytes_max))
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
         #[cfg(madsim)]
-        let served = router.serve_with_shutdown(incoming, shutdown).await;
-        served
+        {
+            let _ = body_bytes_max;
+            tonic::transport::Server::builder()
+                .add_service(KvServer::new(services.clone()))
+                .add_service(WatchServer::new(services.clone()))
+                .add_service(LeaseServer::new(services.clone()))
+                .add_service(ClusterServer::new(services.clone()))
+                .add_service(MaintenanceServer::new(services))
+                .serve_with_shutdown(incoming, shutdown)
+                .await
+        }
     }
 }
