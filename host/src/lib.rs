@@ -21,4 +21,4 @@ pub mod hosting;
 pub mod incarnation;
 pub mod timer;
 
-pub use hosting::{Answer, Hosting, Io, Route};
+pub use hosting::{Answer, Hosted, Hosting, Io, Route};
