@@ -15,7 +15,7 @@ use engine::types::{Instant, NodeId, RequestId, Term};
 use host::{Answer, Route};
 
 use crate::clients::RequestRoute;
-use crate::process::{HostedMember, SimHosting};
+use crate::process::{HostedMember, SimHosting, StartFailure};
 use crate::world::{Event, World};
 
 /// The world as one member's `host::Io` during one step.
@@ -141,14 +141,31 @@ impl<M: HostedMember> World<M> {
     pub(crate) fn start_member(&mut self, node: usize) {
         let now = self.queue.now();
         let id = self.processes[node].id();
-        let started = self.processes[node].prepare_start().and_then(|prepared| {
-            let engine_bytes = prepared.engine_bytes;
-            let notes = self.processes[node].recover(prepared)?;
-            Ok((notes, engine_bytes))
-        });
+        let started = self.processes[node]
+            .prepare_start(now)
+            .and_then(|prepared| {
+                let engine_bytes = prepared.engine_bytes;
+                let notes = self.processes[node]
+                    .recover(prepared)
+                    .map_err(StartFailure::Refused)?;
+                Ok((notes, engine_bytes))
+            });
         let (notes, engine_bytes) = match started {
             Ok(started) => started,
-            Err(reason) => {
+            Err(StartFailure::NotRecorded(reason)) => {
+                // As after a halt on a failed write: down for a while, then another try.
+                self.trace
+                    .event(now, format_args!("n{id} start failed {reason}"));
+                let downtime_ms = self
+                    .fault_rng
+                    .range_inclusive(100, self.scenario.faults.downtime_ms_max.max(100));
+                self.queue.schedule(
+                    now + engine::types::Duration::from_millis(downtime_ms),
+                    Event::Restart { node },
+                );
+                return;
+            }
+            Err(StartFailure::Refused(reason)) => {
                 self.counts.start_refused += 1;
                 self.trace.event(now, format_args!("n{id} dead {reason}"));
                 // Refusing to start on a disk that took silent corruption is a fair fail-stop

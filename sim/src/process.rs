@@ -201,7 +201,21 @@ pub struct Process<M: HostedMember = Member> {
     /// The highest (term, index) acknowledgement recorded for the checkers in this life, so
     /// that only acknowledgements that extend the promise become trace events.
     pub(crate) acked_recorded: Option<(Term, LogIndex)>,
-    rng: SimRng,
+    /// The member's seed stream, never advanced: the seed of the start numbered `n` on this
+    /// disk is its `n`-th value (`seed_of`), so a start's seed follows from the count on the
+    /// disk alone, not from anything the host remembers.
+    seed_stream: SimRng,
+}
+
+/// Why a start did not happen.
+#[derive(Debug)]
+pub enum StartFailure {
+    /// The member will not run again (an unreadable disk, a damaged incarnation record, a
+    /// refused recovery); the process is dead.
+    Refused(String),
+    /// The incarnation record could not be made durable (a write or sync failed, the disk was
+    /// full): the member did not start; the process stays down and may try again later.
+    NotRecorded(String),
 }
 
 impl<M: HostedMember> Process<M> {
@@ -231,7 +245,7 @@ impl<M: HostedMember> Process<M> {
             timer: TimerSlot::new(),
             aim: None,
             acked_recorded: None,
-            rng,
+            seed_stream: rng,
         }
     }
 
@@ -250,11 +264,42 @@ impl<M: HostedMember> Process<M> {
         self.incarnation
     }
 
-    /// Reads what a start needs from the disk. On an unreadable disk the process is dead and
-    /// the reason is returned.
-    pub fn prepare_start(&mut self) -> Result<Prepared, String> {
+    /// Reads what a start needs from the disk and records the start there first: the count of
+    /// starts in the incarnation record (`host::incarnation`) is read, bumped and made durable
+    /// (temp file, sync, rename, directory sync) before the member exists, and the member's
+    /// seed follows from the new count (`seed_of`). A restart from whatever the disk held thus
+    /// gets a seed no earlier start on that disk had, even though the process forgot everything.
+    ///
+    /// NB: the record's operations run at the instant of the start and take no simulated
+    /// time, so a start happens when it always did and seeds keep their trace hashes; a crash
+    /// between the record and the member's start is not simulated (`host::incarnation`'s tests
+    /// cover the temp file such a crash leaves). Likewise faults armed on the disk wait for the
+    /// engine's operations (`SimDisk::perform_sheltered`), and random bit flips and read errors
+    /// aim at the engine's files only (`SimDisk::random_stored_byte`): a damaged record (one
+    /// that does not parse) refuses the start, and a record that cannot be written (a full
+    /// disk) is `StartFailure::NotRecorded`, which the world retries later.
+    pub fn prepare_start(&mut self, now: Instant) -> Result<Prepared, StartFailure> {
         assert_eq!(self.state, ProcessState::Down, "only a down process starts");
-        let mut config = MemberConfig::new(self.id, self.voters.clone(), self.rng.next_u64());
+        let mut image = match self.disk.image() {
+            Ok(image) => image,
+            Err(reason) => {
+                let reason = format!("the disk could not be read: {reason}");
+                return Err(StartFailure::Refused(self.refuse_start(reason)));
+            }
+        };
+        let (incarnation, ops) = match host::incarnation::next(&mut image, 0) {
+            Ok(next) => next,
+            Err(reason) => return Err(StartFailure::Refused(self.refuse_start(reason))),
+        };
+        for op in &ops {
+            if let Err(fault) = self.disk.perform_sheltered(op, now) {
+                return Err(StartFailure::NotRecorded(format!(
+                    "the start count could not be recorded: {fault:?}"
+                )));
+            }
+        }
+        let seed = self.seed_of(incarnation.number);
+        let mut config = MemberConfig::new(self.id, self.voters.clone(), seed);
         config.joining = !self.voters.contains(&self.id);
         config.snapshot_interval_entries = self.tuning.snapshot_interval_entries;
         config.wal_segment_bytes_max = self.tuning.wal_segment_bytes_max;
@@ -263,18 +308,24 @@ impl<M: HostedMember> Process<M> {
         config.watch_catch_up_events_per_step_max = self.tuning.watch_catch_up_events_per_step_max;
         config.bugs = self.tuning.bugs;
         config.buggify = self.tuning.buggify;
-        let image = match self.disk.image() {
-            Ok(image) => image,
-            Err(reason) => {
-                return Err(self.refuse_start(format!("the disk could not be read: {reason}")))
-            }
-        };
         let engine_bytes = image.values().map(|bytes| bytes.len() as u64).sum();
         Ok(Prepared {
             config,
             image,
             engine_bytes,
         })
+    }
+
+    /// The member's seed for the start numbered `number` (1 for the first) on this disk: the
+    /// `number`-th value of the member's stream, the values the process drew per start before
+    /// the count was persisted, so existing seeds keep their runs.
+    pub fn seed_of(&self, number: u64) -> u64 {
+        assert!(number >= 1, "starts are numbered from 1");
+        let mut stream = self.seed_stream.clone();
+        for _ in 1..number {
+            let _ = stream.next_u64();
+        }
+        stream.next_u64()
     }
 
     /// Recovers the member from `prepared` (not yet kicked: the world records the recovery
@@ -445,7 +496,7 @@ mod tests {
     }
 
     fn start(process: &mut Process) {
-        let prepared = process.prepare_start().expect("the disk reads");
+        let prepared = process.prepare_start(Instant(0)).expect("the disk reads");
         process.recover(prepared).expect("the member recovers");
     }
 
@@ -500,6 +551,57 @@ mod tests {
         assert!(!process.crash(), "a down process cannot crash again");
         start(&mut process);
         assert!(process.take_hosting().is_some());
+    }
+
+    /// Goal: the seed of a start follows from the count on the disk, not from the process's
+    /// memory: a fresh process on the disk of an earlier one (the host lost everything) gets
+    /// the next seed, never a repeat; a damaged record refuses the start.
+    /// Method: start and crash one process twice, move its disk to a new process, start that;
+    /// then damage the record and start again.
+    #[test]
+    fn the_start_count_lives_on_the_disk() {
+        let mut first = process();
+        let mut seeds = Vec::new();
+        for _ in 0..2 {
+            let prepared = first.prepare_start(Instant(0)).expect("the disk reads");
+            seeds.push(prepared.config.seed);
+            assert!(
+                prepared.image.is_empty(),
+                "the engine never sees the record"
+            );
+            first.recover(prepared).expect("recovers");
+            assert!(first.crash());
+        }
+        let mut fresh = process();
+        fresh.disk = std::mem::replace(&mut first.disk, process().disk);
+        let prepared = fresh.prepare_start(Instant(0)).expect("the disk reads");
+        assert_eq!(prepared.config.seed, fresh.seed_of(3));
+        assert!(!seeds.contains(&prepared.config.seed), "{seeds:?}");
+        assert_eq!(seeds, vec![fresh.seed_of(1), fresh.seed_of(2)]);
+        fresh.recover(prepared).expect("recovers");
+        assert!(fresh.crash());
+        let record = FileName(host::incarnation::INCARNATION_FILE_NAME.into());
+        for op in [
+            DiskOp::Create {
+                file: record.clone(),
+            },
+            DiskOp::Append {
+                file: record.clone(),
+                bytes: b"\0\0".to_vec(),
+            },
+            DiskOp::Sync { file: record },
+            DiskOp::SyncDir,
+        ] {
+            fresh.disk.perform(&op, Instant(1)).unwrap();
+        }
+        fresh.disk.crash();
+        match fresh.prepare_start(Instant(2)) {
+            Err(super::StartFailure::Refused(reason)) => {
+                assert!(reason.contains("not a start count"), "{reason}");
+            }
+            other => panic!("a damaged record must refuse the start: {other:?}"),
+        }
+        assert!(matches!(fresh.state(), ProcessState::Dead { .. }));
     }
 
     /// Goal: disk operations of one process complete in issue order, never overlapping.
