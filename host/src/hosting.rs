@@ -12,9 +12,10 @@
 //!    a halted member re-arms no timer;
 //! 6. the wake, kept as the earliest ([`crate::timer::TimerSlot`]).
 //!
-//! The simulator's world carries out actions in this same order in its own loop, because it
-//! interleaves fault injection (crash points aimed at a disk window, message copies); the
-//! order is asserted by the conformance suite on both hosts' disks.
+//! Both hosts use it: the server's member task, and the simulator's processes (`sim::process`),
+//! which inject faults between the steps of one carry-out through the [`Io`] hooks
+//! (`keep_running` after the observations, `before_send` once the disk operations were issued)
+//! and keep the timer in their own frame of time (`Io::wake_at`).
 
 use std::collections::BTreeMap;
 
@@ -25,12 +26,40 @@ use engine::member::{Member, MemberConfig, RecoveryError, RecoveryReport};
 use engine::types::{Instant, NodeId, RequestId, Revision, WatchId};
 
 use crate::disk::DiskQueue;
-use crate::timer::TimerSlot;
+pub use crate::timer::TimerSlot;
 
 /// The answer to one request.
 pub type Answer = Result<Response, RequestError>;
 
-/// What a host supplies: the disk, the network and the way back to clients.
+/// What a host hosts: the engine's `Member`, or a stand-in that a simulator's tests host in its
+/// place to exercise the simulator's own paths.
+pub trait Hosted: Sized {
+    /// Recovers from what the disk held, without stepping (the kick is [`Hosting::kick`]).
+    fn recover(
+        config: MemberConfig,
+        image: DiskImage,
+    ) -> Result<(Self, RecoveryReport), RecoveryError>;
+    /// Steps once at the member's time `now`, writing what it asks into `out` (which arrives
+    /// empty; the member may keep its emptied buffers).
+    fn step_into(&mut self, now: Instant, input: Input, out: &mut Actions);
+}
+
+impl Hosted for Member {
+    fn recover(
+        config: MemberConfig,
+        image: DiskImage,
+    ) -> Result<(Member, RecoveryReport), RecoveryError> {
+        Member::new(config, image)
+    }
+
+    fn step_into(&mut self, now: Instant, input: Input, out: &mut Actions) {
+        Member::step_into(self, now, input, out);
+    }
+}
+
+/// What a host supplies: the disk, the network and the way back to clients. The hooks with a
+/// default body are for hosts that do more than carry actions out (the simulator injects
+/// faults between them); the server leaves them as they are.
 pub trait Io {
     /// Where the answer to one request goes (a oneshot channel, a client id).
     type Reply;
@@ -48,6 +77,41 @@ pub trait Io {
     fn deliver(&mut self, stream: &Self::Stream, response: WatchResponse) -> bool;
     /// A fact for the host's trace or metrics.
     fn observe(&mut self, _observation: &Observation) {}
+    /// Asked once per step, after the observations and before anything leaves the member:
+    /// false when the host stopped the member meanwhile (a fault aimed at what it observed).
+    /// The rest of the step is then dropped, as if the process died there, and the host must
+    /// not step this hosting again.
+    fn keep_running(&mut self) -> bool {
+        true
+    }
+    /// Once per step, after its disk operations were issued and before any message is sent:
+    /// a simulator aims crash points at what the step sends (a vote, an acknowledgement).
+    fn before_send(&mut self, _messages: &[Envelope]) {}
+    /// Every wake the member asks for, in the member's time, unless it halted. [`Hosting`]
+    /// keeps the earliest itself (`Hosting::wake_at`); a host whose time differs from the
+    /// member's (the simulator's skewed clocks) keeps a [`TimerSlot`] of its own in its frame
+    /// and wakes the member with [`Hosting::wake`].
+    fn wake_at(&mut self, _at: Instant) {}
+    /// The answer to a watch create, after a created watch's stream was registered (so that
+    /// the member's `created` response and catch-up events, routed next, reach it). By default
+    /// a create that failed is told to its stream as a canceled response in etcd's words; a
+    /// created one needs nothing, as the member's own `created` response follows.
+    fn watch_answered(&mut self, stream: &Self::Stream, answer: Answer) {
+        match answer {
+            Ok(Response::WatchCreated { .. }) => {}
+            Ok(other) => {
+                let refusal = refused(format!("unexpected answer to a watch: {other:?}"), 0);
+                let _ = self.deliver(stream, refusal);
+            }
+            Err(error) => {
+                let compacted = match &error {
+                    RequestError::Compacted { compacted, .. } => compacted.0,
+                    _ => 0,
+                };
+                let _ = self.deliver(stream, refused(error.etcd_text().to_string(), compacted));
+            }
+        }
+    }
 }
 
 /// Where the outcome of a request goes.
@@ -60,8 +124,8 @@ pub enum Route<R, S> {
 }
 
 /// A member and the bookkeeping of hosting it.
-pub struct Hosting<R, S> {
-    member: Member,
+pub struct Hosting<R, S, M: Hosted = Member> {
+    member: M,
     timer: TimerSlot,
     disk: DiskQueue,
     routes: BTreeMap<RequestId, Route<R, S>>,
@@ -71,10 +135,12 @@ pub struct Hosting<R, S> {
     /// Invariant: greater than every id handed to the member so far.
     request_id_next: u64,
     halted: Option<HaltReason>,
+    /// Whether the kick after the start was given: every other input waits for it.
+    kicked: bool,
     actions: Actions,
 }
 
-impl<R, S> core::fmt::Debug for Hosting<R, S> {
+impl<R, S, M: Hosted + core::fmt::Debug> core::fmt::Debug for Hosting<R, S, M> {
     fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         formatter
             .debug_struct("Hosting")
@@ -87,17 +153,31 @@ impl<R, S> core::fmt::Debug for Hosting<R, S> {
     }
 }
 
-impl<R, S> Hosting<R, S> {
-    /// Starts a member from `image` at `now` and carries out its initial actions (the
-    /// `Input::Timer` kick of `Member::start`).
+impl<R, S, M: Hosted> Hosting<R, S, M> {
+    /// Starts a member from `image` at `now` and carries out its initial actions: [`recover`]
+    /// then [`kick`].
+    ///
+    /// [`recover`]: Hosting::recover
+    /// [`kick`]: Hosting::kick
     pub fn start<I: Io<Reply = R, Stream = S>>(
         config: MemberConfig,
         image: DiskImage,
         now: Instant,
         io: &mut I,
-    ) -> Result<(Hosting<R, S>, RecoveryReport), RecoveryError> {
-        let (member, report, mut actions) = Member::start(config, image, now)?;
-        let mut hosting = Hosting {
+    ) -> Result<(Hosting<R, S, M>, RecoveryReport), RecoveryError> {
+        let (mut hosting, report) = Hosting::recover(config, image)?;
+        hosting.kick(now, io);
+        Ok((hosting, report))
+    }
+
+    /// Recovers a member from `image`; it must be kicked ([`Hosting::kick`]) before any other
+    /// input. Split from `start` for a host that records the recovery before the member acts.
+    pub fn recover(
+        config: MemberConfig,
+        image: DiskImage,
+    ) -> Result<(Hosting<R, S, M>, RecoveryReport), RecoveryError> {
+        let (member, report) = M::recover(config, image)?;
+        let hosting = Hosting {
             member,
             timer: TimerSlot::new(),
             disk: DiskQueue::new(),
@@ -106,16 +186,30 @@ impl<R, S> Hosting<R, S> {
             orphaned_watches: Vec::new(),
             request_id_next: 1,
             halted: None,
+            kicked: false,
             actions: Actions::default(),
         };
-        hosting.carry_out(&mut actions, io);
-        hosting.cancel_orphaned_watches(now, io);
         Ok((hosting, report))
     }
 
+    /// Steps a recovered member with `Input::Timer` once, right away, and carries out what it
+    /// asks. Why: a member asks for its first wake only when stepped, and the repair
+    /// operations of its recovery (a torn tail cut, a snapshot marker written) come out with
+    /// its first actions; without the kick they would wait for an input that may never come.
+    pub fn kick<I: Io<Reply = R, Stream = S>>(&mut self, now: Instant, io: &mut I) {
+        assert!(!self.kicked, "a member is kicked once, after its start");
+        self.kicked = true;
+        self.step(now, Input::Timer, io);
+    }
+
     /// The member, read-only (status, samples).
-    pub fn member(&self) -> &Member {
+    pub fn member(&self) -> &M {
         &self.member
+    }
+
+    /// The member, for a host's own bookkeeping of it (a simulator's panic guard).
+    pub fn member_mut(&mut self) -> &mut M {
+        &mut self.member
     }
 
     /// Why the member halted, once it has: the host must stop it.
@@ -147,7 +241,23 @@ impl<R, S> Hosting<R, S> {
         io: &mut I,
     ) {
         let id = self.next_request_id();
-        self.routes.insert(id, route);
+        self.request_as(now, id, request, route, io);
+    }
+
+    /// Like [`Hosting::request`], under an id the host chose (the simulator names requests by
+    /// its operation ids). The id must not be waiting for an answer; ids the hosting picks
+    /// itself stay above every id named so far.
+    pub fn request_as<I: Io<Reply = R, Stream = S>>(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        request: Request,
+        route: Route<R, S>,
+        io: &mut I,
+    ) {
+        let previous = self.routes.insert(id, route);
+        assert!(previous.is_none(), "request id {id:?} is already waiting");
+        self.request_id_next = self.request_id_next.max(id.0.saturating_add(1));
         self.step(now, Input::Request { id, request }, io);
     }
 
@@ -203,6 +313,14 @@ impl<R, S> Hosting<R, S> {
         true
     }
 
+    /// Wakes the member now whether or not its wake is due (the engine allows an early wake):
+    /// for a host that keeps the timer in its own frame (`Io::wake_at`) or resumes a paused
+    /// member, whose stale timers fire first.
+    pub fn wake<I: Io<Reply = R, Stream = S>>(&mut self, now: Instant, io: &mut I) {
+        self.timer.clear();
+        self.step(now, Input::Timer, io);
+    }
+
     /// Tells the member a watch's stream is full (`slow`) or drained.
     pub fn watch_backpressure<I: Io<Reply = R, Stream = S>>(
         &mut self,
@@ -223,6 +341,10 @@ impl<R, S> Hosting<R, S> {
     /// Steps the member once and carries out what it asks. A halted member is not stepped:
     /// requests are answered `Stopping` here.
     fn step<I: Io<Reply = R, Stream = S>>(&mut self, now: Instant, input: Input, io: &mut I) {
+        assert!(
+            self.kicked,
+            "a started member is kicked before any other input"
+        );
         if self.halted.is_some() {
             if let Input::Request { id, .. } | Input::RequestAs { id, .. } = input {
                 self.route_reply(id, Err(RequestError::Stopping), io);
@@ -255,13 +377,19 @@ impl<R, S> Hosting<R, S> {
         for observation in actions.observe.drain(..) {
             io.observe(&observation);
         }
+        if !io.keep_running() {
+            actions.clear();
+            return;
+        }
         for (op_id, op) in actions.disk.drain(..) {
-            // Real hosts take their own time; the queue keeps the order.
+            // Hosts take their own time (the simulator keeps its own queue for the timing);
+            // this queue holds the order that completions are checked against.
             let _completes_at = self
                 .disk
                 .issue(op_id, Instant(0), engine::types::Duration(0));
             io.disk(op_id, op);
         }
+        io.before_send(&actions.send);
         for envelope in actions.send.drain(..) {
             io.send(envelope);
         }
@@ -278,6 +406,7 @@ impl<R, S> Hosting<R, S> {
         }
         if let Some(wake_at) = actions.wake_at.take() {
             let _newly_armed = self.timer.arm(wake_at);
+            io.wake_at(wake_at);
         }
     }
 
@@ -289,24 +418,15 @@ impl<R, S> Hosting<R, S> {
     ) {
         match self.routes.remove(&request_id) {
             Some(Route::Reply(reply)) => io.answer(reply, answer),
-            Some(Route::Watch(stream)) => match answer {
+            Some(Route::Watch(stream)) => match &answer {
                 // Registered before this step's responses are routed: the member's `created`
                 // response and any catch-up events follow in `notify`.
                 Ok(Response::WatchCreated { watch_id, .. }) => {
+                    let watch_id = *watch_id;
                     self.watches.insert(watch_id, stream);
+                    io.watch_answered(&self.watches[&watch_id], answer);
                 }
-                Ok(other) => {
-                    let refusal = refused(format!("unexpected answer to a watch: {other:?}"), 0);
-                    let _ = io.deliver(&stream, refusal);
-                }
-                Err(error) => {
-                    let compacted = match &error {
-                        RequestError::Compacted { compacted, .. } => compacted.0,
-                        _ => 0,
-                    };
-                    let refusal = refused(error.etcd_text().to_string(), compacted);
-                    let _ = io.deliver(&stream, refusal);
-                }
+                _ => io.watch_answered(&stream, answer),
             },
             // Internal requests (watch cancels of orphaned streams) have no route.
             None => {}

@@ -6,8 +6,17 @@
 //! count durable before the member starts, and derives the seed from a base and the count: no
 //! clock and no global randomness, yet never the same seed twice on one disk.
 //!
-//! The simulator draws each start's seed from the member's seeded stream instead (same promise,
-//! no file: its pinned trace hashes predate this file); the conformance suite checks both.
+//! The simulator keeps the same record on each member's simulated disk and takes the seed of
+//! start `n` as the `n`-th value of the member's seeded stream (`sim::process`), so a restart
+//! from a disk image gets a fresh seed from the count on the disk alone.
+//!
+//! Disk faults: a record that does not parse (damage: a flipped bit, a lost write) refuses the
+//! start with a clear error, never guessed; a failed write of the new count means the member
+//! does not start (the server exits; the simulator tries again later). A record that is
+//! missing counts as no start yet: the host writes it before the member creates any file, so
+//! it goes missing beside the engine's files only by outside damage (deleting the file), which
+//! the engine's own recovery partly covers (its incarnation mixes in the recovered last index
+//! and term).
 
 use engine::api::{DiskImage, DiskOp, FileName};
 
@@ -15,6 +24,11 @@ use engine::api::{DiskImage, DiskOp, FileName};
 pub const INCARNATION_FILE_NAME: &str = "INCARNATION";
 /// Where the new count is written before it replaces the old one.
 const INCARNATION_TEMP_FILE_NAME: &str = "INCARNATION.tmp";
+
+/// Whether `name` is the incarnation record or its temp file (the host's, never the engine's).
+pub fn is_record(name: &FileName) -> bool {
+    *name.0 == *INCARNATION_FILE_NAME || *name.0 == *INCARNATION_TEMP_FILE_NAME
+}
 
 /// One start of a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

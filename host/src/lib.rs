@@ -7,7 +7,8 @@
 //!   earliest wake ([`timer::TimerSlot`]), kicks a started member with `Input::Timer`
 //!   (`engine::member::Member::start`), and routes replies and watch responses;
 //! - [`disk::DiskQueue`]: disk operations complete first in, first out, one at a time;
-//! - [`incarnation`]: a distinct member seed per start, persisted on the member's disk;
+//! - [`incarnation`]: a distinct member seed per start, persisted on the member's disk (both
+//!   hosts: real files and the simulated disk);
 //! - [`history`]: engine requests and answers as the lines of `docs/history-format.md`;
 //! - [`conformance`]: one suite a host runs against its own disk (simulated or real files).
 //!
@@ -21,4 +22,4 @@ pub mod hosting;
 pub mod incarnation;
 pub mod timer;
 
-pub use hosting::{Answer, Hosting, Io, Route};
+pub use hosting::{Answer, Hosted, Hosting, Io, Route};

@@ -12,7 +12,7 @@
 //! This module does not decide how often faults come (`faults` does) and never looks inside the
 //! member: it reads only the actions a host must carry out anyway.
 
-use engine::api::{Actions, DiskOp};
+use engine::api::DiskOp;
 use engine::raft::MessageBody;
 use engine::types::{Duration, Instant, LogIndex, NodeId};
 
@@ -155,23 +155,22 @@ impl<M: HostedMember> World<M> {
         );
     }
 
-    /// Looks at the actions member `node` is about to carry out (before they are drained) for
-    /// its armed send trigger and the facts the checkers need: granted votes and acknowledgements.
-    /// `disk_window_end` is when the last disk operation of these actions completes, given only
-    /// when one of them matched the armed disk trigger (the caller has drained them already).
+    /// Looks at the messages member `node` is about to send (the hosting asks before it sends:
+    /// `host::Io::before_send`) for its armed send trigger and the facts the checkers need:
+    /// granted votes and acknowledgements. `disk_window_end` is when the last disk operation of
+    /// the same step completes, given only when one of them matched the armed disk trigger.
     pub(crate) fn inspect_actions(
         &mut self,
         now: Instant,
         node: usize,
-        actions: &Actions,
+        messages: &[engine::api::Envelope],
         disk_window_end: Option<Instant>,
     ) {
         if let Some(aim) = self.processes[node].aim {
             if now.0 > aim.armed_at.0.saturating_add(AIM_EXPIRY_NS) {
                 self.processes[node].aim = None;
             } else {
-                let sent = actions
-                    .send
+                let sent = messages
                     .iter()
                     .any(|envelope| aim.trigger.matches_send(&envelope.message.body));
                 let window_end = if sent {
@@ -185,7 +184,7 @@ impl<M: HostedMember> World<M> {
             }
         }
         let id = self.processes[node].id();
-        for envelope in &actions.send {
+        for envelope in messages {
             match envelope.message.body {
                 MessageBody::VoteResponse {
                     pre_vote: false,
@@ -267,7 +266,7 @@ impl<M: HostedMember> World<M> {
         index: LogIndex,
     ) {
         let process = &self.processes[node];
-        let Some(facts) = process.member().and_then(HostedMember::durable_facts) else {
+        let Some(facts) = process.member().and_then(|member| member.durable_facts()) else {
             return;
         };
         // A stale acknowledgement (the member has moved to a later term since it was held
@@ -298,7 +297,7 @@ impl<M: HostedMember> World<M> {
         let id = self.processes[node].id();
         let Some(facts) = self.processes[node]
             .member()
-            .and_then(HostedMember::durable_facts)
+            .and_then(|member| member.durable_facts())
         else {
             return;
         };

@@ -237,6 +237,30 @@ impl SimDisk {
         }
     }
 
+    /// Performs `op` for the host's incarnation record (`sim::process`): armed one-shot faults
+    /// and a full-disk window stay armed for the engine's next operations instead of taking the
+    /// record. Why: the record's writes were added after many seeds were pinned; letting them
+    /// take the engine's faults moved those seeds' runs. The record's failure paths are held
+    /// by tests of their own (`host::incarnation`, the conformance suite).
+    pub fn perform_sheltered(&mut self, op: &DiskOp, now: Instant) -> Result<(), DiskFault> {
+        let armed = (
+            std::mem::take(&mut self.fail_next_sync),
+            std::mem::take(&mut self.fail_next_append),
+            std::mem::take(&mut self.lose_next_append),
+            std::mem::take(&mut self.misdirect_next_append),
+            std::mem::replace(&mut self.full_until, Instant(0)),
+        );
+        let result = self.perform(op, now);
+        (
+            self.fail_next_sync,
+            self.fail_next_append,
+            self.lose_next_append,
+            self.misdirect_next_append,
+            self.full_until,
+        ) = armed;
+        result
+    }
+
     fn append(&mut self, file: &FileName, bytes: &[u8], now: Instant) -> Result<(), DiskFault> {
         let Some(inode_id) = self.resolve(file) else {
             return Err(DiskFault::Io);
@@ -443,9 +467,12 @@ impl SimDisk {
     }
 
     fn random_stored_byte(&mut self) -> Option<(FileName, usize)> {
+        // The engine's files only: the host's incarnation record is written whole at each
+        // start, and its damage is a test of its own (a refused start), not a random draw.
         let candidates: Vec<(FileName, usize)> = self
             .volatile_dir
             .iter()
+            .filter(|(name, _)| !host::incarnation::is_record(name))
             .map(|(name, id)| (name.clone(), self.inodes[id].bytes.len()))
             .filter(|(_, len)| *len > 0)
             .collect();

@@ -19,6 +19,7 @@ pub mod events;
 mod faults;
 pub mod fuzz;
 pub mod history;
+mod hosted;
 pub mod hunt;
 pub mod invariants;
 mod membership;

@@ -78,7 +78,7 @@ impl<M: HostedMember> World<M> {
         };
         let Some(old_term) = self.processes[old_leader]
             .member()
-            .and_then(HostedMember::durable_facts)
+            .and_then(|member| member.durable_facts())
             .map(|facts| facts.term)
         else {
             return;
@@ -215,7 +215,7 @@ impl<M: HostedMember> World<M> {
                 // A new leader appends its own empty entry in the step that elects it.
                 let own_index = self.processes[node]
                     .member()
-                    .and_then(HostedMember::durable_facts)
+                    .and_then(|member| member.durable_facts())
                     .map_or(LogIndex(0), |facts| facts.last_index);
                 self.figure_eight_acked = vec![LogIndex(0); self.processes.len()];
                 self.figure_eight = FigureEight::Recommit {

@@ -212,7 +212,7 @@ impl<M: HostedMember> World<M> {
         let id = self.processes[node].id();
         let last_index = self.processes[node]
             .member()
-            .and_then(HostedMember::durable_facts)
+            .and_then(|member| member.durable_facts())
             .map_or(LogIndex(0), |facts| facts.last_index);
         let group = vec![vec![Target::Member(id.0)]];
         self.scripted_partition(now, &group, &[], false, heal_after_ms)?;
@@ -337,7 +337,7 @@ impl<M: HostedMember> World<M> {
                     .min_by_key(|node| {
                         self.processes[*node]
                             .member()
-                            .and_then(HostedMember::durable_facts)
+                            .and_then(|member| member.durable_facts())
                             .map_or(0, |facts| facts.last_index.0)
                     });
                 behind.map(|node| vec![node]).ok_or("no follower up".into())

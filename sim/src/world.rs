@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use engine::api::{Actions, DiskOp, DiskOpId, Input, Observation, PeerMessage};
+use engine::api::{DiskOp, DiskOpId, Input, Observation, PeerMessage};
 use engine::kv::{Request, RequestError, Response};
 use engine::types::{Duration, Instant, LogIndex, NodeId, RequestId, WatchId};
 
@@ -15,7 +15,7 @@ use crate::clock::SimClock;
 use crate::disk::SimDisk;
 use crate::invariants::Invariants;
 use crate::network::Network;
-use crate::process::{HostedMember, Process, ProcessState, StepOutcome};
+use crate::process::{HostedMember, Process, ProcessState};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, Stream};
 use crate::scenario::Scenario;
@@ -238,10 +238,9 @@ pub(crate) struct World<M: HostedMember> {
     pub(crate) counts: Counts,
     pub(crate) liveness_shown_at: Option<Instant>,
     pub(crate) ended: bool,
-    /// One `Actions` handed to every member step and drained after it, so its Vecs keep their
-    /// capacity instead of being regrown and freed at each step.
-    /// `None` only while a step has it out (an Option, so putting it back drops nothing).
-    pub(crate) spare_actions: Option<Actions>,
+    /// The buffer a step collects its applied terms in (`hosted`), kept between steps so its
+    /// capacity is reused.
+    pub(crate) applied_terms_spare: Vec<engine::types::Term>,
 }
 
 impl<M: HostedMember> World<M> {
@@ -326,7 +325,7 @@ impl<M: HostedMember> World<M> {
             seed,
             queue: EventQueue::new(QUEUE_EVENTS_COUNT_MAX),
             processes,
-            spare_actions: Some(Actions::default()),
+            applied_terms_spare: Vec::new(),
             network,
             clients,
             watchers,
@@ -413,10 +412,10 @@ impl<M: HostedMember> World<M> {
     fn handle(&mut self, now: Instant, event: Event) {
         match event {
             Event::MemberTimer { node, incarnation } => {
-                if self.processes[node].incarnation() == incarnation
-                    && self.processes[node].timer_at == Some(now)
-                {
-                    self.processes[node].timer_at = None;
+                let process = &mut self.processes[node];
+                // Timers cannot be cancelled here: only the standing one wakes the member.
+                if process.incarnation() == incarnation && process.timer.is_current(now) {
+                    let _due = process.timer.fire(now);
                     self.step_member(now, node, Input::Timer);
                 }
             }
@@ -498,192 +497,6 @@ impl<M: HostedMember> World<M> {
         }
     }
 
-    /// Starts (or restarts) member `node` from its disk and kicks it with a timer.
-    pub(crate) fn start_member(&mut self, node: usize) {
-        let now = self.queue.now();
-        let id = self.processes[node].id();
-        match self.processes[node].start() {
-            Ok(notes) => {
-                let incarnation = self.processes[node].incarnation();
-                let verb = if incarnation == 0 { "start" } else { "restart" };
-                if incarnation > 0 {
-                    self.counts.restarts += 1;
-                    self.record_event(|| Some(crate::events::restarted_line(id, now)));
-                    self.check_trace
-                        .push(checkers::trace::TraceEvent::Restarted {
-                            member: crate::checking::member(id),
-                            time: crate::checking::time_of(now),
-                        });
-                }
-                let stored_bytes = self.processes[node].disk.used_bytes();
-                self.trace.event(
-                    now,
-                    format_args!(
-                        "n{id} {verb} incarnation={incarnation} disk_bytes={stored_bytes} notes={}{}",
-                        notes.len(),
-                        notes.iter().map(|note| format!(" | {note}")).collect::<String>()
-                    ),
-                );
-                if incarnation > 0 {
-                    self.record_recovered(now, node);
-                }
-                self.step_member(now, node, Input::Timer);
-            }
-            Err(reason) => {
-                self.counts.start_refused += 1;
-                self.trace.event(now, format_args!("n{id} dead {reason}"));
-                // Refusing to start on a disk that took silent corruption is a fair fail-stop
-                // (the rest of the cluster still has a quorum); refusing after crashes and
-                // torn writes alone is not, since the design claims to survive those.
-                if !self.scenario.beyond_model && !self.corrupted.contains(&id) {
-                    self.invariants
-                        .record("member_recovery", now, format!("n{id}: {reason}"));
-                }
-            }
-        }
-    }
-
-    /// Steps member `node` with `input` and carries out what it asks.
-    pub(crate) fn step_member(&mut self, now: Instant, node: usize, input: Input) {
-        // A step nested in carry_out (a restart's first timer) finds none and starts afresh.
-        let mut actions = self.spare_actions.take().unwrap_or_default();
-        match self.processes[node].step(now, input, &mut actions) {
-            StepOutcome::Ran => self.carry_out(now, node, &mut actions),
-            StepOutcome::Buffered | StepOutcome::NotRunning => {}
-            StepOutcome::Panicked(reason) => {
-                let id = self.processes[node].id();
-                self.trace.event(now, format_args!("n{id} panic"));
-                self.invariants
-                    .record("member_panic", now, format!("n{id}: {reason}"));
-            }
-        }
-        // A panicking step may leave anything behind; the next step needs it empty.
-        actions.clear();
-        self.spare_actions = Some(actions);
-    }
-
-    /// Carries out `actions`, draining its Vecs (their buffers go back to the next step).
-    fn carry_out(&mut self, now: Instant, node: usize, actions: &mut Actions) {
-        let id = self.processes[node].id();
-        for observation in &actions.observe {
-            self.observe(now, id, observation);
-        }
-        if let crate::nemesis::FigureEight::Recommit {
-            leader,
-            leader_term,
-            ..
-        } = self.figure_eight
-        {
-            if leader == node {
-                let applied_terms =
-                    actions
-                        .observe
-                        .iter()
-                        .filter_map(|observation| match observation {
-                            Observation::Applied { term, .. } => Some(*term),
-                            _ => None,
-                        });
-                let (mut applied_old, mut applied_own) = (false, false);
-                for term in applied_terms {
-                    applied_old |= term < leader_term;
-                    applied_own |= term == leader_term;
-                }
-                self.figure_eight_on_applied(now, node, applied_old, applied_own);
-                if self.processes[node].is_down() {
-                    return;
-                }
-            }
-        }
-        // The actions are inspected (crash points, promises for the checkers) with the disk
-        // operations' completion times, which only the loop below computes: the latest is kept.
-        let mut disk_window_end = None;
-        let mut disk_aim_matched = false;
-        let incarnation = self.processes[node].incarnation();
-        let aim = self.processes[node].aim;
-        for (op_id, op) in actions.disk.drain(..) {
-            let done = self.processes[node].disk_completion_time(&op, now);
-            disk_window_end = Some(done);
-            disk_aim_matched |= aim.is_some_and(|aim| aim.matches_disk(&op));
-            self.queue.schedule(
-                done,
-                Event::DiskDone {
-                    node,
-                    incarnation,
-                    op_id,
-                    op,
-                },
-            );
-        }
-        let disk_window_end = disk_window_end.filter(|_| disk_aim_matched);
-        self.inspect_actions(now, node, actions, disk_window_end);
-        for envelope in actions.send.drain(..) {
-            self.counts.messages += 1;
-            let Some(target) = self.node_index(envelope.to) else {
-                continue;
-            };
-            let copies = self.network.transmit(id, envelope.to);
-            // Earlier copies (of a duplicated message) get clones; the last takes the message.
-            if let Some((last, earlier)) = copies.as_slice().split_last() {
-                for delay in earlier {
-                    self.deliver_later(now + *delay, id, target, envelope.message.clone());
-                }
-                self.deliver_later(now + *last, id, target, envelope.message);
-            }
-        }
-        // Replies and watch notifications are rare: skip the loops' set-up and tear-down when
-        // there are none (they showed in profiles at four per step).
-        if !actions.reply.is_empty() {
-            for (request_id, result) in actions.reply.drain(..) {
-                self.route_reply(now, node, request_id, result);
-            }
-        }
-        if !actions.notify.is_empty() {
-            for response in actions.notify.drain(..) {
-                self.route_notify(now, node, response);
-            }
-        }
-        if let Some(reason) = actions.halt.take() {
-            self.counts.halts += 1;
-            self.trace.event(now, format_args!("n{id} halt {reason:?}"));
-            if reason == engine::api::HaltReason::Removed {
-                // It applied its own removal: an operator stops it for good.
-                self.retire(now, node);
-                return;
-            }
-            self.crash_member(now, node);
-            return;
-        }
-        if let Some(wake_local) = actions.wake_at.take() {
-            let wake_true = self.processes[node].clock.true_time_of(wake_local, now);
-            self.set_timer(node, wake_true);
-        }
-    }
-
-    /// Queues one copy of a peer message for member `node` at `time`.
-    fn deliver_later(&mut self, time: Instant, from: NodeId, node: usize, message: PeerMessage) {
-        self.queue.schedule(
-            time,
-            Event::Deliver {
-                from,
-                node,
-                message,
-            },
-        );
-    }
-
-    /// Makes sure member `node` gets a timer event at `time` (keeping an earlier one).
-    pub(crate) fn set_timer(&mut self, node: usize, time: Instant) {
-        let process = &mut self.processes[node];
-        if process.timer_at.is_some_and(|scheduled| scheduled <= time) {
-            // The earlier event wakes it first, and the member re-arms its timer then.
-            return;
-        }
-        process.timer_at = Some(time);
-        let incarnation = process.incarnation();
-        self.queue
-            .schedule(time, Event::MemberTimer { node, incarnation });
-    }
-
     /// Keeps a cluster event line, rendered only when artifacts are kept.
     pub(crate) fn record_event(&mut self, render: impl FnOnce() -> Option<String>) {
         if let Some(lines) = &mut self.event_lines {
@@ -693,7 +506,7 @@ impl<M: HostedMember> World<M> {
         }
     }
 
-    fn observe(&mut self, now: Instant, id: NodeId, observation: &Observation) {
+    pub(crate) fn observe(&mut self, now: Instant, id: NodeId, observation: &Observation) {
         self.record_event(|| crate::events::observation_line(id, now, observation));
         match observation {
             Observation::BecameLeader { term } => {
@@ -778,7 +591,7 @@ impl<M: HostedMember> World<M> {
         let id = self.processes[node].id();
         if let Some((entries, commit_index)) = self.processes[node]
             .member()
-            .and_then(HostedMember::log_sample)
+            .and_then(|member| member.log_sample())
         {
             self.check_trace
                 .push(crate::checking::log_state(id, now, &entries, commit_index));
@@ -796,7 +609,7 @@ impl<M: HostedMember> World<M> {
     pub(crate) fn record_final_stores(&mut self) {
         for process in &self.processes {
             if let Some((compacted_revision, changes)) =
-                process.member().and_then(HostedMember::final_store)
+                process.member().and_then(|member| member.final_store())
             {
                 self.check_trace
                     .push(checkers::trace::TraceEvent::FinalStore {
@@ -854,7 +667,7 @@ impl<M: HostedMember> World<M> {
     }
 
     /// Restarts member `node` if it is still down (the heal may have restarted it already).
-    fn restart_member(&mut self, node: usize) {
+    pub(crate) fn restart_member(&mut self, node: usize) {
         if self.processes[node].state() == &ProcessState::Down && self.membership[node].is_joined()
         {
             self.start_member(node);
