@@ -407,7 +407,7 @@ pub fn check_failed_sync_halts<D: HostDisk>(make: &mut dyn FnMut() -> D) {
     let answer = running.call_after_halt();
     assert_eq!(answer, Err(engine::kv::RequestError::Stopping));
     // A request with credentials is answered the same way, never handed to the member.
-    running.hosting.request_as(
+    running.hosting.request_with_credentials(
         running.now,
         Request::Range(RangeRequest::default()),
         engine::auth::Credentials::User("alice".into()),

@@ -263,7 +263,7 @@ impl<R, S, M: Hosted> Hosting<R, S, M> {
 
     /// Hands a client request with its credentials (a token, or a verified certificate's user)
     /// to the member; its outcome goes to `route`.
-    pub fn request_as<I: Io<Reply = R, Stream = S>>(
+    pub fn request_with_credentials<I: Io<Reply = R, Stream = S>>(
         &mut self,
         now: Instant,
         request: Request,

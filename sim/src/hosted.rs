@@ -248,6 +248,9 @@ impl<M: HostedMember> World<M> {
                     hosting.watch_backpressure(local_now, watch_id, slow, io);
                 });
             }
+            Input::RequestAs { .. } => {
+                unreachable!("the simulated workload sends no credentials (no auth traffic yet)")
+            }
         }
     }
 
