@@ -178,7 +178,9 @@ pub struct Process<M: HostedMember = Member> {
     voters: Vec<NodeId>,
     tuning: MemberTuning,
     /// The hosting while the process runs; the world takes it out for the length of a step.
-    hosting: Option<SimHosting<M>>,
+    /// Boxed: a step moves it out and back, and moving the whole struct twice per step was a
+    /// tenth of a run's instructions.
+    hosting: Option<Box<SimHosting<M>>>,
     /// The member the hosting steps, for reading (`member`).
     member: Option<Guarded<M>>,
     state: ProcessState,
@@ -338,7 +340,7 @@ impl<M: HostedMember> Process<M> {
                 self.member = Some(Guarded {
                     inner: Rc::clone(&hosting.member().inner),
                 });
-                self.hosting = Some(hosting);
+                self.hosting = Some(Box::new(hosting));
                 self.state = ProcessState::Up;
                 Ok(report.notes)
             }
@@ -364,7 +366,7 @@ impl<M: HostedMember> Process<M> {
 
     /// Takes the hosting out for one step (the world lends itself to it as the `host::Io`).
     /// `None` unless the process is up.
-    pub fn take_hosting(&mut self) -> Option<SimHosting<M>> {
+    pub fn take_hosting(&mut self) -> Option<Box<SimHosting<M>>> {
         if self.state != ProcessState::Up {
             return None;
         }
@@ -373,7 +375,7 @@ impl<M: HostedMember> Process<M> {
 
     /// Puts the hosting back after a step, unless the process crashed or died meanwhile (its
     /// member's life is over, and with it the hosting).
-    pub fn put_hosting(&mut self, hosting: SimHosting<M>, incarnation: u32) {
+    pub fn put_hosting(&mut self, hosting: Box<SimHosting<M>>, incarnation: u32) {
         let running = matches!(self.state, ProcessState::Up | ProcessState::Paused);
         if running && self.incarnation == incarnation && self.member.is_some() {
             self.hosting = Some(hosting);

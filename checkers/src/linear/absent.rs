@@ -36,11 +36,8 @@ pub(crate) struct Absences {
     /// only `capacity` (0 or 1) revisions in (R, S] not pinned to a definite write that
     /// deletes nothing. Sorted; for one (R, key) only the nearest absence is kept.
     windows: Vec<(i64, KeyId, u8)>,
-    /// (R, key, C, least version): a recorded lifetime (created at C, version V at mod
-    /// revision M > R) leaves too few revisions in (R, M] to put the key more than
-    /// V - `least version` times, so at R the key, if created at C, has at least that version.
-    /// Sorted, one entry per (R, key, C).
-    versions: Vec<(i64, KeyId, i64, i64)>,
+    /// The version floors the recorded lifetimes set (see `VersionFloors`).
+    floors: VersionFloors,
     /// Per key id, the recorded lifetimes (create revision, mod revision, version), sorted.
     lifetimes: Vec<Vec<(i64, i64, i64)>>,
     /// Per key id, the revisions a definite (or pinned) write certainly put it at, sorted.
@@ -100,16 +97,6 @@ impl Absences {
             note_removals(&op.op, &mut removal_revisions, &mut ever_put);
         }
         let keeping = nondeleting_revisions(ops);
-        // Whether revision R is pinned to a write that deletes nothing and does not put `key`
-        // (a pinned put of the key itself may attach it to a lease, or count as a version).
-        let keeps = |revision: i64, key: KeyId| {
-            let at = keeping.partition_point(|&(listed, _)| listed < revision);
-            let mut pinned = keeping[at..]
-                .iter()
-                .take_while(|&&(listed, _)| listed == revision)
-                .peekable();
-            pinned.peek().is_some() && pinned.all(|&(_, put_key)| put_key != key)
-        };
         let mut windows = Vec::new();
         for (key, list) in absent_at.iter().enumerate() {
             // A key no operation puts is never in the store.
@@ -119,47 +106,36 @@ impl Absences {
             for &absent in list {
                 // Walk down from S: each revision not pinned to a deleting-nothing write adds
                 // one to the capacity; at 2 every removal fits, so the window ends.
+                // `keeping[..end]` are the entries at or below `revision`; the walk moves it
+                // down with the revision instead of searching at every step.
                 let mut capacity: u8 = 0;
                 let mut revision = absent;
+                let mut end = keeping.partition_point(|&(listed, _)| listed <= revision);
                 while revision >= 1 && capacity < 2 {
                     windows.push((revision, key as KeyId, capacity));
-                    if !keeps(revision, key as KeyId) {
+                    let mut start = end;
+                    while start > 0 && keeping[start - 1].0 == revision {
+                        start -= 1;
+                    }
+                    let pinned = &keeping[start..end];
+                    if pinned.is_empty() || pinned.iter().any(|&(_, put)| put == key as KeyId) {
                         capacity += 1;
                     }
+                    end = start;
                     revision -= 1;
                 }
             }
         }
-        windows.sort_unstable();
+        // Keys come in ascending order and one key's absences too, so within a revision the
+        // entries are by key, and for one key the nearest absence (least capacity) comes first.
+        let mut windows = by_revision(windows);
         windows.dedup_by_key(|&mut (revision, key, _)| (revision, key));
-        let mut versions = Vec::new();
-        for (key, list) in lifetimes.iter().enumerate() {
-            for &(create, modified, version) in list {
-                // Walk down from M: at R the key needs at least V minus the revisions in
-                // (R, M] that could still put it.
-                let mut capacity = 0;
-                let mut revision = modified;
-                while revision >= create && version - capacity > 1 {
-                    if revision < modified {
-                        versions.push((revision, key as KeyId, create, version - capacity));
-                    }
-                    if !keeps(revision, key as KeyId) {
-                        capacity += 1;
-                    }
-                    revision -= 1;
-                }
-            }
-        }
-        // Per (R, key, create), the greatest least version is the one that binds.
-        versions.sort_unstable_by_key(|&(revision, key, create, least)| {
-            (revision, key, create, std::cmp::Reverse(least))
-        });
-        versions.dedup_by_key(|&mut (revision, key, create, _)| (revision, key, create));
+        let floors = VersionFloors::build(lifetimes, &keeping, key_count);
         Absences {
             absent_at,
             removal_revisions,
             windows,
-            versions,
+            floors,
             lifetimes: lifetimes.to_vec(),
             pinned_puts: pinned_puts(ops, key_count),
         }
@@ -197,17 +173,7 @@ impl Absences {
         if !removable {
             return false;
         }
-        let start = self
-            .versions
-            .partition_point(|&(listed, _, _, _)| listed < revision);
-        self.versions[start..]
-            .iter()
-            .take_while(|&&(listed, _, _, _)| listed == revision)
-            .all(|&(_, key, create, least)| {
-                store
-                    .get(key)
-                    .is_none_or(|state| state.create_revision != create || state.version >= least)
-            })
+        self.floors.hold(store, revision)
     }
 }
 
@@ -235,6 +201,42 @@ impl Absences {
                 state.version + coming as i64 <= version
             })
     }
+}
+
+/// `entries` sorted by revision, keeping their order within one revision: a counting sort
+/// over the revisions spanned (the simulator's histories make tens of thousands of window
+/// entries over a few thousand revisions, and a comparison sort of them was a fifth of a
+/// check), or a stable comparison sort when the span is far wider than the entries.
+fn by_revision(mut entries: Vec<(i64, KeyId, u8)>) -> Vec<(i64, KeyId, u8)> {
+    let (Some(lowest), Some(highest)) = (
+        entries.iter().map(|entry| entry.0).min(),
+        entries.iter().map(|entry| entry.0).max(),
+    ) else {
+        return entries;
+    };
+    let span = highest
+        .checked_sub(lowest)
+        .and_then(|span| usize::try_from(span).ok())
+        .filter(|&span| span <= entries.len().saturating_mul(4).saturating_add(1024));
+    let Some(span) = span else {
+        entries.sort_by_key(|entry| entry.0);
+        return entries;
+    };
+    let slot = |revision: i64| (revision - lowest) as usize;
+    let mut starts = vec![0usize; span + 2];
+    for entry in &entries {
+        starts[slot(entry.0) + 1] += 1;
+    }
+    for at in 1..starts.len() {
+        starts[at] += starts[at - 1];
+    }
+    let mut sorted = vec![(0, 0, 0); entries.len()];
+    for entry in entries {
+        let next = &mut starts[slot(entry.0)];
+        sorted[*next] = entry;
+        *next += 1;
+    }
+    sorted
 }
 
 /// Per key id, the revisions at which a definite (or pinned) write certainly put it: a put
@@ -357,5 +359,243 @@ fn deletes(op: &Op) -> bool {
             success, failure, ..
         } => success.iter().chain(failure).any(deletes),
         _ => false,
+    }
+}
+
+/// Revisions per bucket of `VersionFloors`' index: a lifetime is listed once per bucket its
+/// binding span meets, not once per revision (a table entry per revision, built and sorted for
+/// every check, was most of the check's time on the simulator's histories).
+const FLOOR_BUCKET_REVISIONS: i64 = 64;
+
+/// Index entries at most: past it, further lifetimes set no floor. Dropping a floor only
+/// narrows the witness less, so this bounds memory on histories with huge revision numbers
+/// without changing any verdict.
+const FLOOR_INDEX_ENTRIES_MAX: usize = 1 << 22;
+
+/// Version floors from recorded lifetimes. A lifetime (created at C, version V at mod revision
+/// M) leaves in (R, M] only `capacity(R, M]` revisions that could put the key (those not pinned
+/// to a definite write that deletes nothing and puts other keys), so at any R in [C, M) the
+/// key, if created at C, has at least version V - capacity(R, M]. With K(r) the kept revisions
+/// up to r and P(r) those among them whose write may put the key,
+/// capacity(R, M] = (M - R) - (K(M) - K(R)) + (P(M) - P(R)), so the floor at R is
+/// F + g(R), with F = V - M + K(M) - P(M) fixed per lifetime and g(R) = R - K(R) + P(R)
+/// nondecreasing: the binding floor is the greatest F among the lifetimes ending after R.
+struct VersionFloors {
+    /// Distinct revisions pinned to a definite write that deletes nothing, sorted.
+    kept: Vec<i64>,
+    /// Per key id, the kept revisions whose write may put the key, sorted.
+    kept_puts: Vec<Vec<i64>>,
+    /// One group per (key, create revision) with a lifetime that can bind.
+    groups: Vec<FloorGroup>,
+    /// (bucket, group index): the groups whose binding span meets the bucket. Sorted.
+    index: Vec<(i64, u32)>,
+}
+
+/// The lifetimes of one key's incarnation created at one revision.
+struct FloorGroup {
+    key: KeyId,
+    create: i64,
+    /// (M, greatest F over this group's lifetimes ending at M or later), sorted by M.
+    ends: Vec<(i64, i64)>,
+}
+
+impl VersionFloors {
+    fn build(
+        lifetimes: &[Vec<(i64, i64, i64)>],
+        keeping: &[(i64, KeyId)],
+        key_count: usize,
+    ) -> VersionFloors {
+        // `keeping` is sorted by (revision, key) and distinct.
+        let mut kept: Vec<i64> = keeping.iter().map(|&(revision, _)| revision).collect();
+        kept.dedup();
+        let mut kept_puts: Vec<Vec<i64>> = vec![Vec::new(); key_count];
+        for &(revision, key) in keeping {
+            kept_puts[key as usize].push(revision);
+        }
+        let mut floors = VersionFloors {
+            kept,
+            kept_puts,
+            groups: Vec::new(),
+            index: Vec::new(),
+        };
+        for (key, list) in lifetimes.iter().enumerate() {
+            // Sorted by create revision, so one incarnation's lifetimes are adjacent.
+            for same in list.chunk_by(|a, b| a.0 == b.0) {
+                let create = same[0].0;
+                let mut ends = Vec::with_capacity(same.len());
+                let mut lowest = i64::MAX;
+                let mut last_end = create;
+                for &(_, modified, version) in same.iter().filter(|&&(_, m, _)| m > create) {
+                    let fixed = version - floors.gain(key as KeyId, modified);
+                    // The floor binds (exceeds 1, which every version meets) from the first R
+                    // in [C, M) where F + g(R) >= 2; g is nondecreasing, so bisect.
+                    let (mut lo, mut hi) = (create, modified);
+                    while lo < hi {
+                        let mid = lo + (hi - lo) / 2;
+                        if fixed + floors.gain(key as KeyId, mid) >= 2 {
+                            hi = mid;
+                        } else {
+                            lo = mid + 1;
+                        }
+                    }
+                    if lo < modified {
+                        lowest = lowest.min(lo);
+                        last_end = last_end.max(modified);
+                        ends.push((modified, fixed));
+                    }
+                }
+                if ends.is_empty() {
+                    continue;
+                }
+                ends.sort_unstable();
+                for at in (1..ends.len()).rev() {
+                    ends[at - 1].1 = ends[at - 1].1.max(ends[at].1);
+                }
+                let first = lowest.div_euclid(FLOOR_BUCKET_REVISIONS);
+                let last = (last_end - 1).div_euclid(FLOOR_BUCKET_REVISIONS);
+                let entries = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+                if floors.index.len().saturating_add(entries) > FLOOR_INDEX_ENTRIES_MAX {
+                    continue;
+                }
+                let group = u32::try_from(floors.groups.len()).expect("groups fit in u32");
+                floors
+                    .index
+                    .extend((first..=last).map(|bucket| (bucket, group)));
+                floors.groups.push(FloorGroup {
+                    key: key as KeyId,
+                    create,
+                    ends,
+                });
+            }
+        }
+        floors.index.sort_unstable();
+        floors
+    }
+
+    /// g(R) = R - K(R) + P(R) for `key` (see the type's doc).
+    fn gain(&self, key: KeyId, revision: i64) -> i64 {
+        let upto = |list: &[i64]| list.partition_point(|&listed| listed <= revision) as i64;
+        revision - upto(&self.kept) + upto(&self.kept_puts[key as usize])
+    }
+
+    /// Whether every key in `store` (at `revision`) meets the floors its lifetimes set.
+    fn hold(&self, store: &Store, revision: i64) -> bool {
+        self.groups_at(revision).all(|group| {
+            store.get(group.key).is_none_or(|state| {
+                state.create_revision != group.create
+                    || self
+                        .group_floor(group, revision)
+                        .is_none_or(|least| state.version >= least)
+            })
+        })
+    }
+
+    /// The groups whose binding span may hold `revision`.
+    fn groups_at(&self, revision: i64) -> impl Iterator<Item = &FloorGroup> {
+        let bucket = revision.div_euclid(FLOOR_BUCKET_REVISIONS);
+        let start = self.index.partition_point(|&(listed, _)| listed < bucket);
+        self.index[start..]
+            .iter()
+            .take_while(move |&&(listed, _)| listed == bucket)
+            .map(|&(_, group)| &self.groups[group as usize])
+    }
+
+    /// The least version `group`'s lifetimes ending after `revision` allow at it.
+    fn group_floor(&self, group: &FloorGroup, revision: i64) -> Option<i64> {
+        let at = group
+            .ends
+            .partition_point(|&(modified, _)| modified <= revision);
+        let &(_, fixed) = group.ends.get(at)?;
+        Some(fixed + self.gain(group.key, revision))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The binding floor above 1 for (key, create) at `revision`, through the index.
+    fn floor_via_index(
+        floors: &VersionFloors,
+        key: KeyId,
+        create: i64,
+        revision: i64,
+    ) -> Option<i64> {
+        floors
+            .groups_at(revision)
+            .filter(|group| group.key == key && group.create == create && revision >= create)
+            .filter_map(|group| floors.group_floor(group, revision))
+            .max()
+            .filter(|&least| least > 1)
+    }
+
+    /// The table the floors replace, built as it was: walk down from each lifetime's M,
+    /// counting the revisions that could put the key, one entry per revision.
+    fn reference(
+        lifetimes: &[Vec<(i64, i64, i64)>],
+        keeping: &[(i64, KeyId)],
+    ) -> std::collections::BTreeMap<(i64, KeyId, i64), i64> {
+        let keeps = |revision: i64, key: KeyId| {
+            let listed: Vec<KeyId> = keeping
+                .iter()
+                .filter(|&&(at, _)| at == revision)
+                .map(|&(_, put)| put)
+                .collect();
+            !listed.is_empty() && listed.iter().all(|&put| put != key)
+        };
+        let mut table = std::collections::BTreeMap::new();
+        for (key, list) in lifetimes.iter().enumerate() {
+            for &(create, modified, version) in list {
+                let mut capacity = 0;
+                let mut revision = modified;
+                while revision >= create && version - capacity > 1 {
+                    if revision < modified {
+                        let least = table.entry((revision, key as KeyId, create)).or_insert(0);
+                        *least = (*least).max(version - capacity);
+                    }
+                    if !keeps(revision, key as KeyId) {
+                        capacity += 1;
+                    }
+                    revision -= 1;
+                }
+            }
+        }
+        table
+    }
+
+    proptest! {
+        /// The prefix-count floors equal the per-revision table at every revision and key.
+        #[test]
+        fn floors_match_the_per_revision_walk(
+            raw_lifetimes in proptest::collection::vec((0u32..3, 1i64..40, 0i64..40, 1i64..30), 0..12),
+            raw_keeping in proptest::collection::vec((1i64..80, 0u32..3), 0..40),
+        ) {
+            let key_count = 3;
+            let mut lifetimes: Vec<Vec<(i64, i64, i64)>> = vec![Vec::new(); key_count];
+            for (key, create, length, version) in raw_lifetimes {
+                lifetimes[key as usize].push((create, create + length, version));
+            }
+            for list in &mut lifetimes {
+                list.sort_unstable();
+                list.dedup();
+            }
+            let mut keeping = raw_keeping;
+            keeping.sort_unstable();
+            keeping.dedup();
+            let floors = VersionFloors::build(&lifetimes, &keeping, key_count);
+            let table = reference(&lifetimes, &keeping);
+            for revision in 0..100 {
+                for key in 0..key_count as KeyId {
+                    for create in 1..40 {
+                        prop_assert_eq!(
+                            floor_via_index(&floors, key, create, revision),
+                            table.get(&(revision, key, create)).copied(),
+                            "revision {} key {} create {}", revision, key, create
+                        );
+                    }
+                }
+            }
+        }
     }
 }
