@@ -249,6 +249,10 @@ impl ServeConfig {
             u32::try_from(self.election_timeout_ms / self.heartbeat_interval_ms)
                 .unwrap_or(u32::MAX);
         config.snapshot_interval_entries = self.snapshot_count;
+        // The server does not observe the member's periodic kv hashes (a simulator's check):
+        // each one hashes the whole store, a cost that grows with it, so it is never asked for.
+        // HashKV hashes on demand.
+        config.kv_hash_interval_entries = u64::MAX;
         config.request_bytes_max = self.max_request_bytes;
         config.txn_ops_count_max = self.max_txn_ops;
         config

@@ -246,6 +246,53 @@ mod disk_worker {
         task: tokio::task::JoinHandle<()>,
     }
 
+    /// Operations carried out as one group at most, so one group's latency stays bounded.
+    const GROUP_OPS_COUNT_MAX: usize = 1024;
+
+    /// Takes the next group: waits for one operation, then takes every one already queued
+    /// behind it (up to [`GROUP_OPS_COUNT_MAX`]). False when the channel closed.
+    fn take_group(
+        first: Option<(DiskOpId, DiskOp)>,
+        ops: &mut mpsc::UnboundedReceiver<(DiskOpId, DiskOp)>,
+        group: &mut Vec<(DiskOpId, DiskOp)>,
+    ) -> bool {
+        let Some(first) = first else {
+            return false;
+        };
+        group.push(first);
+        while group.len() < GROUP_OPS_COUNT_MAX {
+            match ops.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
+    /// Performs `group` as one group commit (`DataDir::perform_group`), leaving one result
+    /// per operation in `results`; returns how many fsyncs it made.
+    fn perform(
+        data_dir: &mut DataDir,
+        group: &[(DiskOpId, DiskOp)],
+        results: &mut Vec<Result<(), DiskFault>>,
+    ) -> usize {
+        let borrowed: Vec<&DiskOp> = group.iter().map(|(_, op)| op).collect();
+        data_dir.perform_group(&borrowed, results)
+    }
+
+    /// Reports every completion of `group` in order, emptying it and `results`; `None` when
+    /// the member task stopped listening.
+    fn report(
+        group: &mut Vec<(DiskOpId, DiskOp)>,
+        results: &mut Vec<Result<(), DiskFault>>,
+        done: &mpsc::UnboundedSender<(DiskOpId, Result<(), DiskFault>)>,
+    ) -> Option<()> {
+        for ((op_id, _), result) in group.drain(..).zip(results.drain(..)) {
+            done.send((op_id, result)).ok()?;
+        }
+        Some(())
+    }
+
     /// Starts performing the operations of `ops`, reporting each on `done`.
     #[cfg(not(madsim))]
     pub(super) fn start(
@@ -255,19 +302,24 @@ mod disk_worker {
         metrics: Arc<Metrics>,
     ) -> DiskWorker {
         // One thread performs every disk operation, so they complete in the order issued and an
-        // fsync never blocks the member task.
+        // fsync never blocks the member task. Whatever queued while it was busy is one group:
+        // the proposals that arrive during an fsync share the next one.
         let thread = std::thread::Builder::new()
             .name("detcd-disk".into())
             .spawn(move || {
-                while let Some((op_id, op)) = ops.blocking_recv() {
+                let mut group = Vec::new();
+                let mut results = Vec::new();
+                while take_group(ops.blocking_recv(), &mut ops, &mut group) {
                     let started = std::time::Instant::now();
-                    let result = data_dir.perform(&op);
-                    if matches!(op, DiskOp::Sync { .. }) {
-                        metrics
-                            .wal_fsync_seconds
-                            .observe(started.elapsed().as_secs_f64());
+                    let fsyncs_count = perform(&mut data_dir, &group, &mut results);
+                    if fsyncs_count > 0 {
+                        // The group's time, spread over its fsyncs (they dominate it).
+                        let seconds = started.elapsed().as_secs_f64() / fsyncs_count as f64;
+                        for _ in 0..fsyncs_count {
+                            metrics.wal_fsync_seconds.observe(seconds);
+                        }
                     }
-                    if done.send((op_id, result)).is_err() {
+                    if report(&mut group, &mut results, &done).is_none() {
                         break;
                     }
                 }
@@ -286,16 +338,18 @@ mod disk_worker {
     ) -> DiskWorker {
         use madsim::rand::Rng as _;
         let task = tokio::spawn(async move {
-            while let Some((op_id, op)) = ops.recv().await {
-                let result = data_dir.perform(&op);
-                if matches!(op, DiskOp::Sync { .. }) {
+            let mut group = Vec::new();
+            let mut results = Vec::new();
+            while take_group(ops.recv().await, &mut ops, &mut group) {
+                let fsyncs_count = perform(&mut data_dir, &group, &mut results);
+                for _ in 0..fsyncs_count {
                     // A sync's latency, from the run's seed: 0.1 to 2 ms of virtual time.
                     let micros = madsim::rand::thread_rng().gen_range(100..2_000);
                     let latency = std::time::Duration::from_micros(micros);
                     tokio::time::sleep(latency).await;
                     metrics.wal_fsync_seconds.observe(latency.as_secs_f64());
                 }
-                if done.send((op_id, result)).is_err() {
+                if report(&mut group, &mut results, &done).is_none() {
                     break;
                 }
             }
