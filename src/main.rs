@@ -199,6 +199,12 @@ struct ServeArgs {
     /// List of URLs to listen on for the metrics and health endpoints (/metrics, /health).
     #[arg(long)]
     listen_metrics_urls: Option<String>,
+    /// Input cost for bcrypt hashing of passwords (4 to 31).
+    #[arg(long, default_value_t = 10)]
+    bcrypt_cost: u32,
+    /// Seconds an auth token lives after its last use.
+    #[arg(long, default_value_t = 300)]
+    auth_token_ttl: u64,
     /// Configures log level: debug, info, warn, error, panic, or fatal.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -229,6 +235,8 @@ fn serve_command(args: ServeArgs) -> i32 {
         max_request_bytes: args.max_request_bytes,
         max_txn_ops: args.max_txn_ops,
         listen_metrics_urls: args.listen_metrics_urls,
+        bcrypt_cost: args.bcrypt_cost,
+        auth_token_ttl_seconds: args.auth_token_ttl,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use crate::auth::Caller;
 use crate::grpc::{ResponseStream, Services};
 use crate::proto::etcdserverpb as pb;
 use crate::task::{Command, Inspection};
@@ -118,12 +119,13 @@ impl Services {
     /// Proposes a membership change and answers with the membership once it applied.
     async fn member_change(
         &self,
+        caller: &Caller,
         change: ConfChange,
         context: Vec<u8>,
         changed: Option<pb::Member>,
     ) -> Result<(Option<pb::ResponseHeader>, Vec<pb::Member>), Status> {
         let request = Request::MemberChangeWithContext { change, context };
-        match self.call(request).await? {
+        match self.call(caller, request).await? {
             Response::MemberChanged {
                 header,
                 voters,
@@ -188,6 +190,7 @@ impl pb::cluster_server::Cluster for Services {
         &self,
         request: tonic::Request<pb::MemberAddRequest>,
     ) -> Result<tonic::Response<pb::MemberAddResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         self.check_peer_urls(&request.peer_ur_ls, None)?;
         // The id derives from the peer URL and the token, so the new member computes the same
@@ -217,7 +220,7 @@ impl pb::cluster_server::Cluster for Services {
             is_learner: request.is_learner,
         };
         let (header, members) = self
-            .member_change(change, attributes.encode(), Some(member.clone()))
+            .member_change(&caller, change, attributes.encode(), Some(member.clone()))
             .await?;
         Ok(tonic::Response::new(pb::MemberAddResponse {
             header,
@@ -230,10 +233,11 @@ impl pb::cluster_server::Cluster for Services {
         &self,
         request: tonic::Request<pb::MemberRemoveRequest>,
     ) -> Result<tonic::Response<pb::MemberRemoveResponse>, Status> {
+        let caller = Caller::of(&request);
         let id = NodeId(request.into_inner().id);
         self.member(id.0)?;
         let (header, members) = self
-            .member_change(ConfChange::Remove(id), Vec::new(), None)
+            .member_change(&caller, ConfChange::Remove(id), Vec::new(), None)
             .await?;
         Ok(tonic::Response::new(pb::MemberRemoveResponse {
             header,
@@ -245,6 +249,7 @@ impl pb::cluster_server::Cluster for Services {
         &self,
         request: tonic::Request<pb::MemberUpdateRequest>,
     ) -> Result<tonic::Response<pb::MemberUpdateResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let mut member = self.member(request.id)?;
         self.check_peer_urls(&request.peer_ur_ls, Some(request.id))?;
@@ -257,7 +262,7 @@ impl pb::cluster_server::Cluster for Services {
         member.peer_ur_ls = request.peer_ur_ls;
         let change = ConfChange::Update(NodeId(request.id));
         let (header, members) = self
-            .member_change(change, attributes.encode(), Some(member))
+            .member_change(&caller, change, attributes.encode(), Some(member))
             .await?;
         Ok(tonic::Response::new(pb::MemberUpdateResponse {
             header,
@@ -269,6 +274,7 @@ impl pb::cluster_server::Cluster for Services {
         &self,
         request: tonic::Request<pb::MemberPromoteRequest>,
     ) -> Result<tonic::Response<pb::MemberPromoteResponse>, Status> {
+        let caller = Caller::of(&request);
         let id = NodeId(request.into_inner().id);
         if !self.member(id.0)?.is_learner {
             return Err(Status::failed_precondition(
@@ -276,7 +282,7 @@ impl pb::cluster_server::Cluster for Services {
             ));
         }
         let (header, members) = self
-            .member_change(ConfChange::Promote(id), Vec::new(), None)
+            .member_change(&caller, ConfChange::Promote(id), Vec::new(), None)
             .await?;
         Ok(tonic::Response::new(pb::MemberPromoteResponse {
             header,
@@ -426,6 +432,7 @@ impl pb::maintenance_server::Maintenance for Services {
         &self,
         request: tonic::Request<pb::MoveLeaderRequest>,
     ) -> Result<tonic::Response<pb::MoveLeaderResponse>, Status> {
+        let caller = Caller::of(&request);
         let target = NodeId(request.into_inner().target_id);
         // etcd refuses a transferee outside the membership before it touches raft.
         if !self.members().iter().any(|member| member.id == target.0) {
@@ -433,7 +440,7 @@ impl pb::maintenance_server::Maintenance for Services {
                 "etcdserver: bad leader transferee",
             ));
         }
-        match self.call(Request::MoveLeader { target }).await? {
+        match self.call(&caller, Request::MoveLeader { target }).await? {
             Response::MoveLeaderStarted { header } => {
                 Ok(tonic::Response::new(pb::MoveLeaderResponse {
                     header: crate::convert::header(&header),

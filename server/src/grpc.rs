@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Status, Streaming};
 
+use crate::auth::Caller;
 use crate::convert;
 use crate::proto::etcdserverpb as pb;
 use crate::task::{Answer, Command};
@@ -36,6 +37,10 @@ pub struct MemberInfo {
     pub learned_client_urls: crate::peer::ClientUrls,
     /// detcd's version.
     pub version: String,
+    /// How passwords are hashed.
+    pub auth: crate::auth::AuthSettings,
+    /// The hash Authenticate checks an unknown user's password against (`crate::auth`).
+    pub auth_dummy_hash: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl MemberInfo {
@@ -82,18 +87,24 @@ impl Services {
         }
     }
 
-    pub(crate) async fn call(&self, request: Request) -> Result<Response, Status> {
-        match self.ask(request).await? {
+    /// Sends a request as `caller` and waits for the engine's answer, errors as etcd's.
+    pub(crate) async fn call(&self, caller: &Caller, request: Request) -> Result<Response, Status> {
+        match self.ask(caller, request).await? {
             Ok(response) => Ok(response),
             Err(error) => Err(convert::status(&error)),
         }
     }
 
     /// Sends a request to the member task and waits for the engine's answer.
-    async fn ask(&self, request: Request) -> Result<Answer, Status> {
+    async fn ask(&self, caller: &Caller, request: Request) -> Result<Answer, Status> {
         let (reply, answer) = oneshot::channel::<Answer>();
+        let credentials = caller.credentials();
         self.commands
-            .send(Command::Request { request, reply })
+            .send(Command::Request {
+                request,
+                credentials,
+                reply,
+            })
             .await
             .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
         answer
@@ -114,8 +125,12 @@ impl Services {
     }
 
     /// A lease keep-alive round, passed on to the leader when this member is a follower.
-    async fn keep_alive_once(&self, id: LeaseId) -> Result<pb::LeaseKeepAliveResponse, Status> {
-        let answer = self.ask(Request::LeaseKeepAlive { id }).await?;
+    async fn keep_alive_once(
+        &self,
+        caller: &Caller,
+        id: LeaseId,
+    ) -> Result<pb::LeaseKeepAliveResponse, Status> {
+        let answer = self.ask(caller, Request::LeaseKeepAlive { id }).await?;
         if let Some(url) = self.leader_url(&answer) {
             let mut client =
                 pb::lease_client::LeaseClient::connect(url)
@@ -159,8 +174,9 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: tonic::Request<pb::RangeRequest>,
     ) -> Result<tonic::Response<pb::RangeResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = Request::Range(convert::range_request(request.into_inner()));
-        match self.call(request).await? {
+        match self.call(&caller, request).await? {
             Response::Range(range) => Ok(tonic::Response::new(convert::range_response(&range))),
             other => Err(unexpected(&other)),
         }
@@ -170,8 +186,9 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: tonic::Request<pb::PutRequest>,
     ) -> Result<tonic::Response<pb::PutResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = Request::Put(convert::put_request(request.into_inner()));
-        match self.call(request).await? {
+        match self.call(&caller, request).await? {
             Response::Put(put) => Ok(tonic::Response::new(convert::put_response(&put))),
             other => Err(unexpected(&other)),
         }
@@ -181,8 +198,9 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: tonic::Request<pb::DeleteRangeRequest>,
     ) -> Result<tonic::Response<pb::DeleteRangeResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = Request::DeleteRange(convert::delete_request(request.into_inner()));
-        match self.call(request).await? {
+        match self.call(&caller, request).await? {
             Response::DeleteRange(delete) => {
                 Ok(tonic::Response::new(convert::delete_response(&delete)))
             }
@@ -194,8 +212,9 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: tonic::Request<pb::TxnRequest>,
     ) -> Result<tonic::Response<pb::TxnResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = Request::Txn(convert::txn_request(request.into_inner())?);
-        match self.call(request).await? {
+        match self.call(&caller, request).await? {
             Response::Txn(txn) => Ok(tonic::Response::new(convert::txn_response(&txn))),
             other => Err(unexpected(&other)),
         }
@@ -205,8 +224,9 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: tonic::Request<pb::CompactionRequest>,
     ) -> Result<tonic::Response<pb::CompactionResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = Request::Compact(convert::compaction_request(request.into_inner()));
-        match self.call(request).await? {
+        match self.call(&caller, request).await? {
             Response::Compact { header } => Ok(tonic::Response::new(pb::CompactionResponse {
                 header: convert::header(&header),
             })),
@@ -223,6 +243,7 @@ impl pb::watch_server::Watch for Services {
         &self,
         request: tonic::Request<Streaming<pb::WatchRequest>>,
     ) -> Result<tonic::Response<Self::WatchStream>, Status> {
+        let caller = Caller::of(&request);
         let mut incoming = request.into_inner();
         let (events, mut outgoing) = crate::watch_stream::channel();
         let (closed, mut closed_signal) = oneshot::channel::<()>();
@@ -247,6 +268,7 @@ impl pb::watch_server::Watch for Services {
                 let command = match message.request_union {
                     Some(RequestUnion::CreateRequest(create)) => Command::WatchCreate {
                         request: convert::watch_create(create),
+                        credentials: caller.credentials(),
                         events: events.clone(),
                     },
                     Some(RequestUnion::CancelRequest(cancel)) => {
@@ -254,11 +276,12 @@ impl pb::watch_server::Watch for Services {
                         let request = Request::WatchCancel {
                             watch_id: WatchId(cancel.watch_id),
                         };
-                        let _answer_is_on_the_stream = services.call(request).await;
+                        let _answer_is_on_the_stream = services.call(&caller, request).await;
                         continue;
                     }
                     Some(RequestUnion::ProgressRequest(_)) => {
-                        let _answer_is_on_the_stream = services.call(Request::WatchProgress).await;
+                        let _answer_is_on_the_stream =
+                            services.call(&caller, Request::WatchProgress).await;
                         continue;
                     }
                     None => continue,
@@ -311,12 +334,13 @@ impl pb::lease_server::Lease for Services {
         &self,
         request: tonic::Request<pb::LeaseGrantRequest>,
     ) -> Result<tonic::Response<pb::LeaseGrantResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request = Request::LeaseGrant(LeaseGrantRequest {
             ttl_seconds: request.ttl,
             id: LeaseId(request.id),
         });
-        match self.call(request).await? {
+        match self.call(&caller, request).await? {
             Response::LeaseGrant {
                 header,
                 id,
@@ -335,8 +359,9 @@ impl pb::lease_server::Lease for Services {
         &self,
         request: tonic::Request<pb::LeaseRevokeRequest>,
     ) -> Result<tonic::Response<pb::LeaseRevokeResponse>, Status> {
+        let caller = Caller::of(&request);
         let id = LeaseId(request.into_inner().id);
-        match self.call(Request::LeaseRevoke { id }).await? {
+        match self.call(&caller, Request::LeaseRevoke { id }).await? {
             Response::LeaseRevoke { header } => Ok(tonic::Response::new(pb::LeaseRevokeResponse {
                 header: convert::header(&header),
             })),
@@ -348,12 +373,13 @@ impl pb::lease_server::Lease for Services {
         &self,
         request: tonic::Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<tonic::Response<Self::LeaseKeepAliveStream>, Status> {
+        let caller = Caller::of(&request);
         let mut incoming = request.into_inner();
         let (responses, outgoing) = mpsc::channel(64);
         let services = self.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = incoming.next().await {
-                let response = services.keep_alive_once(LeaseId(message.id)).await;
+                let response = services.keep_alive_once(&caller, LeaseId(message.id)).await;
                 if responses.send(response).await.is_err() {
                     break;
                 }
@@ -368,13 +394,14 @@ impl pb::lease_server::Lease for Services {
         &self,
         request: tonic::Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<tonic::Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let forwarded = request;
         let request = Request::LeaseTimeToLive(LeaseTimeToLiveRequest {
             id: LeaseId(request.id),
             keys: request.keys,
         });
-        let answer = self.ask(request).await?;
+        let answer = self.ask(&caller, request).await?;
         if let Some(url) = self.leader_url(&answer) {
             let mut client =
                 pb::lease_client::LeaseClient::connect(url)
@@ -404,9 +431,12 @@ impl pb::lease_server::Lease for Services {
 
     async fn lease_leases(
         &self,
-        _request: tonic::Request<pb::LeaseLeasesRequest>,
+        request: tonic::Request<pb::LeaseLeasesRequest>,
     ) -> Result<tonic::Response<pb::LeaseLeasesResponse>, Status> {
-        match self.call(Request::LeaseLeases).await? {
+        match self
+            .call(&Caller::of(&request), Request::LeaseLeases)
+            .await?
+        {
             Response::LeaseLeases { header, leases } => {
                 Ok(tonic::Response::new(pb::LeaseLeasesResponse {
                     header: convert::header(&header),

@@ -9,12 +9,16 @@ pub mod proto {
     pub mod mvccpb {
         tonic::include_proto!("mvccpb");
     }
+    pub mod authpb {
+        tonic::include_proto!("authpb");
+    }
     pub mod etcdserverpb {
         tonic::include_proto!("etcdserverpb");
     }
 }
 
 mod admin;
+pub mod auth;
 pub mod cluster;
 mod convert;
 pub mod disk;
@@ -96,6 +100,10 @@ pub struct ServeConfig {
     pub max_txn_ops: u32,
     /// `--listen-metrics-urls`: where `/metrics` and `/health` are served, if anywhere.
     pub listen_metrics_urls: Option<String>,
+    /// `--bcrypt-cost`: bcrypt's cost for password hashes (4 to 31).
+    pub bcrypt_cost: u32,
+    /// `--auth-token-ttl` in seconds: a simple token is forgotten this long after its last use.
+    pub auth_token_ttl_seconds: u64,
 }
 
 impl Default for ServeConfig {
@@ -117,6 +125,8 @@ impl Default for ServeConfig {
             max_request_bytes: 1536 * 1024,
             max_txn_ops: 128,
             listen_metrics_urls: None,
+            bcrypt_cost: auth::BCRYPT_COST_DEFAULT,
+            auth_token_ttl_seconds: 300,
         }
     }
 }
@@ -176,6 +186,17 @@ impl ServeConfig {
         }
         if let Some(urls) = &self.listen_metrics_urls {
             parse_url("--listen-metrics-urls", urls)?;
+        }
+        if !(auth::BCRYPT_COST_MIN..=auth::BCRYPT_COST_MAX).contains(&self.bcrypt_cost) {
+            return Err(format!(
+                "--bcrypt-cost {}: expected {} to {}",
+                self.bcrypt_cost,
+                auth::BCRYPT_COST_MIN,
+                auth::BCRYPT_COST_MAX
+            ));
+        }
+        if self.auth_token_ttl_seconds == 0 {
+            return Err("--auth-token-ttl must be at least 1 (s)".into());
         }
         if self.snapshot_count == 0 {
             return Err("--snapshot-count must be at least 1".into());
@@ -255,6 +276,7 @@ impl ServeConfig {
         config.kv_hash_interval_entries = u64::MAX;
         config.request_bytes_max = self.max_request_bytes;
         config.txn_ops_count_max = self.max_txn_ops;
+        config.auth_token_ttl = Duration::from_secs(self.auth_token_ttl_seconds);
         config
     }
 }
@@ -359,6 +381,10 @@ pub async fn serve_until(
         own_client_url: config.own_client_url(),
         learned_client_urls: client_urls,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        auth: auth::AuthSettings {
+            bcrypt_cost: config.bcrypt_cost,
+        },
+        auth_dummy_hash: std::sync::OnceLock::new(),
     };
     // A member added at run time tells the cluster its name and client URL once it runs (etcd
     // publishes its attributes likewise); members of `--initial-cluster` are known by all.
@@ -495,8 +521,9 @@ mod client_listener {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
         use crate::proto::etcdserverpb::{
-            cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
-            maintenance_server::MaintenanceServer, watch_server::WatchServer,
+            auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+            lease_server::LeaseServer, maintenance_server::MaintenanceServer,
+            watch_server::WatchServer,
         };
         #[cfg(not(madsim))]
         {
@@ -504,6 +531,7 @@ mod client_listener {
                 .add_service(WatchServer::new(services.clone()))
                 .add_service(LeaseServer::new(services.clone()))
                 .add_service(ClusterServer::new(services.clone()))
+                .add_service(AuthServer::new(services.clone()))
                 .add_service(MaintenanceServer::new(services));
             tonic::transport::Server::builder()
                 .accept_http1(true)
@@ -519,6 +547,7 @@ mod client_listener {
                 .add_service(WatchServer::new(services.clone()))
                 .add_service(LeaseServer::new(services.clone()))
                 .add_service(ClusterServer::new(services.clone()))
+                .add_service(AuthServer::new(services.clone()))
                 .add_service(MaintenanceServer::new(services))
                 .serve_with_shutdown(incoming, shutdown)
                 .await

@@ -32,6 +32,8 @@ pub enum Command {
     Request {
         /// The request.
         request: Request,
+        /// Who the client says it is (`crate::auth::Caller`), if it said.
+        credentials: Option<engine::auth::Credentials>,
         /// Where the answer goes (dropped if the client went away).
         reply: oneshot::Sender<Answer>,
     },
@@ -39,6 +41,8 @@ pub enum Command {
     WatchCreate {
         /// The watch.
         request: WatchCreateRequest,
+        /// Who the client says it is, if it said.
+        credentials: Option<engine::auth::Credentials>,
         /// The stream's buffer.
         events: WatchSink,
     },
@@ -381,11 +385,18 @@ fn report_slow_watches(hosting: &mut ServerHosting, now: Instant, io: &mut Serve
 
 fn accept(hosting: &mut ServerHosting, command: Command, now: Instant, io: &mut ServerIo) {
     match command {
-        Command::Request { request, reply } => {
-            hosting.request(now, request, Route::Reply(reply), io);
-        }
-        Command::WatchCreate { request, events } => {
-            hosting.request(now, Request::WatchCreate(request), Route::Watch(events), io);
+        Command::Request {
+            request,
+            credentials,
+            reply,
+        } => request_as(hosting, now, request, credentials, Route::Reply(reply), io),
+        Command::WatchCreate {
+            request,
+            credentials,
+            events,
+        } => {
+            let request = Request::WatchCreate(request);
+            request_as(hosting, now, request, credentials, Route::Watch(events), io);
         }
         Command::Status { reply } => {
             let _client_may_be_gone = reply.send(hosting.member().status());
@@ -409,6 +420,21 @@ fn accept(hosting: &mut ServerHosting, command: Command, now: Instant, io: &mut 
                 hosting.watch_backpressure(now, watch_id, false, io);
             }
         }
+    }
+}
+
+/// Hands a client request to the member with its credentials, if it came with any.
+fn request_as(
+    hosting: &mut ServerHosting,
+    now: Instant,
+    request: Request,
+    credentials: Option<engine::auth::Credentials>,
+    route: Route<oneshot::Sender<Answer>, WatchSink>,
+    io: &mut ServerIo,
+) {
+    match credentials {
+        Some(credentials) => hosting.request_with_credentials(now, request, credentials, route, io),
+        None => hosting.request(now, request, route, io),
     }
 }
 

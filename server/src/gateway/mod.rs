@@ -16,6 +16,7 @@
 //! What it deliberately does not do: websocket upgrades of the streams (etcd's wsproxy), and
 //! the paths of services detcd does not serve (those are 404, as in an etcd without them).
 
+mod auth_routes;
 mod json;
 
 use std::convert::Infallible;
@@ -51,8 +52,8 @@ const fn bind(path: &'static str, service: &'static str, method: &'static str) -
     }
 }
 
-/// Every path etcd 3.4 binds for the services detcd serves. (HashKV and the auth service's
-/// paths are not bound here: 3.4 has no binding for HashKV, and auth is not served.)
+/// Every path etcd 3.4 binds for the services detcd serves, but the auth service's, which are
+/// in `auth_routes`. (3.4 has no binding for HashKV.)
 const BINDINGS: &[Binding] = &[
     bind("kv/range", "etcdserverpb.KV", "Range"),
     bind("kv/put", "etcdserverpb.KV", "Put"),
@@ -224,7 +225,10 @@ impl Gateway {
 
 /// The binding for the path after `/v3/`, if the gateway serves it.
 fn method(path: &str) -> Option<MethodDescriptor> {
-    let binding = BINDINGS.iter().find(|binding| binding.path == path)?;
+    let binding = BINDINGS
+        .iter()
+        .chain(auth_routes::AUTH_BINDINGS)
+        .find(|binding| binding.path == path)?;
     json::pool()
         .get_service_by_name(binding.service)?
         .methods()
@@ -512,7 +516,7 @@ mod tests {
 
     #[test]
     fn every_binding_names_a_compiled_method() {
-        for binding in BINDINGS {
+        for binding in BINDINGS.iter().chain(auth_routes::AUTH_BINDINGS) {
             let found = method(binding.path);
             assert!(found.is_some(), "{} names no compiled method", binding.path);
         }
