@@ -199,6 +199,31 @@ struct ServeArgs {
     /// List of URLs to listen on for the metrics and health endpoints (/metrics, /health).
     #[arg(long)]
     listen_metrics_urls: Option<String>,
+    /// Path to the client server TLS cert file (an https:// --listen-client-urls).
+    #[arg(long)]
+    cert_file: Option<PathBuf>,
+    /// Path to the client server TLS key file.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Path to the client server TLS trusted CA cert file (verifies client certificates).
+    #[arg(long)]
+    trusted_ca_file: Option<PathBuf>,
+    /// Enable client cert authentication: clients present a certificate the trusted CA signed;
+    /// its Common Name is the user.
+    #[arg(long)]
+    client_cert_auth: bool,
+    /// Path to the peer server TLS cert file (an https:// --listen-peer-urls).
+    #[arg(long)]
+    peer_cert_file: Option<PathBuf>,
+    /// Path to the peer server TLS key file.
+    #[arg(long)]
+    peer_key_file: Option<PathBuf>,
+    /// Path to the peer server TLS trusted CA file.
+    #[arg(long)]
+    peer_trusted_ca_file: Option<PathBuf>,
+    /// Enable peer client cert authentication.
+    #[arg(long)]
+    peer_client_cert_auth: bool,
     /// Configures log level: debug, info, warn, error, panic, or fatal.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -229,6 +254,18 @@ fn serve_command(args: ServeArgs) -> i32 {
         max_request_bytes: args.max_request_bytes,
         max_txn_ops: args.max_txn_ops,
         listen_metrics_urls: args.listen_metrics_urls,
+        client_tls: server::tls::TlsFiles {
+            cert_file: args.cert_file,
+            key_file: args.key_file,
+            trusted_ca_file: args.trusted_ca_file,
+            client_cert_auth: args.client_cert_auth,
+        },
+        peer_tls: server::tls::TlsFiles {
+            cert_file: args.peer_cert_file,
+            key_file: args.peer_key_file,
+            trusted_ca_file: args.peer_trusted_ca_file,
+            client_cert_auth: args.peer_client_cert_auth,
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
