@@ -205,6 +205,31 @@ struct ServeArgs {
     /// Seconds an auth token lives after its last use.
     #[arg(long, default_value_t = 300)]
     auth_token_ttl: u64,
+    /// Path to the client server TLS cert file (an https:// --listen-client-urls).
+    #[arg(long)]
+    cert_file: Option<PathBuf>,
+    /// Path to the client server TLS key file.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Path to the client server TLS trusted CA cert file (verifies client certificates).
+    #[arg(long)]
+    trusted_ca_file: Option<PathBuf>,
+    /// Enable client cert authentication: clients present a certificate the trusted CA signed;
+    /// its Common Name is the user.
+    #[arg(long)]
+    client_cert_auth: bool,
+    /// Path to the peer server TLS cert file (an https:// --listen-peer-urls).
+    #[arg(long)]
+    peer_cert_file: Option<PathBuf>,
+    /// Path to the peer server TLS key file.
+    #[arg(long)]
+    peer_key_file: Option<PathBuf>,
+    /// Path to the peer server TLS trusted CA file.
+    #[arg(long)]
+    peer_trusted_ca_file: Option<PathBuf>,
+    /// Enable peer client cert authentication.
+    #[arg(long)]
+    peer_client_cert_auth: bool,
     /// Configures log level: debug, info, warn, error, panic, or fatal.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -237,6 +262,18 @@ fn serve_command(args: ServeArgs) -> i32 {
         listen_metrics_urls: args.listen_metrics_urls,
         bcrypt_cost: args.bcrypt_cost,
         auth_token_ttl_seconds: args.auth_token_ttl,
+        client_tls: server::tls::TlsFiles {
+            cert_file: args.cert_file,
+            key_file: args.key_file,
+            trusted_ca_file: args.trusted_ca_file,
+            client_cert_auth: args.client_cert_auth,
+        },
+        peer_tls: server::tls::TlsFiles {
+            cert_file: args.peer_cert_file,
+            key_file: args.peer_key_file,
+            trusted_ca_file: args.peer_trusted_ca_file,
+            client_cert_auth: args.peer_client_cert_auth,
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

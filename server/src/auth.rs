@@ -45,9 +45,18 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller of a gRPC request.
+    /// The caller of a gRPC request: its token if it carries one, else, as etcd does, the
+    /// Common Name of the client certificate verified under `--client-cert-auth`.
     pub fn of<T>(request: &tonic::Request<T>) -> Caller {
-        Caller::from_metadata(request.metadata())
+        let caller = Caller::from_metadata(request.metadata());
+        if caller.credentials.is_some() {
+            return caller;
+        }
+        Caller {
+            credentials: crate::tls::common_name(request)
+                .filter(|name| !name.is_empty())
+                .map(|name| Credentials::User(name.to_string())),
+        }
     }
 
     /// The caller named by gRPC metadata.

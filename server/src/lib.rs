@@ -58,6 +58,7 @@ pub fn init_logging(level: &str, json: bool) -> Result<(), String> {
     Ok(())
 }
 pub mod task;
+pub mod tls;
 pub mod watch_stream;
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
@@ -104,6 +105,11 @@ pub struct ServeConfig {
     pub bcrypt_cost: u32,
     /// `--auth-token-ttl` in seconds: a simple token is forgotten this long after its last use.
     pub auth_token_ttl_seconds: u64,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`: client TLS.
+    pub client_tls: tls::TlsFiles,
+    /// `--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`,
+    /// `--peer-client-cert-auth`: peer TLS.
+    pub peer_tls: tls::TlsFiles,
 }
 
 impl Default for ServeConfig {
@@ -127,6 +133,8 @@ impl Default for ServeConfig {
             listen_metrics_urls: None,
             bcrypt_cost: auth::BCRYPT_COST_DEFAULT,
             auth_token_ttl_seconds: 300,
+            client_tls: tls::TlsFiles::default(),
+            peer_tls: tls::TlsFiles::default(),
         }
     }
 }
@@ -145,16 +153,13 @@ pub enum ServeOutcome {
     },
 }
 
-/// Parses `http://host:port` (the first of a comma-separated list) into a socket address.
+/// Parses `http://host:port` or `https://host:port` (the first of a comma-separated list) into
+/// a socket address; whether the scheme asks for TLS is `tls::is_https`'s to say.
 pub fn parse_url(flag: &str, urls: &str) -> Result<SocketAddr, String> {
     let first = urls.split(',').next().unwrap_or_default().trim();
-    if first.starts_with("https://") || first.starts_with("unixs://") {
-        return Err(format!(
-            "{flag} {first}: TLS is not served yet; use an http:// URL"
-        ));
-    }
     let rest = first
         .strip_prefix("http://")
+        .or_else(|| first.strip_prefix("https://"))
         .ok_or_else(|| format!("{flag} {first:?}: expected a URL such as http://127.0.0.1:2379"))?;
     let host_port = rest.trim_end_matches('/');
     host_port
@@ -208,7 +213,60 @@ impl ServeConfig {
             ));
         }
         self.layout()?;
+        self.check_tls()?;
         Ok(client)
+    }
+
+    /// Checks the TLS flags against the URLs' schemes and loads every file they name, so a
+    /// missing file, bad PEM or a key that does not fit its certificate fails at the start.
+    fn check_tls(&self) -> Result<(), String> {
+        if tls::check_side(
+            &self.client_tls,
+            "",
+            "--listen-client-urls",
+            &self.listen_client_urls,
+        )? {
+            #[cfg(not(madsim))]
+            tls::server_config(&self.client_tls, "")?;
+        }
+        if let Some(urls) = &self.advertise_client_urls {
+            if tls::is_https(urls) && !tls::is_https(&self.listen_client_urls) {
+                return Err(format!(
+                    "--advertise-client-urls {urls}: https, but --listen-client-urls {} serves \
+                     plain http",
+                    self.listen_client_urls
+                ));
+            }
+        }
+        self.peer_tls_config().map(drop)
+    }
+
+    /// Peer TLS when `--listen-peer-urls` is https (checked and loaded), else `None`.
+    fn peer_tls_config(&self) -> Result<Option<tls::PeerTls>, String> {
+        let https = tls::check_side(
+            &self.peer_tls,
+            "peer-",
+            "--listen-peer-urls",
+            &self.listen_peer_urls,
+        )?;
+        let own = self.own_peer_url();
+        if tls::is_https(&own) != https {
+            return Err(format!(
+                "--initial-advertise-peer-urls {own}: its scheme differs from --listen-peer-urls {}",
+                self.listen_peer_urls
+            ));
+        }
+        if !https {
+            return Ok(None);
+        }
+        #[cfg(not(madsim))]
+        {
+            tls::PeerTls::load(&self.peer_tls).map(Some)
+        }
+        #[cfg(madsim)]
+        {
+            Err("peer TLS is not available under madsim".into())
+        }
     }
 
     /// The peer URL this member advertises.
@@ -341,6 +399,7 @@ pub async fn serve_until(
             .map_err(anyhow::Error::msg)?,
         peers: peer_table,
         client_url: config.own_client_url(),
+        tls: config.peer_tls_config().map_err(anyhow::Error::msg)?,
     };
     let outbox = Some(
         peer::start(peer_config, commands.clone(), client_urls.clone())
@@ -400,9 +459,14 @@ pub async fn serve_until(
         commands.clone(),
     ));
     let services = grpc::Services::new(commands, info);
-    let incoming = client_listener::bind(client_address).await?;
+    let client_scheme = if tls::is_https(&config.listen_client_urls) {
+        "https"
+    } else {
+        "http"
+    };
+    let incoming = client_listener::bind(client_address, &config).await?;
     eprintln!(
-        "detcd: serving member {:?} (id {:x}) of {} for clients on http://{client_address}; data in {} ({}, start {})",
+        "detcd: serving member {:?} (id {:x}) of {} for clients on {client_scheme}://{client_address}; data in {} ({}, start {})",
         config.name,
         layout.self_id.0,
         match layout.members.len() {
@@ -488,27 +552,50 @@ async fn shutdown_signal() {
 mod client_listener {
     use std::net::SocketAddr;
 
-    /// The bound client listener (real sockets), bound before the member reports it serves.
+    /// The bound client listener (real sockets), bound before the member reports it serves:
+    /// plain, or handing out connections after their TLS handshakes.
     #[cfg(not(madsim))]
-    pub(crate) type Incoming = tonic::transport::server::TcpIncoming;
+    pub(crate) enum Incoming {
+        /// `http://`.
+        Plain(tonic::transport::server::TcpIncoming),
+        /// `https://`.
+        Tls(crate::tls::ClientIncoming),
+    }
     /// The client address (madsim binds it when the server starts).
     #[cfg(madsim)]
     pub(crate) type Incoming = SocketAddr;
 
     /// Binds the client address, failing with a message naming it.
     #[cfg(not(madsim))]
-    pub(crate) async fn bind(address: SocketAddr) -> anyhow::Result<Incoming> {
+    pub(crate) async fn bind(
+        address: SocketAddr,
+        config: &crate::ServeConfig,
+    ) -> anyhow::Result<Incoming> {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
+        if crate::tls::is_https(&config.listen_client_urls) {
+            let tls =
+                crate::tls::server_config(&config.client_tls, "").map_err(anyhow::Error::msg)?;
+            return Ok(Incoming::Tls(crate::tls::client_incoming(
+                listener,
+                tls,
+                config.client_tls.client_cert_auth,
+            )));
+        }
         // Nagle's algorithm would hold small replies back behind delayed ACKs (tens of ms);
         // tonic sets TCP_NODELAY only on listeners it binds itself, so say it here, as etcd does.
-        Ok(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
+        Ok(Incoming::Plain(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        ))
     }
 
     /// Keeps the address for `serve` (madsim-tonic binds it itself).
     #[cfg(madsim)]
-    pub(crate) async fn bind(address: SocketAddr) -> anyhow::Result<Incoming> {
+    pub(crate) async fn bind(
+        address: SocketAddr,
+        _config: &crate::ServeConfig,
+    ) -> anyhow::Result<Incoming> {
         Ok(address)
     }
 
@@ -533,11 +620,21 @@ mod client_listener {
                 .add_service(ClusterServer::new(services.clone()))
                 .add_service(AuthServer::new(services.clone()))
                 .add_service(MaintenanceServer::new(services));
-            tonic::transport::Server::builder()
-                .accept_http1(true)
-                .add_routes(crate::gateway::routes(grpc_routes, body_bytes_max))
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
+            let routes = crate::gateway::routes(grpc_routes, body_bytes_max);
+            let builder = tonic::transport::Server::builder();
+            let router = builder.accept_http1(true).add_routes(routes);
+            match incoming {
+                Incoming::Plain(incoming) => {
+                    router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+                Incoming::Tls(incoming) => {
+                    router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+            }
         }
         #[cfg(madsim)]
         {

@@ -72,6 +72,8 @@ pub struct PeerConfig {
     pub peers: PeerTable,
     /// This member's advertised client URL, told to peers in the hello.
     pub client_url: String,
+    /// Peer TLS (an https peer URL): every connection accepted and dialled is wrapped in it.
+    pub(crate) tls: Option<crate::tls::PeerTls>,
 }
 
 /// Client URLs learned from peers' hellos, for forwarding and MemberList.
@@ -186,7 +188,9 @@ pub fn parse_hello(config: &PeerConfig, body: &[u8]) -> Result<(NodeId, String),
 }
 
 /// Reads one frame: (kind, body).
-async fn read_frame(stream: &mut TcpStream) -> Result<(u8, Vec<u8>), std::io::Error> {
+async fn read_frame(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Result<(u8, Vec<u8>), std::io::Error> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     stream.read_exact(&mut header).await?;
     let length = u32::from_le_bytes(header[0..4].try_into().expect("four bytes")) as usize;
@@ -269,6 +273,13 @@ async fn accept_loop(
         let commands = commands.clone();
         let client_urls = client_urls.clone();
         tokio::spawn(async move {
+            let stream = match crate::tls::peer_accept(config.tls.as_ref(), stream).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(peer = %address, %error, "peer TLS handshake failed");
+                    return;
+                }
+            };
             if let Err(error) = receive(stream, &config, &commands, &client_urls).await {
                 tracing::warn!(peer = %address, %error, "peer connection closed");
             }
@@ -278,7 +289,7 @@ async fn accept_loop(
 
 /// Reads one inbound connection: a hello, then messages, until it closes or sends garbage.
 async fn receive(
-    mut stream: TcpStream,
+    mut stream: crate::tls::PeerStream,
     config: &PeerConfig,
     commands: &mpsc::Sender<Command>,
     client_urls: &ClientUrls,
@@ -360,7 +371,14 @@ async fn send_loop(config: Arc<PeerConfig>, peer: NodeId, mut queue: mpsc::Recei
             tracing::info!(peer = %format!("{:x}", peer.0), "peer left the membership");
             return;
         };
-        let mut stream = match TcpStream::connect(address).await {
+        let dialled = match TcpStream::connect(address).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                crate::tls::peer_dial(config.tls.as_ref(), stream, address).await
+            }
+            Err(error) => Err(error),
+        };
+        let mut stream = match dialled {
             Ok(stream) => stream,
             Err(error) => {
                 if !logged_down {
@@ -374,7 +392,6 @@ async fn send_loop(config: Arc<PeerConfig>, peer: NodeId, mut queue: mpsc::Recei
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let mut hello = Vec::new();
         encode_frame(KIND_HELLO, &hello_body(&config, peer), &mut hello);
         // Flushed after each write: a no-op on a real socket, and the moment madsim's simulated
@@ -421,6 +438,7 @@ mod tests {
                 [(NodeId(1), "127.0.0.1:1".parse().unwrap())].into(),
             )),
             client_url: "http://127.0.0.1:2379".into(),
+            tls: None,
         }
     }
 

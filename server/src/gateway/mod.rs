@@ -200,6 +200,10 @@ impl Gateway {
         }
         let mut call = tonic::Request::new(ReceiverStream::new(outgoing));
         forward_token(&parts.headers, call.metadata_mut());
+        // The connection's verified client certificate, as a gRPC call on it would carry it.
+        if let Some(info) = parts.extensions.get::<crate::tls::ClientTlsInfo>() {
+            call.extensions_mut().insert(info.clone());
+        }
         let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
         let path = path
             .parse()
