@@ -7,6 +7,7 @@
 //! (a property test in `model::tests` holds it to that); it decides nothing `matching` does not.
 //! It does not explain mismatches: explanations build the outcome the ordinary way.
 
+use super::auth::NameId;
 use super::matching::kv_matches;
 use super::{matches, Cmp, ErrorCode, KeyId, Op, Rec, Store};
 
@@ -16,10 +17,29 @@ impl Store {
     /// mismatch the store is left unchanged; on a match it holds the operation's effect (none
     /// for an error, as with `apply`).
     pub fn apply_matching(&mut self, op: &Op, rec: Option<&Rec>) -> bool {
+        self.apply_matching_as(op, rec, None)
+    }
+
+    /// `apply_matching` of an operation run as `user` (see `Store::apply_as`).
+    pub fn apply_matching_as(&mut self, op: &Op, rec: Option<&Rec>, user: Option<NameId>) -> bool {
         let mark = self.mark();
+        // Auth requests, and answers once auth is on, are rare enough for the ordinary way.
+        if self.auth.is_some() || matches!(op, Op::Auth(_)) {
+            if let Err(code) = self.permit(op, user) {
+                return rec.is_none_or(|rec| *rec == Rec::Error(code));
+            }
+            if matches!(op, Op::Auth(_)) {
+                let outcome = self.apply_as(op, user);
+                let matched = rec.is_none_or(|rec| matches(rec, &outcome));
+                if !matched {
+                    self.undo_to(mark);
+                }
+                return matched;
+            }
+        }
         // Results that can match an error answer are rare and cheap to build: the ordinary way.
         if let Some(rec @ (Rec::Error(_) | Rec::LeaseKeepAlive { .. })) = rec {
-            let matched = matches(rec, &self.apply(op));
+            let matched = matches(rec, &self.apply_as(op, user));
             if !matched {
                 self.undo_to(mark);
             }
@@ -121,6 +141,7 @@ impl Store {
                 self.compact_to(*revision)?;
                 Ok(rec.is_none_or(|rec| matches!(rec, Rec::Compact { .. })))
             }
+            Op::Auth(_) => unreachable!("auth requests are checked by apply_matching_as"),
         }
     }
 
