@@ -151,3 +151,21 @@ fn bad_auth_fields_name_the_field() {
         error.message
     );
 }
+
+#[test]
+fn a_past_revision_read_is_judged_for_permission_where_it_is_placed() {
+    // Goal: the search's early check of reads at old revisions (made when the store reaches
+    // the revision) must not refuse a read its user may make only later. Method: root writes
+    // x at revision 2 while auth is on; auth is then disabled; carol (no permissions) reads x
+    // at revision 2 afterwards: permitted where it is placed, so the history passes. (A
+    // simulator history of `permissions_revoked_under_load` found this.)
+    let rest = r#"
+{"id":20,"client":1,"call":120,"return":130,"op":{"type":"put","key":"x","value":"1"},"user":"root","result":{"type":"put","revision":2}}
+{"id":21,"client":0,"call":200,"return":210,"op":{"type":"auth_disable"},"user":"root","result":{"type":"auth"}}
+{"id":22,"client":2,"call":300,"return":310,"op":{"type":"range","key":"x","revision":2},"user":"carol","result":{"type":"range","revision":2,"count":1,"kvs":[{"key":"x","value":"1","mod_revision":2}]}}
+"#;
+    assert_eq!(verdict(rest), Verdict::Ok);
+    // The same read before the disable returned is refused by the model: a violation.
+    let early = rest.replace(r#""call":300,"return":310"#, r#""call":140,"return":150"#);
+    assert!(is_violation(&verdict(&early)));
+}

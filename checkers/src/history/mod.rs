@@ -12,7 +12,7 @@ mod write;
 pub use auth::{AuthOp, PermissionKind};
 pub use base64::encode as encode_base64;
 pub use read::{parse_history, parse_line, HistoryError, Line};
-pub use write::{operation_to_json, watch_to_json, write_history};
+pub use write::{operation_to_json, request_to_json, watch_to_json, write_history};
 
 /// Keys and values are arbitrary bytes; UTF-8 ones are written as strings, others as base64.
 pub type Bytes = Vec<u8>;

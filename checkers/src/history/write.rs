@@ -88,6 +88,11 @@ fn event_json(event: &WatchEvent) -> Value {
     Value::Object(object)
 }
 
+/// One request as the `op` object of its line.
+pub fn request_to_json(request: &Request) -> Value {
+    request_json(request)
+}
+
 fn request_json(request: &Request) -> Value {
     let mut object = Map::new();
     object.insert("type".into(), json!(request.type_name()));

@@ -20,6 +20,16 @@ impl Store {
         self.apply_matching_as(op, rec, None)
     }
 
+    /// `apply_matching` of a read judged on its keys and values alone, whoever runs it: a read
+    /// at an old revision checked ahead of its place (the search's pruning) is checked for
+    /// permission at its place, where the auth state may differ.
+    pub fn apply_matching_ignoring_auth(&mut self, op: &Op, rec: Option<&Rec>) -> bool {
+        let auth = self.auth.take();
+        let matched = self.apply_matching(op, rec);
+        self.auth = auth;
+        matched
+    }
+
     /// `apply_matching` of an operation run as `user` (see `Store::apply_as`).
     pub fn apply_matching_as(&mut self, op: &Op, rec: Option<&Rec>, user: Option<NameId>) -> bool {
         let mark = self.mark();
