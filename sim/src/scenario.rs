@@ -305,9 +305,6 @@ impl Scenario {
             "three_members_crash_points" => Scenario::three_members_crash_points(),
             "figure_eight" => Scenario::figure_eight(),
             "learner_promoted_during_partition" => Scenario::learner_promoted_during_partition(),
-            // Not a built-in of `BUILT_IN` (the library file is not a copy of a built-in's
-            // defaults): named here so that its zoo bug can be hunted without the library.
-            "permissions_revoked_under_load" => Scenario::permissions_revoked_under_load(),
             _ => return None,
         })
     }

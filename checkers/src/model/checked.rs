@@ -33,17 +33,8 @@ impl Store {
     /// `apply_matching` of an operation run as `user` (see `Store::apply_as`).
     pub fn apply_matching_as(&mut self, op: &Op, rec: Option<&Rec>, user: Option<NameId>) -> bool {
         let mark = self.mark();
-        // Auth requests, and answers once auth is on, are rare enough for the ordinary way.
         if self.auth.is_some() || matches!(op, Op::Auth(_)) {
-            if let Err(code) = self.permit(op, user) {
-                return rec.is_none_or(|rec| *rec == Rec::Error(code));
-            }
-            if matches!(op, Op::Auth(_)) {
-                let outcome = self.apply_as(op, user);
-                let matched = rec.is_none_or(|rec| matches(rec, &outcome));
-                if !matched {
-                    self.undo_to(mark);
-                }
+            if let Some(matched) = self.auth_matching(op, rec, user) {
                 return matched;
             }
         }
@@ -80,6 +71,28 @@ impl Store {
             return false;
         }
         true
+    }
+
+    /// The auth side of `apply_matching_as`, apart so that histories without auth keep the
+    /// search's hottest function as it was: the answer when auth decides it (a refusal, or an
+    /// auth request), `None` when the operation is permitted and applies the ordinary way.
+    #[cold]
+    #[inline(never)]
+    fn auth_matching(&mut self, op: &Op, rec: Option<&Rec>, user: Option<NameId>) -> Option<bool> {
+        if let Err(code) = self.permit(op, user) {
+            return Some(rec.is_none_or(|rec| *rec == Rec::Error(code)));
+        }
+        if !matches!(op, Op::Auth(_)) {
+            return None;
+        }
+        let mark = self.mark();
+        let outcome = self.apply_as(op, user);
+        // Auth requests, rare, are matched the ordinary way.
+        let matched = rec.is_none_or(|rec| matches(rec, &outcome));
+        if !matched {
+            self.undo_to(mark);
+        }
+        Some(matched)
     }
 
     /// Applies `op` as part of a write at `write_revision` (setting `wrote` when a key changed)
