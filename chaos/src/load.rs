@@ -78,6 +78,7 @@ impl Recorder {
             ret,
             request,
             result,
+            user: None,
         });
         outcome
     }

@@ -174,6 +174,7 @@ fn generate_shaped(config: &GenerateConfig, values_only: bool) -> History {
             ret: if unknown { None } else { Some(ret) },
             request,
             result,
+            user: None,
         });
         if unknown {
             // A client that lost track of its request is replaced, as in Jepsen.
@@ -436,6 +437,7 @@ fn to_response(outcome: &Outcome, revisions: bool) -> Response {
             revision: revision(*at),
         },
         Outcome::Expire => Response::Compact { revision: None },
+        Outcome::Auth => Response::Auth { revision: None },
         Outcome::Error(code) => Response::Error {
             code: code.name().to_string(),
             message: None,

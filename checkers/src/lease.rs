@@ -114,6 +114,7 @@ mod tests {
             ret: Some(ret),
             request,
             result: Some(result),
+            user: None,
         }
     }
 

@@ -54,10 +54,14 @@ fn replay(history: HistoryView<'_>, linearization: &Linearization) -> Replay {
     let mut store = Store::new(linearization.tables.key_count());
     let mut writers: Vec<(i64, u64, i64)> = Vec::new();
     let sources = earliest_identical_sources(history, linearization);
-    for ((_, op, _), source) in linearization.steps.iter().zip(&sources) {
+    for ((index, op, _), source) in linearization.steps.iter().zip(&sources) {
         let before = store.revision();
+        // The user it ran as decides its effect once auth is on (format version 2).
+        let user = index
+            .and_then(|index| history.ops[index].user.as_deref())
+            .and_then(|user| linearization.tables.name(user));
         // Only the effect matters here, not the answer: no outcome is built.
-        store.apply_matching(op, None);
+        store.apply_matching_as(op, None, user);
         store.forget_undo();
         if store.revision() > before {
             let (id, call) = source.map_or((u64::MAX, i64::MIN), |index| {

@@ -62,11 +62,15 @@ pub enum Bug {
     /// A leader ranks learners' acknowledgements with the voters' when it computes the commit
     /// index, so a learner stands in for a missing voter.
     LearnerCountedInQuorum,
+    /// A write's permission is checked only when it arrives, against the member's applied
+    /// auth store, and the apply trusts that check: a permission revoked between the two (or
+    /// revoked already but not yet applied where the write arrived) does not stop it.
+    PermissionCheckedOnlyAtRequest,
 }
 
 impl Bug {
     /// Every bug of the zoo, in a fixed order (the order of the hunt table).
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 23] = [
         Bug::FigureEightCommit,
         Bug::VoteBeforeSync,
         Bug::AckBeforeSync,
@@ -89,6 +93,7 @@ impl Bug {
         Bug::DuplicateApplyOfRetry,
         Bug::CorruptRecordAsTornTail,
         Bug::LearnerCountedInQuorum,
+        Bug::PermissionCheckedOnlyAtRequest,
     ];
 
     /// The bug's name in snake_case, as the command line takes it.
@@ -116,6 +121,7 @@ impl Bug {
             Bug::DuplicateApplyOfRetry => "duplicate_apply_of_retry",
             Bug::CorruptRecordAsTornTail => "corrupt_record_as_torn_tail",
             Bug::LearnerCountedInQuorum => "learner_counted_in_quorum",
+            Bug::PermissionCheckedOnlyAtRequest => "permission_checked_only_at_request",
         }
     }
 
@@ -145,6 +151,9 @@ impl Bug {
             Bug::CorruptRecordAsTornTail => "etcd #10346-style WAL repair",
             Bug::LearnerCountedInQuorum => {
                 "raft thesis, section 4.2.1: learners (non-voting members) never count toward a quorum"
+            }
+            Bug::PermissionCheckedOnlyAtRequest => {
+                "etcd's apply-time auth check (ErrAuthOldRevision): a write authorised before a revoke must be refused when it applies after it"
             }
         }
     }

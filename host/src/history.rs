@@ -1,5 +1,5 @@
 //! The history recorder: renders client operations and watch streams as the JSON lines of
-//! `docs/history-format.md` (v1), with times in the host's nanoseconds (simulated in the simulator).
+//! `docs/history-format.md` (version 2 when auth requests or users are recorded, else v1), with times in the host's nanoseconds (simulated in the simulator).
 //!
 //! It only renders what clients saw; it does not judge it (the inline invariants and, later, the
 //! checkers do). Requests the format has no type for (watch control, lease queries) are not
@@ -103,6 +103,7 @@ pub fn op_json(request: &Request) -> Option<Value> {
         Request::Compact(compact) => {
             return Some(json!({"type": "compact", "revision": compact.revision.0}))
         }
+        Request::Auth(auth) => return crate::history_auth::auth_op_json(auth),
         _ => return None,
     }
     Some(Value::Object(object))
@@ -194,6 +195,7 @@ fn response_json(response: &Response) -> Value {
             json!({"type": "lease_keepalive", "ttl": ttl_seconds})
         }
         Response::Compact { header } => json!({"type": "compact", "revision": header.revision.0}),
+        Response::Auth { header, .. } => json!({"type": "auth", "revision": header.revision.0}),
         other => json!({"type": "other", "debug": format!("{other:?}")}),
     }
 }
@@ -215,6 +217,19 @@ pub fn operation_line(
     op: &Value,
     outcome: Option<(Instant, &Result<Response, RequestError>)>,
 ) -> String {
+    operation_line_as(id, client, None, call, op, outcome)
+}
+
+/// [`operation_line`] of a request run as `user` (format version 2's `user`; left out when
+/// `None`, so a line without credentials is a version 1 line).
+pub fn operation_line_as(
+    id: u64,
+    client: u32,
+    user: Option<&str>,
+    call: Instant,
+    op: &Value,
+    outcome: Option<(Instant, &Result<Response, RequestError>)>,
+) -> String {
     let (return_time, mut result) = match outcome {
         Some((time, result)) => (Value::from(time.0), result_json(result)),
         None => (Value::Null, Value::Null),
@@ -232,7 +247,10 @@ pub fn operation_line(
             }
         }
     }
-    let line = json!({"id": id, "client": client, "call": call.0, "return": return_time, "op": op, "result": result});
+    let mut line = json!({"id": id, "client": client, "call": call.0, "return": return_time, "op": op, "result": result});
+    if let Some(user) = user {
+        line["user"] = Value::from(user);
+    }
     serde_json::to_string(&line).expect("a JSON value always serialises")
 }
 

@@ -281,6 +281,28 @@ impl<R, S, M: Hosted> Hosting<R, S, M> {
         self.step(now, input, io);
     }
 
+    /// Like [`Hosting::request_with_credentials`], under an id the host chose (as
+    /// [`Hosting::request_as`]).
+    pub fn request_as_with_credentials<I: Io<Reply = R, Stream = S>>(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        request: Request,
+        credentials: engine::auth::Credentials,
+        route: Route<R, S>,
+        io: &mut I,
+    ) {
+        let previous = self.routes.insert(id, route);
+        assert!(previous.is_none(), "request id {id:?} is already waiting");
+        self.request_id_next = self.request_id_next.max(id.0.saturating_add(1));
+        let input = Input::RequestAs {
+            id,
+            request,
+            credentials,
+        };
+        self.step(now, input, io);
+    }
+
     /// Reports the completion of the oldest disk operation in flight.
     pub fn disk_done<I: Io<Reply = R, Stream = S>>(
         &mut self,

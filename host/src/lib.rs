@@ -18,6 +18,7 @@
 pub mod conformance;
 pub mod disk;
 pub mod history;
+pub mod history_auth;
 pub mod hosting;
 pub mod incarnation;
 pub mod timer;

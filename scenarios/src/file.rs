@@ -240,6 +240,12 @@ fn merge_table(
             ));
         }
         let object = base.as_object_mut().expect("merge_table is given objects");
+        if key_path == "workload.auth" && !object.contains_key(key) {
+            // Off in every built-in, so absent from the base: a file turns it on by naming it.
+            let defaults = sim::auth_traffic::AuthTraffic::default();
+            let defaults = serde_json::to_value(defaults).expect("auth settings serialise");
+            object.insert(key.to_string(), defaults);
+        }
         let Some(slot) = object.get_mut(key) else {
             let known: Vec<&str> = object.keys().map(String::as_str).collect();
             let extra = if path.is_empty() { &FILE_KEYS[..] } else { &[] };

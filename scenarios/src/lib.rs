@@ -129,6 +129,10 @@ pub const LIBRARY: &[(&str, &str)] = &[
         "membership_churn_on_an_even_cluster",
         include_str!("../library/membership_churn_on_an_even_cluster.toml"),
     ),
+    (
+        "permissions_revoked_under_load",
+        include_str!("../library/permissions_revoked_under_load.toml"),
+    ),
 ];
 
 /// The library scenario called `name`, parsed.

@@ -457,3 +457,35 @@ fn the_even_cluster_churn_file_is_the_zoo_tests_scenario() {
         Scenario::membership_churn_on_an_even_cluster()
     );
 }
+
+/// The zoo test of the auth bug (sim/tests/zoo_auth.rs) builds its scenario in Rust; it must be
+/// the library file a user runs.
+#[test]
+fn the_permissions_file_is_the_zoo_tests_scenario() {
+    let file = library_scenario("permissions_revoked_under_load")
+        .expect("in the library")
+        .expect("parses");
+    assert_eq!(file.scenario, Scenario::permissions_revoked_under_load());
+}
+
+/// Goal: auth traffic is opt-in and its keys are checked like any other: a built-in has none,
+/// `[workload.auth]` turns it on with documented defaults, and a bad value names the file,
+/// line and key. Method: parse a few short files.
+#[test]
+fn auth_traffic_keys_parse_with_defaults_and_errors() {
+    assert!(Scenario::default_scenario().workload.auth.is_none());
+    let on = crate::parse("[workload.auth]\n", "auth.toml").expect("parses");
+    assert_eq!(
+        on.scenario.workload.auth,
+        Some(sim::auth_traffic::AuthTraffic::default())
+    );
+    let error = error_of("[workload.auth]\nchange_ppm = \"150%\"\n");
+    assert!(error.contains(":2: workload.auth.change_ppm"), "{error}");
+    let error = error_of("[workload.auth]\nchange_pm = 3\n");
+    assert!(
+        error.contains(":2: workload.auth.change_pm") && error.contains("change_ppm"),
+        "{error}"
+    );
+    let error = error_of("[workload]\nclient_count = 1\n[workload.auth]\n");
+    assert!(error.contains("workload.client_count"), "{error}");
+}

@@ -109,6 +109,7 @@ pub fn request(request: Request) -> Option<ch::Request> {
         },
         Request::LeaseRevoke { id } => ch::Request::LeaseRevoke { id: id.0 },
         Request::LeaseKeepAlive { id } => ch::Request::LeaseKeepAlive { id: id.0 },
+        Request::Auth(auth) => ch::Request::Auth(host::history_auth::auth_op(&auth)?),
         Request::Compact(compact) => ch::Request::Compact {
             revision: compact.revision.0,
         },
@@ -233,6 +234,9 @@ pub fn response(result: Result<Response, RequestError>) -> Option<ch::Response> 
         Ok(Response::Compact { header }) => ch::Response::Compact {
             revision: Some(header.revision.0),
         },
+        Ok(Response::Auth { header, .. }) => ch::Response::Auth {
+            revision: Some(header.revision.0),
+        },
         Ok(_) => return None,
     })
 }
@@ -338,6 +342,7 @@ pub fn operation(
         ret,
         request,
         result,
+        user: None,
     }
 }
 

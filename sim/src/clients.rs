@@ -18,13 +18,14 @@
 //! member for progress notifications and now and then stop reading for a while (backpressure),
 //! so the member's slow-watcher and catch-up paths run.
 
+use engine::api::Input;
 use engine::kv::{
     KeyValue, Request, RequestError, Response, SortOrder, SortTarget, WatchCreateRequest,
     WatchResponse,
 };
 use engine::types::{Duration, Instant, Revision, WatchId};
 
-use crate::history::{op_json, operation_line, WatchRecord};
+use crate::history::{op_json, operation_line_as, WatchRecord};
 use crate::rng::SimRng;
 use crate::trace::LineHash;
 use crate::workload::{Generator, WorkloadConfig};
@@ -191,7 +192,13 @@ impl<M: crate::process::HostedMember> World<M> {
                     .unwrap_or_else(|| generator.next_request());
                 (request, 1)
             }
-            None => (self.clients[client].generator.next_request(), 1),
+            None => match self.auth.as_mut().filter(|_| client == 0) {
+                Some(admin) => match admin.next_admin_request() {
+                    Some(request) => (request, 1),
+                    None => return self.schedule_next_request(now, client),
+                },
+                None => (self.clients[client].generator.next_request(), 1),
+            },
         };
         let node = self.clients[client].endpoint;
         let op_id = self.take_request_id();
@@ -238,6 +245,26 @@ impl<M: crate::process::HostedMember> World<M> {
         if attempt < REQUEST_ATTEMPTS_MAX {
             state.retry = Some((request.clone(), attempt));
         }
+    }
+
+    /// The input that hands request `id` to a member: with the client's credentials when the
+    /// run has auth traffic and a client sent it (watchers and the membership admin send none).
+    pub(crate) fn request_input(&self, id: engine::types::RequestId, request: Request) -> Input {
+        match (&self.auth, self.routes.get(&id.0)) {
+            (Some(_), Some(RequestRoute::Client(client))) => Input::RequestAs {
+                id,
+                request,
+                credentials: crate::auth_traffic::AuthClients::credentials(*client),
+            },
+            _ => Input::Request { id, request },
+        }
+    }
+
+    /// The user client `client` runs as, when the run has auth traffic.
+    fn user_of(&self, client: usize) -> Option<&'static str> {
+        self.auth
+            .as_ref()
+            .map(|_| crate::auth_traffic::AuthClients::user_of(client))
     }
 
     /// A member answered request `request_id`: send the reply back over the client's link.
@@ -298,6 +325,9 @@ impl<M: crate::process::HostedMember> World<M> {
             return;
         };
         let result = self.sorted_in_key_order(now, op_id, &outstanding.request, result);
+        if let Some(auth) = self.auth.as_mut().filter(|_| client == 0) {
+            auth.observe_admin_reply(&outstanding.request, &result);
+        }
         if let Ok(response) = &result {
             if !response_fits(&outstanding.request, response) {
                 // A reply of the wrong kind is a member bug; what the request did is unknown.
@@ -453,6 +483,7 @@ impl<M: crate::process::HostedMember> World<M> {
         };
         self.counts.ops += 1;
         let outcome_ref = outcome.as_ref().map(|(time, result)| (*time, result));
+        let user = self.user_of(client);
         // The hash covers a compact rendering of every operation: building the JSON line costs
         // more than the rest of a run, so it is built only when the history is kept.
         self.trace.hash_only_pieces(|line| {
@@ -464,12 +495,16 @@ impl<M: crate::process::HostedMember> World<M> {
                 kind,
                 outcome_ref,
             );
+            if let Some(user) = user {
+                line.text(" as=").text(user);
+            }
         });
         if let Some(lines) = &mut self.history_lines {
             let op = op_json(&outstanding.request).expect("recorded kinds render");
-            lines.push(operation_line(
+            lines.push(operation_line_as(
                 outstanding.op_id,
                 client as u32,
+                user,
                 outstanding.call,
                 &op,
                 outcome_ref,
@@ -478,14 +513,16 @@ impl<M: crate::process::HostedMember> World<M> {
         let shape = crate::checking::RangeShape::of(&outstanding.request);
         let request =
             crate::checking::request(outstanding.request).expect("recorded kinds convert");
-        self.check_ops.push(crate::checking::operation(
+        let mut operation = crate::checking::operation(
             outstanding.op_id,
             client,
             outstanding.call,
             request,
             outcome,
             shape,
-        ));
+        );
+        operation.user = user.map(str::to_string);
+        self.check_ops.push(operation);
     }
 
     /// Records every still-outstanding operation with unknown outcome (the run ended).
@@ -812,6 +849,7 @@ fn recorded_kind(request: &Request) -> Option<&'static str> {
         Request::LeaseRevoke { .. } => "lease_revoke",
         Request::LeaseKeepAlive { .. } => "lease_keepalive",
         Request::Compact(_) => "compact",
+        Request::Auth(auth) => return host::history_auth::auth_op(auth).map(|op| op.type_name()),
         _ => return None,
     })
 }
@@ -836,6 +874,7 @@ fn response_fits(request: &Request, response: &Response) -> bool {
                 Response::LeaseTimeToLive { .. }
             )
             | (Request::LeaseLeases, Response::LeaseLeases { .. })
+            | (Request::Auth(_), Response::Auth { .. })
             | (Request::WatchCreate(_), Response::WatchCreated { .. })
             | (Request::WatchCancel { .. }, Response::WatchCanceled { .. })
             | (

@@ -248,8 +248,22 @@ impl<M: HostedMember> World<M> {
                     hosting.watch_backpressure(local_now, watch_id, slow, io);
                 });
             }
-            Input::RequestAs { .. } => {
-                unreachable!("the simulated workload sends no credentials (no auth traffic yet)")
+            Input::RequestAs {
+                id,
+                request,
+                credentials,
+            } => {
+                let route = Route::Reply(id.0);
+                self.step_hosting(now, node, |hosting, local_now, io| {
+                    hosting.request_as_with_credentials(
+                        local_now,
+                        id,
+                        request,
+                        credentials,
+                        route,
+                        io,
+                    );
+                });
             }
         }
     }

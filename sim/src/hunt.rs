@@ -73,6 +73,8 @@ pub fn scenario_for(bug: Bug) -> &'static str {
         }
         // A learner must exist, and the leader must be cut off with it from the other voters.
         Bug::LearnerCountedInQuorum => "learner_promoted_during_partition",
+        // Revokes must race with writes arriving at members that have not applied them yet.
+        Bug::PermissionCheckedOnlyAtRequest => "permissions_revoked_under_load",
     }
 }
 

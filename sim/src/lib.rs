@@ -9,6 +9,7 @@
 
 mod aimed;
 pub mod artifact;
+pub mod auth_traffic;
 pub mod bench;
 pub mod checking;
 pub mod cli;

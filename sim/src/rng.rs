@@ -34,6 +34,8 @@ pub enum Stream {
     Aim,
     /// Role choices of the scripted timeline (`scripted`).
     Script,
+    /// The auth administrator's changes (`auth_traffic`).
+    AuthAdmin,
 }
 
 impl Stream {
@@ -49,6 +51,7 @@ impl Stream {
             Stream::Buggify => 3,
             Stream::Aim => 4,
             Stream::Script => 5,
+            Stream::AuthAdmin => 6,
         }
     }
 }

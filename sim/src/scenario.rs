@@ -566,6 +566,9 @@ impl Scenario {
             return Err("workload.client_count must be at least 1".into());
         }
         self.validate_numbers()?;
+        if let Some(auth) = &self.workload.auth {
+            auth.validate(self.workload.client_count)?;
+        }
         let tolerated = (self.member_count - 1) / 2;
         let beyond = self.budget.corrupted_members_max > tolerated
             || self.budget.down_members_max > down_tolerated(self.member_count);

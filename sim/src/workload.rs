@@ -177,6 +177,9 @@ pub struct WorkloadConfig {
     pub leases_per_client_max: usize,
     /// The request mix.
     pub mix: OpMix,
+    /// Auth traffic (`auth_traffic`): off unless the scenario asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::auth_traffic::AuthTraffic>,
 }
 
 impl WorkloadConfig {
@@ -198,6 +201,7 @@ impl WorkloadConfig {
             lease_ttl_seconds: 5,
             leases_per_client_max: 4,
             mix: OpMix::etcd_like(),
+            auth: None,
         }
     }
 }

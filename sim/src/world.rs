@@ -241,6 +241,8 @@ pub(crate) struct World<M: HostedMember> {
     /// The buffer a step collects its applied terms in (`hosted`), kept between steps so its
     /// capacity is reused.
     pub(crate) applied_terms_spare: Vec<engine::types::Term>,
+    /// Auth traffic, when the scenario has it: clients then run as users.
+    pub(crate) auth: Option<crate::auth_traffic::AuthClients>,
 }
 
 impl<M: HostedMember> World<M> {
@@ -305,7 +307,9 @@ impl<M: HostedMember> World<M> {
                 )
             })
             .collect();
+        let auth = crate::auth_traffic::AuthClients::new(&scenario.workload, seed);
         World {
+            auth,
             fault_rng: SimRng::for_stream(seed, Stream::Faults),
             script_rng: SimRng::for_stream(seed, Stream::Script),
             faults_ran: Vec::new(),
@@ -446,14 +450,8 @@ impl<M: HostedMember> World<M> {
                 node,
                 request,
             } => {
-                self.step_member(
-                    now,
-                    node,
-                    Input::Request {
-                        id: RequestId(op_id),
-                        request,
-                    },
-                );
+                let input = self.request_input(RequestId(op_id), request);
+                self.step_member(now, node, input);
             }
             Event::ReplyArrives {
                 client,

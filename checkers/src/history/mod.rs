@@ -1,16 +1,18 @@
-//! The history format v1 (docs/history-format.md) as Rust values: operations, their requests and
+//! The history format (docs/history-format.md; version 2, a superset of version 1) as Rust values: operations, their requests and
 //! results, and watch observations, with a reader and a writer that follow the format exactly.
 //!
 //! These types carry bytes and recorded fields only; they do not interpret them (the sequential
 //! store in `model` does). Every result field is optional because producers may record less.
 
+mod auth;
 mod base64;
 mod read;
 mod write;
 
+pub use auth::{AuthOp, PermissionKind};
 pub use base64::encode as encode_base64;
 pub use read::{parse_history, parse_line, HistoryError, Line};
-pub use write::{operation_to_json, watch_to_json, write_history};
+pub use write::{operation_to_json, request_to_json, watch_to_json, write_history};
 
 /// Keys and values are arbitrary bytes; UTF-8 ones are written as strings, others as base64.
 pub type Bytes = Vec<u8>;
@@ -59,6 +61,8 @@ pub struct Operation {
     pub request: Request,
     /// The response; `None` exactly when `ret` is `None`.
     pub result: Option<Response>,
+    /// The user the request ran as (version 2); `None` when it carried no credentials.
+    pub user: Option<String>,
 }
 
 /// A client request (`op.type`).
@@ -94,6 +98,8 @@ pub enum Request {
         /// Compact all revisions below this one.
         revision: i64,
     },
+    /// An Auth service request (version 2).
+    Auth(AuthOp),
 }
 
 /// A range read; `range_end` `Some(b"\0")` means "every key from `key`".
@@ -272,6 +278,11 @@ pub enum Response {
         /// Store revision at the compaction.
         revision: Option<i64>,
     },
+    /// An auth request's success (version 2).
+    Auth {
+        /// Store revision when it applied.
+        revision: Option<i64>,
+    },
     /// A definite error: the operation did not take effect.
     Error {
         /// etcd's error name (`compacted`, `future_revision`, `lease_not_found`, ...).
@@ -367,6 +378,7 @@ impl Request {
             Request::LeaseRevoke { .. } => "lease_revoke",
             Request::LeaseKeepAlive { .. } => "lease_keepalive",
             Request::Compact { .. } => "compact",
+            Request::Auth(op) => op.type_name(),
         }
     }
 }
@@ -418,5 +430,6 @@ pub fn describe_request(request: &Request) -> String {
         Request::LeaseRevoke { id } => format!("lease_revoke {id}"),
         Request::LeaseKeepAlive { id } => format!("lease_keepalive {id}"),
         Request::Compact { revision } => format!("compact {revision}"),
+        Request::Auth(op) => op.describe(),
     }
 }

@@ -91,6 +91,11 @@ fn parse_operation(object: &Map<String, Value>) -> Parsed<Operation> {
             return Err(format!("return {ret} is before call {call}"));
         }
     }
+    let user = match object.get("user") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => return Err("user: expected a string".into()),
+    };
     Ok(Operation {
         id,
         client,
@@ -98,6 +103,7 @@ fn parse_operation(object: &Map<String, Value>) -> Parsed<Operation> {
         ret,
         request,
         result,
+        user,
     })
 }
 
@@ -140,7 +146,10 @@ fn parse_request(object: &Map<String, Value>) -> Parsed<Request> {
         "compact" => Request::Compact {
             revision: required_i64(object, "revision")?,
         },
-        other => return Err(format!("type: unknown request type {other:?}")),
+        other => match super::auth::parse(other, object, optional_bytes) {
+            Some(parsed) => Request::Auth(parsed?),
+            None => return Err(format!("type: unknown request type {other:?}")),
+        },
     })
 }
 
@@ -216,6 +225,7 @@ fn parse_response(object: &Map<String, Value>) -> Parsed<Response> {
             ttl_seconds: optional_i64(object, "ttl")?,
         },
         "compact" => Response::Compact { revision },
+        "auth" => Response::Auth { revision },
         "error" => Response::Error {
             code: required_str(object, "code")?.to_string(),
             message: match object.get("message") {

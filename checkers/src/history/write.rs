@@ -23,14 +23,18 @@ pub fn write_history(history: &History) -> String {
 
 /// One operation as its JSON line.
 pub fn operation_to_json(op: &Operation) -> Value {
-    json!({
+    let mut line = json!({
         "id": op.id,
         "client": op.client,
         "call": op.call,
         "return": op.ret,
         "op": request_json(&op.request),
         "result": op.result.as_ref().map(response_json),
-    })
+    });
+    if let Some(user) = &op.user {
+        line["user"] = json!(user);
+    }
+    line
 }
 
 /// One watch record as its JSON line.
@@ -82,6 +86,11 @@ fn event_json(event: &WatchEvent) -> Value {
         object.insert("prev_kv".into(), kv_json(prev));
     }
     Value::Object(object)
+}
+
+/// One request as the `op` object of its line.
+pub fn request_to_json(request: &Request) -> Value {
+    request_json(request)
 }
 
 fn request_json(request: &Request) -> Value {
@@ -146,6 +155,7 @@ fn request_json(request: &Request) -> Value {
         Request::Compact { revision } => {
             object.insert("revision".into(), json!(revision));
         }
+        Request::Auth(op) => super::auth::write(op, &mut object, put_bytes),
     }
     Value::Object(object)
 }
@@ -243,6 +253,10 @@ fn response_json(response: &Response) -> Value {
         Response::Compact { revision } => {
             put_opt(&mut object, "revision", *revision);
             "compact"
+        }
+        Response::Auth { revision } => {
+            put_opt(&mut object, "revision", *revision);
+            "auth"
         }
         Response::Error { code, message } => {
             object.insert("code".into(), json!(code));

@@ -151,7 +151,7 @@ fn observes_revisions(ops: &[SearchOp]) -> bool {
                 ..
             } => revision.is_some() || responses.iter().flatten().any(rec_observes),
             Rec::LeaseRevoke { revision } | Rec::Compact { revision } => revision.is_some(),
-            Rec::LeaseGrant { .. } | Rec::LeaseKeepAlive { .. } => false,
+            Rec::LeaseGrant { .. } | Rec::LeaseKeepAlive { .. } | Rec::Auth => false,
             Rec::Error(code) => matches!(code, ErrorCode::Compacted | ErrorCode::FutureRevision),
         }
     }

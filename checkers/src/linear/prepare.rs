@@ -32,6 +32,8 @@ pub(crate) struct SearchOp {
     pub revision_lo: i64,
     /// ... and at most this.
     pub revision_hi: i64,
+    /// The user it ran as, in a history with auth requests (format version 2).
+    pub user: Option<crate::model::auth::NameId>,
 }
 
 /// Compiles the history's operations for the search.
@@ -71,6 +73,7 @@ pub(crate) fn prepare(history_ops: &[Operation], tables: &Tables) -> Vec<SearchO
             rec,
             revision_lo,
             revision_hi,
+            user: op.user.as_deref().and_then(|user| tables.name(user)),
         });
     }
     promote_observed_writes(&mut ops, tables.key_count());
@@ -85,6 +88,7 @@ pub(crate) fn prepare(history_ops: &[Operation], tables: &Tables) -> Vec<SearchO
             rec: None,
             revision_lo: 0,
             revision_hi: i64::MAX,
+            user: None,
         });
     }
     ops

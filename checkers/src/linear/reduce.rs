@@ -218,6 +218,7 @@ mod tests {
             rec: rec.map(Rc::new),
             revision_lo: 0,
             revision_hi: i64::MAX,
+            user: None,
         }
     }
 

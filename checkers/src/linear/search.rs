@@ -512,7 +512,10 @@ impl<'a> Search<'a> {
             return Err(());
         }
         let mark = self.store.mark();
-        if !self.store.apply_matching(&op.op, op.rec.as_deref()) {
+        if !self
+            .store
+            .apply_matching_as(&op.op, op.rec.as_deref(), op.user)
+        {
             return Err(());
         }
         if let Some(observed) = self.observed {
@@ -548,9 +551,9 @@ impl<'a> Search<'a> {
             }
             let mark = self.store.mark();
             let (_, node, rec) = &self.historical[index];
-            let agrees = self
-                .store
-                .apply_matching(&self.ops[*node as usize].op, Some(rec));
+            // Its permission is judged where it is placed, not here.
+            let read = &self.ops[*node as usize].op;
+            let agrees = self.store.apply_matching_ignoring_auth(read, Some(rec));
             self.store.undo_to(mark);
             if !agrees {
                 return false;

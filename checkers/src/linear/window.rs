@@ -261,7 +261,7 @@ fn reason(
         return "it can take effect here, but then some later operation cannot (every order was tried)".to_string();
     }
     let mut scratch = search.store().clone();
-    let outcome = scratch.apply(&op.op);
+    let outcome = scratch.apply_as(&op.op, op.user);
     match op.rec.as_deref() {
         Some(rec) => explain_mismatch(rec, &outcome, tables),
         None => "it cannot take effect".to_string(),

@@ -7,6 +7,7 @@
 //! (a property test in `model::tests` holds it to that); it decides nothing `matching` does not.
 //! It does not explain mismatches: explanations build the outcome the ordinary way.
 
+use super::auth::NameId;
 use super::matching::kv_matches;
 use super::{matches, Cmp, ErrorCode, KeyId, Op, Rec, Store};
 
@@ -16,10 +17,30 @@ impl Store {
     /// mismatch the store is left unchanged; on a match it holds the operation's effect (none
     /// for an error, as with `apply`).
     pub fn apply_matching(&mut self, op: &Op, rec: Option<&Rec>) -> bool {
+        self.apply_matching_as(op, rec, None)
+    }
+
+    /// `apply_matching` of a read judged on its keys and values alone, whoever runs it: a read
+    /// at an old revision checked ahead of its place (the search's pruning) is checked for
+    /// permission at its place, where the auth state may differ.
+    pub fn apply_matching_ignoring_auth(&mut self, op: &Op, rec: Option<&Rec>) -> bool {
+        let auth = self.auth.take();
+        let matched = self.apply_matching(op, rec);
+        self.auth = auth;
+        matched
+    }
+
+    /// `apply_matching` of an operation run as `user` (see `Store::apply_as`).
+    pub fn apply_matching_as(&mut self, op: &Op, rec: Option<&Rec>, user: Option<NameId>) -> bool {
         let mark = self.mark();
+        if self.auth.is_some() || matches!(op, Op::Auth(_)) {
+            if let Some(matched) = self.auth_matching(op, rec, user) {
+                return matched;
+            }
+        }
         // Results that can match an error answer are rare and cheap to build: the ordinary way.
         if let Some(rec @ (Rec::Error(_) | Rec::LeaseKeepAlive { .. })) = rec {
-            let matched = matches(rec, &self.apply(op));
+            let matched = matches(rec, &self.apply_as(op, user));
             if !matched {
                 self.undo_to(mark);
             }
@@ -50,6 +71,28 @@ impl Store {
             return false;
         }
         true
+    }
+
+    /// The auth side of `apply_matching_as`, apart so that histories without auth keep the
+    /// search's hottest function as it was: the answer when auth decides it (a refusal, or an
+    /// auth request), `None` when the operation is permitted and applies the ordinary way.
+    #[cold]
+    #[inline(never)]
+    fn auth_matching(&mut self, op: &Op, rec: Option<&Rec>, user: Option<NameId>) -> Option<bool> {
+        if let Err(code) = self.permit(op, user) {
+            return Some(rec.is_none_or(|rec| *rec == Rec::Error(code)));
+        }
+        if !matches!(op, Op::Auth(_)) {
+            return None;
+        }
+        let mark = self.mark();
+        let outcome = self.apply_as(op, user);
+        // Auth requests, rare, are matched the ordinary way.
+        let matched = rec.is_none_or(|rec| matches(rec, &outcome));
+        if !matched {
+            self.undo_to(mark);
+        }
+        Some(matched)
     }
 
     /// Applies `op` as part of a write at `write_revision` (setting `wrote` when a key changed)
@@ -121,6 +164,7 @@ impl Store {
                 self.compact_to(*revision)?;
                 Ok(rec.is_none_or(|rec| matches!(rec, Rec::Compact { .. })))
             }
+            Op::Auth(_) => unreachable!("auth requests are checked by apply_matching_as"),
         }
     }
 

@@ -4,6 +4,7 @@
 //!
 //! It does not decide anything about correctness; it only translates (and renders back).
 
+use super::auth::{AuthCmd, NameId, PermRange};
 use super::intern::ByteIndex;
 use crate::history::{
     self, Bytes, CompareOp, CompareTarget, CompareValue, KeyValue, Request, Response,
@@ -23,6 +24,8 @@ pub struct Tables {
     key_index: ByteIndex,
     /// Positions in `values`, by bytes.
     value_index: ByteIndex,
+    /// User and role names (version 2), `"root"` first; empty for a history without auth.
+    names: Vec<String>,
 }
 
 /// Distinct byte strings borrowed from the history, in first-seen order.
@@ -120,6 +123,8 @@ pub enum Op {
         /// The id.
         id: i64,
     },
+    /// An auth request (version 2).
+    Auth(AuthCmd),
 }
 
 /// A compiled compare.
@@ -209,6 +214,8 @@ pub enum Rec {
         /// Revision.
         revision: Option<i64>,
     },
+    /// An auth request succeeded (its recorded revision is not checked).
+    Auth,
     /// A modelled error.
     Error(ErrorCode),
 }
@@ -247,6 +254,34 @@ pub enum ErrorCode {
     LeaseNotFound,
     /// Granting a lease id that exists.
     LeaseExists,
+    /// The user may not do this (version 2).
+    PermissionDenied,
+    /// Auth is enabled and the request ran as no user. Never read from a history: a request
+    /// whose credentials were resolved while auth was disabled gets it when auth is enabled
+    /// before it applies, which the history cannot show; it still refuses a success.
+    UserEmpty,
+    /// No such user.
+    UserNotFound,
+    /// The user exists.
+    UserAlreadyExists,
+    /// No such role.
+    RoleNotFound,
+    /// The role exists.
+    RoleAlreadyExists,
+    /// Auth enable without the root user.
+    RootUserNotExist,
+    /// Auth enable while root lacks the root role.
+    RootRoleNotExist,
+    /// Revoking a role the user lacks.
+    RoleNotGranted,
+    /// Revoking a permission the role lacks.
+    PermissionNotGranted,
+    /// Deleting root, or root's root role, while auth is enabled.
+    InvalidAuthManagement,
+    /// Authenticate while auth is disabled.
+    AuthNotEnabled,
+    /// Authenticate as an unknown user.
+    AuthFailed,
 }
 
 impl ErrorCode {
@@ -257,6 +292,19 @@ impl ErrorCode {
             ErrorCode::FutureRevision => "future_revision",
             ErrorCode::LeaseNotFound => "lease_not_found",
             ErrorCode::LeaseExists => "lease_exists",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::UserEmpty => "user_empty",
+            ErrorCode::UserNotFound => "user_not_found",
+            ErrorCode::UserAlreadyExists => "user_already_exists",
+            ErrorCode::RoleNotFound => "role_not_found",
+            ErrorCode::RoleAlreadyExists => "role_already_exists",
+            ErrorCode::RootUserNotExist => "root_user_not_exist",
+            ErrorCode::RootRoleNotExist => "root_role_not_exist",
+            ErrorCode::RoleNotGranted => "role_not_granted",
+            ErrorCode::PermissionNotGranted => "permission_not_granted",
+            ErrorCode::InvalidAuthManagement => "invalid_auth_management",
+            ErrorCode::AuthNotEnabled => "auth_not_enabled",
+            ErrorCode::AuthFailed => "auth_failed",
         }
     }
 
@@ -266,6 +314,18 @@ impl ErrorCode {
             ErrorCode::FutureRevision,
             ErrorCode::LeaseNotFound,
             ErrorCode::LeaseExists,
+            ErrorCode::PermissionDenied,
+            ErrorCode::UserNotFound,
+            ErrorCode::UserAlreadyExists,
+            ErrorCode::RoleNotFound,
+            ErrorCode::RoleAlreadyExists,
+            ErrorCode::RootUserNotExist,
+            ErrorCode::RootRoleNotExist,
+            ErrorCode::RoleNotGranted,
+            ErrorCode::PermissionNotGranted,
+            ErrorCode::InvalidAuthManagement,
+            ErrorCode::AuthNotEnabled,
+            ErrorCode::AuthFailed,
         ]
         .into_iter()
         .find(|code| code.name() == name)
@@ -282,8 +342,12 @@ impl Tables {
     pub(crate) fn build_view(history: history::HistoryView<'_>) -> Tables {
         let mut keys = Distinct::default();
         let mut values = Distinct::default();
+        let names = super::auth_names::collect(history.ops);
         for op in history.ops {
             collect_request(&op.request, &mut keys, &mut values);
+            if !names.is_empty() {
+                super::auth_names::collect_bounds(&op.request, &mut |key| keys.insert(key));
+            }
             if let Some(result) = &op.result {
                 collect_response(result, &mut keys, &mut values);
             }
@@ -304,7 +368,26 @@ impl Tables {
             values,
             key_index,
             value_index,
+            names,
         }
+    }
+
+    /// Whether the history has auth requests (then operations run as their users).
+    pub fn has_auth(&self) -> bool {
+        !self.names.is_empty()
+    }
+
+    /// The id of a user or role name; `None` without auth requests in the history.
+    pub fn name(&self, name: &str) -> Option<NameId> {
+        let index = self.names.binary_search_by(|probe| {
+            (probe.as_str() != "root", probe.as_str()).cmp(&(name != "root", name))
+        });
+        index.ok().map(to_id)
+    }
+
+    /// Renders a name id.
+    pub fn show_name(&self, id: NameId) -> &str {
+        &self.names[id as usize]
     }
 
     /// Number of interned keys.
@@ -418,6 +501,49 @@ impl Tables {
             Request::Compact { revision } => Op::Compact {
                 revision: *revision,
             },
+            Request::Auth(auth) => Op::Auth(self.auth_cmd(auth)),
+        }
+    }
+
+    fn auth_cmd(&self, auth: &history::AuthOp) -> AuthCmd {
+        use history::AuthOp;
+        let name = |text: &str| self.name(text).expect("every name was interned");
+        let range = |key: &[u8], end: &Option<Bytes>| {
+            let (lo, hi) = self.span(key, end.as_deref());
+            PermRange {
+                lo,
+                hi,
+                single: end.is_none(),
+            }
+        };
+        match auth {
+            AuthOp::Enable => AuthCmd::Enable,
+            AuthOp::Disable => AuthCmd::Disable,
+            AuthOp::UserAdd { name: user } => AuthCmd::UserAdd(name(user)),
+            AuthOp::UserDelete { name: user } => AuthCmd::UserDelete(name(user)),
+            AuthOp::UserGrantRole { user, role } => AuthCmd::GrantRole(name(user), name(role)),
+            AuthOp::UserRevokeRole { user, role } => AuthCmd::RevokeRole(name(user), name(role)),
+            AuthOp::RoleAdd { name: role } => AuthCmd::RoleAdd(name(role)),
+            AuthOp::RoleDelete { name: role } => AuthCmd::RoleDelete(name(role)),
+            AuthOp::RoleGrantPermission {
+                role,
+                key,
+                range_end,
+                permission,
+            } => AuthCmd::GrantPermission {
+                role: name(role),
+                range: range(key, range_end),
+                kind: *permission,
+            },
+            AuthOp::RoleRevokePermission {
+                role,
+                key,
+                range_end,
+            } => AuthCmd::RevokePermission {
+                role: name(role),
+                range: range(key, range_end),
+            },
+            AuthOp::Authenticate { name: user } => AuthCmd::Authenticate(name(user)),
         }
     }
 
@@ -493,6 +619,7 @@ impl Tables {
             Response::Compact { revision } => Rec::Compact {
                 revision: *revision,
             },
+            Response::Auth { .. } => Rec::Auth,
             Response::Error { code, .. } => Rec::Error(ErrorCode::from_name(code)?),
         })
     }

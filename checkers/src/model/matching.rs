@@ -109,6 +109,7 @@ fn matches_at(rec: &Rec, outcome: &Outcome, nested: bool) -> bool {
         (Rec::Compact { revision }, Outcome::Compact { revision: actual }) => {
             revision_ok(*revision, *actual)
         }
+        (Rec::Auth, Outcome::Auth) => true,
         (Rec::Error(code), Outcome::Error(actual)) => code == actual,
         _ => false,
     }
@@ -247,6 +248,7 @@ fn describe_rec(rec: &Rec, tables: &Tables) -> String {
         Rec::LeaseRevoke { revision } => format!("lease_revoke rev={}", opt(*revision)),
         Rec::LeaseKeepAlive { ttl_seconds } => format!("lease_keepalive ttl={}", opt(*ttl_seconds)),
         Rec::Compact { revision } => format!("compact rev={}", opt(*revision)),
+        Rec::Auth => "auth ok".to_string(),
         Rec::Error(code) => format!("error {}", code.name()),
     }
 }
@@ -301,6 +303,7 @@ pub fn describe_outcome(outcome: &Outcome, tables: &Tables) -> String {
         Outcome::LeaseKeepAlive { ttl_seconds } => format!("lease_keepalive ttl={ttl_seconds}"),
         Outcome::Compact { revision } => format!("compact rev={revision}"),
         Outcome::Expire => "lease expiry".to_string(),
+        Outcome::Auth => "auth ok".to_string(),
         Outcome::Error(code) => format!("error {}", code.name()),
     }
 }

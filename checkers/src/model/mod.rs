@@ -6,6 +6,8 @@
 //! keeps an incremental state hash (the search memoises). It knows nothing of time: lease expiry
 //! is an explicit operation (`Op::Expire`) placed by whoever drives it.
 
+pub mod auth;
+mod auth_names;
 mod checked;
 pub mod compile;
 mod intern;
@@ -93,6 +95,8 @@ pub enum Outcome {
     },
     /// Lease expiry.
     Expire,
+    /// An auth request succeeded.
+    Auth,
     /// Error: nothing changed.
     Error(ErrorCode),
 }
@@ -111,6 +115,8 @@ enum Undo {
     Compacted(i64),
     LeaseAdded(i64),
     LeaseRemoved(i64, i64),
+    /// The auth state before an auth request changed it.
+    Auth(Option<Box<auth::AuthState>>),
 }
 
 /// The sequential store. Invariant: every key's versions are in non-decreasing revision order and
@@ -130,6 +136,9 @@ pub struct Store {
     history_hash: u64,
     /// Which state the hashes cover (see `StateView`).
     view: StateView,
+    /// The auth state, once an auth request applied (`None` is auth as it starts: disabled,
+    /// no users, no roles).
+    auth: Option<Box<auth::AuthState>>,
 }
 
 /// What of the store a search distinguishes: two stores that differ only outside the view are
@@ -198,6 +207,7 @@ impl Store {
             lease_hash: 0,
             history_hash: 0,
             view: StateView::History,
+            auth: None,
         }
     }
 
@@ -251,8 +261,12 @@ impl Store {
     /// A hash of everything that decides future answers; with `with_history`, also of the past
     /// (needed when reads at old revisions exist).
     pub fn hash(&self, with_history: bool) -> u64 {
+        let auth_hash = self
+            .auth
+            .as_ref()
+            .map_or(0, |state| state.hash().rotate_left(47));
         if self.view == StateView::ValuesOnly {
-            return self.kv_hash ^ self.lease_hash.rotate_left(17);
+            return self.kv_hash ^ self.lease_hash.rotate_left(17) ^ auth_hash;
         }
         let mut hash =
             self.kv_hash ^ mix(self.revision as u64) ^ mix(!(self.compact_revision as u64));
@@ -260,7 +274,7 @@ impl Store {
         if with_history {
             hash ^= self.history_hash.rotate_left(31);
         }
-        hash
+        hash ^ auth_hash
     }
 
     /// Appends to `out` words that are equal for two stores exactly when `hash(with_history)`'s
@@ -302,6 +316,9 @@ impl Store {
         out.push(self.leases.len() as u64);
         for (&id, &ttl) in &self.leases {
             out.extend([id as u64, ttl as u64]);
+        }
+        if let Some(state) = &self.auth {
+            state.fingerprint(out);
         }
     }
 
@@ -410,6 +427,7 @@ impl Store {
                     self.leases.insert(id, ttl);
                     self.lease_hash ^= mix(id as u64 ^ mix(ttl as u64));
                 }
+                Undo::Auth(state) => self.auth = state,
             }
         }
     }
@@ -466,6 +484,22 @@ impl Store {
 
     /// Applies one operation; errors leave the store unchanged.
     pub fn apply(&mut self, op: &Op) -> Outcome {
+        self.apply_as(op, None)
+    }
+
+    /// Applies one operation run as `user` (auth histories, format version 2): refused with
+    /// etcd's error when auth is enabled and the user may not run it; errors leave the store
+    /// unchanged.
+    pub fn apply_as(&mut self, op: &Op, user: Option<auth::NameId>) -> Outcome {
+        if let Err(code) = self.permit(op, user) {
+            return Outcome::Error(code);
+        }
+        if let Op::Auth(cmd) = op {
+            return match self.apply_auth(cmd) {
+                Ok(()) => Outcome::Auth,
+                Err(code) => Outcome::Error(code),
+            };
+        }
         let mark = self.mark();
         let mut wrote = false;
         let outcome = self.apply_inner(op, self.revision + 1, &mut wrote);
@@ -566,7 +600,42 @@ impl Store {
                 Ok(()) => Outcome::Compact { revision: 0 },
                 Err(code) => Outcome::Error(code),
             },
+            Op::Auth(_) => unreachable!("auth requests are applied by apply_as"),
         }
+    }
+
+    /// Whether `user` may run `op` now; always while no auth request has applied.
+    fn permit(&self, op: &Op, user: Option<auth::NameId>) -> Result<(), ErrorCode> {
+        match &self.auth {
+            None => Ok(()),
+            Some(state) => state.permit(op, user),
+        }
+    }
+
+    /// Applies an auth request whose admin check passed, recording the state before it when
+    /// it changed anything.
+    fn apply_auth(&mut self, cmd: &auth::AuthCmd) -> Result<(), ErrorCode> {
+        let before = self.auth.clone();
+        let state = self.auth.get_or_insert_with(Default::default);
+        match state.apply(cmd) {
+            Ok(true) => {
+                self.undo.push(Undo::Auth(before));
+                Ok(())
+            }
+            Ok(false) => {
+                self.auth = before;
+                Ok(())
+            }
+            Err(code) => {
+                self.auth = before;
+                Err(code)
+            }
+        }
+    }
+
+    /// Whether an auth request ever changed this store (its operations are then checked).
+    pub fn auth_enabled(&self) -> bool {
+        self.auth.as_ref().is_some_and(|state| state.enabled())
     }
 
     /// Puts `key` at `write_revision`; the key's previous state, or the error.

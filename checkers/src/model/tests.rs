@@ -274,6 +274,7 @@ fn random_rec(rng: &mut crate::generate::SplitMix, outcome: &Outcome) -> Rec {
             revision: field(*revision),
         },
         Outcome::Expire => Rec::LeaseRevoke { revision: None },
+        Outcome::Auth => Rec::Auth,
         Outcome::Error(code) => match rng.below(3) {
             0 => Rec::Error(ErrorCode::LeaseNotFound),
             1 => Rec::LeaseKeepAlive {

@@ -113,7 +113,10 @@ impl Member {
     fn apply_checked(&mut self, command: Command) -> Result<Response, RequestError> {
         match command {
             Command::AsUser { auth, command } => {
-                self.authorize_at_apply(&auth, &command)?;
+                // The zoo's defect trusts the check made where the request arrived.
+                if !crate::bug!(PermissionCheckedOnlyAtRequest) {
+                    self.authorize_at_apply(&auth, &command)?;
+                }
                 match *command {
                     Command::Auth(request) => self.apply_auth(request, Some(&auth)),
                     command => self.apply_command(command),

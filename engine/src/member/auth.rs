@@ -81,6 +81,17 @@ impl Member {
         self.auth.check_admin(auth).map_err(RequestError::Auth)
     }
 
+    /// The zoo's `PermissionCheckedOnlyAtRequest`: a client write's permissions checked where
+    /// it arrives, against the auth store applied here, in place of the apply-time check.
+    pub(super) fn checked_at_request_only(&self, command: &Command) -> Result<(), RequestError> {
+        match command {
+            Command::AsUser { auth, command } if !matches!(**command, Command::Auth(_)) => {
+                self.authorize_now(Some(auth), &command_access(command))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// An Auth service request: the password hash and the status are answered from the store
     /// applied here; everything else goes through the log.
     pub(super) fn on_auth_request(

@@ -177,6 +177,12 @@ impl Member {
     }
 
     pub(super) fn propose_command(&mut self, request: RequestId, command: Command) {
+        if crate::bug!(PermissionCheckedOnlyAtRequest) {
+            if let Err(error) = self.checked_at_request_only(&command) {
+                self.out.reply.push((request, Err(error)));
+                return;
+            }
+        }
         let proposal_id = self.next_proposal_id();
         let bytes = Proposal {
             id: proposal_id,

@@ -325,6 +325,7 @@ impl Recorder {
             ret,
             request,
             result,
+            user: None,
         });
         outcome
     }
