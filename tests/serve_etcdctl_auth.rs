@@ -182,6 +182,24 @@ fn etcdctl_auth_workflow() {
         "alice\nroot\n"
     );
 
+    // Lock runs as its caller, as etcd's in-process client does: inside alice's prefix she
+    // holds it, outside it the lock's key may not be written.
+    let text = ok(
+        port,
+        &[
+            "--user",
+            "alice:alicepw",
+            "lock",
+            "app/l",
+            "--",
+            "echo",
+            "held",
+        ],
+    );
+    assert_eq!(text, "held\n");
+    let text = fails(port, &["--user", "alice:alicepw", "lock", "other/l"]);
+    assert!(text.contains("etcdserver: permission denied"), "{text}");
+
     assert_eq!(
         ok(port, &["--user", "root:rootpw", "auth", "disable"]),
         "Authentication Disabled\n"

@@ -10,7 +10,9 @@
 //! - [`incarnation`]: a distinct member seed per start, persisted on the member's disk (both
 //!   hosts: real files and the simulated disk);
 //! - [`history`]: engine requests and answers as the lines of `docs/history-format.md`;
-//! - [`conformance`]: one suite a host runs against its own disk (simulated or real files).
+//! - [`conformance`]: one suite a host runs against its own disk (simulated or real files);
+//! - [`recipe`]: etcd's lock and election recipes as state machines over the client API, which
+//!   the server's Lock and Election services drive (and the simulator can drive too).
 //!
 //! It performs no I/O: no clock, no files, no sockets, no threads (`host/clippy.toml`). Hosts
 //! supply time, the disk and the network. May use: `engine`, `checkers`.
@@ -21,6 +23,7 @@ pub mod history;
 pub mod history_auth;
 pub mod hosting;
 pub mod incarnation;
+pub mod recipe;
 pub mod timer;
 
 pub use hosting::{Answer, Hosted, Hosting, Io, Route};

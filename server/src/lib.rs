@@ -15,6 +15,12 @@ pub mod proto {
     pub mod etcdserverpb {
         tonic::include_proto!("etcdserverpb");
     }
+    pub mod v3lockpb {
+        tonic::include_proto!("v3lockpb");
+    }
+    pub mod v3electionpb {
+        tonic::include_proto!("v3electionpb");
+    }
 }
 
 mod admin;
@@ -22,13 +28,16 @@ pub mod auth;
 pub mod cluster;
 mod convert;
 pub mod disk;
+mod election;
 #[cfg(not(madsim))]
 pub mod gateway;
 mod grpc;
 pub mod history_rpc;
+mod lock;
 pub mod membership;
 pub mod metrics;
 pub mod peer;
+mod recipes;
 
 /// Starts the log: `level` as etcd's `--log-level` (debug, info, warn, error; panic and fatal
 /// read as error), one JSON object per line when `json` is set, else human-readable lines, on
@@ -612,6 +621,8 @@ mod client_listener {
             lease_server::LeaseServer, maintenance_server::MaintenanceServer,
             watch_server::WatchServer,
         };
+        use crate::proto::v3electionpb::election_server::ElectionServer;
+        use crate::proto::v3lockpb::lock_server::LockServer;
         #[cfg(not(madsim))]
         {
             let grpc_routes = tonic::service::Routes::new(KvServer::new(services.clone()))
@@ -619,6 +630,8 @@ mod client_listener {
                 .add_service(LeaseServer::new(services.clone()))
                 .add_service(ClusterServer::new(services.clone()))
                 .add_service(AuthServer::new(services.clone()))
+                .add_service(LockServer::new(services.clone()))
+                .add_service(ElectionServer::new(services.clone()))
                 .add_service(MaintenanceServer::new(services));
             let routes = crate::gateway::routes(grpc_routes, body_bytes_max);
             let builder = tonic::transport::Server::builder();
@@ -645,6 +658,8 @@ mod client_listener {
                 .add_service(LeaseServer::new(services.clone()))
                 .add_service(ClusterServer::new(services.clone()))
                 .add_service(AuthServer::new(services.clone()))
+                .add_service(LockServer::new(services.clone()))
+                .add_service(ElectionServer::new(services.clone()))
                 .add_service(MaintenanceServer::new(services))
                 .serve_with_shutdown(incoming, shutdown)
                 .await

@@ -108,6 +108,13 @@ const BINDINGS: &[Binding] = &[
         "etcdserverpb.Maintenance",
         "MoveLeader",
     ),
+    bind("lock/lock", "v3lockpb.Lock", "Lock"),
+    bind("lock/unlock", "v3lockpb.Lock", "Unlock"),
+    bind("election/campaign", "v3electionpb.Election", "Campaign"),
+    bind("election/proclaim", "v3electionpb.Election", "Proclaim"),
+    bind("election/leader", "v3electionpb.Election", "Leader"),
+    bind("election/observe", "v3electionpb.Election", "Observe"),
+    bind("election/resign", "v3electionpb.Election", "Resign"),
 ];
 
 /// Messages of a streaming request read ahead of the call at most.
