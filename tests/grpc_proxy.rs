@@ -55,7 +55,7 @@ struct WatchSpec {
 /// Watcher `index`'s spec: every fifth watches the whole workload range, the others one key;
 /// every other asks for prev_kv (which must not stop them sharing an upstream watcher).
 fn spec(index: usize) -> WatchSpec {
-    let (key, range_end) = if index % 5 == 0 {
+    let (key, range_end) = if index.is_multiple_of(5) {
         (b"k".to_vec(), Some(b"l".to_vec()))
     } else {
         (format!("k{}", index % KEY_COUNT).into_bytes(), None)
@@ -63,7 +63,7 @@ fn spec(index: usize) -> WatchSpec {
     WatchSpec {
         key,
         range_end,
-        prev_kv: index % 2 == 0,
+        prev_kv: index.is_multiple_of(2),
     }
 }
 
