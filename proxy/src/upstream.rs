@@ -39,6 +39,20 @@ pub(crate) fn is_unreached(status: &Status) -> bool {
     message.contains("connect") || message.contains("dns error")
 }
 
+/// A call cut off by its connection breaking comes back from tonic as `Cancelled`; the client
+/// did not cancel anything, so it gets `Unavailable`, as from a member that went away.
+/// (The proxy passes no deadline upstream, so `Cancelled` has no other cause.)
+fn broken_connection(status: Status, url: &str) -> Status {
+    if status.code() == Code::Cancelled {
+        Status::unavailable(format!(
+            "grpc-proxy: the connection to {url} broke: {}",
+            status.message()
+        ))
+    } else {
+        status
+    }
+}
+
 impl Upstream {
     /// Channels to `urls` (`http://host:port`); nothing is dialed yet.
     pub(crate) fn new(urls: &[String]) -> Result<Upstream, String> {
@@ -99,6 +113,7 @@ impl Upstream {
                     return Ok(answer);
                 }
                 Err(status) => {
+                    let status = broken_connection(status, url);
                     let retry_here = is_unreached(&status)
                         || (retry == Retry::Unavailable && status.code() == Code::Unavailable);
                     if !retry_here {
