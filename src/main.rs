@@ -39,6 +39,14 @@ enum Command {
     /// linearizability and watch guarantees. Exit status: 0 pass, 1 a violation or a member
     /// that never recovered, 2 the cluster could not be run, 3 a check gave up undecided.
     Chaos(ChaosArgs),
+    /// etcd's TCP gateway: a stateless proxy that forwards each client connection to one of
+    /// the endpoints, round robin, leaving out for --retry-delay an endpoint that fails a dial.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// etcd's gRPC proxy: serves KV, Watch, Lease, Cluster and Maintenance from the cluster,
+    /// coalescing watchers on one key or range and keep-alives of one lease.
+    #[command(subcommand)]
+    GrpcProxy(GrpcProxyCommand),
     /// Check recorded histories (docs/history-format.md) for linearizability and, with
     /// --watches, etcd's watch guarantees. Exit status: 0 all linearizable, 1 a violation,
     /// 2 an unreadable input, 3 a check gave up undecided.
@@ -149,6 +157,40 @@ fn bench_serve_command(
         work_dir: std::env::temp_dir().join(format!("detcd-bench-serve-{}", std::process::id())),
     };
     chaos::bench::bench_serve_command(&config, out.as_deref())
+}
+
+/// `detcd gateway`.
+#[derive(Subcommand, Debug)]
+enum GatewayCommand {
+    /// Start the gateway. Exit status: 0 interrupted, 2 bad flags or the address is taken.
+    Start {
+        /// Comma-separated etcd cluster endpoints (host:port).
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoints: String,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:23790")]
+        listen_addr: String,
+        /// Duration of delay before retrying failed endpoints (Go form: 1m0s, 30s, 500ms).
+        #[arg(long, default_value = "1m0s")]
+        retry_delay: String,
+    },
+}
+
+/// `detcd grpc-proxy`.
+#[derive(Subcommand, Debug)]
+enum GrpcProxyCommand {
+    /// Start the gRPC proxy. Exit status: 0 interrupted, 2 bad flags or the address is taken.
+    Start {
+        /// Comma-separated etcd cluster endpoints (host:port or http://host:port).
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoints: String,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:23790")]
+        listen_addr: String,
+        /// Enable debug-level logging.
+        #[arg(long)]
+        debug: bool,
+    },
 }
 
 /// `detcd serve` flags, as etcd names them.
@@ -612,6 +654,22 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => serve_command(*args),
         Command::Chaos(args) => chaos_command(args),
+        Command::Gateway(GatewayCommand::Start {
+            endpoints,
+            listen_addr,
+            retry_delay,
+        }) => {
+            let _ = server::init_logging("info", false);
+            proxy::gateway_command(&endpoints, &listen_addr, &retry_delay)
+        }
+        Command::GrpcProxy(GrpcProxyCommand::Start {
+            endpoints,
+            listen_addr,
+            debug,
+        }) => {
+            let _ = server::init_logging(if debug { "debug" } else { "info" }, false);
+            proxy::grpc_proxy_command(&endpoints, &listen_addr)
+        }
         Command::Sim(SimCommand::Tool(command)) => sim_tools::run(command),
         Command::Sim(SimCommand::Scenarios { action }) => scenarios_command(action),
         Command::Sim(SimCommand::Hunt {
