@@ -182,8 +182,8 @@ fn etcdctl_auth_workflow() {
         "alice\nroot\n"
     );
 
-    // Lock runs as its caller, as etcd's in-process client does: inside alice's prefix she
-    // holds it, outside it the lock's key may not be written.
+    // etcdctl's lock (a client-side recipe on KV, lease and watch) is bound by the same
+    // permissions: inside alice's prefix she holds it, outside it its key may not be written.
     let text = ok(
         port,
         &[
