@@ -624,3 +624,156 @@ fn keep_alives_coalesce_and_a_dead_cluster_is_reported_then_recovered() {
         }
     });
 }
+
+/// Goal: the proxy serves the Lock, Election and Auth services by passing them to the cluster
+/// with the caller's token, as etcd's grpc-proxy does: a second Lock on a name waits until the
+/// first is unlocked, a campaign's value is the leader and what Observe sees, and once auth is
+/// enabled a put without a token is refused while one with the token Authenticate handed out
+/// through the proxy is applied. Method: an in-process proxy before a one-member cluster,
+/// driven with gRPC clients.
+#[test]
+fn lock_election_and_auth_pass_through_the_proxy() {
+    use server::proto::v3electionpb as election;
+    use server::proto::v3lockpb as lock;
+    let cluster = Cluster::start("grpc-proxy-coordination-test", 1);
+    let runtime = runtime();
+    let _context = runtime.enter();
+    let proxy = proxy::GrpcProxy::new(&proxy::GrpcProxyConfig {
+        endpoints: vec![cluster.endpoints(&[0])],
+    })
+    .expect("a proxy");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let port = listener.local_addr().expect("has an address").port();
+        tokio::spawn(proxy.serve(listener));
+        let channel = channel(port, Some(Duration::from_secs(10)));
+        let leases = pb::lease_client::LeaseClient::new(channel.clone());
+        let started = tokio::time::Instant::now();
+        let grant = || {
+            let mut leases = leases.clone();
+            async move {
+                loop {
+                    match leases
+                        .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
+                        .await
+                    {
+                        Ok(granted) => return granted.into_inner().id,
+                        Err(status) => assert!(
+                            started.elapsed() < SETTLE_TIMEOUT,
+                            "no lease through the proxy: {status}"
+                        ),
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let (first, second) = (grant().await, grant().await);
+
+        let mut locks = lock::lock_client::LockClient::new(channel.clone());
+        let held = locks
+            .lock(lock::LockRequest {
+                name: b"job".to_vec(),
+                lease: first,
+            })
+            .await
+            .expect("the first lock")
+            .into_inner();
+        assert_eq!(held.key, format!("job/{first:x}").into_bytes());
+        let mut waiter = locks.clone();
+        let waiting = tokio::spawn(async move {
+            waiter
+                .lock(lock::LockRequest {
+                    name: b"job".to_vec(),
+                    lease: second,
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!waiting.is_finished(), "the second lock did not wait");
+        locks
+            .unlock(lock::UnlockRequest { key: held.key })
+            .await
+            .expect("unlocks");
+        let second_held = waiting.await.expect("runs").expect("the second lock");
+        assert_eq!(
+            second_held.into_inner().key,
+            format!("job/{second:x}").into_bytes()
+        );
+
+        let mut elections = election::election_client::ElectionClient::new(channel.clone());
+        elections
+            .campaign(election::CampaignRequest {
+                name: b"e".to_vec(),
+                lease: first,
+                value: b"v1".to_vec(),
+            })
+            .await
+            .expect("campaigns");
+        let leader = elections
+            .leader(election::LeaderRequest {
+                name: b"e".to_vec(),
+            })
+            .await
+            .expect("a leader")
+            .into_inner();
+        assert_eq!(leader.kv.expect("a kv").value, b"v1");
+        let mut observed = elections
+            .observe(election::LeaderRequest {
+                name: b"e".to_vec(),
+            })
+            .await
+            .expect("observes")
+            .into_inner();
+        let first_seen = observed
+            .message()
+            .await
+            .expect("no error")
+            .expect("a leader");
+        assert_eq!(first_seen.kv.expect("a kv").value, b"v1");
+
+        let mut auth = pb::auth_client::AuthClient::new(channel.clone());
+        auth.user_add(pb::AuthUserAddRequest {
+            name: "root".into(),
+            password: "rootpw".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("adds root");
+        auth.user_grant_role(pb::AuthUserGrantRoleRequest {
+            user: "root".into(),
+            role: "root".into(),
+        })
+        .await
+        .expect("grants root");
+        auth.auth_enable(pb::AuthEnableRequest {})
+            .await
+            .expect("enables auth");
+        let mut kv = pb::kv_client::KvClient::new(channel.clone());
+        let put = pb::PutRequest {
+            key: b"guarded".to_vec(),
+            value: b"1".to_vec(),
+            ..Default::default()
+        };
+        let refused = kv.put(put.clone()).await.expect_err("no token");
+        assert!(
+            refused.message().contains("user name is empty"),
+            "{refused}"
+        );
+        let token = auth
+            .authenticate(pb::AuthenticateRequest {
+                name: "root".into(),
+                password: "rootpw".into(),
+            })
+            .await
+            .expect("authenticates")
+            .into_inner()
+            .token;
+        let mut request = tonic::Request::new(put);
+        request
+            .metadata_mut()
+            .insert("token", token.parse().expect("ASCII"));
+        kv.put(request).await.expect("the token is passed on");
+    });
+}

@@ -1,6 +1,7 @@
 //! The grpc-proxy's services that need no coalescing: KV, the unary Lease calls, Cluster and
 //! Maintenance are passed to the cluster as they are (with the caller's auth token), through
-//! `Upstream`'s failover. Watch and LeaseKeepAlive live in `watch` and `lease`.
+//! `Upstream`'s failover. Watch and LeaseKeepAlive live in `watch` and `lease`; Auth, Lock and
+//! Election in `coordination`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ macro_rules! forward {
             .map(Response::new)
     }};
 }
+pub(crate) use forward;
 
 type KvClient = pb::kv_client::KvClient<tonic::transport::Channel>;
 type LeaseClient = pb::lease_client::LeaseClient<tonic::transport::Channel>;

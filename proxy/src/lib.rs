@@ -7,6 +7,7 @@
 //! May use: `server` (only for the generated etcd protos).
 //! Not built under madsim: it runs on real sockets only.
 
+mod coordination;
 mod forward;
 mod lease;
 mod tcp;
@@ -152,11 +153,14 @@ impl GrpcProxy {
 
     /// Serves clients on `listener` until the future is dropped or the listener fails.
     pub async fn serve(self, listener: TcpListener) -> Result<(), String> {
+        use pb::auth_server::AuthServer;
         use pb::cluster_server::ClusterServer;
         use pb::kv_server::KvServer;
         use pb::lease_server::LeaseServer;
         use pb::maintenance_server::MaintenanceServer;
         use pb::watch_server::WatchServer;
+        use server::proto::v3electionpb::election_server::ElectionServer;
+        use server::proto::v3lockpb::lock_server::LockServer;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let proxy = self.proxy;
         tonic::transport::Server::builder()
@@ -164,6 +168,9 @@ impl GrpcProxy {
             .add_service(WatchServer::new(proxy.clone()))
             .add_service(LeaseServer::new(proxy.clone()))
             .add_service(ClusterServer::new(proxy.clone()))
+            .add_service(AuthServer::new(proxy.clone()))
+            .add_service(LockServer::new(proxy.clone()))
+            .add_service(ElectionServer::new(proxy.clone()))
             .add_service(MaintenanceServer::new(proxy))
             .serve_with_incoming(incoming)
             .await
