@@ -8,7 +8,7 @@ use server::proto::v3electionpb as election;
 use server::proto::v3lockpb as lock;
 use tonic::{Request, Response, Status};
 
-use crate::forward::{forward, outgoing, Proxy, ResponseStream};
+use crate::forward::{forward, forward_stream, outgoing, Proxy, ResponseStream};
 use crate::upstream::Retry;
 
 type AuthClient = pb::auth_client::AuthClient<tonic::transport::Channel>;
@@ -214,20 +214,6 @@ impl election::election_server::Election for Proxy {
         &self,
         request: Request<election::LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
-        let metadata = request.metadata().clone();
-        let message = request.into_inner();
-        let stream = self
-            .upstream
-            .call(Retry::Unavailable, |channel| {
-                let request = outgoing(&metadata, &message);
-                async move {
-                    ElectionClient::new(channel)
-                        .observe(request)
-                        .await
-                        .map(Response::into_inner)
-                }
-            })
-            .await?;
-        Ok(Response::new(Box::pin(stream)))
+        forward_stream!(self, request, ElectionClient, observe)
     }
 }

@@ -64,6 +64,29 @@ macro_rules! forward {
 }
 pub(crate) use forward;
 
+/// Passes one server-streaming call to the cluster (a read: retried while no answer came):
+/// `forward_stream!(self, request, client type, method)`.
+macro_rules! forward_stream {
+    ($proxy:ident, $request:ident, $client:ty, $method:ident) => {{
+        let metadata = $request.metadata().clone();
+        let message = $request.into_inner();
+        let stream = $proxy
+            .upstream
+            .call(Retry::Unavailable, |channel| {
+                let request = outgoing(&metadata, &message);
+                async move {
+                    <$client>::new(channel)
+                        .$method(request)
+                        .await
+                        .map(Response::into_inner)
+                }
+            })
+            .await?;
+        Ok(Response::new(Box::pin(stream)))
+    }};
+}
+pub(crate) use forward_stream;
+
 type KvClient = pb::kv_client::KvClient<tonic::transport::Channel>;
 type LeaseClient = pb::lease_client::LeaseClient<tonic::transport::Channel>;
 type ClusterClient = pb::cluster_client::ClusterClient<tonic::transport::Channel>;
@@ -275,21 +298,7 @@ impl pb::maintenance_server::Maintenance for Proxy {
         &self,
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        let metadata = request.metadata().clone();
-        let message = request.into_inner();
-        let stream = self
-            .upstream
-            .call(Retry::Unavailable, |channel| {
-                let request = outgoing(&metadata, &message);
-                async move {
-                    MaintenanceClient::new(channel)
-                        .snapshot(request)
-                        .await
-                        .map(Response::into_inner)
-                }
-            })
-            .await?;
-        Ok(Response::new(Box::pin(stream)))
+        forward_stream!(self, request, MaintenanceClient, snapshot)
     }
 
     async fn move_leader(
