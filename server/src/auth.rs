@@ -91,7 +91,19 @@ pub struct AuthSettings {
 
 /// A hash of `password` with a fresh salt, off the async threads (bcrypt is slow on purpose).
 async fn hash_password(password: String, cost: u32) -> Result<Vec<u8>, Status> {
+    #[cfg(not(madsim))]
     let hashed = blocking(move || bcrypt::hash(password, cost)).await;
+    // bcrypt draws its salt from the operating system, which madsim does not see on Linux;
+    // under madsim the salt comes from the run's seed, so a seed replays byte for byte.
+    #[cfg(madsim)]
+    let hashed = {
+        let mut salt = [0_u8; 16];
+        random_bytes(&mut salt)?;
+        blocking(move || {
+            bcrypt::hash_with_salt(password, cost, salt).map(|parts| parts.to_string())
+        })
+        .await
+    };
     hashed
         .map(String::into_bytes)
         .map_err(|error| Status::internal(format!("etcdserver: cannot hash the password: {error}")))
@@ -121,12 +133,12 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     }
 }
 
-/// A new unguessable token, from the operating system's random source.
+/// A new unguessable token, from the operating system's random source (under madsim, from the
+/// run's seed).
 fn new_token() -> Result<String, Status> {
     const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut random = [0_u8; TOKEN_LETTERS_COUNT];
-    getrandom::fill(&mut random)
-        .map_err(|error| Status::internal(format!("etcdserver: no randomness: {error}")))?;
+    random_bytes(&mut random)?;
     // 256 is not a multiple of 52: the first 48 letters are a little likelier, which costs a
     // fraction of a bit each and leaves well over 128 bits.
     let token = random
@@ -134,6 +146,22 @@ fn new_token() -> Result<String, Status> {
         .map(|byte| char::from(LETTERS[usize::from(*byte) % LETTERS.len()]))
         .collect();
     Ok(token)
+}
+
+/// Fills `bytes` from the operating system's random source; under madsim from the run's seed
+/// (madsim cannot intercept the `getrandom` crate's call on Linux).
+fn random_bytes(bytes: &mut [u8]) -> Result<(), Status> {
+    #[cfg(not(madsim))]
+    {
+        getrandom::fill(bytes)
+            .map_err(|error| Status::internal(format!("etcdserver: no randomness: {error}")))
+    }
+    #[cfg(madsim)]
+    {
+        use madsim::rand::Rng as _;
+        madsim::rand::thread_rng().fill(bytes);
+        Ok(())
+    }
 }
 
 fn auth_status(error: AuthError) -> Status {

@@ -101,7 +101,7 @@ impl pb::election_server::Election for Services {
         tokio::spawn(async move {
             loop {
                 // A client that went away ends the run (and its watch) even while it waits.
-                let outcome = tokio::select! {
+                let outcome = select! {
                     outcome = run.advance() => outcome,
                     () = responses.closed() => return,
                 };

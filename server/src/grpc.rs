@@ -300,7 +300,7 @@ impl pb::watch_server::Watch for Services {
         let commands = self.commands.clone();
         tokio::spawn(async move {
             loop {
-                tokio::select! {
+                select! {
                     next = outgoing.next() => match next {
                         Some((response, resumed)) => {
                             if !resumed.is_empty() {

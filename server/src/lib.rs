@@ -23,6 +23,20 @@ pub mod proto {
     }
 }
 
+/// `tokio::select!`, as is in the normal build. Under madsim its branches are polled in the
+/// order written (`biased;`): tokio draws the unbiased order from a thread-local generator
+/// seeded from process-wide state (a counter shared by every thread), not from madsim's seed,
+/// so two runs of one seed in one process would pick differently whenever two branches are
+/// ready at once. madsim still draws the order of ready tasks from the seed.
+#[cfg(not(madsim))]
+macro_rules! select {
+    ($($branches:tt)*) => { tokio::select! { $($branches)* } };
+}
+#[cfg(madsim)]
+macro_rules! select {
+    ($($branches:tt)*) => { tokio::select! { biased; $($branches)* } };
+}
+
 mod admin;
 pub mod auth;
 pub mod cluster;
@@ -499,7 +513,7 @@ pub async fn serve_until(
         let stop_requested = stop_requested.clone();
         let halted = &mut halted;
         async move {
-            tokio::select! {
+            select! {
                 () = shutdown => {}
                 result = &mut member_done_receiver => *halted = result.ok().flatten(),
             }
@@ -508,7 +522,7 @@ pub async fn serve_until(
     });
     // Graceful shutdown waits for open streams (watches, keep-alives) that a client may never
     // close: after the grace period the server stops regardless, closing them.
-    tokio::select! {
+    select! {
         result = server => result?,
         () = async {
             stop_requested.notified().await;
@@ -545,7 +559,7 @@ async fn shutdown_signal() {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .expect("a SIGTERM handler installs");
-        tokio::select! {
+        select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
         }

@@ -204,7 +204,7 @@ pub async fn run(
         let wake = hosting
             .wake_at()
             .map(|at| started + std::time::Duration::from_nanos(at.0));
-        tokio::select! {
+        select! {
             command = commands.recv() => match command {
                 Some(command) => accept(&mut hosting, command, now(), &mut io),
                 None => break,

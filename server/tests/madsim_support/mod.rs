@@ -111,6 +111,32 @@ pub fn run(config: RunConfig) -> RunReport {
     }
 }
 
+/// Runs `config` twice under madsim's own determinism check: the second run must draw the same
+/// random numbers at the same virtual times as the first (every choice of the next task, every
+/// latency, every poll's charge of virtual time), or it panics at the first difference, naming
+/// its virtual time. Stricter than comparing histories: it sees drift no client observed.
+/// Returns the second run's report.
+pub fn check_determinism(config: RunConfig) -> RunReport {
+    // madsim takes a plain function (no captures); the config reaches it through here.
+    static CHECKED: Mutex<Option<RunConfig>> = Mutex::new(None);
+    fn checked_run() -> impl std::future::Future<Output = RunReport> {
+        let config = CHECKED
+            .lock()
+            .expect("never poisoned")
+            .expect("the config is set");
+        let root = data_root(config.seed);
+        async move {
+            let report = scenario(config, root.clone()).await;
+            let _ = std::fs::remove_dir_all(&root);
+            report
+        }
+    }
+    let mut checked = CHECKED.lock().expect("never poisoned");
+    *checked = Some(config);
+    drop(checked);
+    madsim::runtime::Runtime::check_determinism(config.seed, madsim::Config::default(), checked_run)
+}
+
 /// Where a run's members keep their files: tmpfs when the machine has it (fsync there costs
 /// nothing, and the simulation charges its own latency), else the temporary directory.
 fn data_root(seed: u64) -> PathBuf {

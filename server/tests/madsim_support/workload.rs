@@ -280,7 +280,9 @@ async fn watch_client(cluster: Arc<Cluster>, recorder: Arc<Recorder>, start_memb
         };
         let mut created = false;
         let reason = loop {
+            // `biased;`: tokio's unbiased order is not drawn from madsim's seed.
             let message = tokio::select! {
+                biased;
                 message = stream.next() => message,
                 () = madsim::time::sleep(Duration::from_millis(100)) => {
                     if cluster.done.load(Ordering::Relaxed) {
