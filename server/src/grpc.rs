@@ -96,7 +96,7 @@ impl Services {
     }
 
     /// Sends a request to the member task and waits for the engine's answer.
-    async fn ask(&self, caller: &Caller, request: Request) -> Result<Answer, Status> {
+    pub(crate) async fn ask(&self, caller: &Caller, request: Request) -> Result<Answer, Status> {
         let (reply, answer) = oneshot::channel::<Answer>();
         let credentials = caller.credentials();
         self.commands
