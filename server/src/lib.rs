@@ -453,6 +453,8 @@ pub async fn serve_until(
             bcrypt_cost: config.bcrypt_cost,
         },
         auth_dummy_hash: std::sync::OnceLock::new(),
+        #[cfg(not(madsim))]
+        leader_dialer: tls::LeaderDialer::load(&config.client_tls).map_err(anyhow::Error::msg)?,
     };
     // A member added at run time tells the cluster its name and client URL once it runs (etcd
     // publishes its attributes likewise); members of `--initial-cluster` are known by all.
