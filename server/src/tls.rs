@@ -16,6 +16,11 @@
 //! `--peer-trusted-ca-file` for the IP address the peer URL resolves to (so peer certificates
 //! need an IP SAN for it; a DNS-only certificate is refused).
 //!
+//! Leader dialling: a follower passes lease keep-alives and TTL queries to the leader's client
+//! URL (`LeaderDialer`); an `https://` one is dialled with TLS, the leader's certificate verified
+//! against `--trusted-ca-file` for the URL's host and this member's `--cert-file` presented.
+//! Without `--trusted-ca-file` such a request fails as `Unavailable`, naming the flag.
+//!
 //! Certificate flags with an `http://` URL are ignored with a warning, as etcd does ("scheme is
 //! HTTP while key and cert files are present"). An `https://` URL without the certificate and
 //! key, a missing or unreadable file, PEM without a certificate or key, a key that does not

@@ -5,7 +5,8 @@
 //! What is checked: puts and deletes need write permission on their key or whole range, ranges
 //! and compares read permission (a txn's every key, both branches), a previous value asked for
 //! read permission too; watches need read permission when created; auth changes, membership
-//! changes and leader transfers need the root role.
+//! changes and leader transfers need the root role. The host's maintenance checks
+//! (`AuthRequest::CheckCaller`: the root role, or a named user) are answered where they arrive.
 //! NB: lease grants, lease revokes and compactions are not checked (etcd checks a revoke's
 //! attached keys); the lease duties of the leader propose revokes with no user, which must
 //! never be refused.
