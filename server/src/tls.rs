@@ -296,7 +296,7 @@ mod real {
         /// `None` when there is no `--trusted-ca-file` to verify the leader with.
         tls: Option<tokio_rustls::TlsConnector>,
         /// Shared by clones.
-        channels: Arc<std::sync::Mutex<LeaderChannels>>,
+        pub(super) channels: Arc<std::sync::Mutex<LeaderChannels>>,
     }
 
     type LeaderChannels = std::collections::BTreeMap<String, tonic::transport::Channel>;
@@ -602,3 +602,32 @@ mod simulated {
 
 #[cfg(madsim)]
 pub(crate) use simulated::*;
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    //! The leader dialler's choices; the TLS path itself is `tests/serve_tls.rs`'s.
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_https_leader_needs_a_trusted_ca_and_channels_are_kept() {
+        let dialer = LeaderDialer::load(&TlsFiles::default()).expect("nothing to load");
+        let error = dialer
+            .channel("https://127.0.0.1:2379")
+            .expect_err("no CA to verify the leader with");
+        assert!(error.contains("needs --trusted-ca-file"), "{error}");
+        dialer.channel("http://127.0.0.1:2379").expect("plain");
+        dialer.channel("http://127.0.0.1:2379").expect("kept");
+        let kept = dialer.channels.lock().expect("never poisoned").len();
+        assert_eq!(kept, 1, "one channel per URL");
+        let missing = TlsFiles {
+            trusted_ca_file: Some("/nonexistent/ca.crt".into()),
+            ..TlsFiles::default()
+        };
+        let error = LeaderDialer::load(&missing).expect_err("a missing CA file");
+        assert!(
+            error.starts_with("--trusted-ca-file /nonexistent/ca.crt"),
+            "{error}"
+        );
+    }
+}
