@@ -399,6 +399,100 @@ fn three_members_with_peer_tls_elect_and_replicate() {
     std::fs::remove_dir_all(&dir).expect("cleans up");
 }
 
+/// Goal: a follower passes lease keep-alives and TTL queries (leader-local) on to the leader
+/// over its https client URL, as etcd's followers do: verifying the leader's certificate
+/// against --trusted-ca-file and presenting its own, which the leader's --client-cert-auth
+/// asks for. Method: three members with https client URLs and client-cert auth; a lease
+/// granted, then `lease keep-alive --once` and `lease timetolive` against each follower.
+#[test]
+fn lease_keep_alive_through_a_follower_over_https() {
+    if !etcdctl_present() {
+        return;
+    }
+    let dir = test_dir("lease");
+    let ca = Authority::new(&dir, "ca");
+    let (client_cert, client_key) = ca.issue("client");
+    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let initial_cluster = peer_ports
+        .iter()
+        .enumerate()
+        .map(|(index, port)| format!("infra{index}=http://127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let members: Vec<Member> = (0..3)
+        .map(|index| {
+            let (cert, key) = ca.issue(&format!("infra{index}"));
+            detcd_serve(
+                &[
+                    "--name".into(),
+                    format!("infra{index}"),
+                    "--data-dir".into(),
+                    path(&dir.join(format!("infra{index}"))),
+                    "--listen-client-urls".into(),
+                    format!("https://127.0.0.1:{}", client_ports[index]),
+                    "--listen-peer-urls".into(),
+                    format!("http://127.0.0.1:{}", peer_ports[index]),
+                    "--initial-cluster".into(),
+                    initial_cluster.clone(),
+                    "--heartbeat-interval".into(),
+                    "50".into(),
+                    "--election-timeout".into(),
+                    "500".into(),
+                    "--cert-file".into(),
+                    path(&cert),
+                    "--key-file".into(),
+                    path(&key),
+                    "--trusted-ca-file".into(),
+                    path(&ca.ca_file()),
+                    "--client-cert-auth".into(),
+                ],
+                &dir.join(format!("infra{index}.log")),
+            )
+        })
+        .collect();
+    let tls = client_flags(&ca.ca_file(), &client_cert, &client_key);
+    eventually(client_ports[0], &tls, &["put", "settled", "yes"], "OK\n");
+    // The followers, as each member's status says (its id is not the leader's).
+    let started = Instant::now();
+    let followers: Vec<u16> = loop {
+        let followers: Vec<u16> = client_ports
+            .iter()
+            .copied()
+            .filter(|&port| {
+                let (success, status) = etcdctl(port, &tls, &["endpoint", "status"]);
+                success && status.split(", ").nth(4) == Some("false")
+            })
+            .collect();
+        if followers.len() == 2 {
+            break followers;
+        }
+        assert!(started.elapsed() < SETTLE_TIMEOUT, "no two followers");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (success, granted) = etcdctl(followers[0], &tls, &["lease", "grant", "60"]);
+    assert!(success, "{granted}");
+    let id = granted
+        .strip_prefix("lease ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{granted}"))
+        .to_string();
+    for port in followers {
+        let (success, text) = etcdctl(port, &tls, &["lease", "keep-alive", "--once", &id]);
+        assert!(
+            success && text == format!("lease {id} keepalived with TTL(60)\n"),
+            "keep-alive through the follower on {port}: {text}"
+        );
+        let (success, text) = etcdctl(port, &tls, &["lease", "timetolive", &id]);
+        assert!(
+            success && text.starts_with(&format!("lease {id} granted with TTL(60s), remaining(")),
+            "time-to-live through the follower on {port}: {text}"
+        );
+    }
+    drop(members);
+    std::fs::remove_dir_all(&dir).expect("cleans up");
+}
+
 /// Runs `detcd serve` with `args`, which must fail to start; returns its standard error.
 fn start_fails(dir: &Path, args: &[String]) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_detcd"));

@@ -258,6 +258,72 @@ fn a_token_lets_its_user_in_until_it_expires_and_a_bad_one_never() {
     assert_eq!(auth_error(&stale), Some("auth_old_revision"));
 }
 
+/// Goal: the maintenance checks (`CheckCaller`) follow etcd's `IsAdminPermitted` and
+/// `requireAuthInfo`, resolving tokens in the member, and are answered in the step they arrive
+/// in, with nothing written. Method: every kind of caller, before and after auth is enabled.
+#[test]
+fn maintenance_checks_need_the_root_role_or_a_named_user_and_write_nothing() {
+    let mut single = Single::new(10_000);
+    let check = |single: &mut Single, admin: bool, credentials: Option<Credentials>| {
+        let id = single.submit(
+            Request::Auth(AuthRequest::CheckCaller { admin }),
+            credentials,
+        );
+        assert!(single.held.is_empty(), "a check writes nothing");
+        let answer = single.replies.remove(&id).expect("answered at once");
+        match answer {
+            Ok(Response::Auth {
+                response: AuthResponse::Done,
+                ..
+            }) => "allowed",
+            other => auth_error(&other).unwrap_or_else(|| panic!("{other:?}")),
+        }
+    };
+    // Auth disabled: anyone, even with a token no member issued.
+    let forged = || Some(Credentials::Token("forged".into()));
+    assert_eq!(check(&mut single, true, None), "allowed");
+    assert_eq!(check(&mut single, true, forged()), "allowed");
+    assert_eq!(check(&mut single, false, None), "allowed");
+    with_alice(&mut single);
+    assert_eq!(check(&mut single, true, user("root")), "allowed");
+    assert_eq!(check(&mut single, true, user("alice")), "permission_denied");
+    assert_eq!(check(&mut single, true, user("mallory")), "user_not_found");
+    assert_eq!(check(&mut single, true, None), "user_empty");
+    assert_eq!(check(&mut single, true, forged()), "invalid_auth_token");
+    assert_eq!(check(&mut single, false, user("alice")), "allowed");
+    assert_eq!(check(&mut single, false, None), "user_empty");
+    assert_eq!(check(&mut single, false, forged()), "invalid_auth_token");
+    // A token is resolved to its user: alice's token is no administrator's, root's is.
+    let hash = single.call(
+        Request::Auth(AuthRequest::PasswordHash {
+            name: "root".into(),
+        }),
+        None,
+    );
+    let Ok(Response::Auth {
+        response: AuthResponse::PasswordHash { auth_revision, .. },
+        ..
+    }) = hash
+    else {
+        panic!("password hash: {hash:?}");
+    };
+    for (name, token) in [("alice", "tok-alice"), ("root", "tok-root")] {
+        let login = AuthRequest::Authenticate {
+            name: name.into(),
+            token: token.into(),
+            checked_revision: auth_revision,
+        };
+        assert!(single.call(Request::Auth(login), None).is_ok());
+    }
+    let token = |token: &str| Some(Credentials::Token(token.into()));
+    assert_eq!(
+        check(&mut single, true, token("tok-alice")),
+        "permission_denied"
+    );
+    assert_eq!(check(&mut single, false, token("tok-alice")), "allowed");
+    assert_eq!(check(&mut single, true, token("tok-root")), "allowed");
+}
+
 #[test]
 fn a_permission_revoked_before_the_apply_refuses_a_write_proposed_before_it() {
     let mut single = Single::new(10_000);

@@ -53,7 +53,8 @@ pub fn auth_op(request: &AuthRequest) -> Option<AuthOp> {
         | AuthRequest::UserList
         | AuthRequest::UserChangePassword { .. }
         | AuthRequest::RoleGet { .. }
-        | AuthRequest::RoleList => return None,
+        | AuthRequest::RoleList
+        | AuthRequest::CheckCaller { .. } => return None,
     })
 }
 

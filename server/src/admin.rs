@@ -4,11 +4,19 @@
 //! file to compact), and a snapshot of the key-value store (detcd's own encoding, not a bbolt file, padded
 //! and followed by its SHA-256 as etcd's is) as a stream of chunks.
 //!
+//! While auth is enabled, Hash, HashKV, Snapshot, Defragment, MoveLeader and raising or
+//! clearing an alarm need the root role, and listing alarms a named user, as in etcd 3.4 (the
+//! member decides: `AuthRequest::CheckCaller`); Status is open to anyone, as etcd 3.4 before
+//! 3.4.42 answers it. The first four refuse with the auth store's own text and code Unknown
+//! (`auth: permission denied`), as etcd returns it unconverted; the others with etcd's gRPC
+//! errors (`etcdserver: permission denied`).
+//!
 //! MoveLeader and every membership change go through the engine's requests. MemberAdd and
 //! MemberUpdate carry the member's attributes (peer URLs) as the change's context, so every
 //! member learns where to reach it from the log (`crate::membership`).
 
-use engine::kv::{Request, Response};
+use engine::auth::{AuthRequest, AuthResponse};
+use engine::kv::{Request, RequestError, Response};
 use engine::raft::ConfChange;
 use engine::types::{NodeId, Revision};
 use tokio::sync::{mpsc, oneshot};
@@ -36,6 +44,31 @@ impl Services {
         answer
             .await
             .map_err(|_| Status::unavailable("etcdserver: server stopped"))
+    }
+
+    /// Whether `caller` may use a maintenance RPC (`admin`: the root role; otherwise any named
+    /// user), decided by the member, which resolves tokens; always while auth is disabled.
+    async fn check_caller(&self, caller: &Caller, admin: bool) -> Result<(), RequestError> {
+        let request = Request::Auth(AuthRequest::CheckCaller { admin });
+        let answer = self
+            .ask(caller, request)
+            .await
+            .map_err(|_| RequestError::Stopping)?;
+        match answer? {
+            Response::Auth {
+                response: AuthResponse::Done,
+                ..
+            } => Ok(()),
+            other => panic!("the member answers a caller check with Done, not {other:?}"),
+        }
+    }
+
+    /// The root-role check of Hash, HashKV, Snapshot and Defragment, refused as etcd does
+    /// there (`convert::unconverted_auth_status`).
+    async fn check_admin_unconverted<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
+        self.check_caller(&Caller::of(request), true)
+            .await
+            .map_err(|error| crate::convert::unconverted_auth_status(&error))
     }
 
     fn header_of(&self, status: &engine::member::MemberStatus) -> Option<pb::ResponseHeader> {
@@ -311,8 +344,14 @@ impl pb::maintenance_server::Maintenance for Services {
         request: tonic::Request<pb::AlarmRequest>,
     ) -> Result<tonic::Response<pb::AlarmResponse>, Status> {
         use pb::alarm_request::AlarmAction;
+        let action = request.get_ref().action();
+        // Listing needs a named user, changing the root role (etcd 3.4.44).
+        let admin = action != AlarmAction::Get;
+        self.check_caller(&Caller::of(&request), admin)
+            .await
+            .map_err(|error| crate::convert::status(&error))?;
         let status = self.status().await?;
-        match request.into_inner().action() {
+        match action {
             // No alarm is ever raised, so the list is empty and deactivating is a no-op.
             AlarmAction::Get | AlarmAction::Deactivate => {
                 Ok(tonic::Response::new(pb::AlarmResponse {
@@ -351,8 +390,9 @@ impl pb::maintenance_server::Maintenance for Services {
 
     async fn defragment(
         &self,
-        _request: tonic::Request<pb::DefragmentRequest>,
+        request: tonic::Request<pb::DefragmentRequest>,
     ) -> Result<tonic::Response<pb::DefragmentResponse>, Status> {
+        self.check_admin_unconverted(&request).await?;
         // The store lives in memory and on disk as WAL plus snapshots: nothing to defragment.
         let status = self.status().await?;
         Ok(tonic::Response::new(pb::DefragmentResponse {
@@ -362,8 +402,9 @@ impl pb::maintenance_server::Maintenance for Services {
 
     async fn hash(
         &self,
-        _request: tonic::Request<pb::HashRequest>,
+        request: tonic::Request<pb::HashRequest>,
     ) -> Result<tonic::Response<pb::HashResponse>, Status> {
+        self.check_admin_unconverted(&request).await?;
         let inspection = self.inspect(false).await?;
         Ok(tonic::Response::new(pb::HashResponse {
             header: self.header_of(&inspection.status),
@@ -375,6 +416,7 @@ impl pb::maintenance_server::Maintenance for Services {
         &self,
         request: tonic::Request<pb::HashKvRequest>,
     ) -> Result<tonic::Response<pb::HashKvResponse>, Status> {
+        self.check_admin_unconverted(&request).await?;
         let revision = Revision(request.into_inner().revision);
         let inspection = self.inspect(false).await?;
         let current = inspection.status.revision;
@@ -402,8 +444,9 @@ impl pb::maintenance_server::Maintenance for Services {
 
     async fn snapshot(
         &self,
-        _request: tonic::Request<pb::SnapshotRequest>,
+        request: tonic::Request<pb::SnapshotRequest>,
     ) -> Result<tonic::Response<Self::SnapshotStream>, Status> {
+        self.check_admin_unconverted(&request).await?;
         let inspection = self.inspect(true).await?;
         let header = self.header_of(&inspection.status);
         let bytes = snapshot_file(&inspection.snapshot.unwrap_or_default());
@@ -434,6 +477,11 @@ impl pb::maintenance_server::Maintenance for Services {
     ) -> Result<tonic::Response<pb::MoveLeaderResponse>, Status> {
         let caller = Caller::of(&request);
         let target = NodeId(request.into_inner().target_id);
+        // The caller first (etcd 3.4.42 checks it before anything else); the member checks it
+        // again when the transfer starts.
+        self.check_caller(&caller, true)
+            .await
+            .map_err(|error| crate::convert::status(&error))?;
         // etcd refuses a transferee outside the membership before it touches raft.
         if !self.members().iter().any(|member| member.id == target.0) {
             return Err(Status::failed_precondition(

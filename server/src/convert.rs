@@ -50,6 +50,17 @@ pub fn status(error: &RequestError) -> Status {
     }
 }
 
+/// An error of etcd's Hash, HashKV, Snapshot and Defragment: those return the auth store's
+/// refusal unconverted (etcd's `v3rpc/maintenance.go` calls no `togRPCError` there), so a
+/// client sees code Unknown and the store's text (`auth: permission denied`), as etcdctl
+/// prints it. Other errors as `status`.
+pub fn unconverted_auth_status(error: &RequestError) -> Status {
+    match error {
+        RequestError::Auth(auth) => Status::new(Code::Unknown, auth.store_text()),
+        other => status(other),
+    }
+}
+
 /// etcd's gRPC code for an auth error (rpctypes).
 fn auth_code(error: AuthError) -> Code {
     match error {

@@ -41,6 +41,9 @@ pub struct MemberInfo {
     pub auth: crate::auth::AuthSettings,
     /// The hash Authenticate checks an unknown user's password against (`crate::auth`).
     pub auth_dummy_hash: std::sync::OnceLock<Vec<u8>>,
+    /// How this member dials the leader's client URL when it passes a lease request on.
+    #[cfg(not(madsim))]
+    pub(crate) leader_dialer: crate::tls::LeaderDialer,
 }
 
 impl MemberInfo {
@@ -96,7 +99,7 @@ impl Services {
     }
 
     /// Sends a request to the member task and waits for the engine's answer.
-    async fn ask(&self, caller: &Caller, request: Request) -> Result<Answer, Status> {
+    pub(crate) async fn ask(&self, caller: &Caller, request: Request) -> Result<Answer, Status> {
         let (reply, answer) = oneshot::channel::<Answer>();
         let credentials = caller.credentials();
         self.commands
@@ -132,17 +135,10 @@ impl Services {
     ) -> Result<pb::LeaseKeepAliveResponse, Status> {
         let answer = self.ask(caller, Request::LeaseKeepAlive { id }).await?;
         if let Some(url) = self.leader_url(&answer) {
-            let mut client =
-                pb::lease_client::LeaseClient::connect(url)
-                    .await
-                    .map_err(|error| {
-                        Status::unavailable(format!("etcdserver: leader unreachable: {error}"))
-                    })?;
+            let mut client = self.leader_lease_client(url).await?;
             let request = pb::LeaseKeepAliveRequest { id: id.0 };
-            let mut responses = client
-                .lease_keep_alive(tokio_stream::once(request))
-                .await?
-                .into_inner();
+            let request = as_caller(caller, tokio_stream::once(request))?;
+            let mut responses = client.lease_keep_alive(request).await?.into_inner();
             return match responses.next().await {
                 Some(response) => response,
                 None => Err(Status::unavailable("etcdserver: leader closed the stream")),
@@ -162,6 +158,41 @@ impl Services {
             Err(error) => Err(convert::status(&error)),
         }
     }
+}
+
+impl Services {
+    /// A Lease client of the leader at `url` (its client URL), over TLS for an https URL.
+    async fn leader_lease_client(
+        &self,
+        url: String,
+    ) -> Result<pb::lease_client::LeaseClient<tonic::transport::Channel>, Status> {
+        let unreachable =
+            |error: String| Status::unavailable(format!("etcdserver: leader unreachable: {error}"));
+        #[cfg(not(madsim))]
+        {
+            let channel = self.info.leader_dialer.channel(&url).map_err(unreachable)?;
+            Ok(pb::lease_client::LeaseClient::new(channel))
+        }
+        #[cfg(madsim)]
+        {
+            pb::lease_client::LeaseClient::connect(url)
+                .await
+                .map_err(|error| unreachable(error.to_string()))
+        }
+    }
+}
+
+/// A request passed on to the leader, carrying the caller's token as etcd's followers do (a
+/// certificate's user cannot be passed on: the leader sees this member's certificate).
+fn as_caller<T>(caller: &Caller, message: T) -> Result<tonic::Request<T>, Status> {
+    let mut request = tonic::Request::new(message);
+    if let Some(engine::auth::Credentials::Token(token)) = caller.credentials() {
+        let value = token
+            .parse()
+            .map_err(|_| Status::invalid_argument("etcdserver: invalid auth token"))?;
+        request.metadata_mut().insert("token", value);
+    }
+    Ok(request)
 }
 
 fn unexpected(response: &Response) -> Status {
@@ -403,13 +434,10 @@ impl pb::lease_server::Lease for Services {
         });
         let answer = self.ask(&caller, request).await?;
         if let Some(url) = self.leader_url(&answer) {
-            let mut client =
-                pb::lease_client::LeaseClient::connect(url)
-                    .await
-                    .map_err(|error| {
-                        Status::unavailable(format!("etcdserver: leader unreachable: {error}"))
-                    })?;
-            return client.lease_time_to_live(forwarded).await;
+            let mut client = self.leader_lease_client(url).await?;
+            return client
+                .lease_time_to_live(as_caller(&caller, forwarded)?)
+                .await;
         }
         match answer.map_err(|error| convert::status(&error))? {
             Response::LeaseTimeToLive {

@@ -367,6 +367,18 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<ServeOutcome> {
     serve_until(config, shutdown_signal()).await
 }
 
+/// How this member dials the leader for lease requests: with the client port's TLS files when
+/// it serves https (with http ones they are ignored, as etcd ignores them, so they cannot fail
+/// the start).
+#[cfg(not(madsim))]
+fn leader_dialer(config: &ServeConfig) -> anyhow::Result<tls::LeaderDialer> {
+    let files = match tls::is_https(&config.listen_client_urls) {
+        true => config.client_tls.clone(),
+        false => tls::TlsFiles::default(),
+    };
+    tls::LeaderDialer::load(&files).map_err(anyhow::Error::msg)
+}
+
 /// Serves one member until `shutdown` completes or the member halts (tests stop it this way).
 pub async fn serve_until(
     config: ServeConfig,
@@ -467,6 +479,8 @@ pub async fn serve_until(
             bcrypt_cost: config.bcrypt_cost,
         },
         auth_dummy_hash: std::sync::OnceLock::new(),
+        #[cfg(not(madsim))]
+        leader_dialer: leader_dialer(&config)?,
     };
     // A member added at run time tells the cluster its name and client URL once it runs (etcd
     // publishes its attributes likewise); members of `--initial-cluster` are known by all.

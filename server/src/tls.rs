@@ -16,6 +16,11 @@
 //! `--peer-trusted-ca-file` for the IP address the peer URL resolves to (so peer certificates
 //! need an IP SAN for it; a DNS-only certificate is refused).
 //!
+//! Leader dialling: a follower passes lease keep-alives and TTL queries to the leader's client
+//! URL (`LeaderDialer`); an `https://` one is dialled with TLS, the leader's certificate verified
+//! against `--trusted-ca-file` for the URL's host and this member's `--cert-file` presented.
+//! Without `--trusted-ca-file` such a request fails as `Unavailable`, naming the flag.
+//!
 //! Certificate flags with an `http://` URL are ignored with a warning, as etcd does ("scheme is
 //! HTTP while key and cert files are present"). An `https://` URL without the certificate and
 //! key, a missing or unreadable file, PEM without a certificate or key, a key that does not
@@ -280,6 +285,110 @@ mod real {
         Ok(Arc::new(config))
     }
 
+    /// How a follower reaches the leader's client URL, to pass on lease keep-alives and TTL
+    /// queries (leader-local in the engine): one lazily connected channel per URL, kept. An
+    /// `https` URL is dialled with TLS as etcd's own clients of the client port are: the
+    /// leader's certificate verified against `--trusted-ca-file` for the URL's host, this
+    /// member's `--cert-file`/`--key-file` presented (the leader may ask under
+    /// `--client-cert-auth`).
+    #[derive(Clone)]
+    pub(crate) struct LeaderDialer {
+        /// `None` when there is no `--trusted-ca-file` to verify the leader with.
+        tls: Option<tokio_rustls::TlsConnector>,
+        /// Shared by clones.
+        pub(super) channels: Arc<std::sync::Mutex<LeaderChannels>>,
+    }
+
+    type LeaderChannels = std::collections::BTreeMap<String, tonic::transport::Channel>;
+
+    impl core::fmt::Debug for LeaderDialer {
+        fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            formatter
+                .debug_struct("LeaderDialer")
+                .field("tls", &self.tls.is_some())
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl LeaderDialer {
+        /// A dialler with the client port's files (`--cert-file`, `--key-file`,
+        /// `--trusted-ca-file`); errors name the flag and file.
+        pub(crate) fn load(files: &TlsFiles) -> Result<LeaderDialer, String> {
+            let tls = match &files.trusted_ca_file {
+                None => None,
+                Some(ca) => {
+                    let builder = rustls::ClientConfig::builder_with_provider(provider())
+                        .with_safe_default_protocol_versions()
+                        .map_err(|error| format!("TLS: {error}"))?
+                        .with_root_certificates(roots("--trusted-ca-file", ca)?);
+                    let mut config = match (&files.cert_file, &files.key_file) {
+                        (Some(cert), Some(key)) => builder
+                            .with_client_auth_cert(
+                                load_certs("--cert-file", cert)?,
+                                load_key("--key-file", key)?,
+                            )
+                            .map_err(|error| {
+                                format!("--key-file does not fit --cert-file: {error}")
+                            })?,
+                        _ => builder.with_no_client_auth(),
+                    };
+                    config.alpn_protocols = vec![b"h2".to_vec()];
+                    Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+                }
+            };
+            Ok(LeaderDialer {
+                tls,
+                channels: Arc::default(),
+            })
+        }
+
+        /// The channel to `url` (connected on first use, reconnected by tonic as needed).
+        pub(crate) fn channel(&self, url: &str) -> Result<tonic::transport::Channel, String> {
+            let mut channels = self.channels.lock().expect("never poisoned");
+            if let Some(channel) = channels.get(url) {
+                return Ok(channel.clone());
+            }
+            let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+                .map_err(|error| format!("{url}: {error}"))?
+                .connect_timeout(HANDSHAKE_TIMEOUT);
+            let channel = if super::is_https(url) {
+                let connector = self.tls.clone().ok_or_else(|| {
+                    format!(
+                        "{url}: dialling an https leader needs --trusted-ca-file (the CA that \
+                         signs the members' client certificates)"
+                    )
+                })?;
+                endpoint.connect_with_connector_lazy(tower::service_fn(move |uri| {
+                    tls_dial(connector.clone(), uri)
+                }))
+            } else {
+                endpoint.connect_lazy()
+            };
+            channels.insert(url.to_string(), channel.clone());
+            Ok(channel)
+        }
+    }
+
+    /// A TLS connection to `uri`'s host and port, the certificate verified for its host.
+    async fn tls_dial(
+        connector: tokio_rustls::TlsConnector,
+        uri: tonic::codegen::http::Uri,
+    ) -> std::io::Result<hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>> {
+        let host = uri
+            .host()
+            .ok_or_else(|| std::io::Error::other(format!("{uri}: no host")))?;
+        let port = uri.port_u16().unwrap_or(443);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|error| std::io::Error::other(format!("{uri}: {error}")))?;
+        let stream = TcpStream::connect((host, port)).await?;
+        let _ = stream.set_nodelay(true);
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream))
+            .await
+            .map_err(|_| std::io::Error::other("TLS handshake with the leader timed out"))??;
+        Ok(hyper_util::rt::TokioIo::new(stream))
+    }
+
     /// The Common Name of a DER certificate, if it has one.
     pub(crate) fn certificate_common_name(der: &[u8]) -> Option<String> {
         let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -493,3 +602,32 @@ mod simulated {
 
 #[cfg(madsim)]
 pub(crate) use simulated::*;
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    //! The leader dialler's choices; the TLS path itself is `tests/serve_tls.rs`'s.
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_https_leader_needs_a_trusted_ca_and_channels_are_kept() {
+        let dialer = LeaderDialer::load(&TlsFiles::default()).expect("nothing to load");
+        let error = dialer
+            .channel("https://127.0.0.1:2379")
+            .expect_err("no CA to verify the leader with");
+        assert!(error.contains("needs --trusted-ca-file"), "{error}");
+        dialer.channel("http://127.0.0.1:2379").expect("plain");
+        dialer.channel("http://127.0.0.1:2379").expect("kept");
+        let kept = dialer.channels.lock().expect("never poisoned").len();
+        assert_eq!(kept, 1, "one channel per URL");
+        let missing = TlsFiles {
+            trusted_ca_file: Some("/nonexistent/ca.crt".into()),
+            ..TlsFiles::default()
+        };
+        let error = LeaderDialer::load(&missing).expect_err("a missing CA file");
+        assert!(
+            error.starts_with("--trusted-ca-file /nonexistent/ca.crt"),
+            "{error}"
+        );
+    }
+}

@@ -175,8 +175,18 @@ impl AuthStore {
         }
     }
 
-    /// Applies one management request (not `Authenticate`, `Status` or `PasswordHash`, which
-    /// the member answers). A change bumps the revision; a refusal changes nothing.
+    /// Checks that `info` names a user while auth is enabled (etcd's `requireAuthInfo`: any
+    /// user, existing or not, as etcd does not look it up), always true while auth is disabled.
+    pub fn check_named(&self, info: Option<&AuthInfo>) -> Result<(), AuthError> {
+        if !self.enabled || info.is_some_and(|info| !info.user.is_empty()) {
+            return Ok(());
+        }
+        Err(AuthError::UserEmpty)
+    }
+
+    /// Applies one management request (not `Authenticate`, nor those the member answers
+    /// locally: `AuthRequest::is_answered_locally`). A change bumps the revision; a refusal
+    /// changes nothing.
     pub fn apply(&mut self, request: &AuthRequest) -> Result<AuthResponse, AuthError> {
         let before = self.revision;
         let response = self.apply_inner(request)?;
@@ -302,7 +312,8 @@ impl AuthStore {
             }
             AuthRequest::Authenticate { .. }
             | AuthRequest::Status
-            | AuthRequest::PasswordHash { .. } => {
+            | AuthRequest::PasswordHash { .. }
+            | AuthRequest::CheckCaller { .. } => {
                 unreachable!("{request:?} is answered by the member, not applied to the store")
             }
         }

@@ -5,7 +5,8 @@
 //! What is checked: puts and deletes need write permission on their key or whole range, ranges
 //! and compares read permission (a txn's every key, both branches), a previous value asked for
 //! read permission too; watches need read permission when created; auth changes, membership
-//! changes and leader transfers need the root role.
+//! changes and leader transfers need the root role. The host's maintenance checks
+//! (`AuthRequest::CheckCaller`: the root role, or a named user) are answered where they arrive.
 //! NB: lease grants, lease revokes and compactions are not checked (etcd checks a revoke's
 //! attached keys); the lease duties of the leader propose revokes with no user, which must
 //! never be refused.
@@ -92,38 +93,47 @@ impl Member {
         }
     }
 
-    /// An Auth service request: the password hash and the status are answered from the store
-    /// applied here; everything else goes through the log.
+    /// An Auth service request: the password hash, the status and the caller checks are
+    /// answered from the store applied here; everything else goes through the log.
     pub(super) fn on_auth_request(
         &mut self,
         id: RequestId,
         request: AuthRequest,
         auth: Option<AuthInfo>,
     ) {
-        let header = self.header();
-        let local =
-            match &request {
-                AuthRequest::PasswordHash { name } => Some(self.auth.password_hash(name).map(
-                    |hash| AuthResponse::PasswordHash {
-                        hash: hash.map(<[u8]>::to_vec),
-                        auth_revision: self.auth.revision(),
-                    },
-                )),
-                AuthRequest::Status => Some(Ok(AuthResponse::Status {
-                    enabled: self.auth.is_enabled(),
-                    auth_revision: self.auth.revision(),
-                })),
-                _ => None,
-            };
-        if let Some(result) = local {
-            let result = result
-                .map(|response| Response::Auth { header, response })
-                .map_err(RequestError::Auth);
-            self.out.reply.push((id, result));
+        if !request.is_answered_locally() {
+            let command = self.as_user(auth, Command::Auth(request));
+            self.propose_command(id, command);
             return;
         }
-        let command = self.as_user(auth, Command::Auth(request));
-        self.propose_command(id, command);
+        let result = match &request {
+            AuthRequest::PasswordHash { name } => {
+                self.auth
+                    .password_hash(name)
+                    .map(|hash| AuthResponse::PasswordHash {
+                        hash: hash.map(<[u8]>::to_vec),
+                        auth_revision: self.auth.revision(),
+                    })
+            }
+            AuthRequest::Status => Ok(AuthResponse::Status {
+                enabled: self.auth.is_enabled(),
+                auth_revision: self.auth.revision(),
+            }),
+            AuthRequest::CheckCaller { admin: true } => self
+                .auth
+                .check_admin(auth.as_ref())
+                .map(|()| AuthResponse::Done),
+            AuthRequest::CheckCaller { admin: false } => self
+                .auth
+                .check_named(auth.as_ref())
+                .map(|()| AuthResponse::Done),
+            other => unreachable!("{other:?} is not answered locally"),
+        };
+        let header = self.header();
+        let result = result
+            .map(|response| Response::Auth { header, response })
+            .map_err(RequestError::Auth);
+        self.out.reply.push((id, result));
     }
 
     /// Applies an Auth service request from the log.

@@ -103,14 +103,14 @@ impl Member {
     /// Resolves who the request runs as and makes the checks due where it arrives: the root
     /// role for membership changes and leader transfers, read permission for a watch. Auth
     /// requests open to anyone (Authenticate, the status) ignore the credentials, so a stale
-    /// token cannot stop a client from logging in again.
+    /// token cannot stop a client from logging in again (`AuthRequest::resolves_caller`).
     fn authorize_request(
         &mut self,
         request: &Request,
         credentials: Option<Credentials>,
     ) -> Result<Option<AuthInfo>, RequestError> {
         if let Request::Auth(auth_request) = request {
-            if !auth_request.needs_admin() {
+            if !auth_request.resolves_caller() {
                 return Ok(None);
             }
         }
