@@ -326,6 +326,7 @@ impl Recorder {
             request,
             result,
             user: None,
+            lock: None,
         });
         outcome
     }
