@@ -91,8 +91,9 @@ impl Store {
         let sort = effective_sort(request);
         let filtered = has_revision_filters(request);
         // Without sort or filters the first limit+1 keys decide both `kvs` and `more`.
+        let limit_in_scan = sort.is_none() || crate::bug!(LimitBeforeSort);
         let collect_max = match request.limit {
-            limit if limit > 0 && sort.is_none() && !filtered => limit as usize + 1,
+            limit if limit > 0 && limit_in_scan && !filtered => limit as usize + 1,
             _ => usize::MAX,
         };
         let with_value = !request.keys_only || request.sort_target == SortTarget::Value;
