@@ -297,10 +297,9 @@ fn judge_pair(name: &str, older: &Holder, newer: &Holder) -> Verdict {
             checker: checker.into(),
             window,
             explanation: format!(
-                "lock {name}: {} acquired at {}, yet {} still held the lock at {} \
-                 (operation {} proves its key existed then): {what}",
+                "lock {name}: {} while {} still held the lock at {} (operation {} \
+                 proves its key existed then): {what}",
                 describe(newer),
-                newer.acquired_at,
                 describe(older),
                 older.proven_end,
                 older.proven_by

@@ -91,9 +91,11 @@ impl Store {
         let sort = effective_sort(request);
         let filtered = has_revision_filters(request);
         // Without sort or filters the first limit+1 keys decide both `kvs` and `more`.
-        let limit_in_scan = sort.is_none() || crate::bug!(LimitBeforeSort);
         let collect_max = match request.limit {
-            limit if limit > 0 && limit_in_scan && !filtered => limit as usize + 1,
+            limit if limit > 0 && sort.is_none() && !filtered => limit as usize + 1,
+            // Zoo: the limit goes into the key-order scan, so only the first `limit` keys by
+            // name are sorted.
+            limit if limit > 0 && !filtered && crate::bug!(LimitBeforeSort) => limit as usize,
             _ => usize::MAX,
         };
         let with_value = !request.keys_only || request.sort_target == SortTarget::Value;
