@@ -450,11 +450,20 @@ impl<M: crate::process::HostedMember> World<M> {
             let config = &self.locks().config;
             (config.think_ms_min, config.think_ms_max)
         };
+        // A keep-alive still in flight is recorded with unknown outcome: the cycle forgets it.
+        let in_flight = self
+            .lock_client(client)
+            .session
+            .take()
+            .and_then(|session| session.outstanding);
+        if let Some(outstanding) = in_flight {
+            self.routes.remove(&outstanding.op_id);
+            self.lock_record(now, client, true, outstanding, None, None);
+        }
         let state = self.lock_client(client);
         state.cycle += 1;
         state.phase = Phase::Idle;
         state.held = None;
-        state.session = None;
         let cycle = state.cycle;
         let think = Duration::from_millis(state.rng.range_inclusive(min, max));
         self.queue
