@@ -181,10 +181,10 @@ pub fn check_locks(ops: &[Operation]) -> LockReport {
                     Some(Response::Delete {
                         deleted: Some(deleted),
                         ..
-                    }) if *deleted >= 1 => {
-                        if holder.deleted_at.is_none_or(|(call, _)| op.call < call) {
-                            holder.deleted_at = Some((op.call, op.id));
-                        }
+                    }) if *deleted >= 1
+                        && holder.deleted_at.is_none_or(|(call, _)| op.call < call) =>
+                    {
+                        holder.deleted_at = Some((op.call, op.id));
                     }
                     Some(Response::Delete {
                         deleted: Some(0), ..

@@ -1095,10 +1095,10 @@ impl<M: crate::process::HostedMember> World<M> {
         response: WatchResponse,
     ) {
         let state = self.lock_client(client);
-        if !state
+        if state
             .watch
             .as_ref()
-            .is_some_and(|watch| watch.op_id == op_id)
+            .is_none_or(|watch| watch.op_id != op_id)
         {
             return;
         }
