@@ -1190,3 +1190,116 @@ fn note_of(
         token: held.revision.0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::kv::{KeyValue, RangeResponse, ResponseOp, SortTarget, TxnResponse};
+
+    /// Goal: bad settings are refused naming the key, and the defaults run. Method: a few
+    /// settings, one bad value at a time.
+    #[test]
+    fn settings_are_validated_by_key() {
+        assert_eq!(LockTraffic::default().validate(false), Ok(()));
+        let error = |change: fn(&mut LockTraffic)| {
+            let mut traffic = LockTraffic::default();
+            change(&mut traffic);
+            traffic.validate(false).expect_err("refused")
+        };
+        assert!(error(|t| t.client_count = 0).contains("workload.locks.client_count"));
+        assert!(error(|t| t.ttl_seconds = 0).contains("workload.locks.ttl_seconds"));
+        assert!(error(|t| t.pause_ppm = PPM + 1).contains("workload.locks.pause_ppm"));
+        assert!(error(|t| t.hold_ms_min = 700).contains("workload.locks.hold_ms_min"));
+        let with_auth = LockTraffic::default().validate(true).expect_err("refused");
+        assert!(with_auth.contains("workload.auth"), "{with_auth}");
+    }
+
+    /// Goal: the recipe's reads the format cannot express are recorded without kvs and count,
+    /// in both views (the checkers' values and the JSON line), and every other answer is
+    /// recorded whole. Method: the lock recipe's acquiring txn, answered on its success branch.
+    #[test]
+    fn unrecordable_ranges_are_blinded_in_both_views() {
+        let prefix = b"/lock/0/".to_vec();
+        let key = b"/lock/0/7".to_vec();
+        let oldest = host::recipe::first_created(&prefix);
+        assert!(unrecordable(&oldest));
+        let plain = RangeRequest {
+            key: key.clone(),
+            ..RangeRequest::default()
+        };
+        assert!(!unrecordable(&plain));
+        let sorted_unlimited = RangeRequest {
+            sort_order: SortOrder::Descend,
+            sort_target: SortTarget::Mod,
+            ..plain.clone()
+        };
+        assert!(!unrecordable(&sorted_unlimited));
+        let request = Request::Txn(TxnRequest {
+            compare: Vec::new(),
+            success: vec![RequestOp::Range(oldest), RequestOp::Range(plain)],
+            failure: Vec::new(),
+        });
+        let kv = KeyValue {
+            key: key.clone(),
+            create_revision: engine::types::Revision(5),
+            ..KeyValue::default()
+        };
+        let range = RangeResponse {
+            kvs: vec![kv],
+            count: 1,
+            ..RangeResponse::default()
+        };
+        let response = Response::Txn(TxnResponse {
+            succeeded: true,
+            responses: vec![ResponseOp::Range(range.clone()), ResponseOp::Range(range)],
+            ..TxnResponse::default()
+        });
+        let mut checked = crate::checking::response(Ok(response.clone())).expect("a txn");
+        blind_checked(&request, &mut checked);
+        let checkers::history::Response::Txn {
+            responses: Some(responses),
+            ..
+        } = &checked
+        else {
+            panic!("{checked:?}")
+        };
+        assert!(matches!(
+            &responses[0],
+            checkers::history::Response::Range {
+                kvs: None,
+                count: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &responses[1],
+            checkers::history::Response::Range {
+                kvs: Some(kvs),
+                count: Some(1),
+                ..
+            } if kvs.len() == 1
+        ));
+        let op = crate::history::op_json(&request).expect("a txn renders");
+        let line = crate::history::operation_line(
+            3,
+            1,
+            Instant(1),
+            &op,
+            Some((Instant(2), &Ok(response))),
+        );
+        let note = checkers::history::LockNote {
+            name: b"/lock/0".to_vec(),
+            step: checkers::history::LockStep::Acquired,
+            key,
+            token: 5,
+        };
+        let line = noted_line(line, &request, Some(&note));
+        let checkers::history::Line::Op(parsed) =
+            checkers::history::parse_line(&line).expect("parses")
+        else {
+            panic!("{line}")
+        };
+        assert_eq!(parsed.result, Some(checked));
+        assert_eq!(parsed.lock, Some(note));
+    }
+}
