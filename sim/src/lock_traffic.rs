@@ -177,11 +177,17 @@ impl crate::scenario::Scenario {
     /// Lock clients under partitions with paused holders (the library's
     /// `locks_under_partitions.toml`, which the scenarios crate holds to this): holders whose
     /// leases expire while they are paused, waiters whose keys' leases expire while they wait,
-    /// and acquisitions racing with leader changes.
+    /// and acquisitions racing with leader changes; members pause too (a paused leader's
+    /// lease clocks go stale).
     pub fn locks_under_partitions() -> crate::scenario::Scenario {
         let mut scenario = crate::scenario::Scenario::partitions_only();
         scenario.name = "locks_under_partitions".into();
-        scenario.workload.locks = Some(LockTraffic::default());
+        scenario.faults.pauses_per_minute = 4;
+        // One lock: a waiter is almost always there to take over from a paused holder.
+        scenario.workload.locks = Some(LockTraffic {
+            lock_count: 1,
+            ..LockTraffic::default()
+        });
         scenario
     }
 }
