@@ -79,6 +79,7 @@ impl Recorder {
             request,
             result,
             user: None,
+            lock: None,
         });
         outcome
     }

@@ -175,6 +175,7 @@ fn generate_shaped(config: &GenerateConfig, values_only: bool) -> History {
             request,
             result,
             user: None,
+            lock: None,
         });
         if unknown {
             // A client that lost track of its request is replaced, as in Jepsen.

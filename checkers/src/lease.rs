@@ -115,6 +115,7 @@ mod tests {
             request,
             result: Some(result),
             user: None,
+            lock: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod history;
 pub mod lease;
 pub mod linear;
+pub mod locks;
 pub mod model;
 
 /// A checker's answer. "Unknown" (a budget ran out) is never a pass.
@@ -157,6 +158,12 @@ pub fn check_all(
             ),
         },
     ];
+    if locks::has_lock_traffic(&history.ops) {
+        results.push(CheckResult {
+            checker: locks::CHECKER,
+            verdict: locks::check_locks(&history.ops).verdict,
+        });
+    }
     if let Some(tolerance) = config.lease_promise_tolerance {
         results.push(CheckResult {
             checker: lease::CHECKER,

@@ -66,11 +66,16 @@ pub enum Bug {
     /// auth store, and the apply trusts that check: a permission revoked between the two (or
     /// revoked already but not yet applied where the write arrived) does not stop it.
     PermissionCheckedOnlyAtRequest,
+    /// A range sorted by anything but the key, with a limit, takes its first `limit` keys in
+    /// key order and sorts only those (the limit pushed into the key-order scan): "the oldest
+    /// key under a prefix" answers the first key by name, so a lock waiter whose key sorts
+    /// first takes a held lock.
+    LimitBeforeSort,
 }
 
 impl Bug {
     /// Every bug of the zoo, in a fixed order (the order of the hunt table).
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 24] = [
         Bug::FigureEightCommit,
         Bug::VoteBeforeSync,
         Bug::AckBeforeSync,
@@ -94,6 +99,7 @@ impl Bug {
         Bug::CorruptRecordAsTornTail,
         Bug::LearnerCountedInQuorum,
         Bug::PermissionCheckedOnlyAtRequest,
+        Bug::LimitBeforeSort,
     ];
 
     /// The bug's name in snake_case, as the command line takes it.
@@ -122,6 +128,7 @@ impl Bug {
             Bug::CorruptRecordAsTornTail => "corrupt_record_as_torn_tail",
             Bug::LearnerCountedInQuorum => "learner_counted_in_quorum",
             Bug::PermissionCheckedOnlyAtRequest => "permission_checked_only_at_request",
+            Bug::LimitBeforeSort => "limit_before_sort",
         }
     }
 
@@ -154,6 +161,9 @@ impl Bug {
             }
             Bug::PermissionCheckedOnlyAtRequest => {
                 "etcd's apply-time auth check (ErrAuthOldRevision): a write authorised before a revoke must be refused when it applies after it"
+            }
+            Bug::LimitBeforeSort => {
+                "etcd's range: with a sort other than ascending by key, the limit is applied after sorting every key in range (etcd fetches with no limit then)"
             }
         }
     }

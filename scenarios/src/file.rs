@@ -246,6 +246,12 @@ fn merge_table(
             let defaults = serde_json::to_value(defaults).expect("auth settings serialise");
             object.insert(key.to_string(), defaults);
         }
+        if key_path == "workload.locks" && !object.contains_key(key) {
+            // Off in every built-in too: a file turns it on by naming it.
+            let defaults = sim::lock_traffic::LockTraffic::default();
+            let defaults = serde_json::to_value(defaults).expect("lock settings serialise");
+            object.insert(key.to_string(), defaults);
+        }
         let Some(slot) = object.get_mut(key) else {
             let known: Vec<&str> = object.keys().map(String::as_str).collect();
             let extra = if path.is_empty() { &FILE_KEYS[..] } else { &[] };

@@ -133,6 +133,10 @@ pub const LIBRARY: &[(&str, &str)] = &[
         "permissions_revoked_under_load",
         include_str!("../library/permissions_revoked_under_load.toml"),
     ),
+    (
+        "locks_under_partitions",
+        include_str!("../library/locks_under_partitions.toml"),
+    ),
 ];
 
 /// The library scenario called `name`, parsed.

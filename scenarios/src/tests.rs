@@ -468,6 +468,42 @@ fn the_permissions_file_is_the_zoo_tests_scenario() {
     assert_eq!(file.scenario, Scenario::permissions_revoked_under_load());
 }
 
+/// The zoo test of the lock bug (sim/tests/zoo_locks.rs) and the lock tests build their
+/// scenario in Rust; it must be the library file a user runs.
+#[test]
+fn the_locks_file_is_the_zoo_tests_scenario() {
+    let file = library_scenario("locks_under_partitions")
+        .expect("in the library")
+        .expect("parses");
+    assert_eq!(file.scenario, Scenario::locks_under_partitions());
+}
+
+/// Goal: lock traffic is opt-in and its keys are checked like any other: a built-in has none,
+/// `[workload.locks]` turns it on with documented defaults, and a bad value names the file,
+/// line and key. Method: parse a few short files.
+#[test]
+fn lock_traffic_keys_parse_with_defaults_and_errors() {
+    assert!(Scenario::default_scenario().workload.locks.is_none());
+    let on = crate::parse("[workload.locks]\n", "locks.toml").expect("parses");
+    assert_eq!(
+        on.scenario.workload.locks,
+        Some(sim::lock_traffic::LockTraffic::default())
+    );
+    let set =
+        crate::parse("[workload.locks]\nhold_ms_max = \"2s\"\n", "locks.toml").expect("parses");
+    assert_eq!(
+        set.scenario.workload.locks.map(|locks| locks.hold_ms_max),
+        Some(2_000)
+    );
+    let error = error_of("[workload.locks]\npause_ppm = \"150%\"\n");
+    assert!(error.contains("workload.locks.pause_ppm"), "{error}");
+    let error = error_of("[workload.locks]\nhold_ms = 3\n");
+    assert!(
+        error.contains(":2: workload.locks.hold_ms") && error.contains("hold_ms_min"),
+        "{error}"
+    );
+}
+
 /// Goal: auth traffic is opt-in and its keys are checked like any other: a built-in has none,
 /// `[workload.auth]` turns it on with documented defaults, and a bad value names the file,
 /// line and key. Method: parse a few short files.

@@ -343,6 +343,7 @@ pub fn operation(
         request,
         result,
         user: None,
+        lock: None,
     }
 }
 

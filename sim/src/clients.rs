@@ -60,6 +60,11 @@ pub(crate) enum RequestRoute {
     WatcherControl,
     /// A request of the admin client (`membership`): never recorded in the history.
     Admin,
+    /// A request of lock client `client` (`lock_traffic`): its recipe's, or its session's
+    /// keep-alive.
+    Lock(usize),
+    /// The watch creation of lock client `client`.
+    LockWatch(usize),
 }
 
 /// A request a client is waiting for.
@@ -289,6 +294,12 @@ impl<M: crate::process::HostedMember> World<M> {
             }
             Some(RequestRoute::Watcher(watcher)) => self.watcher_reply(now, watcher, node, result),
             Some(RequestRoute::Admin) => self.admin_reply(now, request_id.0, result),
+            Some(RequestRoute::Lock(client)) => {
+                self.lock_route_reply(now, client, request_id.0, result)
+            }
+            Some(RequestRoute::LockWatch(client)) => {
+                self.lock_watch_reply(now, client, node, result)
+            }
             Some(RequestRoute::WatcherControl) | None => {}
         }
     }
@@ -434,7 +445,7 @@ impl<M: crate::process::HostedMember> World<M> {
     }
 
     /// Feeds a successful response to the inline checks and to the liveness probe.
-    fn check_response(
+    pub(crate) fn check_response(
         &mut self,
         now: Instant,
         call: Instant,
@@ -478,50 +489,69 @@ impl<M: crate::process::HostedMember> World<M> {
         outstanding: Outstanding,
         outcome: Option<(Instant, Result<Response, RequestError>)>,
     ) {
-        let Some(kind) = recorded_kind(&outstanding.request) else {
+        let user = self.user_of(client);
+        self.record_op(
+            client,
+            outstanding.op_id,
+            outstanding.call,
+            outstanding.request,
+            outcome,
+            user,
+            None,
+        );
+    }
+
+    /// Records one settled operation of history client `client` (a client, or a lock client's
+    /// number), with the user it ran as and a lock client's note.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_op(
+        &mut self,
+        client: usize,
+        op_id: u64,
+        call: Instant,
+        request: Request,
+        outcome: Option<(Instant, Result<Response, RequestError>)>,
+        user: Option<&'static str>,
+        lock: Option<checkers::history::LockNote>,
+    ) {
+        let Some(kind) = recorded_kind(&request) else {
             return;
         };
         self.counts.ops += 1;
         let outcome_ref = outcome.as_ref().map(|(time, result)| (*time, result));
-        let user = self.user_of(client);
         // The hash covers a compact rendering of every operation: building the JSON line costs
         // more than the rest of a run, so it is built only when the history is kept.
         self.trace.hash_only_pieces(|line| {
-            compact_line(
-                line,
-                outstanding.op_id,
-                client,
-                outstanding.call,
-                kind,
-                outcome_ref,
-            );
+            compact_line(line, op_id, client, call, kind, outcome_ref);
             if let Some(user) = user {
                 line.text(" as=").text(user);
             }
+            if let Some(note) = &lock {
+                line.text(" lock=")
+                    .text(note.step.name())
+                    .text(" token=")
+                    .signed(note.token);
+            }
         });
+        let blind = self.locks.is_some();
         if let Some(lines) = &mut self.history_lines {
-            let op = op_json(&outstanding.request).expect("recorded kinds render");
-            lines.push(operation_line_as(
-                outstanding.op_id,
-                client as u32,
-                user,
-                outstanding.call,
-                &op,
-                outcome_ref,
-            ));
+            let op = op_json(&request).expect("recorded kinds render");
+            let line = operation_line_as(op_id, client as u32, user, call, &op, outcome_ref);
+            lines.push(match blind {
+                true => crate::lock_traffic::noted_line(line, &request, lock.as_ref()),
+                false => line,
+            });
         }
-        let shape = crate::checking::RangeShape::of(&outstanding.request);
-        let request =
-            crate::checking::request(outstanding.request).expect("recorded kinds convert");
-        let mut operation = crate::checking::operation(
-            outstanding.op_id,
-            client,
-            outstanding.call,
-            request,
-            outcome,
-            shape,
-        );
+        let shape = crate::checking::RangeShape::of(&request);
+        let blinded = blind.then(|| request.clone());
+        let request = crate::checking::request(request).expect("recorded kinds convert");
+        let mut operation =
+            crate::checking::operation(op_id, client, call, request, outcome, shape);
+        if let (Some(original), Some(result)) = (&blinded, operation.result.as_mut()) {
+            crate::lock_traffic::blind_checked(original, result);
+        }
         operation.user = user.map(str::to_string);
+        operation.lock = lock;
         self.check_ops.push(operation);
     }
 
@@ -533,8 +563,14 @@ impl<M: crate::process::HostedMember> World<M> {
                 self.record_operation(client, outstanding, None);
             }
         }
+        self.finish_lock_operations();
         for watcher in &mut self.watchers {
             for record in &watcher.records {
+                record.hash_into(&mut self.trace);
+            }
+        }
+        if let Some(locks) = &self.locks {
+            for record in locks.records() {
                 record.hash_into(&mut self.trace);
             }
         }
@@ -677,6 +713,9 @@ impl<M: crate::process::HostedMember> World<M> {
             .iter()
             .position(|state| state.open == Some((node, Some(response.watch_id))))
         else {
+            if self.locks.is_some() {
+                let _not_a_lock_stream = self.lock_route_notify(now, node, response);
+            }
             return;
         };
         let latency = client_latency(&mut self.watchers[watcher].rng);
@@ -814,6 +853,9 @@ impl<M: crate::process::HostedMember> World<M> {
 
     /// Ends the streams served by member `node` (it crashed).
     pub(crate) fn cancel_watches_on(&mut self, now: Instant, node: usize, reason: &str) {
+        if self.locks.is_some() {
+            self.lock_cancel_watches_on(now, node, reason);
+        }
         for watcher in 0..self.watchers.len() {
             if self.watchers[watcher]
                 .open
@@ -826,15 +868,23 @@ impl<M: crate::process::HostedMember> World<M> {
 
     /// The recorded watch streams as the checkers read them, in watcher order.
     pub(crate) fn check_watches(&self) -> Vec<checkers::history::WatchRecord> {
+        let locks = self.locks.iter().flat_map(|locks| locks.records());
         self.watchers
             .iter()
-            .flat_map(|state| state.records.iter().map(crate::checking::watch))
+            .flat_map(|state| state.records.iter())
+            .chain(locks)
+            .map(crate::checking::watch)
             .collect()
     }
 
     /// The recorded watch lines, in watcher order.
     pub(crate) fn watch_lines(&self) -> Vec<String> {
-        self.watchers.iter().flat_map(WatcherState::lines).collect()
+        let locks = self.locks.iter().flat_map(|locks| locks.records());
+        self.watchers
+            .iter()
+            .flat_map(WatcherState::lines)
+            .chain(locks.map(WatchRecord::line))
+            .collect()
     }
 }
 

@@ -228,10 +228,12 @@ impl<M: HostedMember> World<M> {
                 })
             }
             Input::Request { id, request } => {
-                // A watcher's create opens a stream; anything else (a request whose client
+                // A watcher's (or a lock client's) create opens a stream; anything else (a request whose client
                 // gave up included) has one answer, which the world routes or drops.
                 let route = match self.routes.get(&id.0) {
-                    Some(RequestRoute::Watcher(_)) => Route::Watch(id.0),
+                    Some(RequestRoute::Watcher(_) | RequestRoute::LockWatch(_)) => {
+                        Route::Watch(id.0)
+                    }
                     _ => Route::Reply(id.0),
                 };
                 self.step_hosting(now, node, |hosting, local_now, io| {

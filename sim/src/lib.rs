@@ -23,6 +23,7 @@ pub mod history;
 mod hosted;
 pub mod hunt;
 pub mod invariants;
+pub mod lock_traffic;
 mod membership;
 mod nemesis;
 pub mod network;

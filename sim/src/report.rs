@@ -62,6 +62,10 @@ pub struct RunReport {
     pub fault_kinds: std::collections::BTreeMap<String, u64>,
     /// How often each engine coverage mark (`engine::marks`) was hit, every mark listed.
     pub marks: std::collections::BTreeMap<String, u64>,
+    /// What the mutual-exclusion checker counted, when the run had lock traffic
+    /// (`[workload.locks]`): holds, stale holders, fenced writes refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks: Option<checkers::locks::LockSummary>,
 }
 
 /// The lines a run recorded, when kept.
@@ -162,6 +166,7 @@ fn failed_report(scenario: &Scenario, seed: u64, check: &str, message: String) -
         faults_ran: Timeline::default(),
         fault_kinds: std::collections::BTreeMap::new(),
         marks: std::collections::BTreeMap::new(),
+        locks: None,
     }
 }
 
@@ -174,7 +179,14 @@ const LEASE_PROMISE_TOLERANCE_NS: i64 = 0;
 /// add. A violation fails as `{check: <checker>}`; an unknown verdict (a budget ran out) fails as
 /// `{check: <checker>_unknown}`, since unknown is never a pass. The recorded operations move
 /// into the checkers' history (nothing reads them from the world afterwards).
-fn run_checkers<M: HostedMember>(world: &mut World<M>) -> (Vec<CheckOutcome>, Vec<Failure>) {
+#[allow(clippy::type_complexity)]
+fn run_checkers<M: HostedMember>(
+    world: &mut World<M>,
+) -> (
+    Vec<CheckOutcome>,
+    Vec<Failure>,
+    Option<checkers::locks::LockSummary>,
+) {
     let history = checkers::history::History {
         ops: std::mem::take(&mut world.check_ops),
         watches: Vec::new(),
@@ -220,11 +232,13 @@ fn run_checkers<M: HostedMember>(world: &mut World<M>) -> (Vec<CheckOutcome>, Ve
             }
         })
         .collect();
-    (outcomes, failures)
+    let locks = checkers::locks::has_lock_traffic(&history.ops)
+        .then(|| checkers::locks::check_locks(&history.ops).summary);
+    (outcomes, failures, locks)
 }
 
 fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
-    let (checks, check_failures) = run_checkers(&mut world);
+    let (checks, check_failures, locks) = run_checkers(&mut world);
     for outcome in &checks {
         world.trace.event(
             world.queue.now(),
@@ -305,6 +319,7 @@ fn finish<M: HostedMember>(mut world: World<M>) -> (RunReport, Artifacts) {
         },
         fault_kinds: world.trace.fault_kinds().clone(),
         marks: std::collections::BTreeMap::new(),
+        locks,
     };
     (report, artifacts)
 }

@@ -36,6 +36,9 @@ pub enum Stream {
     Script,
     /// The auth administrator's changes (`auth_traffic`).
     AuthAdmin,
+    /// The lock client with this index (`lock_traffic`): its choices, link latency and
+    /// endpoints.
+    LockClient(u32),
 }
 
 impl Stream {
@@ -52,6 +55,7 @@ impl Stream {
             Stream::Aim => 4,
             Stream::Script => 5,
             Stream::AuthAdmin => 6,
+            Stream::LockClient(index) => 0x6_0000 + u64::from(index),
         }
     }
 }

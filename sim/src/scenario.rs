@@ -566,6 +566,9 @@ impl Scenario {
             return Err("workload.client_count must be at least 1".into());
         }
         self.validate_numbers()?;
+        if let Some(locks) = &self.workload.locks {
+            locks.validate(self.workload.auth.is_some())?;
+        }
         if let Some(auth) = &self.workload.auth {
             auth.validate(self.workload.client_count)?;
         }

@@ -180,6 +180,9 @@ pub struct WorkloadConfig {
     /// Auth traffic (`auth_traffic`): off unless the scenario asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<crate::auth_traffic::AuthTraffic>,
+    /// Lock traffic (`lock_traffic`): off unless the scenario asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locks: Option<crate::lock_traffic::LockTraffic>,
 }
 
 impl WorkloadConfig {
@@ -202,6 +205,7 @@ impl WorkloadConfig {
             leases_per_client_max: 4,
             mix: OpMix::etcd_like(),
             auth: None,
+            locks: None,
         }
     }
 }

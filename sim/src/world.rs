@@ -89,6 +89,43 @@ pub(crate) enum Event {
         watch_id: WatchId,
         slow: bool,
     },
+    /// A lock client's next step (`lock_traffic`), unless `cycle` is stale.
+    LockWake {
+        client: usize,
+        cycle: u64,
+    },
+    /// An answer reaches a lock client.
+    LockReply {
+        client: usize,
+        op_id: u64,
+        result: Result<Response, RequestError>,
+    },
+    /// A lock client's request (or keep-alive) `op_id` times out, unless answered.
+    LockTimeout {
+        client: usize,
+        op_id: u64,
+    },
+    /// A lock client's session sends its next keep-alive.
+    LockKeepAlive {
+        client: usize,
+        cycle: u64,
+    },
+    /// A lock client's waiter gives up, unless it acquired or moved on.
+    LockWaitDeadline {
+        client: usize,
+        cycle: u64,
+    },
+    /// A lock client's watch creation `op_id` times out, unless answered.
+    LockWatchTimeout {
+        client: usize,
+        op_id: u64,
+    },
+    /// A watch response reaches a lock client on its stream `op_id`.
+    LockWatchArrives {
+        client: usize,
+        op_id: u64,
+        response: engine::kv::WatchResponse,
+    },
     Fault,
     /// Entry `index` of the scenario's timeline strikes (`scripted`).
     Scripted {
@@ -243,6 +280,8 @@ pub(crate) struct World<M: HostedMember> {
     pub(crate) applied_terms_spare: Vec<engine::types::Term>,
     /// Auth traffic, when the scenario has it: clients then run as users.
     pub(crate) auth: Option<crate::auth_traffic::AuthClients>,
+    /// Lock traffic, when the scenario has it.
+    pub(crate) locks: Option<crate::lock_traffic::LockClients>,
 }
 
 impl<M: HostedMember> World<M> {
@@ -308,8 +347,11 @@ impl<M: HostedMember> World<M> {
             })
             .collect();
         let auth = crate::auth_traffic::AuthClients::new(&scenario.workload, seed);
+        let locks =
+            crate::lock_traffic::LockClients::new(&scenario.workload, seed, member_count as usize);
         World {
             auth,
+            locks,
             fault_rng: SimRng::for_stream(seed, Stream::Faults),
             script_rng: SimRng::for_stream(seed, Stream::Script),
             faults_ran: Vec::new(),
@@ -374,6 +416,7 @@ impl<M: HostedMember> World<M> {
         for client in 0..self.clients.len() {
             self.schedule_next_request(Instant(0), client);
         }
+        self.start_lock_clients(Instant(0));
         for watcher in 0..self.watchers.len() {
             self.queue.schedule(
                 Instant(0) + Duration::from_millis(10),
@@ -472,6 +515,25 @@ impl<M: HostedMember> World<M> {
                 watch_id,
                 slow,
             } => self.step_member(now, node, Input::WatchBackpressure { watch_id, slow }),
+            Event::LockWake { client, cycle } => self.lock_wake(now, client, cycle),
+            Event::LockReply {
+                client,
+                op_id,
+                result,
+            } => self.lock_reply(now, client, op_id, result),
+            Event::LockTimeout { client, op_id } => self.lock_timeout(now, client, op_id),
+            Event::LockKeepAlive { client, cycle } => self.lock_keepalive(now, client, cycle),
+            Event::LockWaitDeadline { client, cycle } => {
+                self.lock_wait_deadline(now, client, cycle)
+            }
+            Event::LockWatchTimeout { client, op_id } => {
+                self.lock_watch_timeout(now, client, op_id)
+            }
+            Event::LockWatchArrives {
+                client,
+                op_id,
+                response,
+            } => self.lock_watch_arrives(now, client, op_id, response),
             Event::Fault => self.inject_fault(now),
             Event::Scripted { index } => self.run_scripted(now, index),
             Event::AdminNext { epoch } => self.admin_next(now, epoch),

@@ -12,7 +12,7 @@ mod write;
 pub use auth::{AuthOp, PermissionKind};
 pub use base64::encode as encode_base64;
 pub use read::{parse_history, parse_line, HistoryError, Line};
-pub use write::{operation_to_json, request_to_json, watch_to_json, write_history};
+pub use write::{lock_json, operation_to_json, request_to_json, watch_to_json, write_history};
 
 /// Keys and values are arbitrary bytes; UTF-8 ones are written as strings, others as base64.
 pub type Bytes = Vec<u8>;
@@ -63,6 +63,48 @@ pub struct Operation {
     pub result: Option<Response>,
     /// The user the request ran as (version 2); `None` when it carried no credentials.
     pub user: Option<String>,
+    /// What a lock client says the operation was for (the optional `lock` field); `None` for
+    /// every operation that is not a lock's acquisition, fenced write or release.
+    pub lock: Option<LockNote>,
+}
+
+/// A lock client's note on one of its operations (the optional `lock` field of an operation,
+/// docs/history-format.md "Locks"): which lock, which step, the holder's owner key and its
+/// fencing token (the owner key's create revision). The mutual-exclusion checker (`locks`)
+/// reads these; every other checker ignores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockNote {
+    /// The lock's name (its keys are under `name/`).
+    pub name: Bytes,
+    /// What the operation did for the holder.
+    pub step: LockStep,
+    /// The holder's owner key.
+    pub key: Bytes,
+    /// The owner key's create revision: the fencing token.
+    pub token: i64,
+}
+
+/// The step of a lock operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockStep {
+    /// The client concluded from this operation's answer that it holds the lock.
+    Acquired,
+    /// A write made under the lock, fenced: a txn comparing the owner key's create revision
+    /// with the token.
+    Fenced,
+    /// The unlock: the delete of the owner key.
+    Released,
+}
+
+impl LockStep {
+    /// The step's name in the format.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockStep::Acquired => "acquired",
+            LockStep::Fenced => "fenced",
+            LockStep::Released => "released",
+        }
+    }
 }
 
 /// A client request (`op.type`).

@@ -96,6 +96,11 @@ fn parse_operation(object: &Map<String, Value>) -> Parsed<Operation> {
         Some(Value::String(text)) => Some(text.clone()),
         Some(_) => return Err("user: expected a string".into()),
     };
+    let lock = match object.get("lock") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(note)) => Some(parse_lock(note).map_err(|e| format!("lock.{e}"))?),
+        Some(_) => return Err("lock: expected an object or null".into()),
+    };
     Ok(Operation {
         id,
         client,
@@ -104,6 +109,22 @@ fn parse_operation(object: &Map<String, Value>) -> Parsed<Operation> {
         request,
         result,
         user,
+        lock,
+    })
+}
+
+fn parse_lock(object: &Map<String, Value>) -> Parsed<LockNote> {
+    let step = match required_str(object, "step")? {
+        "acquired" => LockStep::Acquired,
+        "fenced" => LockStep::Fenced,
+        "released" => LockStep::Released,
+        other => return Err(format!("step: unknown step {other:?}")),
+    };
+    Ok(LockNote {
+        name: required_bytes(object, "name")?,
+        step,
+        key: required_bytes(object, "key")?,
+        token: required_i64(object, "token")?,
     })
 }
 

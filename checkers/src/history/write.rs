@@ -34,7 +34,20 @@ pub fn operation_to_json(op: &Operation) -> Value {
     if let Some(user) = &op.user {
         line["user"] = json!(user);
     }
+    if let Some(note) = &op.lock {
+        line["lock"] = lock_json(note);
+    }
     line
+}
+
+/// An operation's `lock` note.
+pub fn lock_json(note: &LockNote) -> Value {
+    let mut object = Map::new();
+    put_bytes(&mut object, "name", &note.name);
+    object.insert("step".into(), json!(note.step.name()));
+    put_bytes(&mut object, "key", &note.key);
+    object.insert("token".into(), json!(note.token));
+    Value::Object(object)
 }
 
 /// One watch record as its JSON line.

@@ -93,6 +93,9 @@ impl Store {
         // Without sort or filters the first limit+1 keys decide both `kvs` and `more`.
         let collect_max = match request.limit {
             limit if limit > 0 && sort.is_none() && !filtered => limit as usize + 1,
+            // Zoo: the limit goes into the key-order scan, so only the first `limit` keys by
+            // name are sorted.
+            limit if limit > 0 && !filtered && crate::bug!(LimitBeforeSort) => limit as usize,
             _ => usize::MAX,
         };
         let with_value = !request.keys_only || request.sort_target == SortTarget::Value;

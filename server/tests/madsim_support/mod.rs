@@ -352,6 +352,7 @@ impl Recorder {
             request,
             result,
             user: None,
+            lock: None,
         });
         outcome
     }
