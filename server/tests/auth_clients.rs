@@ -303,8 +303,11 @@ fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|error| panic!("{body:?}: {error}"))
 }
 
+/// Sends (token, path, body) to the gateway; returns the status code and the body.
+type Post<'a> = &'a dyn Fn(Option<&str>, &str, &str) -> (u16, String);
+
 /// Root, and alice with read-write on `app/`, through the gateway; then auth enabled.
-fn set_up_through_the_gateway(post: &dyn Fn(Option<&str>, &str, &str) -> (u16, String)) {
+fn set_up_through_the_gateway(post: Post<'_>) {
     let steps = [
         (
             "/v3/auth/user/add",
