@@ -329,6 +329,49 @@ fn client_certificate_common_name_is_the_user() {
     std::fs::remove_dir_all(&dir).expect("cleans up");
 }
 
+/// Starts three members `infra0..2` with https client URLs and `peer_scheme` peer URLs, each
+/// with its own certificate from `ca` and the TLS flags `tls(cert, key)` makes; returns them and
+/// their client ports.
+fn three_members(
+    dir: &Path,
+    ca: &Authority,
+    peer_scheme: &str,
+    tls: impl Fn(&Path, &Path) -> Vec<String>,
+) -> (Vec<Member>, Vec<u16>) {
+    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let initial_cluster = peer_ports
+        .iter()
+        .enumerate()
+        .map(|(index, port)| format!("infra{index}={peer_scheme}://127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let members = (0..3)
+        .map(|index| {
+            let (cert, key) = ca.issue(&format!("infra{index}"));
+            let mut args: Vec<String> = vec![
+                "--name".into(),
+                format!("infra{index}"),
+                "--data-dir".into(),
+                path(&dir.join(format!("infra{index}"))),
+                "--listen-client-urls".into(),
+                format!("https://127.0.0.1:{}", client_ports[index]),
+                "--listen-peer-urls".into(),
+                format!("{peer_scheme}://127.0.0.1:{}", peer_ports[index]),
+                "--initial-cluster".into(),
+                initial_cluster.clone(),
+                "--heartbeat-interval".into(),
+                "50".into(),
+                "--election-timeout".into(),
+                "500".into(),
+            ];
+            args.extend(tls(&cert, &key));
+            detcd_serve(&args, &dir.join(format!("infra{index}.log")))
+        })
+        .collect();
+    (members, client_ports)
+}
+
 /// Goal: members talk over peer TLS with peer client-cert auth, elect a leader and replicate.
 /// Method: three members on https peer URLs (and an https client URL each); a put through one
 /// is read with a serializable (local) read at every member.
@@ -340,49 +383,21 @@ fn three_members_with_peer_tls_elect_and_replicate() {
     let dir = test_dir("cluster");
     let ca = Authority::new(&dir, "ca");
     let (client_cert, client_key) = ca.issue("client");
-    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let initial_cluster = peer_ports
-        .iter()
-        .enumerate()
-        .map(|(index, port)| format!("infra{index}=https://127.0.0.1:{port}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let members: Vec<Member> = (0..3)
-        .map(|index| {
-            let (cert, key) = ca.issue(&format!("infra{index}"));
-            detcd_serve(
-                &[
-                    "--name".into(),
-                    format!("infra{index}"),
-                    "--data-dir".into(),
-                    path(&dir.join(format!("infra{index}"))),
-                    "--listen-client-urls".into(),
-                    format!("https://127.0.0.1:{}", client_ports[index]),
-                    "--listen-peer-urls".into(),
-                    format!("https://127.0.0.1:{}", peer_ports[index]),
-                    "--initial-cluster".into(),
-                    initial_cluster.clone(),
-                    "--heartbeat-interval".into(),
-                    "50".into(),
-                    "--election-timeout".into(),
-                    "500".into(),
-                    "--cert-file".into(),
-                    path(&cert),
-                    "--key-file".into(),
-                    path(&key),
-                    "--peer-cert-file".into(),
-                    path(&cert),
-                    "--peer-key-file".into(),
-                    path(&key),
-                    "--peer-trusted-ca-file".into(),
-                    path(&ca.ca_file()),
-                    "--peer-client-cert-auth".into(),
-                ],
-                &dir.join(format!("infra{index}.log")),
-            )
-        })
-        .collect();
+    let (members, client_ports) = three_members(&dir, &ca, "https", |cert, key| {
+        vec![
+            "--cert-file".into(),
+            path(cert),
+            "--key-file".into(),
+            path(key),
+            "--peer-cert-file".into(),
+            path(cert),
+            "--peer-key-file".into(),
+            path(key),
+            "--peer-trusted-ca-file".into(),
+            path(&ca.ca_file()),
+            "--peer-client-cert-auth".into(),
+        ]
+    });
     let tls = client_flags(&ca.ca_file(), &client_cert, &client_key);
     eventually(client_ports[0], &tls, &["put", "replicated", "yes"], "OK\n");
     for &port in &client_ports {
@@ -412,45 +427,17 @@ fn lease_keep_alive_through_a_follower_over_https() {
     let dir = test_dir("lease");
     let ca = Authority::new(&dir, "ca");
     let (client_cert, client_key) = ca.issue("client");
-    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let initial_cluster = peer_ports
-        .iter()
-        .enumerate()
-        .map(|(index, port)| format!("infra{index}=http://127.0.0.1:{port}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let members: Vec<Member> = (0..3)
-        .map(|index| {
-            let (cert, key) = ca.issue(&format!("infra{index}"));
-            detcd_serve(
-                &[
-                    "--name".into(),
-                    format!("infra{index}"),
-                    "--data-dir".into(),
-                    path(&dir.join(format!("infra{index}"))),
-                    "--listen-client-urls".into(),
-                    format!("https://127.0.0.1:{}", client_ports[index]),
-                    "--listen-peer-urls".into(),
-                    format!("http://127.0.0.1:{}", peer_ports[index]),
-                    "--initial-cluster".into(),
-                    initial_cluster.clone(),
-                    "--heartbeat-interval".into(),
-                    "50".into(),
-                    "--election-timeout".into(),
-                    "500".into(),
-                    "--cert-file".into(),
-                    path(&cert),
-                    "--key-file".into(),
-                    path(&key),
-                    "--trusted-ca-file".into(),
-                    path(&ca.ca_file()),
-                    "--client-cert-auth".into(),
-                ],
-                &dir.join(format!("infra{index}.log")),
-            )
-        })
-        .collect();
+    let (members, client_ports) = three_members(&dir, &ca, "http", |cert, key| {
+        vec![
+            "--cert-file".into(),
+            path(cert),
+            "--key-file".into(),
+            path(key),
+            "--trusted-ca-file".into(),
+            path(&ca.ca_file()),
+            "--client-cert-auth".into(),
+        ]
+    });
     let tls = client_flags(&ca.ca_file(), &client_cert, &client_key);
     eventually(client_ports[0], &tls, &["put", "settled", "yes"], "OK\n");
     // The followers, as each member's status says (its id is not the leader's).
