@@ -4,15 +4,15 @@
 use std::collections::VecDeque;
 
 use engine::kv::{
-    DeleteRangeRequest, EventType, KeyValue, LeaseGrantRequest, PutRequest, Request, RequestError,
-    RequestOp, Response, ResponseHeader, TxnRequest, WatchCreateRequest, WatchResponse,
+    DeleteRangeRequest, EventType, KeyValue, PutRequest, Request, RequestError, RequestOp,
+    Response, ResponseHeader, TxnRequest, WatchCreateRequest, WatchResponse,
 };
 use engine::types::{LeaseId, Revision};
 
 use super::{
-    create_revision_is, first_created, first_kv, lift, name_prefix, owner_key, prefix_end,
-    range_of, single, txn_of, txn_range, Next, Recipe, RecipeError, WaitDeletes, Waited,
-    SESSION_TTL_SECONDS,
+    create_revision_is, first_created, first_kv, granted, lift, name_prefix, owner_key, prefix_end,
+    range_of, session_grant, single, txn_of, txn_range, Next, Recipe, RecipeError, WaitDeletes,
+    Waited,
 };
 
 /// What identifies a leadership (etcd's `LeaderKey`).
@@ -167,23 +167,19 @@ impl Recipe for Campaign {
     fn start(&mut self) -> Next<Elected> {
         if self.lease == LeaseId(0) {
             self.phase = Phase::Granting;
-            return Next::Send(Request::LeaseGrant(LeaseGrantRequest {
-                ttl_seconds: SESSION_TTL_SECONDS,
-                id: LeaseId(0),
-            }));
+            return session_grant();
         }
         self.campaign()
     }
 
     fn on_answer(&mut self, answer: Result<Response, RequestError>) -> Next<Elected> {
         let result = match &mut self.phase {
-            Phase::Granting => match answer {
-                Ok(Response::LeaseGrant { id, .. }) => {
+            Phase::Granting => match granted(answer) {
+                Ok(id) => {
                     self.lease = id;
                     return self.campaign();
                 }
-                Ok(other) => Err(RecipeError::Unexpected(format!("{other:?}"))),
-                Err(error) => Err(RecipeError::Request(error)),
+                Err(error) => Err(error),
             },
             Phase::Campaigning => self.on_campaigned(answer),
             Phase::Proclaiming => match txn_of(answer) {

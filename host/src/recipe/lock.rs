@@ -1,14 +1,14 @@
 //! etcd's lock (`v3lockpb.Lock`): [`Lock`] acquires, [`Unlock`] releases.
 
 use engine::kv::{
-    DeleteRangeRequest, LeaseGrantRequest, PutRequest, Request, RequestError, RequestOp, Response,
-    ResponseHeader, TxnRequest, WatchResponse,
+    DeleteRangeRequest, PutRequest, Request, RequestError, RequestOp, Response, ResponseHeader,
+    TxnRequest, WatchResponse,
 };
 use engine::types::{LeaseId, Revision};
 
 use super::{
-    create_revision_is, first_created, lift, name_prefix, owner_key, single, txn_of, txn_range,
-    Next, Recipe, RecipeError, WaitDeletes, Waited, SESSION_TTL_SECONDS,
+    create_revision_is, first_created, granted, lift, name_prefix, owner_key, session_grant,
+    single, txn_of, txn_range, Next, Recipe, RecipeError, WaitDeletes, Waited,
 };
 
 /// A lock held: what `Lock` answers, and the fencing token.
@@ -138,23 +138,19 @@ impl Recipe for Lock {
     fn start(&mut self) -> Next<Held> {
         if self.lease == LeaseId(0) {
             self.phase = Phase::Granting;
-            return Next::Send(Request::LeaseGrant(LeaseGrantRequest {
-                ttl_seconds: SESSION_TTL_SECONDS,
-                id: LeaseId(0),
-            }));
+            return session_grant();
         }
         self.acquire()
     }
 
     fn on_answer(&mut self, answer: Result<Response, RequestError>) -> Next<Held> {
         let result = match &mut self.phase {
-            Phase::Granting => match answer {
-                Ok(Response::LeaseGrant { id, .. }) => {
+            Phase::Granting => match granted(answer) {
+                Ok(id) => {
                     self.lease = id;
                     return self.acquire();
                 }
-                Ok(other) => Err(RecipeError::Unexpected(format!("{other:?}"))),
-                Err(error) => Err(RecipeError::Request(error)),
+                Err(error) => Err(error),
             },
             Phase::Acquiring => self.on_acquired(answer),
             Phase::Waiting(wait) => match wait.on_read(answer) {

@@ -29,9 +29,10 @@ pub mod election;
 pub mod lock;
 
 use engine::kv::{
-    Compare, CompareResult, CompareTarget, KeyValue, RangeRequest, RangeResponse, Request,
-    RequestError, RequestOp, Response, ResponseHeader, ResponseOp, SortOrder, SortTarget,
-    TxnRequest, TxnResponse, WatchCreateRequest, WatchFilters, WatchResponse,
+    Compare, CompareResult, CompareTarget, KeyValue, LeaseGrantRequest, RangeRequest,
+    RangeResponse, Request, RequestError, RequestOp, Response, ResponseHeader, ResponseOp,
+    SortOrder, SortTarget, TxnRequest, TxnResponse, WatchCreateRequest, WatchFilters,
+    WatchResponse,
 };
 use engine::types::{LeaseId, Revision};
 
@@ -144,6 +145,23 @@ fn single(key: &[u8]) -> RangeRequest {
     RangeRequest {
         key: key.to_vec(),
         ..RangeRequest::default()
+    }
+}
+
+/// The session lease a recipe asks for when its caller gave none (lease 0), as etcd's
+/// `concurrency.NewSession` grants one of [`SESSION_TTL_SECONDS`].
+fn session_grant<T>() -> Next<T> {
+    Next::Send(Request::LeaseGrant(LeaseGrantRequest {
+        ttl_seconds: SESSION_TTL_SECONDS,
+        id: LeaseId(0),
+    }))
+}
+
+/// The lease `answer` granted, or the error to finish with.
+fn granted(answer: Result<Response, RequestError>) -> Result<LeaseId, RecipeError> {
+    match answer.map_err(RecipeError::Request)? {
+        Response::LeaseGrant { id, .. } => Ok(id),
+        other => Err(RecipeError::Unexpected(format!("{other:?}"))),
     }
 }
 
