@@ -213,6 +213,42 @@ fn etcdctl_auth_workflow() {
     let text = fails(port, &["--user", "alice:alicepw", "lock", "other/l"]);
     assert!(text.contains("etcdserver: permission denied"), "{text}");
 
+    // A lease answers for its keys (etcd's checkLeasePuts): alice may not revoke root's lease
+    // holding a key outside her prefix, nor attach it to a key of her own; root may.
+    let granted = ok(port, &["--user", "root:rootpw", "lease", "grant", "60"]);
+    let lease = granted
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{granted}"))
+        .to_string();
+    let lease_flag = format!("--lease={lease}");
+    let root_put = [
+        "--user",
+        "root:rootpw",
+        "put",
+        &lease_flag,
+        "other/leased",
+        "1",
+    ];
+    assert_eq!(ok(port, &root_put), "OK\n");
+    let text = fails(
+        port,
+        &["--user", "alice:alicepw", "lease", "revoke", &lease],
+    );
+    assert!(text.contains("etcdserver: permission denied"), "{text}");
+    let alice_put = [
+        "--user",
+        "alice:alicepw",
+        "put",
+        &lease_flag,
+        "app/leased",
+        "1",
+    ];
+    let text = fails(port, &alice_put);
+    assert!(text.contains("etcdserver: permission denied"), "{text}");
+    let text = ok(port, &["--user", "root:rootpw", "lease", "revoke", &lease]);
+    assert_eq!(text, format!("lease {lease} revoked\n"));
+
     assert_eq!(
         ok(port, &["--user", "root:rootpw", "auth", "disable"]),
         "Authentication Disabled\n"

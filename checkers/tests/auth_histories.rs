@@ -113,6 +113,52 @@ fn auth_requests_follow_etcds_rules() {
 }
 
 #[test]
+fn a_lease_answers_for_the_keys_it_holds() {
+    // Goal: a lease revoke, and a put attaching a lease, need write permission on every key the
+    // lease holds (etcd's `checkLeasePuts`). Method: root grants lease 5 and attaches b/1 to it;
+    // alice (read only) revoking it, or attaching a/1 to it, may not succeed (a violation when
+    // it did, right when refused); bob (readwrite on b/) may revoke it; a revoke without a user
+    // is `user_empty` while the lease holds a key.
+    let setup = concat!(
+        r#"{"id":20,"client":0,"call":200,"return":210,"op":{"type":"lease_grant","ttl":60,"id":5},"user":"root","result":{"type":"lease_grant","id":5,"ttl":60}}"#,
+        "\n",
+        r#"{"id":21,"client":0,"call":220,"return":230,"op":{"type":"put","key":"b/1","value":"x","lease":5},"user":"root","result":{"type":"put","revision":2}}"#,
+        "\n",
+    );
+    let revoke = |user: &str, result: &str| {
+        let user = if user.is_empty() {
+            String::new()
+        } else {
+            format!(r#","user":"{user}""#)
+        };
+        format!(
+            r#"{setup}{{"id":22,"client":1,"call":300,"return":310,"op":{{"type":"lease_revoke","id":5}}{user},"result":{result}}}"#
+        )
+    };
+    let revoked = r#"{"type":"lease_revoke","revision":3}"#;
+    let denied = r#"{"type":"error","code":"permission_denied"}"#;
+    assert!(is_violation(&verdict(&revoke("alice", revoked))));
+    assert_eq!(verdict(&revoke("alice", denied)), Verdict::Ok);
+    assert_eq!(verdict(&revoke("bob", revoked)), Verdict::Ok);
+    assert!(is_violation(&verdict(&revoke("bob", denied))));
+    let user_empty = r#"{"type":"error","code":"user_empty"}"#;
+    assert_eq!(verdict(&revoke("", user_empty)), Verdict::Ok);
+    assert!(is_violation(&verdict(&revoke("", revoked))));
+    // Bob may write b/3, but a lease that holds a/9 (which he may not write) is not his to
+    // attach: his put with it may not succeed.
+    let attach = |result: &str| {
+        format!(
+            r#"{setup}{{"id":22,"client":0,"call":300,"return":310,"op":{{"type":"put","key":"a/9","value":"x","lease":5}},"user":"root","result":{{"type":"put","revision":3}}}}
+{{"id":23,"client":1,"call":400,"return":410,"op":{{"type":"put","key":"b/3","value":"y","lease":5}},"user":"bob","result":{result}}}"#
+        )
+    };
+    assert_eq!(verdict(&attach(denied)), Verdict::Ok);
+    assert!(is_violation(&verdict(&attach(
+        r#"{"type":"put","revision":4}"#
+    ))));
+}
+
+#[test]
 fn version_2_lines_round_trip_and_version_1_lines_are_unchanged() {
     // Goal: the writer writes what the reader reads, and a version 1 history (no auth, no
     // user) writes back without the new fields. Method: parse, write, parse again.

@@ -71,11 +71,15 @@ pub enum Bug {
     /// key under a prefix" answers the first key by name, so a lock waiter whose key sorts
     /// first takes a held lock.
     LimitBeforeSort,
+    /// A lease revoke, and a put attaching a lease, are checked on the request's own keys
+    /// only, not on the keys the lease already holds: a user who may not write a key deletes
+    /// it by revoking the lease it is attached to.
+    LeaseKeysUnchecked,
 }
 
 impl Bug {
     /// Every bug of the zoo, in a fixed order (the order of the hunt table).
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::FigureEightCommit,
         Bug::VoteBeforeSync,
         Bug::AckBeforeSync,
@@ -100,6 +104,7 @@ impl Bug {
         Bug::LearnerCountedInQuorum,
         Bug::PermissionCheckedOnlyAtRequest,
         Bug::LimitBeforeSort,
+        Bug::LeaseKeysUnchecked,
     ];
 
     /// The bug's name in snake_case, as the command line takes it.
@@ -129,6 +134,7 @@ impl Bug {
             Bug::LearnerCountedInQuorum => "learner_counted_in_quorum",
             Bug::PermissionCheckedOnlyAtRequest => "permission_checked_only_at_request",
             Bug::LimitBeforeSort => "limit_before_sort",
+            Bug::LeaseKeysUnchecked => "lease_keys_unchecked",
         }
     }
 
@@ -164,6 +170,9 @@ impl Bug {
             }
             Bug::LimitBeforeSort => {
                 "etcd's range: with a sort other than ascending by key, the limit is applied after sorting every key in range (etcd fetches with no limit then)"
+            }
+            Bug::LeaseKeysUnchecked => {
+                "etcd's checkLeasePuts: revoking a lease, or attaching it to a key, needs write permission on every key the lease holds"
             }
         }
     }

@@ -16,11 +16,11 @@ use common::MemDisk;
 use engine::api::{Actions, DiskOp, DiskOpId, Input};
 use engine::auth::{AuthRequest, AuthResponse, Credentials, KeyRange, Permission, PermissionKind};
 use engine::kv::{
-    Compare, CompareResult, CompareTarget, PutRequest, RangeRequest, Request, RequestError,
-    RequestOp, Response, TxnRequest,
+    Compare, CompareResult, CompareTarget, LeaseGrantRequest, PutRequest, RangeRequest, Request,
+    RequestError, RequestOp, Response, TxnRequest,
 };
 use engine::member::{Member, MemberConfig};
-use engine::types::{Duration, Instant, NodeId, RequestId};
+use engine::types::{Duration, Instant, LeaseId, NodeId, RequestId};
 use proptest::prelude::*;
 
 const STEP: Duration = Duration::from_millis(10);
@@ -347,6 +347,58 @@ fn a_permission_revoked_before_the_apply_refuses_a_write_proposed_before_it() {
     // Proposed after the revocation applied: plainly denied.
     let denied = single.call(put("a/later", "v"), user("alice"));
     assert_eq!(auth_error(&denied), Some("permission_denied"));
+}
+
+/// Goal: a lease answers for the keys it holds (etcd's `checkLeasePuts`): revoking it, or
+/// attaching it to another key, needs write permission on every key it holds when it applies.
+/// Method: root attaches a lease to a key alice may not write; alice may neither revoke it nor
+/// put with it, a client without credentials gets `user_empty`; alice's own lease, and a lease
+/// that holds no key, are hers (and anyone's) to revoke.
+#[test]
+fn a_lease_answers_for_the_keys_it_holds() {
+    let mut single = Single::new(10_000);
+    with_alice(&mut single);
+    let grant = |id: i64| {
+        Request::LeaseGrant(LeaseGrantRequest {
+            ttl_seconds: 60,
+            id: LeaseId(id),
+        })
+    };
+    let revoke = |id: i64| Request::LeaseRevoke { id: LeaseId(id) };
+    let leased_put = |key: &str, lease: i64| {
+        Request::Put(PutRequest {
+            key: key.into(),
+            value: b"v".to_vec(),
+            lease: LeaseId(lease),
+            ..PutRequest::default()
+        })
+    };
+    assert!(single.call(grant(1), user("root")).is_ok());
+    assert!(single.call(leased_put("b/root", 1), user("root")).is_ok());
+    let denied = single.call(revoke(1), user("alice"));
+    assert_eq!(auth_error(&denied), Some("permission_denied"));
+    let anonymous = single.call(revoke(1), None);
+    assert_eq!(auth_error(&anonymous), Some("user_empty"));
+    let attach = single.call(leased_put("a/mine", 1), user("alice"));
+    assert_eq!(auth_error(&attach), Some("permission_denied"));
+    let read = single.call(get("b/root"), user("root"));
+    let Ok(Response::Range(range)) = read else {
+        panic!("root reads: {read:?}");
+    };
+    assert_eq!(range.kvs.len(), 1, "the refused revokes took no effect");
+
+    // Alice's own lease on her own keys is hers to revoke; a lease without keys is anyone's.
+    assert!(single.call(grant(2), user("alice")).is_ok());
+    assert!(single.call(leased_put("a/mine", 2), user("alice")).is_ok());
+    assert!(single.call(revoke(2), user("alice")).is_ok());
+    assert!(single.call(grant(3), user("alice")).is_ok());
+    assert!(single.call(revoke(3), None).is_ok());
+    assert!(single.call(revoke(1), user("root")).is_ok());
+    let read = single.call(get("b/root"), user("root"));
+    let Ok(Response::Range(range)) = read else {
+        panic!("root reads: {read:?}");
+    };
+    assert!(range.kvs.is_empty(), "root's revoke deleted the key");
 }
 
 #[test]

@@ -74,7 +74,10 @@ pub fn scenario_for(bug: Bug) -> &'static str {
         // A learner must exist, and the leader must be cut off with it from the other voters.
         Bug::LearnerCountedInQuorum => "learner_promoted_during_partition",
         // Revokes must race with writes arriving at members that have not applied them yet.
-        Bug::PermissionCheckedOnlyAtRequest => "permissions_revoked_under_load",
+        // Users' leases must hold keys whose write permission is then revoked from them.
+        Bug::PermissionCheckedOnlyAtRequest | Bug::LeaseKeysUnchecked => {
+            "permissions_revoked_under_load"
+        }
         // Only the lock recipe reads "the oldest key under a prefix" (sorted, with a limit),
         // and only the mutual-exclusion checker sees what that read decided.
         Bug::LimitBeforeSort => "locks_under_partitions",

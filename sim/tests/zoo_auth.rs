@@ -1,4 +1,4 @@
-//! The auth bug of the zoo is caught, within a bound, by its scenario
+//! The auth bugs of the zoo are caught, within a bound, by its scenario
 //! (`permissions_revoked_under_load`), and the correct engine passes the same seeds. Goal: keep
 //! the testbed's power to catch an apply that trusts a request-time permission check from
 //! eroding unnoticed (a workload, scenario or checker change that lets it escape fails here).
@@ -19,7 +19,17 @@ const SEEDS_MAX: u64 = 40;
 
 #[test]
 fn permission_checked_only_at_request_is_caught() {
-    let bug = Bug::PermissionCheckedOnlyAtRequest;
+    caught_by_the_permissions_scenario(Bug::PermissionCheckedOnlyAtRequest);
+}
+
+/// A user's lease holding a hot key whose write permission was then revoked from the user:
+/// revoking the lease deletes the key, which a correct apply refuses.
+#[test]
+fn lease_keys_unchecked_is_caught() {
+    caught_by_the_permissions_scenario(Bug::LeaseKeysUnchecked);
+}
+
+fn caught_by_the_permissions_scenario(bug: Bug) {
     assert_eq!(scenario_for(bug), "permissions_revoked_under_load");
     let mut scenario = sim::Scenario::permissions_revoked_under_load();
     scenario.member.bugs = engine::zoo::BugSet::of(bug);

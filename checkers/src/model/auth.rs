@@ -8,7 +8,9 @@
 //! (`permission_denied`), and a user with the `root` role may do anything. Ranges and compares
 //! need read permission on everything they cover, puts and deletes write permission (and read
 //! permission too when they ask for previous values), a txn needs the permissions of both its
-//! branches. Lease operations and compactions are not checked. Auth changes other than
+//! branches. A lease revoke, and a put attaching a lease, need write permission on every key the
+//! lease holds (`Store::permit`); lease grants, keep-alives and compactions are not checked.
+//! Auth changes other than
 //! `auth_enable` and `authenticate` need the root role.
 //!
 //! Permissions are over key ids: `compile` interns every permission bound and every requested
@@ -155,6 +157,28 @@ impl AuthState {
         }
         let mut access = Access::default();
         access.of(op);
+        self.permit_access(&access, user)
+    }
+
+    /// Whether `user` may write every key of `keys`: the keys attached to the lease a put
+    /// attaches or a revoke removes (etcd's `checkLeasePuts`). Nothing is checked, not even
+    /// the user, when there is no key.
+    pub fn permit_lease_keys(
+        &self,
+        keys: impl Iterator<Item = KeyId>,
+        user: Option<NameId>,
+    ) -> Result<(), ErrorCode> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let access = Access {
+            read: Vec::new(),
+            write: keys.map(|key| (key, key + 1)).collect(),
+        };
+        self.permit_access(&access, user)
+    }
+
+    fn permit_access(&self, access: &Access, user: Option<NameId>) -> Result<(), ErrorCode> {
         if access.read.is_empty() && access.write.is_empty() {
             return Ok(());
         }

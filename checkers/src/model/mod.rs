@@ -606,10 +606,23 @@ impl Store {
 
     /// Whether `user` may run `op` now; always while no auth request has applied.
     fn permit(&self, op: &Op, user: Option<auth::NameId>) -> Result<(), ErrorCode> {
-        match &self.auth {
-            None => Ok(()),
-            Some(state) => state.permit(op, user),
-        }
+        let Some(state) = &self.auth else {
+            return Ok(());
+        };
+        state.permit(op, user)?;
+        // etcd's `checkLeasePuts`: only a top-level put attaching a lease, and a client's revoke
+        // (not an expiry), answer for the keys the lease already holds.
+        let lease = match op {
+            Op::Put { lease, .. } if *lease != 0 => *lease,
+            Op::LeaseRevoke { id } => *id,
+            _ => return Ok(()),
+        };
+        let keys = self
+            .leased
+            .range((lease, 0)..)
+            .take_while(|(owner, _)| *owner == lease)
+            .map(|(_, key)| *key);
+        state.permit_lease_keys(keys, user)
     }
 
     /// Applies an auth request whose admin check passed, recording the state before it when

@@ -7,9 +7,10 @@
 //! read permission too; watches need read permission when created; auth changes, membership
 //! changes and leader transfers need the root role. The host's maintenance checks
 //! (`AuthRequest::CheckCaller`: the root role, or a named user) are answered where they arrive.
-//! NB: lease grants, lease revokes and compactions are not checked (etcd checks a revoke's
-//! attached keys); the lease duties of the leader propose revokes with no user, which must
-//! never be refused.
+//! A lease revoke, and a put that attaches a lease, also need write permission on every key
+//! the lease holds when they apply (etcd's `checkLeasePuts`: a user who could not revoke the
+//! lease must not attach more keys to it either). Lease grants and compactions are not checked;
+//! the lease duties of the leader propose revokes with no user, which are never refused.
 
 use super::proposal::Command;
 use super::Member;
@@ -42,6 +43,16 @@ impl Member {
         }))
     }
 
+    /// Who a request without credentials runs as while auth is enabled: nobody, recorded so
+    /// that the apply can refuse it (`user_empty`) where a check is due. Only a lease revoke
+    /// uses it: other client commands without a user are refused when they apply anyway.
+    pub(super) fn anonymous_user(&self) -> Option<AuthInfo> {
+        self.auth.is_enabled().then(|| AuthInfo {
+            user: String::new(),
+            revision: self.auth.revision(),
+        })
+    }
+
     /// Wraps a client command with its user once auth is enabled, so the apply checks it.
     pub(super) fn as_user(&self, auth: Option<AuthInfo>, command: Command) -> Command {
         match auth {
@@ -62,9 +73,35 @@ impl Member {
         let result = match command {
             // Auth changes check the root role in `apply_auth`, Authenticate nothing.
             Command::Auth(_) => Ok(()),
-            command => self.auth.check(Some(auth), &command_access(command)),
+            command => match self.access_at_apply(command) {
+                Some(access) => self.auth.check(Some(auth), &access),
+                None => Ok(()),
+            },
         };
         result.map_err(RequestError::Auth)
+    }
+
+    /// What a client command needs when it applies: its own keys, and the keys attached to the
+    /// lease a put attaches or a revoke removes. `None` when nothing is checked at all: a
+    /// revoke of a lease that holds no key (etcd checks neither the user nor the revision then).
+    fn access_at_apply(&self, command: &Command) -> Option<Access> {
+        let (mut access, lease) = match command {
+            Command::LeaseRevoke { id } => (Access::default(), *id),
+            Command::Put(put) => (command_access(command), put.lease),
+            command => return Some(command_access(command)),
+        };
+        let keys = if crate::bug!(LeaseKeysUnchecked) {
+            Vec::new()
+        } else {
+            self.lessor.keys(lease).unwrap_or_default()
+        };
+        if keys.is_empty() && access.write.is_empty() {
+            return None;
+        }
+        access
+            .write
+            .extend(keys.iter().map(|key| KeyRange::key(key)));
+        Some(access)
     }
 
     /// A check made where the request arrives (reads, watches, membership changes), against
@@ -87,7 +124,10 @@ impl Member {
     pub(super) fn checked_at_request_only(&self, command: &Command) -> Result<(), RequestError> {
         match command {
             Command::AsUser { auth, command } if !matches!(**command, Command::Auth(_)) => {
-                self.authorize_now(Some(auth), &command_access(command))
+                match self.access_at_apply(command) {
+                    Some(access) => self.authorize_now(Some(auth), &access),
+                    None => Ok(()),
+                }
             }
             _ => Ok(()),
         }

@@ -89,7 +89,12 @@ impl Member {
                 self.propose_command(id, command);
             }
             Request::LeaseRevoke { id: lease } => {
-                self.propose_command(id, Command::LeaseRevoke { id: lease });
+                // A client's revoke is checked against the lease's keys when it applies, even
+                // without credentials (etcd's `user_empty` once the lease holds a key); the
+                // leader's expiry duty proposes a bare revoke, which nothing refuses.
+                let auth = auth.or_else(|| self.anonymous_user());
+                let command = self.as_user(auth, Command::LeaseRevoke { id: lease });
+                self.propose_command(id, command);
             }
             Request::MemberChange(change) => self.propose_member_change(id, change, &[]),
             Request::MemberChangeWithContext { change, context } => {
