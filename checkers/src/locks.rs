@@ -1,13 +1,17 @@
-//! Mutual exclusion of etcd's lock recipe, judged from a history whose lock operations carry
-//! `lock` notes (docs/history-format.md, "Locks"; docs/locks.md states the rule).
+//! Mutual exclusion of etcd's lock and election recipes, judged from a history whose lock
+//! operations carry `lock` notes (docs/history-format.md, "Locks"; docs/locks.md states the
+//! rule). An election is judged as a lock: a leadership is a hold (the leader key is the owner
+//! key, its create revision the token), a `Proclaim` is a fenced write (a txn comparing that
+//! create revision), and a `Resign` is the release (a txn comparing it, then deleting the key).
 //!
 //! A **holder** is an acquisition: an operation noted `acquired` with an answer, naming the
 //! lock, the owner key and its fencing token (the key's create revision). Its hold is
 //! **proven** from the return of that operation to its **proven end**, the latest instant the
 //! history shows its owner key still existed with that token afterwards: the call of its last
 //! fenced write that succeeded (the txn's compare found the key with the token), or the call of
-//! its unlock when that delete deleted the key and nothing showed the key lost before (no
-//! fenced write of the holder was refused). A holder whose lease expired while it was paused
+//! its release when that release deleted the key (an unlock's delete deleted it, or a resign's
+//! txn succeeded) and nothing showed the key lost before (no fenced write of the holder was
+//! refused, no release deleted nothing or failed its compare). A holder whose lease expired while it was paused
 //! has no such evidence after the expiry: its proven hold ends at its last successful fenced
 //! write, however long it went on believing it held the lock. Unknown outcomes prove nothing.
 //!
@@ -79,11 +83,11 @@ struct Holder {
     proven_end: i64,
     /// The op that proves it.
     proven_by: u64,
-    /// The call of its first unlock, if any.
+    /// The call of its first release, if any.
     released_at: Option<i64>,
-    /// A fenced write refused, or an unlock that deleted nothing.
+    /// A fenced write refused, or a release that deleted nothing (or failed its compare).
     lost: bool,
-    /// The deleting unlock's call and id, if one deleted the key.
+    /// The deleting release's call and id, if one deleted the key.
     deleted_at: Option<(i64, u64)>,
     /// Fenced writes: (call, op id, outcome: Some(revision) when it succeeded, None refused,
     /// and skipped when unknown).
@@ -103,6 +107,24 @@ fn revision_of(response: &Response) -> Option<i64> {
         | Response::Range { revision, .. }
         | Response::Put { revision, .. }
         | Response::Delete { revision, .. } => *revision,
+        _ => None,
+    }
+}
+
+/// What a release's answer shows of the owner key at its call: `Some(true)` that it existed with
+/// the holder's token (an unlock's delete deleted it, or a resign's txn, comparing the token,
+/// succeeded), `Some(false)` that it did not (nothing deleted, or the compare failed), `None`
+/// nothing (unknown outcome, an error).
+fn release_outcome(result: Option<&Response>) -> Option<bool> {
+    match result? {
+        Response::Delete {
+            deleted: Some(deleted),
+            ..
+        } => Some(*deleted >= 1),
+        Response::Txn {
+            succeeded: Some(succeeded),
+            ..
+        } => Some(*succeeded),
         _ => None,
     }
 }
@@ -177,18 +199,11 @@ pub fn check_locks(ops: &[Operation]) -> LockReport {
             }
             LockStep::Released => {
                 holder.released_at = Some(holder.released_at.map_or(op.call, |t| t.min(op.call)));
-                match &op.result {
-                    Some(Response::Delete {
-                        deleted: Some(deleted),
-                        ..
-                    }) if *deleted >= 1
-                        && holder.deleted_at.is_none_or(|(call, _)| op.call < call) =>
-                    {
+                match release_outcome(op.result.as_ref()) {
+                    Some(true) if holder.deleted_at.is_none_or(|(call, _)| op.call < call) => {
                         holder.deleted_at = Some((op.call, op.id));
                     }
-                    Some(Response::Delete {
-                        deleted: Some(0), ..
-                    }) => holder.lost = true,
+                    Some(false) => holder.lost = true,
                     _ => {}
                 }
             }

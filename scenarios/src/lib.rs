@@ -137,6 +137,10 @@ pub const LIBRARY: &[(&str, &str)] = &[
         "locks_under_partitions",
         include_str!("../library/locks_under_partitions.toml"),
     ),
+    (
+        "elections_under_partitions",
+        include_str!("../library/elections_under_partitions.toml"),
+    ),
 ];
 
 /// The library scenario called `name`, parsed.

@@ -478,6 +478,16 @@ fn the_locks_file_is_the_zoo_tests_scenario() {
     assert_eq!(file.scenario, Scenario::locks_under_partitions());
 }
 
+/// The election tests (sim/tests/locks.rs, sim/tests/zoo_locks.rs) build their scenario in
+/// Rust; it must be the library file a user runs.
+#[test]
+fn the_elections_file_is_the_election_tests_scenario() {
+    let file = library_scenario("elections_under_partitions")
+        .expect("in the library")
+        .expect("parses");
+    assert_eq!(file.scenario, Scenario::elections_under_partitions());
+}
+
 /// Goal: lock traffic is opt-in and its keys are checked like any other: a built-in has none,
 /// `[workload.locks]` turns it on with documented defaults, and a bad value names the file,
 /// line and key. Method: parse a few short files.

@@ -1,196 +1,53 @@
-//! Lock traffic (opt-in per scenario, `[workload.locks]`): lock clients that drive etcd's lock
-//! recipe (`host::recipe::lock`, the very machines `detcd serve` runs for the Lock service)
-//! through the simulated cluster, hold the lock for a while, write under it with a fence, and
-//! unlock; the mutual-exclusion checker (`checkers::locks`) judges the history they leave.
+//! Lock and election traffic (opt-in per scenario, `[workload.locks]`): lock clients that drive
+//! etcd's lock and election recipes (`host::recipe::lock` and `host::recipe::election`, the very
+//! machines `detcd serve` runs for the Lock and Election services) through the simulated
+//! cluster, hold the lock or the leadership for a while, write under it with a fence, and
+//! release it; the mutual-exclusion checker (`checkers::locks`) judges the history they leave.
 //!
 //! One lock client runs cycles: it grants a lease of `ttl_seconds` (as clientv3's session does)
-//! and keeps it alive every third of its TTL, runs `Lock` with that lease, holds the lock for a
-//! few slices of `hold_ms_min..=hold_ms_max`, each ended by a fenced write (a txn comparing the
-//! owner key's create revision with the token, putting `/fenced/<lock>`), then runs `Unlock`
-//! and revokes the lease. With `pause_ppm`, a holder pauses past its lease's TTL inside its hold
-//! (no keep-alive, no request: a stopped process), so the lease expires, the next waiter
-//! acquires, and the paused holder wakes believing it still holds the lock: its fenced write
-//! must be refused (Jepsen's etcd 3.4.3 finding).
+//! and keeps it alive every third of its TTL, picks one of the locks and elections, and
+//! acquires it with that lease (`Lock`, or `Campaign`). It then holds for a few slices of
+//! `hold_ms_min..=hold_ms_max`, each ended by a fenced write: for a lock a txn comparing the
+//! owner key's create revision with the token and putting `/fenced/<lock>`, for an election a
+//! `Proclaim` (the same compare on the leader key, putting a new value on it). It then
+//! releases (`Unlock`, or `Resign`) and revokes the lease. With `pause_ppm`, a holder pauses
+//! past its lease's TTL inside its hold (no keep-alive, no request: a stopped process), so the
+//! lease expires, the next waiter acquires, and the paused holder wakes believing it still
+//! holds: its fenced write must be refused (Jepsen's etcd 3.4.3 finding). `kind` holds what
+//! differs between locks and elections; the rest of the cycle is one.
 //!
 //! Every request a recipe asks for is a client request recorded in the history as a normal
 //! operation, under the lock client's history client number; the keep-alives go under a second
 //! number, since a client has one operation outstanding at most. The acquisition, the fenced
-//! writes and the unlock carry a `lock` note (docs/history-format.md). A recipe's watch is the
-//! client's watch stream, recorded like a watcher's: it is opened without the recipe's `no_put`
-//! filter (the format has no filters) and the driver drops the put events before the recipe
-//! sees them, which is what the filter does in the member. Nested ranges the format cannot
-//! express (sorted with a limit, or filtered by create revision) are recorded with their
-//! answers' kvs and count left out, so they constrain nothing.
+//! writes and the release carry a `lock` note (docs/history-format.md). A recipe's watch is the
+//! client's watch stream, recorded like a watcher's (`watch`): it is opened without the recipe's
+//! `no_put` filter (the format has no filters) and the driver drops the put events before the
+//! recipe sees them, which is what the filter does in the member. Nested ranges the format
+//! cannot express (sorted with a limit, or filtered by create revision) are recorded with their
+//! answers' kvs and count left out, so they constrain nothing (`recorded`).
 //!
 //! Without `[workload.locks]` nothing here runs, draws or records, so a scenario without it
 //! keeps its trace hashes. Each lock client draws from a stream of its own
 //! (`Stream::LockClient`).
 
-use engine::kv::{
-    PutRequest, RangeRequest, Request, RequestError, RequestOp, Response, SortOrder, TxnRequest,
-    WatchCreateRequest, WatchFilters, WatchResponse,
-};
-use engine::types::{Duration, Instant, LeaseId, WatchId};
-use host::recipe::lock::{Held, Lock, Unlock};
-use host::recipe::{create_revision_is, Next, Recipe};
+mod kind;
+mod recorded;
+mod settings;
+mod watch;
+
+pub use kind::{election_name, fenced_key, lock_name};
+pub(crate) use recorded::{blind_checked, noted_line};
+pub use settings::LockTraffic;
+
+use engine::kv::{Request, RequestError, Response};
+use engine::types::{Duration, Instant, LeaseId};
+use host::recipe::lock::Held;
+use host::recipe::Next;
 
 use crate::history::WatchRecord;
-use crate::rng::{SimRng, Stream, PPM};
+use crate::rng::{SimRng, Stream};
 use crate::world::{Event, World};
-
-/// The lock traffic of a scenario (`[workload.locks]`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockTraffic {
-    /// Lock clients.
-    #[serde(default = "default_client_count")]
-    pub client_count: u32,
-    /// Locks they contend for, named `/lock/0`, `/lock/1`, ...; each cycle picks one.
-    #[serde(default = "default_lock_count")]
-    pub lock_count: u32,
-    /// The TTL of each cycle's lease (s).
-    #[serde(default = "default_ttl_seconds")]
-    pub ttl_seconds: i64,
-    /// One slice of a hold, before each fenced write (ms), drawn uniformly.
-    #[serde(default = "default_hold_ms_min")]
-    pub hold_ms_min: u64,
-    /// See `hold_ms_min`.
-    #[serde(default = "default_hold_ms_max")]
-    pub hold_ms_max: u64,
-    /// Fenced writes per hold at most (at least one).
-    #[serde(default = "default_fenced_writes_max")]
-    pub fenced_writes_max: u32,
-    /// The chance that a hold includes a pause past the lease's TTL (ppm).
-    #[serde(default = "default_pause_ppm")]
-    pub pause_ppm: u32,
-    /// How long a waiter waits for the lock before it gives up (ms).
-    #[serde(default = "default_wait_ms_max")]
-    pub wait_ms_max: u64,
-    /// Pause between two cycles of a client (ms), drawn uniformly.
-    #[serde(default = "default_think_ms_min")]
-    pub think_ms_min: u64,
-    /// See `think_ms_min`.
-    #[serde(default = "default_think_ms_max")]
-    pub think_ms_max: u64,
-}
-
-fn default_client_count() -> u32 {
-    4
-}
-fn default_lock_count() -> u32 {
-    2
-}
-fn default_ttl_seconds() -> i64 {
-    2
-}
-fn default_hold_ms_min() -> u64 {
-    50
-}
-fn default_hold_ms_max() -> u64 {
-    600
-}
-fn default_fenced_writes_max() -> u32 {
-    3
-}
-fn default_pause_ppm() -> u32 {
-    150_000
-}
-fn default_wait_ms_max() -> u64 {
-    8_000
-}
-fn default_think_ms_min() -> u64 {
-    50
-}
-fn default_think_ms_max() -> u64 {
-    800
-}
-
-impl Default for LockTraffic {
-    fn default() -> LockTraffic {
-        LockTraffic {
-            client_count: default_client_count(),
-            lock_count: default_lock_count(),
-            ttl_seconds: default_ttl_seconds(),
-            hold_ms_min: default_hold_ms_min(),
-            hold_ms_max: default_hold_ms_max(),
-            fenced_writes_max: default_fenced_writes_max(),
-            pause_ppm: default_pause_ppm(),
-            wait_ms_max: default_wait_ms_max(),
-            think_ms_min: default_think_ms_min(),
-            think_ms_max: default_think_ms_max(),
-        }
-    }
-}
-
-impl LockTraffic {
-    /// Why these settings cannot run, naming the key (`Scenario::validate`).
-    pub fn validate(&self, with_auth: bool) -> Result<(), String> {
-        let positive = [
-            ("client_count", u64::from(self.client_count)),
-            ("lock_count", u64::from(self.lock_count)),
-            ("ttl_seconds", self.ttl_seconds.max(0) as u64),
-            ("fenced_writes_max", u64::from(self.fenced_writes_max)),
-            ("wait_ms_max", self.wait_ms_max),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(format!("workload.locks.{key} must be at least 1"));
-            }
-        }
-        if self.pause_ppm > PPM {
-            return Err(format!(
-                "workload.locks.pause_ppm ({}) is above 1000000 (100%)",
-                self.pause_ppm
-            ));
-        }
-        for (min_key, min, max_key, max) in [
-            (
-                "hold_ms_min",
-                self.hold_ms_min,
-                "hold_ms_max",
-                self.hold_ms_max,
-            ),
-            (
-                "think_ms_min",
-                self.think_ms_min,
-                "think_ms_max",
-                self.think_ms_max,
-            ),
-        ] {
-            if min > max {
-                return Err(format!(
-                    "workload.locks.{min_key} ({min}) is above workload.locks.{max_key} ({max})"
-                ));
-            }
-        }
-        if with_auth {
-            return Err(
-                "workload.locks and workload.auth cannot be combined: lock clients send no credentials"
-                    .into(),
-            );
-        }
-        Ok(())
-    }
-}
-
-impl crate::scenario::Scenario {
-    /// Lock clients under partitions with paused holders (the library's
-    /// `locks_under_partitions.toml`, which the scenarios crate holds to this): holders whose
-    /// leases expire while they are paused, waiters whose keys' leases expire while they wait,
-    /// and acquisitions racing with leader changes; members pause too (a paused leader's
-    /// lease clocks go stale).
-    pub fn locks_under_partitions() -> crate::scenario::Scenario {
-        let mut scenario = crate::scenario::Scenario::partitions_only();
-        scenario.name = "locks_under_partitions".into();
-        scenario.faults.pauses_per_minute = 4;
-        // One lock: a waiter is almost always there to take over from a paused holder.
-        scenario.workload.locks = Some(LockTraffic {
-            lock_count: 1,
-            ..LockTraffic::default()
-        });
-        scenario
-    }
-}
+use kind::{Acquiring, Kind, Releasing};
 
 /// Attempts of one request at most, as the other clients make.
 const REQUEST_ATTEMPTS_MAX: u32 = 3;
@@ -200,26 +57,14 @@ const LATENCY_NS_MAX: u64 = 500_000;
 /// How much longer than the lease's TTL a pause lasts at most (ms).
 const PAUSE_BEYOND_TTL_MS_MAX: u64 = 1_500;
 
-/// The name of lock `index`.
-pub fn lock_name(index: u32) -> Vec<u8> {
-    format!("/lock/{index}").into_bytes()
-}
-
-/// The key a holder of lock `name` writes under the fence.
-pub fn fenced_key(name: &[u8]) -> Vec<u8> {
-    let mut key = b"/fenced".to_vec();
-    key.extend_from_slice(name);
-    key
-}
-
 #[derive(Debug)]
 enum Phase {
     Idle,
     Granting,
-    Locking(Box<Lock>),
+    Acquiring(Box<Acquiring>),
     Holding,
     Fencing,
-    Unlocking(Unlock),
+    Releasing(Releasing),
     Abandoning,
     Revoking,
 }
@@ -237,7 +82,7 @@ struct Outstanding {
 struct OpenWatch {
     op_id: u64,
     node: usize,
-    watch_id: Option<WatchId>,
+    watch_id: Option<engine::types::WatchId>,
     last_arrival: Instant,
 }
 
@@ -255,6 +100,8 @@ pub(crate) struct LockClient {
     endpoint: usize,
     cycle: u64,
     phase: Phase,
+    /// What this cycle contends for, and its name.
+    kind: Kind,
     name: Vec<u8>,
     lease: LeaseId,
     held: Option<Held>,
@@ -293,6 +140,7 @@ impl LockClients {
                     endpoint,
                     cycle: 0,
                     phase: Phase::Idle,
+                    kind: Kind::Lock,
                     name: Vec::new(),
                     lease: LeaseId(0),
                     held: None,
@@ -326,95 +174,6 @@ impl LockClients {
     pub(crate) fn records(&self) -> impl Iterator<Item = &WatchRecord> + '_ {
         self.clients.iter().flat_map(|client| client.records.iter())
     }
-}
-
-/// Whether a range's answer cannot be recorded in the format (it sorts with a limit, or
-/// filters by revision): the format's range has neither.
-fn unrecordable(range: &RangeRequest) -> bool {
-    (range.sort_order != SortOrder::None && range.limit > 0)
-        || range.min_create_revision.0 != 0
-        || range.max_create_revision.0 != 0
-        || range.min_mod_revision.0 != 0
-        || range.max_mod_revision.0 != 0
-}
-
-/// Leaves out, in a txn's recorded answer, the kvs and count of nested ranges the format
-/// cannot express.
-pub(crate) fn blind_checked(request: &Request, response: &mut checkers::history::Response) {
-    if let Request::Txn(txn) = request {
-        blind_checked_txn(txn, response);
-    }
-}
-
-fn blind_checked_txn(txn: &TxnRequest, response: &mut checkers::history::Response) {
-    use checkers::history::Response as R;
-    let R::Txn {
-        succeeded: Some(succeeded),
-        responses: Some(responses),
-        ..
-    } = response
-    else {
-        return;
-    };
-    let branch = if *succeeded {
-        &txn.success
-    } else {
-        &txn.failure
-    };
-    for (op, answer) in branch.iter().zip(responses.iter_mut()) {
-        match (op, answer) {
-            (RequestOp::Range(range), R::Range { kvs, count, .. }) if unrecordable(range) => {
-                *kvs = None;
-                *count = None;
-            }
-            (RequestOp::Txn(inner), answer) => blind_checked_txn(inner, answer),
-            _ => {}
-        }
-    }
-}
-
-/// `blind_checked` on a history line's `result`.
-fn blind_json(request: &Request, result: &mut serde_json::Value) {
-    if let Request::Txn(txn) = request {
-        blind_json_txn(txn, result);
-    }
-}
-
-fn blind_json_txn(txn: &TxnRequest, result: &mut serde_json::Value) {
-    let branch = match result["succeeded"].as_bool() {
-        Some(true) => &txn.success,
-        Some(false) => &txn.failure,
-        None => return,
-    };
-    let Some(responses) = result["responses"].as_array_mut() else {
-        return;
-    };
-    for (op, answer) in branch.iter().zip(responses.iter_mut()) {
-        match op {
-            RequestOp::Range(range) if unrecordable(range) => {
-                if let Some(object) = answer.as_object_mut() {
-                    object.remove("kvs");
-                    object.remove("count");
-                }
-            }
-            RequestOp::Txn(inner) => blind_json_txn(inner, answer),
-            _ => {}
-        }
-    }
-}
-
-/// A history line with the answers `blind_checked` leaves out removed and the lock note added.
-pub(crate) fn noted_line(
-    line: String,
-    request: &Request,
-    note: Option<&checkers::history::LockNote>,
-) -> String {
-    let mut value: serde_json::Value = serde_json::from_str(&line).expect("a line we rendered");
-    blind_json(request, &mut value["result"]);
-    if let Some(note) = note {
-        value["lock"] = checkers::history::lock_json(note);
-    }
-    serde_json::to_string(&value).expect("a JSON value always serialises")
 }
 
 fn latency(rng: &mut SimRng) -> Duration {
@@ -484,13 +243,16 @@ impl<M: crate::process::HostedMember> World<M> {
         let paused = now < self.lock_client(client).paused_until;
         match self.lock_client(client).phase {
             Phase::Idle => {
-                let (lock_count, ttl) = {
+                let (lock_count, election_count, ttl) = {
                     let config = &self.locks().config;
-                    (config.lock_count, config.ttl_seconds)
+                    (config.lock_count, config.election_count, config.ttl_seconds)
                 };
                 let state = self.lock_client(client);
-                let index = state.rng.below(u64::from(lock_count)) as u32;
-                state.name = lock_name(index);
+                // Without elections this is the very draw lock traffic always made, so those
+                // scenarios keep their trace hashes.
+                let names = u64::from(lock_count) + u64::from(election_count);
+                let index = state.rng.below(names) as u32;
+                (state.kind, state.name) = kind::pick(index, lock_count);
                 state.phase = Phase::Granting;
                 let grant = Request::LeaseGrant(engine::kv::LeaseGrantRequest {
                     ttl_seconds: ttl,
@@ -503,11 +265,8 @@ impl<M: crate::process::HostedMember> World<M> {
                 let state = self.lock_client(client);
                 if state.fenced_left == 0 {
                     let held = state.held.clone().expect("a holder holds");
-                    let mut unlock = Unlock::new(held.key.clone());
-                    let Next::Send(request) = unlock.start() else {
-                        unreachable!("an unlock starts with its delete")
-                    };
-                    state.phase = Phase::Unlocking(unlock);
+                    let (releasing, request) = Releasing::new(state.kind, &state.name, &held);
+                    state.phase = Phase::Releasing(releasing);
                     let note = note_of(&state.name, &held, checkers::history::LockStep::Released);
                     self.lock_send(now, client, request, Some(note), 1);
                     return;
@@ -517,15 +276,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 state.sequence += 1;
                 let held = state.held.clone().expect("a holder holds");
                 let value = format!("{}:{}:{}", held.revision.0, client, state.sequence);
-                let request = Request::Txn(TxnRequest {
-                    compare: vec![create_revision_is(&held.key, held.revision)],
-                    success: vec![RequestOp::Put(PutRequest {
-                        key: fenced_key(&state.name),
-                        value: value.into_bytes(),
-                        ..PutRequest::default()
-                    })],
-                    failure: Vec::new(),
-                });
+                let request = kind::fenced_write(state.kind, &state.name, &held, value.into());
                 let note = note_of(&state.name, &held, checkers::history::LockStep::Fenced);
                 self.lock_send(now, client, request, Some(note), 1);
             }
@@ -648,16 +399,14 @@ impl<M: crate::process::HostedMember> World<M> {
         let phase = std::mem::replace(&mut self.lock_client(client).phase, Phase::Idle);
         match phase {
             Phase::Granting => {
-                let request = outstanding.request.clone();
                 self.lock_record(now, client, false, outstanding, result, None);
-                let _ = request;
                 match answer {
                     Ok(Response::LeaseGrant { id, .. }) => self.lock_granted(now, client, id),
                     _ => self.schedule_lock_cycle(now, client),
                 }
             }
-            Phase::Locking(mut lock) => {
-                let next = lock.on_answer(answer);
+            Phase::Acquiring(mut acquiring) => {
+                let next = acquiring.on_answer(answer);
                 let note = match &next {
                     Next::Done(Ok(held)) => Some(note_of(
                         &self.lock_client(client).name,
@@ -667,7 +416,7 @@ impl<M: crate::process::HostedMember> World<M> {
                     _ => None,
                 };
                 self.lock_record(now, client, false, outstanding, result, note);
-                self.lock_client(client).phase = Phase::Locking(lock);
+                self.lock_client(client).phase = Phase::Acquiring(acquiring);
                 self.lock_drive(now, client, next);
             }
             Phase::Fencing => {
@@ -675,8 +424,8 @@ impl<M: crate::process::HostedMember> World<M> {
                 self.lock_client(client).phase = Phase::Holding;
                 self.schedule_hold_slice(now, client);
             }
-            Phase::Unlocking(mut unlock) => {
-                let _done = unlock.on_answer(answer);
+            Phase::Releasing(mut releasing) => {
+                releasing.on_answer(answer);
                 self.lock_record(now, client, false, outstanding, result, None);
                 self.lock_revoke(now, client);
             }
@@ -705,12 +454,11 @@ impl<M: crate::process::HostedMember> World<M> {
             expired: false,
         });
         let cycle = state.cycle;
-        let mut lock = match Lock::new(&state.name, lease) {
-            Ok(lock) => Box::new(lock),
-            Err(_) => unreachable!("lock names are never empty"),
-        };
-        let next = lock.start();
-        state.phase = Phase::Locking(lock);
+        // The campaign's value names the client and cycle, so a leader's value says who leads.
+        let value = format!("c{client}:{cycle}").into_bytes();
+        let mut acquiring = Box::new(Acquiring::new(state.kind, &state.name, lease, value));
+        let next = acquiring.start();
+        state.phase = Phase::Acquiring(acquiring);
         self.queue.schedule(
             now + keepalive_interval(ttl),
             Event::LockKeepAlive { client, cycle },
@@ -768,7 +516,7 @@ impl<M: crate::process::HostedMember> World<M> {
                 self.lock_close_watch(now, client);
                 let state = self.lock_client(client);
                 let abandon = match &mut state.phase {
-                    Phase::Locking(lock) => lock.abandon(),
+                    Phase::Acquiring(acquiring) => acquiring.abandon(),
                     _ => None,
                 };
                 match abandon {
@@ -804,7 +552,7 @@ impl<M: crate::process::HostedMember> World<M> {
     /// A waiter that waited too long gives up (its key deleted, its lease revoked).
     pub(crate) fn lock_wait_deadline(&mut self, now: Instant, client: usize, cycle: u64) {
         let state = self.lock_client(client);
-        if state.cycle != cycle || !matches!(state.phase, Phase::Locking(_)) {
+        if state.cycle != cycle || !matches!(state.phase, Phase::Acquiring(_)) {
             return;
         }
         if state.outstanding.is_some() {
@@ -922,232 +670,6 @@ impl<M: crate::process::HostedMember> World<M> {
         );
     }
 
-    fn lock_open_watch(&mut self, now: Instant, client: usize, create: WatchCreateRequest) {
-        let op_id = self.take_request_id();
-        let history_client = self.locks().history_client(client, false) as u32;
-        // The recipe's filter is applied here, not in the member: the recorded stream must be
-        // complete for the watch checker (the format has no filters).
-        let request = WatchCreateRequest {
-            filters: WatchFilters::default(),
-            ..create
-        };
-        let state = self.lock_client(client);
-        let node = state.endpoint;
-        state.records.push(WatchRecord {
-            watch: op_id,
-            client: history_client,
-            call: now,
-            key: request.key.clone(),
-            range_end: request.range_end.clone(),
-            start_revision: request.start_revision.0,
-            prev_kv: request.prev_kv,
-            events: Vec::new(),
-            progress: Vec::new(),
-            canceled: None,
-        });
-        state.watch = Some(OpenWatch {
-            op_id,
-            node,
-            watch_id: None,
-            last_arrival: now,
-        });
-        let arrival = now + latency(&mut state.rng);
-        self.counts.watches += 1;
-        self.routes
-            .insert(op_id, crate::clients::RequestRoute::LockWatch(client));
-        self.queue.schedule(
-            arrival,
-            Event::RequestArrives {
-                op_id,
-                node,
-                request: Request::WatchCreate(request),
-            },
-        );
-        let timeout = Duration(self.scenario.workload.request_timeout_ns);
-        self.queue
-            .schedule(now + timeout, Event::LockWatchTimeout { client, op_id });
-    }
-
-    /// Ends the client's open watch (the recipe moved on): cancelled in the member too.
-    fn lock_close_watch(&mut self, now: Instant, client: usize) {
-        let state = self.lock_client(client);
-        let Some(watch) = state.watch.take() else {
-            return;
-        };
-        if let Some(record) = state.records.last_mut() {
-            record.cancel(now, "closed by the client", 0);
-        }
-        self.routes.remove(&watch.op_id);
-        if let Some(watch_id) = watch.watch_id {
-            let op_id = self.take_request_id();
-            let arrival = now + latency(&mut self.lock_client(client).rng);
-            self.routes
-                .insert(op_id, crate::clients::RequestRoute::WatcherControl);
-            self.queue.schedule(
-                arrival,
-                Event::RequestArrives {
-                    op_id,
-                    node: watch.node,
-                    request: Request::WatchCancel { watch_id },
-                },
-            );
-        }
-    }
-
-    /// The member answered the watch creation.
-    pub(crate) fn lock_watch_reply(
-        &mut self,
-        now: Instant,
-        client: usize,
-        node: usize,
-        result: Result<Response, RequestError>,
-    ) {
-        let state = self.lock_client(client);
-        match (&mut state.watch, result) {
-            (Some(watch), Ok(Response::WatchCreated { watch_id, .. })) if watch.node == node => {
-                watch.watch_id = Some(watch_id);
-            }
-            (Some(_), result) => {
-                let reason = match &result {
-                    Err(error) => error.code().to_string(),
-                    Ok(_) => "unexpected response".to_string(),
-                };
-                self.lock_watch_ended(now, client, &reason, 0);
-            }
-            (None, _) => {}
-        }
-    }
-
-    /// A watch creation that got no answer ends the stream; the recipe reads again.
-    pub(crate) fn lock_watch_timeout(&mut self, now: Instant, client: usize, op_id: u64) {
-        let pending = self
-            .lock_client(client)
-            .watch
-            .as_ref()
-            .is_some_and(|watch| watch.op_id == op_id && watch.watch_id.is_none());
-        if pending {
-            self.routes.remove(&op_id);
-            self.lock_watch_ended(now, client, "timeout", 0);
-        }
-    }
-
-    /// The open watch ended (cancelled by the member, its member crashed, or it was never
-    /// created): the recipe hears a cancellation and reads the store again.
-    fn lock_watch_ended(&mut self, now: Instant, client: usize, reason: &str, compact: i64) {
-        let state = self.lock_client(client);
-        if state.watch.take().is_none() {
-            return;
-        }
-        if let Some(record) = state.records.last_mut() {
-            record.cancel(now, reason, compact);
-        }
-        let cancelled = WatchResponse {
-            canceled: true,
-            ..WatchResponse::default()
-        };
-        self.lock_feed_watch(now, client, &cancelled);
-    }
-
-    fn lock_feed_watch(&mut self, now: Instant, client: usize, response: &WatchResponse) {
-        let state = self.lock_client(client);
-        let next = match &mut state.phase {
-            Phase::Locking(lock) => lock.on_watch(response),
-            _ => return,
-        };
-        self.lock_drive(now, client, next);
-    }
-
-    /// A member's watch response for a lock client's stream, if one is open there: it arrives
-    /// after the link's latency, in stream order.
-    pub(crate) fn lock_route_notify(
-        &mut self,
-        now: Instant,
-        node: usize,
-        response: WatchResponse,
-    ) -> Option<WatchResponse> {
-        let Some(locks) = self.locks.as_mut() else {
-            return Some(response);
-        };
-        let Some(client) = locks.clients.iter().position(|state| {
-            state.watch.as_ref().is_some_and(|watch| {
-                watch.node == node && watch.watch_id == Some(response.watch_id)
-            })
-        }) else {
-            return Some(response);
-        };
-        let state = &mut locks.clients[client];
-        let lat = latency(&mut state.rng);
-        let watch = state.watch.as_mut().expect("found above");
-        let arrival = (now + lat).max(watch.last_arrival);
-        watch.last_arrival = arrival;
-        let op_id = watch.op_id;
-        self.queue.schedule(
-            arrival,
-            Event::LockWatchArrives {
-                client,
-                op_id,
-                response,
-            },
-        );
-        None
-    }
-
-    /// A watch response reached the lock client.
-    pub(crate) fn lock_watch_arrives(
-        &mut self,
-        now: Instant,
-        client: usize,
-        op_id: u64,
-        response: WatchResponse,
-    ) {
-        let state = self.lock_client(client);
-        if state
-            .watch
-            .as_ref()
-            .is_none_or(|watch| watch.op_id != op_id)
-        {
-            return;
-        }
-        let record = state
-            .records
-            .last_mut()
-            .expect("an open watch has a record");
-        let progress = response.events.is_empty() && !response.created && !response.canceled;
-        if progress {
-            record.push_progress(now, response.header.revision.0);
-        }
-        record.push_events(now, &response.events);
-        if response.canceled {
-            let reason = if response.cancel_reason.is_empty() {
-                "canceled".to_string()
-            } else {
-                response.cancel_reason.clone()
-            };
-            return self.lock_watch_ended(now, client, &reason, response.compact_revision.0);
-        }
-        // The recipe's `no_put` filter.
-        let mut deletions = response;
-        deletions
-            .events
-            .retain(|event| event.kind == engine::kv::EventType::Delete);
-        self.lock_feed_watch(now, client, &deletions);
-    }
-
-    /// Ends the lock clients' streams served by member `node` (it crashed).
-    pub(crate) fn lock_cancel_watches_on(&mut self, now: Instant, node: usize, reason: &str) {
-        let count = self.locks.as_ref().map_or(0, LockClients::len);
-        for client in 0..count {
-            let served = self
-                .lock_client(client)
-                .watch
-                .as_ref()
-                .is_some_and(|watch| watch.node == node);
-            if served {
-                self.lock_watch_ended(now, client, reason, 0);
-            }
-        }
-    }
-
     /// Records the lock clients' requests still outstanding (the run ended).
     pub(crate) fn finish_lock_operations(&mut self) {
         let count = self.locks.as_ref().map_or(0, LockClients::len);
@@ -1194,118 +716,5 @@ fn note_of(
         step,
         key: held.key.clone(),
         token: held.revision.0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use engine::kv::{KeyValue, RangeResponse, ResponseOp, SortTarget, TxnResponse};
-
-    /// Goal: bad settings are refused naming the key, and the defaults run. Method: a few
-    /// settings, one bad value at a time.
-    #[test]
-    fn settings_are_validated_by_key() {
-        assert_eq!(LockTraffic::default().validate(false), Ok(()));
-        let error = |change: fn(&mut LockTraffic)| {
-            let mut traffic = LockTraffic::default();
-            change(&mut traffic);
-            traffic.validate(false).expect_err("refused")
-        };
-        assert!(error(|t| t.client_count = 0).contains("workload.locks.client_count"));
-        assert!(error(|t| t.ttl_seconds = 0).contains("workload.locks.ttl_seconds"));
-        assert!(error(|t| t.pause_ppm = PPM + 1).contains("workload.locks.pause_ppm"));
-        assert!(error(|t| t.hold_ms_min = 700).contains("workload.locks.hold_ms_min"));
-        let with_auth = LockTraffic::default().validate(true).expect_err("refused");
-        assert!(with_auth.contains("workload.auth"), "{with_auth}");
-    }
-
-    /// Goal: the recipe's reads the format cannot express are recorded without kvs and count,
-    /// in both views (the checkers' values and the JSON line), and every other answer is
-    /// recorded whole. Method: the lock recipe's acquiring txn, answered on its success branch.
-    #[test]
-    fn unrecordable_ranges_are_blinded_in_both_views() {
-        let prefix = b"/lock/0/".to_vec();
-        let key = b"/lock/0/7".to_vec();
-        let oldest = host::recipe::first_created(&prefix);
-        assert!(unrecordable(&oldest));
-        let plain = RangeRequest {
-            key: key.clone(),
-            ..RangeRequest::default()
-        };
-        assert!(!unrecordable(&plain));
-        let sorted_unlimited = RangeRequest {
-            sort_order: SortOrder::Descend,
-            sort_target: SortTarget::Mod,
-            ..plain.clone()
-        };
-        assert!(!unrecordable(&sorted_unlimited));
-        let request = Request::Txn(TxnRequest {
-            compare: Vec::new(),
-            success: vec![RequestOp::Range(oldest), RequestOp::Range(plain)],
-            failure: Vec::new(),
-        });
-        let kv = KeyValue {
-            key: key.clone(),
-            create_revision: engine::types::Revision(5),
-            ..KeyValue::default()
-        };
-        let range = RangeResponse {
-            kvs: vec![kv],
-            count: 1,
-            ..RangeResponse::default()
-        };
-        let response = Response::Txn(TxnResponse {
-            succeeded: true,
-            responses: vec![ResponseOp::Range(range.clone()), ResponseOp::Range(range)],
-            ..TxnResponse::default()
-        });
-        let mut checked = crate::checking::response(Ok(response.clone())).expect("a txn");
-        blind_checked(&request, &mut checked);
-        let checkers::history::Response::Txn {
-            responses: Some(responses),
-            ..
-        } = &checked
-        else {
-            panic!("{checked:?}")
-        };
-        assert!(matches!(
-            &responses[0],
-            checkers::history::Response::Range {
-                kvs: None,
-                count: None,
-                ..
-            }
-        ));
-        assert!(matches!(
-            &responses[1],
-            checkers::history::Response::Range {
-                kvs: Some(kvs),
-                count: Some(1),
-                ..
-            } if kvs.len() == 1
-        ));
-        let op = crate::history::op_json(&request).expect("a txn renders");
-        let line = crate::history::operation_line(
-            3,
-            1,
-            Instant(1),
-            &op,
-            Some((Instant(2), &Ok(response))),
-        );
-        let note = checkers::history::LockNote {
-            name: b"/lock/0".to_vec(),
-            step: checkers::history::LockStep::Acquired,
-            key,
-            token: 5,
-        };
-        let line = noted_line(line, &request, Some(&note));
-        let checkers::history::Line::Op(parsed) =
-            checkers::history::parse_line(&line).expect("parses")
-        else {
-            panic!("{line}")
-        };
-        assert_eq!(parsed.result, Some(checked));
-        assert_eq!(parsed.lock, Some(note));
     }
 }

@@ -510,7 +510,7 @@ fn delay_expiries(ops: &mut [SearchOp]) {
         let mut leases = Vec::new();
         match (op.rec.as_deref(), &op.op) {
             (Some(Rec::Error(_)), _) => continue,
-            (Some(_), _) => leases_used(&op.op, &mut leases),
+            (Some(rec), _) => leases_used(&op.op, Some(rec), &mut leases),
             // Pinned or promoted: an observation shows this put took effect, so its lease
             // was alive then (seed 149: the expiry went before such a put and the witness
             // drowned in expiry subsets).
@@ -585,16 +585,33 @@ fn require_expiries(ops: &mut [SearchOp]) {
     }
 }
 
-fn leases_used(op: &Op, leases: &mut Vec<i64>) {
+/// The leases `op` used, answered `rec`: a txn's put used its lease only on the branch taken
+/// (a txn that failed its compare put nothing, so its success branch's lease may have expired
+/// before: an election's proclaim by a leader whose lease expired while it was paused). Both
+/// branches count when the branch taken was not recorded.
+fn leases_used(op: &Op, rec: Option<&Rec>, leases: &mut Vec<i64>) {
     match op {
         Op::Put { lease, .. } if *lease != 0 => leases.push(*lease),
         Op::LeaseRevoke { id } | Op::LeaseKeepAlive { id } => leases.push(*id),
         Op::Txn {
             success, failure, ..
-        } => success
-            .iter()
-            .chain(failure)
-            .for_each(|inner| leases_used(inner, leases)),
+        } => match rec {
+            Some(Rec::Txn {
+                succeeded: Some(succeeded),
+                responses,
+                ..
+            }) => {
+                let branch = if *succeeded { success } else { failure };
+                for (index, inner) in branch.iter().enumerate() {
+                    let inner_rec = responses.as_ref().and_then(|list| list.get(index));
+                    leases_used(inner, inner_rec, leases);
+                }
+            }
+            _ => success
+                .iter()
+                .chain(failure)
+                .for_each(|inner| leases_used(inner, None, leases)),
+        },
         _ => {}
     }
 }

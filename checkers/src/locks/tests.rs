@@ -205,3 +205,75 @@ fn the_lock_note_round_trips() {
     let error = parse_line(&bad).expect_err("unknown step");
     assert!(error.contains("lock.step"), "{error}");
 }
+
+/// An election's release: a resign, the txn comparing the leader key's create revision with
+/// `token` and deleting the key; `succeeded` is its compare's outcome (None: unknown).
+fn resigned(id: u64, call: i64, key: &str, token: i64, succeeded: Option<bool>) -> Operation {
+    let result = succeeded.and_then(|succeeded| txn_answer(succeeded, 100));
+    let ret = succeeded.map(|_| call + 5);
+    Operation {
+        request: txn(),
+        ..op(id, call, ret, result, note(LockStep::Released, key, token))
+    }
+}
+
+/// Goal: an election is judged as a lock: a resign that succeeded proves the leader key existed
+/// with its token at the resign's call, so a second leader elected before that call is a
+/// `mutual_exclusion` violation; without that proof (the resign's outcome unknown) nothing is
+/// claimed. Method: A leads (token 3), proclaims at 20 and resigns at 30; B (token 8) is
+/// elected at 40, then at 25.
+#[test]
+fn a_resign_that_succeeded_proves_the_leadership_until_its_call() {
+    let clean = [
+        acquired(1, 10, KEY_A, 3, 3),
+        fenced(2, 20, KEY_A, 3, Some((true, 5))),
+        resigned(3, 30, KEY_A, 3, Some(true)),
+        acquired(4, 40, KEY_B, 8, 9),
+        fenced(5, 45, KEY_B, 8, Some((true, 10))),
+    ];
+    let report = check_locks(&clean);
+    assert_eq!(report.verdict, Verdict::Ok);
+    assert_eq!(report.summary.holds, 2);
+    assert_eq!(report.summary.stale_holds, 0);
+    let mut overlap = clean.clone();
+    overlap[3] = acquired(4, 25, KEY_B, 8, 9);
+    let verdict = check_locks(&overlap).verdict;
+    assert_eq!(finding(&verdict), Some("mutual_exclusion"), "{verdict:?}");
+    // Only the resign proves A led past 20: unknown, it proves nothing.
+    let mut unknown = overlap.clone();
+    unknown[2] = resigned(3, 30, KEY_A, 3, None);
+    assert_eq!(check_locks(&unknown).verdict, Verdict::Ok);
+}
+
+/// Goal: a resign whose compare failed shows the leader key lost, as an unlock that deleted
+/// nothing does: it proves nothing, and the paused leader it belongs to is reported, not
+/// failed. Method: A is elected at 10 and pauses; B is elected at 50; A's proclaim at 60 and
+/// resign at 70 fail. A resign of A that succeeded after the failed one proves nothing either,
+/// since the key was shown lost.
+#[test]
+fn a_failed_resign_shows_the_leadership_lost() {
+    let paused = [
+        acquired(1, 10, KEY_A, 3, 3),
+        acquired(2, 50, KEY_B, 8, 9),
+        fenced(3, 60, KEY_A, 3, Some((false, 9))),
+        resigned(4, 70, KEY_A, 3, Some(false)),
+        resigned(5, 80, KEY_B, 8, Some(true)),
+    ];
+    let report = check_locks(&paused);
+    assert_eq!(report.verdict, Verdict::Ok);
+    assert_eq!(report.summary.stale_holds, 1);
+    assert_eq!(report.summary.stale_fenced_refused, 1);
+    // Without the refused proclaim, the failed resign alone marks the key lost.
+    let lost = [
+        acquired(1, 10, KEY_A, 3, 3),
+        acquired(2, 50, KEY_B, 8, 9),
+        resigned(3, 60, KEY_A, 3, Some(false)),
+        resigned(4, 65, KEY_A, 3, Some(true)),
+    ];
+    assert_eq!(check_locks(&lost).verdict, Verdict::Ok);
+    // Had that first resign succeeded, A's key existed at 60, after B was elected.
+    let mut proven = lost.clone();
+    proven[2] = resigned(3, 60, KEY_A, 3, Some(true));
+    let verdict = check_locks(&proven).verdict;
+    assert_eq!(finding(&verdict), Some("mutual_exclusion"), "{verdict:?}");
+}
