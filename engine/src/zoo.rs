@@ -75,11 +75,15 @@ pub enum Bug {
     /// only, not on the keys the lease already holds: a user who may not write a key deletes
     /// it by revoking the lease it is attached to.
     LeaseKeysUnchecked,
+    /// A range's `max_create_revision` filter is taken as exclusive: a waiter that asks for
+    /// "the youngest key created at or before the revision just before mine" misses the key
+    /// created right before its own, and takes a lock or leadership that is still held.
+    MaxCreateRevisionExclusive,
 }
 
 impl Bug {
     /// Every bug of the zoo, in a fixed order (the order of the hunt table).
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 26] = [
         Bug::FigureEightCommit,
         Bug::VoteBeforeSync,
         Bug::AckBeforeSync,
@@ -105,6 +109,7 @@ impl Bug {
         Bug::PermissionCheckedOnlyAtRequest,
         Bug::LimitBeforeSort,
         Bug::LeaseKeysUnchecked,
+        Bug::MaxCreateRevisionExclusive,
     ];
 
     /// The bug's name in snake_case, as the command line takes it.
@@ -135,6 +140,7 @@ impl Bug {
             Bug::PermissionCheckedOnlyAtRequest => "permission_checked_only_at_request",
             Bug::LimitBeforeSort => "limit_before_sort",
             Bug::LeaseKeysUnchecked => "lease_keys_unchecked",
+            Bug::MaxCreateRevisionExclusive => "max_create_revision_exclusive",
         }
     }
 
@@ -173,6 +179,9 @@ impl Bug {
             }
             Bug::LeaseKeysUnchecked => {
                 "etcd's checkLeasePuts: revoking a lease, or attaching it to a key, needs write permission on every key the lease holds"
+            }
+            Bug::MaxCreateRevisionExclusive => {
+                "etcd's RangeRequest: max_create_revision is inclusive (keys created after it are filtered out); clientv3/concurrency's waitDeletes asks for create revision <= its own - 1"
             }
         }
     }

@@ -81,6 +81,9 @@ pub fn scenario_for(bug: Bug) -> &'static str {
         // Only the lock recipe reads "the oldest key under a prefix" (sorted, with a limit),
         // and only the mutual-exclusion checker sees what that read decided.
         Bug::LimitBeforeSort => "locks_under_partitions",
+        // Campaigns wait on the youngest older key through the create-revision filter; only
+        // the mutual-exclusion checker sees what that read decided.
+        Bug::MaxCreateRevisionExclusive => "elections_under_partitions",
     }
 }
 

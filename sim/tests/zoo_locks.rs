@@ -144,3 +144,35 @@ fn the_correct_engine_passes_the_elections_scenario() {
         assert_eq!(report.verdict, sim::Verdict::Pass, "seed {seed}");
     }
 }
+
+/// Goal: election traffic catches a bug of its own: a range's `max_create_revision` taken as
+/// exclusive, so a campaign's wait misses the key created right before its own and two
+/// leaders lead at once. Method: elections alone (no lock), seeds from 0 with the bug on until
+/// a definite catch, which must be the mutual-exclusion checker's (the history format cannot
+/// express a filtered range, so no other checker is told the read's answer).
+#[test]
+fn max_create_revision_exclusive_is_caught_by_elections_alone() {
+    let bug = Bug::MaxCreateRevisionExclusive;
+    assert_eq!(scenario_for(bug), "elections_under_partitions");
+    let mut scenario = sim::Scenario::elections_under_partitions();
+    if let Some(locks) = scenario.workload.locks.as_mut() {
+        locks.lock_count = 0;
+    }
+    scenario.member.bugs = engine::zoo::BugSet::of(bug);
+    let caught = (0..FILTER_SEEDS_MAX).find_map(|seed| {
+        let (report, _) = sim::run(&scenario, seed, sim::RunOptions::default());
+        let check = definite_failure(&report).map(|failure| failure.check.clone())?;
+        Some((seed, check, report))
+    });
+    let (seed, checker, report) =
+        caught.unwrap_or_else(|| panic!("escaped {FILTER_SEEDS_MAX} seeds"));
+    eprintln!("caught at seed {seed} by {checker}: {:?}", report.failures);
+    let lock_findings = ["mutual_exclusion", "fencing_order", "fenced_write_stale"];
+    assert!(
+        lock_findings.contains(&checker.as_str()),
+        "seed {seed}: {checker}"
+    );
+}
+
+/// Seeds `max_create_revision_exclusive` may take at most with elections alone.
+const FILTER_SEEDS_MAX: u64 = 10;

@@ -63,7 +63,9 @@ fn passes_filters(request: &RangeRequest, kv: &KeyValue) -> bool {
     let mod_ok = (request.max_mod_revision.0 == 0 || kv.mod_revision <= request.max_mod_revision)
         && (request.min_mod_revision.0 == 0 || kv.mod_revision >= request.min_mod_revision);
     let create_ok = (request.max_create_revision.0 == 0
-        || kv.create_revision <= request.max_create_revision)
+        || kv.create_revision <= request.max_create_revision
+            && !(crate::bug!(MaxCreateRevisionExclusive)
+                && kv.create_revision == request.max_create_revision))
         && (request.min_create_revision.0 == 0
             || kv.create_revision >= request.min_create_revision);
     mod_ok && create_ok
