@@ -807,3 +807,41 @@ fn deletes_key(op: &Op, key: KeyId) -> bool {
 fn writes_keys(op: &Op) -> bool {
     matches!(op, Op::Put { .. } | Op::Delete { .. } | Op::Txn { .. })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::leases_used;
+    use crate::model::{Op, Rec};
+
+    /// Goal: a txn used a lease only on the branch it took (a paused leader's refused proclaim
+    /// puts with its lease in the branch that did not run, and must not hold the lease's
+    /// expiry back). Method: one txn whose success branch puts with lease 7 and whose failure
+    /// branch keeps lease 9 alive, answered failed, succeeded and unrecorded.
+    #[test]
+    fn a_txn_uses_the_leases_of_the_branch_it_took() {
+        let put = Op::Put {
+            key: 0,
+            value: 1,
+            lease: 7,
+            prev_kv: false,
+        };
+        let txn = Op::Txn {
+            compares: Vec::new(),
+            success: vec![put],
+            failure: vec![Op::LeaseKeepAlive { id: 9 }],
+        };
+        let answered = |succeeded: bool| Rec::Txn {
+            revision: None,
+            succeeded: Some(succeeded),
+            responses: None,
+        };
+        let used = |rec: Option<&Rec>| {
+            let mut leases = Vec::new();
+            leases_used(&txn, rec, &mut leases);
+            leases
+        };
+        assert_eq!(used(Some(&answered(false))), vec![9]);
+        assert_eq!(used(Some(&answered(true))), vec![7]);
+        assert_eq!(used(None), vec![7, 9]);
+    }
+}
