@@ -419,24 +419,46 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// For a lease expiry that deleted no key (so it changed only the lease table), whether
-    /// an unplaced operation naming its lease may come next. Without one, the expiry is never
-    /// tried here: in any linearization, an expiry that deletes no key can move later (past
-    /// operations that do not name the lease, whose results it cannot change, and it has no
-    /// return bound) until just before the next operation that names its lease, or be left out
-    /// when none does; at that point this operation is a candidate. So skipping it loses no
-    /// linearization, and the search stops trying every subset of key-less expiries at each
-    /// dead end (seed 77 of the simulator: a 200M-step give-up). True for anything else.
+    /// For a lease expiry that deleted no key (so it changed only the lease table), whether it
+    /// may be placed here: when an unplaced operation whose outcome depends on the lease being
+    /// gone may come next (a definite one naming the lease, or a grant of its id), or when the
+    /// expiry is mandatory and no other definite operation may come next (it can wait no
+    /// longer). Otherwise it is not tried here: in any linearization, an expiry that deletes no
+    /// key can move later (past operations that do not name the lease, whose results it cannot
+    /// change, and past unknown-outcome puts, revokes or txns naming it, which it would only
+    /// turn into no-ops, the same as leaving them out) until just before the next operation
+    /// that needs it gone, or its own return, or be left out when neither comes; at that point
+    /// this operation is a candidate. So skipping it loses no linearization, and the search
+    /// stops trying every subset of key-less expiries at each dead end (seed 77 of the
+    /// simulator: a 200M-step give-up), and stops placing a mandatory expiry early, which
+    /// turned every later put with its lease into a no-op and left the search to try every
+    /// order of the revisions between before backing out of it (standalone
+    /// leader_isolated_during_compaction seed 1: a lease expiry was due only at a failed put
+    /// 2,000 s later, but the put that had to attach a key to it came at revision 637). True
+    /// for anything else.
     fn lease_user_ready(&self, node: u32) -> bool {
         let users = &self.lease_users[node as usize];
         if !matches!(self.ops[node as usize].op, crate::model::Op::Expire { .. }) {
             return true;
         }
         let limit = self.earliest_return();
-        users
+        let user_next = users
             .iter()
             .take_while(|&&user| self.ops[user as usize].call <= limit)
-            .any(|&user| !self.placed_flags[user as usize])
+            .any(|&user| !self.placed_flags[user as usize]);
+        user_next || (!self.ops[node as usize].unknown && self.only_definite_candidate(node, limit))
+    }
+
+    /// Whether `node` is the one unplaced definite operation called by `limit`.
+    fn only_definite_candidate(&self, node: u32, limit: i64) -> bool {
+        let mut candidate = self.definite.next[self.sentinel() as usize];
+        while candidate != self.sentinel() && self.ops[candidate as usize].call <= limit {
+            if candidate != node {
+                return false;
+            }
+            candidate = self.definite.next[candidate as usize];
+        }
+        true
     }
 
     /// A lease expiry that would delete no key while no user of its lease may come next: the
@@ -719,8 +741,11 @@ fn writes_keys_only(op: &SearchOp) -> bool {
     )
 }
 
-/// For each lease expiry among `ops`, the other operations naming its lease (in a put, a txn's
-/// put, a grant, revoke or keep-alive), sorted by call; empty for everything else.
+/// For each lease expiry among `ops`, the other operations whose outcome may depend on whether
+/// its lease is gone, sorted by call; empty for everything else: the definite ones naming the
+/// lease (in a put, a txn's put, a grant, revoke or keep-alive) and the unknown-outcome grants
+/// of its id. An unknown-outcome put, revoke, keep-alive or txn naming an expired lease fails
+/// and changes nothing, so placing it after the expiry is the same as leaving it out.
 fn lease_users(ops: &[SearchOp]) -> Vec<Vec<u32>> {
     use crate::model::Op;
     fn names(op: &Op, leases: &mut Vec<i64>) {
@@ -751,6 +776,9 @@ fn lease_users(ops: &[SearchOp]) -> Vec<Vec<u32>> {
     // One pass over the operations, rather than one per expiry.
     let mut named = Vec::new();
     for (other, op) in ops.iter().enumerate() {
+        if op.unknown && !matches!(op.op, Op::LeaseGrant { .. }) {
+            continue;
+        }
         named.clear();
         names(&op.op, &mut named);
         named.sort_unstable();
