@@ -44,20 +44,8 @@ fn absences_let_the_witness_decide_every_prefix() {
         ),
     ];
     for (name, text) in samples {
-        let history = parse_history(text).expect("the sample parses");
-        assert!(history.watches.is_empty(), "{name}: checked standalone");
-        let config = LinearConfig {
-            steps_max: 10_000_000,
-            ..LinearConfig::default()
-        };
-        let report = check_linearizable(&history, &config);
-        assert_eq!(report.verdict, Verdict::Ok, "{name}");
-        assert!(report.linearization.is_some(), "{name}");
-        assert!(
-            report.steps < 20 * history.ops.len() as u64,
-            "{name}: steps {}",
-            report.steps
-        );
+        let (steps, ops) = linearized_standalone(name, text);
+        assert!(steps < 20 * ops as u64, "{name}: steps {steps}");
     }
 }
 
@@ -109,17 +97,24 @@ fn key_less_expiries_wait_and_create_revisions_pin_their_writes() {
         ),
     ];
     for (name, text) in samples {
-        let history = parse_history(text).expect("the sample parses");
-        assert!(history.watches.is_empty(), "{name}: checked standalone");
-        let config = LinearConfig {
-            steps_max: 10_000_000,
-            ..LinearConfig::default()
-        };
-        let report = check_linearizable(&history, &config);
-        assert_eq!(report.verdict, Verdict::Ok, "{name}");
-        assert!(report.linearization.is_some(), "{name}");
+        let (steps, _) = linearized_standalone(name, text);
         // A few hundred thousand steps (leader_isolated_during_compaction 1: 382k), where
         // 200M were not enough.
-        assert!(report.steps < 1_000_000, "{name}: steps {}", report.steps);
+        assert!(steps < 1_000_000, "{name}: steps {steps}");
     }
+}
+
+/// Checks a sample without watches within 10M steps, requires a linearization, and returns
+/// the steps spent and the operation count.
+fn linearized_standalone(name: &str, text: &str) -> (u64, usize) {
+    let history = parse_history(text).expect("the sample parses");
+    assert!(history.watches.is_empty(), "{name}: checked standalone");
+    let config = LinearConfig {
+        steps_max: 10_000_000,
+        ..LinearConfig::default()
+    };
+    let report = check_linearizable(&history, &config);
+    assert_eq!(report.verdict, Verdict::Ok, "{name}");
+    assert!(report.linearization.is_some(), "{name}");
+    (report.steps, history.ops.len())
 }
