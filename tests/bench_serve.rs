@@ -40,6 +40,8 @@ fn bench_serve_reports_every_figure_for_detcd_alone() {
         for figure in ["ops_per_second", "p50_ms", "p99_ms"] {
             assert!(phase[figure].as_f64().is_some(), "{figure} in {phase}");
         }
+        // A single member is its own leader from the start: no phase sees a change.
+        assert_eq!(phase["leader_changes_seen"], 0, "{phase}");
     }
     assert_eq!(detcd["range_linearizable"]["clients"], 64);
     assert_eq!(detcd["put_to_watch_event"]["events"], 20);

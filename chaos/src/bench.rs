@@ -357,12 +357,11 @@ async fn put_to_event(urls: &[String], count: usize) -> anyhow::Result<Value> {
     }))
 }
 
-/// WAL fsyncs over the members: `etcd_disk_wal_fsync_duration_seconds` count and summed seconds
-/// (both systems export it under etcd's name), read from `/metrics` with a bare HTTP/1.0 GET.
-async fn fsync_totals(servers: &Servers) -> Option<(u64, f64)> {
+/// Metric samples summed over the members, one per name in `names`, read from `/metrics` with
+/// a bare HTTP/1.0 GET. Both systems export the ones used here under etcd's names.
+async fn metric_sums(servers: &Servers, names: &[&str]) -> Option<Vec<f64>> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut count_total = 0;
-    let mut seconds_total = 0.0;
+    let mut sums = vec![0.0; names.len()];
     for address in &servers.metrics_addresses {
         let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
         stream
@@ -374,14 +373,53 @@ async fn fsync_totals(servers: &Servers) -> Option<(u64, f64)> {
             .await
             .ok()?
             .ok()?;
-        let sample = |name: &str| -> Option<f64> {
-            let line = text.lines().find(|line| line.starts_with(name))?;
-            line.split_whitespace().last()?.parse::<f64>().ok()
-        };
-        count_total += sample("etcd_disk_wal_fsync_duration_seconds_count")? as u64;
-        seconds_total += sample("etcd_disk_wal_fsync_duration_seconds_sum")?;
+        for (sum, name) in sums.iter_mut().zip(names) {
+            // The name alone, not a longer one it prefixes (`_count` vs `_count_total`).
+            let line = text.lines().find(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with([' ', '{']))
+            })?;
+            *sum += line.split_whitespace().last()?.parse::<f64>().ok()?;
+        }
     }
-    Some((count_total, seconds_total))
+    Some(sums)
+}
+
+/// WAL fsyncs over the members: `etcd_disk_wal_fsync_duration_seconds` count and summed seconds.
+async fn fsync_totals(servers: &Servers) -> Option<(u64, f64)> {
+    let sums = metric_sums(
+        servers,
+        &[
+            "etcd_disk_wal_fsync_duration_seconds_count",
+            "etcd_disk_wal_fsync_duration_seconds_sum",
+        ],
+    )
+    .await?;
+    Some((sums[0] as u64, sums[1]))
+}
+
+/// Leader changes the members have seen, summed (`etcd_server_leader_changes_seen_total`).
+async fn leader_changes(servers: &Servers) -> Option<u64> {
+    let sums = metric_sums(servers, &["etcd_server_leader_changes_seen_total"]).await?;
+    Some(sums[0] as u64)
+}
+
+/// Runs one throughput phase and adds to its figures the leader changes the members saw
+/// meanwhile: a phase that lost its leader measures an election, not the steady state.
+async fn throughput_watched(
+    servers: &Servers,
+    client_count: usize,
+    workload: Workload,
+    phase: Duration,
+) -> anyhow::Result<Value> {
+    let before = leader_changes(servers).await;
+    let mut figures = throughput(&servers.client_urls, client_count, workload, phase).await?;
+    let after = leader_changes(servers).await;
+    figures["leader_changes_seen"] = match (before, after) {
+        (Some(before), Some(after)) => json!(after.saturating_sub(before)),
+        _ => Value::Null,
+    };
+    Ok(figures)
 }
 
 /// Requests a phase completed.
@@ -409,7 +447,7 @@ async fn measure(
     let sequential = sequential_puts(&urls[0], config.sequential_count).await?;
     let mut puts = Vec::new();
     for client_count in PUT_CLIENT_COUNTS {
-        puts.push(throughput(&urls, client_count, Workload::Put, config.phase).await?);
+        puts.push(throughput_watched(&servers, client_count, Workload::Put, config.phase).await?);
     }
     let mut kv = pb::kv_client::KvClient::new(channel(&urls[0])?);
     kv.put(pb::PutRequest {
@@ -418,8 +456,8 @@ async fn measure(
         ..Default::default()
     })
     .await?;
-    let linearizable = throughput(
-        &urls,
+    let linearizable = throughput_watched(
+        &servers,
         RANGE_CLIENT_COUNT,
         Workload::Range {
             serializable: false,
@@ -427,8 +465,8 @@ async fn measure(
         config.phase,
     )
     .await?;
-    let serializable = throughput(
-        &urls,
+    let serializable = throughput_watched(
+        &servers,
         RANGE_CLIENT_COUNT,
         Workload::Range { serializable: true },
         config.phase,
