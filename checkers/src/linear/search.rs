@@ -449,6 +449,35 @@ impl<'a> Search<'a> {
         user_next || (!self.ops[node as usize].unknown && self.only_definite_candidate(node, limit))
     }
 
+    /// An unknown-outcome auth request changes only what later requests see of the auth state.
+    /// While auth is disabled only auth requests see it, so until a definite one may come next
+    /// the request can wait: placed later, after requests that ignore the auth state, it has
+    /// the same effect (standalone permissions_revoked_under_load seed 8: with auth disabled,
+    /// six unknown grants and revokes were tried at every position between the writes). An
+    /// `auth_enable` never waits: requests that were refused need it before them. True for
+    /// anything else.
+    fn auth_reader_ready(&self, node: u32) -> bool {
+        let op = &self.ops[node as usize];
+        let crate::model::Op::Auth(cmd) = &op.op else {
+            return true;
+        };
+        if !op.unknown
+            || matches!(cmd, crate::model::auth::AuthCmd::Enable)
+            || self.store.auth_enabled()
+        {
+            return true;
+        }
+        let limit = self.earliest_return();
+        let mut candidate = self.definite.next[self.sentinel() as usize];
+        while candidate != self.sentinel() && self.ops[candidate as usize].call <= limit {
+            if matches!(self.ops[candidate as usize].op, crate::model::Op::Auth(_)) {
+                return true;
+            }
+            candidate = self.definite.next[candidate as usize];
+        }
+        false
+    }
+
     /// Whether `node` is the one unplaced definite operation called by `limit`.
     fn only_definite_candidate(&self, node: u32, limit: i64) -> bool {
         let mut candidate = self.definite.next[self.sentinel() as usize];
@@ -642,7 +671,7 @@ impl<'a> Search<'a> {
                 };
                 continue;
             };
-            if self.idle_expiry(node) {
+            if self.idle_expiry(node) || !self.auth_reader_ready(node) {
                 continue;
             }
             let mark = self.store.mark();
