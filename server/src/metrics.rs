@@ -147,6 +147,10 @@ impl Metrics {
             .swap(leader, std::sync::atomic::Ordering::Relaxed);
         if leader != 0 && leader != previous {
             self.leader_changes.inc();
+            tracing::info!(leader = %format!("{leader:x}"), term = status.term.0, "leader changed");
+        } else if leader == 0 && previous != 0 {
+            // As etcd's "lost leader" line: an operator reading the log sees where elections began.
+            tracing::warn!(previous = %format!("{previous:x}"), term = status.term.0, "lost the leader");
         }
     }
 

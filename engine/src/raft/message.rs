@@ -205,14 +205,22 @@ impl Message {
 
     /// True for messages that promise something about this member's durable state (a vote, a
     /// log match, a term) and so are held until the state they depend on is persisted.
+    ///
+    /// A heartbeat response is not held (as in etcd-io/raft). It promises only that this member
+    /// had seen no term above the leader's when it answered, which stays true if a crash then
+    /// loses the term; it claims no log entry and gives no vote. Held behind the next fsync, it
+    /// made one slow disk look like a dead follower: under load every response waited for an
+    /// fsync, so an fsync stall longer than the election timeout starved the leader's
+    /// check-quorum and it stepped down (`detcd serve` with 3 members, a disk writer beside it).
     pub(super) fn needs_durability(&self) -> bool {
         match &self.body {
             MessageBody::VoteRequest { pre_vote, .. }
             | MessageBody::VoteResponse { pre_vote, .. } => !pre_vote,
-            MessageBody::AppendResponse { .. }
-            | MessageBody::HeartbeatResponse { .. }
-            | MessageBody::InstallSnapshotResponse { .. } => true,
-            MessageBody::AppendRequest { .. }
+            MessageBody::AppendResponse { .. } | MessageBody::InstallSnapshotResponse { .. } => {
+                true
+            }
+            MessageBody::HeartbeatResponse { .. }
+            | MessageBody::AppendRequest { .. }
             | MessageBody::Heartbeat { .. }
             | MessageBody::InstallSnapshot { .. }
             | MessageBody::TimeoutNow
