@@ -57,6 +57,20 @@ impl DiskQueue {
         );
     }
 
+    /// Records that every operation up to and including `op_id` completed. Panics when
+    /// `op_id` is not in flight: the host reported an operation it never issued, or twice.
+    pub fn complete_through(&mut self, op_id: DiskOpId) {
+        assert!(
+            self.in_flight.contains(&op_id),
+            "disk completions must name an operation in flight"
+        );
+        while self
+            .in_flight
+            .pop_front()
+            .is_some_and(|oldest| oldest != op_id)
+        {}
+    }
+
     /// Operations issued and not yet complete.
     pub fn in_flight_count(&self) -> usize {
         self.in_flight.len()

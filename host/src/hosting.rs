@@ -315,6 +315,21 @@ impl<R, S, M: Hosted> Hosting<R, S, M> {
         self.step(now, Input::DiskDone { op, result }, io);
     }
 
+    /// Reports that every disk operation in flight up to and including `op` completed
+    /// without a fault, as one step. Why: a group commit completes many operations at once,
+    /// and the member's storage takes "`op` done" as "everything before it done" (completions
+    /// come in order), so one step releases what the whole group made durable. A fault is
+    /// reported with [`Hosting::disk_done`], after the operations before it.
+    pub fn disk_done_through<I: Io<Reply = R, Stream = S>>(
+        &mut self,
+        now: Instant,
+        op: DiskOpId,
+        io: &mut I,
+    ) {
+        self.disk.complete_through(op);
+        self.step(now, Input::DiskDone { op, result: Ok(()) }, io);
+    }
+
     /// Delivers a message from a peer.
     pub fn receive<I: Io<Reply = R, Stream = S>>(
         &mut self,
@@ -466,6 +481,40 @@ impl<R, S, M: Hosted> Hosting<R, S, M> {
                 self.watches.remove(&watch_id);
             }
         }
+    }
+}
+
+impl<R, S> Hosting<R, S, Member> {
+    /// Hands several client requests (with their credentials, if any) to the member as one
+    /// step (`Member::step_requests_into`); each outcome goes to its route.
+    pub fn requests<I: Io<Reply = R, Stream = S>>(
+        &mut self,
+        now: Instant,
+        batch: impl IntoIterator<Item = (Request, Option<engine::auth::Credentials>, Route<R, S>)>,
+        io: &mut I,
+    ) {
+        assert!(
+            self.kicked,
+            "a started member is kicked before any other input"
+        );
+        let mut inputs = Vec::new();
+        for (request, credentials, route) in batch {
+            let id = self.next_request_id();
+            self.routes.insert(id, route);
+            inputs.push((id, request, credentials));
+        }
+        if self.halted.is_some() {
+            for (id, _, _) in inputs {
+                self.route_reply(id, Err(RequestError::Stopping), io);
+            }
+            return;
+        }
+        let mut actions = std::mem::take(&mut self.actions);
+        self.member.step_requests_into(now, inputs, &mut actions);
+        self.carry_out(&mut actions, io);
+        actions.clear();
+        self.actions = actions;
+        self.cancel_orphaned_watches(now, io);
     }
 }
 

@@ -200,25 +200,52 @@ pub async fn run(
         }
     };
     refresh_membership(&hosting, &membership);
+    let mut completions = Vec::new();
+    let mut batch = Vec::new();
     while hosting.halted().is_none() {
         let wake = hosting
             .wake_at()
             .map(|at| started + std::time::Duration::from_nanos(at.0));
+        let mut first_command = None;
         select! {
             command = commands.recv() => match command {
-                Some(command) => accept(&mut hosting, command, now(), &mut io),
+                Some(command) => first_command = Some(command),
                 None => break,
             },
-            Some((op, result)) = done_receiver.recv() => {
-                hosting.disk_done(now(), op, result, &mut io);
-            }
+            Some(done) = done_receiver.recv() => completions.push(done),
             () = sleep_until(wake) => {
                 let _fired = hosting.fire_timer(now(), &mut io);
             }
             // Stopping: what is on disk is what a restart recovers; nothing else needs saving.
             _ = stop.changed() => break,
         }
-        report_slow_watches(&mut hosting, now(), &mut io);
+        // Everything already waiting is taken now, so the member steps once per kind of input
+        // rather than once per input: a group commit's completions are one step, the requests
+        // queued meanwhile are one persist batch (`Member::step_requests_into`).
+        while let Ok(done) = done_receiver.try_recv() {
+            completions.push(done);
+        }
+        let now = now();
+        report_completions(&mut hosting, now, &mut completions, &mut io);
+        let mut taken_count = 0;
+        let mut next = first_command;
+        loop {
+            let command = match next.take() {
+                Some(command) => command,
+                None if taken_count < COMMANDS_PER_STEP_MAX => match commands.try_recv() {
+                    Ok(command) => command,
+                    Err(_) => break,
+                },
+                None => break,
+            };
+            taken_count += 1;
+            if let Some(request) = as_request(command, &mut batch) {
+                flush_requests(&mut hosting, now, &mut batch, &mut io);
+                accept(&mut hosting, request, now, &mut io);
+            }
+        }
+        flush_requests(&mut hosting, now, &mut batch, &mut io);
+        report_slow_watches(&mut hosting, now, &mut io);
         metrics.sample(&hosting.member().status(), hosting.watches_count());
         refresh_membership(&hosting, &membership);
     }
@@ -380,6 +407,75 @@ fn report_slow_watches(hosting: &mut ServerHosting, now: Instant, io: &mut Serve
     while let Some(watch_id) = io.slow_watches.pop() {
         io.metrics.watch_slow.inc();
         hosting.watch_backpressure(now, watch_id, true, io);
+    }
+}
+
+/// Commands taken in one turn of the member task at most, so a flood of requests cannot
+/// delay the timer and the disk completions for long.
+const COMMANDS_PER_STEP_MAX: usize = 256;
+
+/// A request that opens no new kind of work (`Request`, `WatchCreate`) joins `batch`; any
+/// other command is handed back, to be accepted after the batch.
+fn as_request(
+    command: Command,
+    batch: &mut Vec<(Request, Option<engine::auth::Credentials>, ServerRoute)>,
+) -> Option<Command> {
+    match command {
+        Command::Request {
+            request,
+            credentials,
+            reply,
+        } => batch.push((request, credentials, Route::Reply(reply))),
+        Command::WatchCreate {
+            request,
+            credentials,
+            events,
+        } => batch.push((
+            Request::WatchCreate(request),
+            credentials,
+            Route::Watch(events),
+        )),
+        other => return Some(other),
+    }
+    None
+}
+
+type ServerRoute = Route<oneshot::Sender<Answer>, WatchSink>;
+
+/// Steps the member once with every request of `batch`, emptying it.
+fn flush_requests(
+    hosting: &mut ServerHosting,
+    now: Instant,
+    batch: &mut Vec<(Request, Option<engine::auth::Credentials>, ServerRoute)>,
+    io: &mut ServerIo,
+) {
+    if !batch.is_empty() {
+        hosting.requests(now, batch.drain(..), io);
+    }
+}
+
+/// Reports disk completions in order, emptying `completions`: each run of successes as one
+/// step (`Hosting::disk_done_through`), a failure on its own.
+fn report_completions(
+    hosting: &mut ServerHosting,
+    now: Instant,
+    completions: &mut Vec<(DiskOpId, Result<(), DiskFault>)>,
+    io: &mut ServerIo,
+) {
+    let mut done_through = None;
+    for (op, result) in completions.drain(..) {
+        match result {
+            Ok(()) => done_through = Some(op),
+            Err(fault) => {
+                if let Some(through) = done_through.take() {
+                    hosting.disk_done_through(now, through, io);
+                }
+                hosting.disk_done(now, op, Err(fault), io);
+            }
+        }
+    }
+    if let Some(through) = done_through {
+        hosting.disk_done_through(now, through, io);
     }
 }
 
