@@ -388,8 +388,21 @@ impl<R, S, M: Hosted> Hosting<R, S, M> {
             }
             return;
         }
+        self.step_with(now, io, |member, actions| {
+            member.step_into(now, input, actions)
+        });
+    }
+
+    /// Runs one member step (`step`, given the emptied actions buffer) and carries out what it
+    /// asks; the buffer is kept for the next step.
+    fn step_with<I: Io<Reply = R, Stream = S>>(
+        &mut self,
+        now: Instant,
+        io: &mut I,
+        step: impl FnOnce(&mut M, &mut Actions),
+    ) {
         let mut actions = std::mem::take(&mut self.actions);
-        self.member.step_into(now, input, &mut actions);
+        step(&mut self.member, &mut actions);
         self.carry_out(&mut actions, io);
         actions.clear();
         self.actions = actions;
@@ -509,12 +522,9 @@ impl<R, S> Hosting<R, S, Member> {
             }
             return;
         }
-        let mut actions = std::mem::take(&mut self.actions);
-        self.member.step_requests_into(now, inputs, &mut actions);
-        self.carry_out(&mut actions, io);
-        actions.clear();
-        self.actions = actions;
-        self.cancel_orphaned_watches(now, io);
+        self.step_with(now, io, |member, actions| {
+            member.step_requests_into(now, inputs, actions)
+        });
     }
 }
 
