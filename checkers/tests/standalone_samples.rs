@@ -141,3 +141,20 @@ fn unknown_auth_requests_wait_and_strictly_removable_keys_meet_their_removal() {
     // 5.0M steps (0.4 s), where 200M were not enough.
     assert!(steps < 8_000_000, "{name}: steps {steps}");
 }
+
+/// Goal: a retried put whose first effect nobody read is pinned where its key was created, not
+/// where its value was first read. Method: the first 30 s of lease_heavy seed 10, checked
+/// without watches. Two unknown-outcome retries put l00461 = c8-14, and reads show it only with
+/// mod revision 88, version 2, created at 63. The witness used to pin the first retry to 88, so
+/// the creation at 63 had no writer: it failed after 900 steps and the general search gave up
+/// after 200M. Every put of l00461 writes c8-14, so the creation sights it at 63.
+#[test]
+fn a_creation_sights_the_value_every_put_of_its_key_writes() {
+    let name = "lease_heavy 10";
+    let (steps, ops) = linearized_standalone(
+        name,
+        include_str!("data/sim_lease_heavy10_prefix.history.jsonl"),
+    );
+    assert_eq!(ops, 1340, "{name}: the sample is the 30 s prefix");
+    assert!(steps < 20 * ops as u64, "{name}: steps {steps}");
+}

@@ -12,6 +12,7 @@ mod prepare;
 mod reduce;
 mod runs;
 mod search;
+mod sightings;
 mod window;
 
 use crate::history::CompareTarget;

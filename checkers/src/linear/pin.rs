@@ -23,7 +23,7 @@ type Changes = [(KeyId, Option<ValueId>)];
 
 /// The observed changes by revision, grouped in revision-sorted Vecs (built once, then only
 /// looked up, so binary search over flat storage rather than a map of sets).
-struct Observed {
+pub(super) struct Observed {
     /// Distinct revisions with a change, ascending.
     revisions: Vec<i64>,
     /// `changes[ends[i - 1]..ends[i]]` (from 0 for the first) are `revisions[i]`'s changes.
@@ -69,7 +69,7 @@ impl Observed {
     }
 
     /// (revision, changes) in ascending revision order.
-    fn iter(&self) -> impl Iterator<Item = (i64, &Changes)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (i64, &Changes)> {
         (0..self.revisions.len()).map(|at| (self.revisions[at], self.group(at)))
     }
 }
@@ -228,7 +228,7 @@ pub(crate) fn pin_by_revisions(
     // operations only fails this attempt; the one without watches follows.
     kvs.extend(watch_put_kvs(watches, tables));
     let observed = observations(&kvs, watches, tables);
-    pin_observed(&mut ops, &observed);
+    super::sightings::pin_observed(&mut ops, &observed, &kvs);
     let written = written_revisions(&ops);
     let last_revision = last_revision(&ops, &observed);
     let arrivals = event_arrivals(watches);
@@ -284,7 +284,7 @@ pub(crate) fn pin_by_revisions(
 }
 
 /// A recorded kv's (key, value, create revision, mod revision, version).
-type KvFields = (
+pub(super) type KvFields = (
     KeyId,
     Option<ValueId>,
     Option<i64>,
@@ -673,52 +673,6 @@ fn observations(kvs: &[KvFields], watches: &[WatchRecord], tables: &Tables) -> O
         triples.push((event.revision, key, value));
     }
     Observed::from_triples(triples)
-}
-
-/// An unknown write that alone puts a (key, value) observed at revision R took effect at R.
-fn pin_observed(ops: &mut [SearchOp], observed: &Observed) {
-    // Every (key, value) any op puts, sorted with repeats: its writers are its run.
-    let mut writers: Vec<(KeyId, ValueId)> = ops.iter().flat_map(|op| puts(&op.op)).collect();
-    writers.sort_unstable();
-    let writer_count = |pair: &(KeyId, ValueId)| {
-        let start = writers.partition_point(|listed| listed < pair);
-        writers[start..].partition_point(|listed| listed == pair)
-    };
-    // (key, value, revision) sorted: a pair's first entry is the earliest revision it was seen.
-    let mut seen_at: Vec<(KeyId, ValueId, i64)> = observed
-        .iter()
-        .flat_map(|(revision, changes)| {
-            changes
-                .iter()
-                .filter_map(move |&(key, value)| value.map(|value| (key, value, revision)))
-        })
-        .collect();
-    seen_at.sort_unstable();
-    let first_seen = |&(key, value): &(KeyId, ValueId)| {
-        let at = seen_at.partition_point(|&(k, v, _)| (k, v) < (key, value));
-        seen_at
-            .get(at)
-            .filter(|&&(k, v, _)| (k, v) == (key, value))
-            .map(|&(_, _, revision)| revision)
-    };
-    let retried = super::reduce::retried_pairs(ops);
-    let is_first_retry = |index: usize, pair: &(KeyId, ValueId)| {
-        let at = retried.partition_point(|(listed, _)| listed < pair);
-        retried
-            .get(at)
-            .is_some_and(|(listed, first)| listed == pair && *first == index)
-    };
-    for (index, op) in ops.iter_mut().enumerate().filter(|(_, op)| op.unknown) {
-        let pinned = puts(&op.op)
-            .into_iter()
-            .filter(|pair| writer_count(pair) == 1 || is_first_retry(index, pair))
-            .find_map(|pair| first_seen(&pair));
-        if let Some(revision) = pinned {
-            op.unknown = false;
-            op.revision_lo = revision - 1;
-            op.revision_hi = revision - 1;
-        }
-    }
 }
 
 /// Revisions some definite (or pinned) operation is known to have written, sorted and
