@@ -239,9 +239,9 @@ pub async fn run(
                 None => break,
             };
             taken_count += 1;
-            if let Some(request) = as_request(command, &mut batch) {
+            if let Some(other) = join_batch(command, &mut batch) {
                 flush_requests(&mut hosting, now, &mut batch, &mut io);
-                accept(&mut hosting, request, now, &mut io);
+                accept(&mut hosting, other, now, &mut io);
             }
         }
         flush_requests(&mut hosting, now, &mut batch, &mut io);
@@ -416,7 +416,7 @@ const COMMANDS_PER_STEP_MAX: usize = 256;
 
 /// A request that opens no new kind of work (`Request`, `WatchCreate`) joins `batch`; any
 /// other command is handed back, to be accepted after the batch.
-fn as_request(
+fn join_batch(
     command: Command,
     batch: &mut Vec<(Request, Option<engine::auth::Credentials>, ServerRoute)>,
 ) -> Option<Command> {

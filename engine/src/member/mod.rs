@@ -267,11 +267,7 @@ impl Member {
     /// emptied buffers for its next step, so a host that reuses one `Actions` stops paying for
     /// regrowing and freeing its Vecs on every step.
     pub fn step_into(&mut self, now: Instant, input: Input, out: &mut Actions) {
-        assert!(out.is_empty(), "step_into needs an emptied Actions");
-        let _bugs = crate::zoo::activate(self.config.bugs);
-        if self.now < now {
-            self.now = now;
-        }
+        let _bugs = self.begin_step(now, out);
         if self.halted.is_some() {
             return self.step_halted(input, out);
         }
@@ -314,14 +310,7 @@ impl Member {
     where
         I: IntoIterator<Item = (RequestId, Request, Option<crate::auth::Credentials>)>,
     {
-        assert!(
-            out.is_empty(),
-            "step_requests_into needs an emptied Actions"
-        );
-        let _bugs = crate::zoo::activate(self.config.bugs);
-        if self.now < now {
-            self.now = now;
-        }
+        let _bugs = self.begin_step(now, out);
         for (id, request, credentials) in requests {
             if self.halted.is_some() {
                 self.out.reply.push((id, Err(RequestError::Stopping)));
@@ -333,6 +322,17 @@ impl Member {
             self.after_inputs();
         }
         self.finish_step(out);
+    }
+
+    /// What every step does before its inputs: checks `out` arrived empty, switches on the
+    /// configured zoo bugs for the step (the guard switches them off) and moves the clock.
+    fn begin_step(&mut self, now: Instant, out: &Actions) -> crate::zoo::ActiveGuard {
+        assert!(out.is_empty(), "a step needs an emptied Actions");
+        let bugs = crate::zoo::activate(self.config.bugs);
+        if self.now < now {
+            self.now = now;
+        }
+        bugs
     }
 
     /// What every step does once its inputs were taken: ticks, raft's output drained, then
