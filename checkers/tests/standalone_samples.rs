@@ -158,3 +158,23 @@ fn a_creation_sights_the_value_every_put_of_its_key_writes() {
     assert_eq!(ops, 1340, "{name}: the sample is the 30 s prefix");
     assert!(steps < 20 * ops as u64, "{name}: steps {steps}");
 }
+
+/// Goal: nine revisions in a row that no result or read shows, filled by retries that each took
+/// effect twice and by two lease expiries, are decided standalone. Method: the first 58.7 s of
+/// clock_drift_with_leases seed 21, checked without watches. During a leaderless stretch the
+/// retries of four clients landed at 996 to 1004 with the expiries at 1000 and 1001, and the
+/// first result that tells the fillers apart is a txn's limit-1 range at 1007 counting 160
+/// l-keys. The witness's complete order put the two latest-called unknown writes at 996 and
+/// 997 and then tried every later filler among hundreds of long-unanswered writes before
+/// revisiting them: it gave up after 200M steps. Its beam pass (the 24 latest candidates at
+/// each point, expiries among them) finds the order after the first pass's 1M steps.
+#[test]
+fn a_gap_filled_by_twice_landed_retries_and_expiries_is_decided_standalone() {
+    let name = "clock_drift_with_leases 21";
+    let (steps, ops) = linearized_standalone(
+        name,
+        include_str!("data/sim_clock_drift_with_leases21_prefix.history.jsonl"),
+    );
+    assert_eq!(ops, 2603, "{name}: the sample is the 58.7 s prefix");
+    assert!(steps < 2_000_000, "{name}: steps {steps}");
+}
