@@ -178,3 +178,24 @@ fn a_gap_filled_by_twice_landed_retries_and_expiries_is_decided_standalone() {
     assert_eq!(ops, 2603, "{name}: the sample is the 58.7 s prefix");
     assert!(steps < 2_000_000, "{name}: steps {steps}");
 }
+
+/// Goal: a retry that made a revision nobody read is left free to fill it, and a serializable
+/// read's kvs count as observations. Method: the first 60.4 s of disk_faults seed 41, checked
+/// without watches (it gave up after 200M steps before this check learnt two things):
+/// - three retries of s00 = c7-105 are seen only at 509; the first also made 487, overwritten
+///   unseen at 490, and only it was called in time for 487. Pinned to 509, it left 487 without
+///   a writer; now the latest retry called in time for 509 is pinned there;
+/// - only a serializable read shows l00177 at version 2 after the definite put of c0-201 at
+///   868, so nothing kept an unknown retry of that put from also taking effect at 861, and the
+///   witness found out only through a count at 869. Now the read's lifetime, less the known
+///   put still to come, caps the version at 861.
+#[test]
+fn unseen_effects_of_retries_and_serializable_reads_are_accounted_for() {
+    let name = "disk_faults 41";
+    let (steps, ops) = linearized_standalone(
+        name,
+        include_str!("data/sim_disk_faults41_prefix.history.jsonl"),
+    );
+    assert_eq!(ops, 2266, "{name}: the sample is the 60.4 s prefix");
+    assert!(steps < 20 * ops as u64, "{name}: steps {steps}");
+}

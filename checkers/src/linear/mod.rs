@@ -12,6 +12,7 @@ mod prepare;
 mod reduce;
 mod runs;
 mod search;
+mod setup;
 mod sightings;
 mod window;
 
@@ -405,13 +406,25 @@ fn witness_attempt(
     if !with_revisions {
         return None;
     }
-    witness_with(history.watches, tables, ops, config, steps, with_prev_kvs).or_else(|| {
+    let stale_kvs = sightings::serializable_kvs(history.ops, tables);
+    let witness = |watches, steps: &mut u64, with_prev_kvs| {
+        witness_with(
+            watches,
+            &stale_kvs,
+            tables,
+            ops,
+            config,
+            steps,
+            with_prev_kvs,
+        )
+    };
+    witness(history.watches, steps, with_prev_kvs).or_else(|| {
         // Watch streams only narrow the candidate; one that contradicts the operations (an
         // event at a shifted revision) must not keep the history from its verdict. Without
         // them the witness is still a linearization of the operations, and the watch checker
         // then names the event that disagrees with it.
         (!history.watches.is_empty())
-            .then(|| witness_with(&[], tables, ops, config, steps, false))
+            .then(|| witness(&[], steps, false))
             .flatten()
     })
 }
@@ -419,13 +432,15 @@ fn witness_attempt(
 /// `revision_witness` with the given watch streams as observations.
 fn witness_with(
     watches: &[crate::history::WatchRecord],
+    stale_kvs: &[pin::KvFields],
     tables: &Tables,
     ops: &[SearchOp],
     config: &LinearConfig,
     steps: &mut u64,
     with_prev_kvs: bool,
 ) -> Option<LinearReport> {
-    let (narrowed, observed) = pin::pin_by_revisions(ops, watches, tables, with_prev_kvs);
+    let (narrowed, observed) =
+        pin::pin_by_revisions(ops, watches, stale_kvs, tables, with_prev_kvs);
     // `decide` caps the steps counted so far, which include an earlier try's.
     let budget = steps
         .saturating_add(WITNESS_STEPS_MAX)

@@ -85,6 +85,8 @@ pub(crate) struct Observations {
     /// distinct: the key existed, created at the first, through the second, with that version
     /// there.
     alive: Vec<Vec<(i64, i64, i64)>>,
+    /// Per key id, the revisions known puts wrote it at (see `sightings::known_puts`).
+    known_puts: Vec<Vec<i64>>,
     /// Per key id, the revisions at which a read showed it unchanged (a latest read at revision
     /// S returned it with mod revision M: M + 1 through S), as sorted, disjoint, non-adjacent
     /// runs (first, last), so a lookup is a binary search rather than a scan of every read.
@@ -184,18 +186,22 @@ impl Observations {
     }
 
     /// A key changed at the store's revision R must, for every recorded lifetime spanning R,
-    /// exist with that create revision and no more puts than the version seen at its end.
+    /// exist with that create revision and leave room for the known puts still to come before
+    /// the lifetime's end: its version plus theirs at most the version seen there.
     fn lifetime_agrees(&self, store: &Store, key: KeyId) -> bool {
         let revision = store.revision();
         let lifetimes = &self.alive[key as usize];
         let state = store.get(key);
         let created_by = lifetimes.partition_point(|&(create, _, _)| create <= revision);
+        let known = &self.known_puts[key as usize];
+        let after = known.partition_point(|&put| put <= revision);
         lifetimes[..created_by]
             .iter()
             .filter(|(_, mod_revision, _)| *mod_revision >= revision)
-            .all(|&(create, _, version)| {
+            .all(|&(create, mod_revision, version)| {
+                let to_come = known[after..].partition_point(|&put| put <= mod_revision);
                 state.is_some_and(|state| {
-                    state.create_revision == create && state.version <= version
+                    state.create_revision == create && state.version + to_come as i64 <= version
                 })
             })
     }
@@ -207,6 +213,7 @@ impl Observations {
 pub(crate) fn pin_by_revisions(
     ops: &[SearchOp],
     watches: &[WatchRecord],
+    stale_kvs: &[KvFields],
     tables: &Tables,
     with_prev_kvs: bool,
 ) -> (Vec<SearchOp>, Observations) {
@@ -227,11 +234,15 @@ pub(crate) fn pin_by_revisions(
     // checker then reported the event against that order). An event that contradicts the
     // operations only fails this attempt; the one without watches follows.
     kvs.extend(watch_put_kvs(watches, tables));
+    kvs.extend_from_slice(stale_kvs);
     let observed = observations(&kvs, watches, tables);
-    super::sightings::pin_observed(&mut ops, &observed, &kvs);
+    let arrivals = event_arrivals(watches);
+    {
+        let deadline = revision_deadlines(&ops, &arrivals, last_revision(&ops, &observed));
+        super::sightings::pin_observed(&mut ops, &observed, &kvs, &deadline);
+    }
     let written = written_revisions(&ops);
     let last_revision = last_revision(&ops, &observed);
-    let arrivals = event_arrivals(watches);
     let deadline = revision_deadlines(&ops, &arrivals, last_revision);
     // Each gap's deadline and observed changes, looked up once rather than once per operation.
     // Every gap must be filled by a distinct unknown-outcome write. With more gaps than such
@@ -264,6 +275,7 @@ pub(crate) fn pin_by_revisions(
     let absences = Absences::build(&ops, &alive, tables.key_count());
     let put_keys = super::reduce::keys_only_puts(&ops);
     let created = creations(&kvs);
+    let known_puts = super::sightings::known_puts(&ops, tables.key_count());
     let mut unchanged = unchanged_spans(&ops, tables.key_count());
     if with_prev_kvs {
         note_prev_kv_spans(&mut unchanged, watches, tables);
@@ -274,6 +286,7 @@ pub(crate) fn pin_by_revisions(
             changes: observed,
             complete,
             alive,
+            known_puts,
             unchanged,
             put_keys,
             created,
@@ -284,7 +297,7 @@ pub(crate) fn pin_by_revisions(
 }
 
 /// A recorded kv's (key, value, create revision, mod revision, version).
-pub(super) type KvFields = (
+pub(crate) type KvFields = (
     KeyId,
     Option<ValueId>,
     Option<i64>,

@@ -174,12 +174,14 @@ pub(super) fn keys_only_puts(ops: &[SearchOp]) -> Vec<(i64, KeyId, Option<i64>)>
     puts
 }
 
+/// A retried (key, value) pair and its writers as (call, index into the operations).
+pub(super) type RetriedPair = ((KeyId, ValueId), Vec<(i64, usize)>);
+
 /// The (key, value) pairs every writer of which is an unknown-outcome retry of one request
-/// (equal requests), each with its earliest-called writer (index into `ops`), sorted. A retried
-/// put whose value was seen took effect at least once; the witness pins the first retry to the
-/// first sighting (the earliest call can be placed wherever a later one can), and leaves the
-/// others unknown.
-pub(super) fn retried_pairs(ops: &[SearchOp]) -> Vec<((KeyId, ValueId), usize)> {
+/// (equal requests), each with its writers as (call, index into `ops`) in call order, sorted by
+/// pair. A retried put whose value was seen took effect at least once; the witness pins one
+/// retry to the first sighting (see `sightings`) and leaves the others unknown.
+pub(super) fn retried_pairs(ops: &[SearchOp]) -> Vec<RetriedPair> {
     let mut writers: Vec<((KeyId, ValueId), i64, usize)> = Vec::new();
     for (index, op) in ops.iter().enumerate() {
         for pair in super::pin::puts(&op.op) {
@@ -195,7 +197,8 @@ pub(super) fn retried_pairs(ops: &[SearchOp]) -> Vec<((KeyId, ValueId), usize)> 
                 .iter()
                 .all(|&(_, _, index)| ops[index].unknown && ops[index].op == first.op);
         if all_retries {
-            out.push((run[0].0, run[0].2));
+            let writers = run.iter().map(|&(_, call, index)| (call, index)).collect();
+            out.push((run[0].0, writers));
         }
     }
     out
