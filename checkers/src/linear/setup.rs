@@ -7,21 +7,25 @@ use crate::model::{Op, Rec};
 
 /// Whether two search states with the same placed operations and the same latest store, but a
 /// different past, can still have different futures. Not when every reader of the past is a
-/// definite plain read with a recorded result: `historical_reads_agree` checks each against the
+/// definite plain read with a recorded result or error: an error (compacted, future revision,
+/// permission) depends on the latest store alone, and `historical_reads_agree` checks each result against the
 /// state at its revision as soon as the store passes it, so any path that reaches revision R
 /// has already matched every such read at or below R against its own past (and the past below
 /// the search's start state is common to all paths), while reads above R see states built from
 /// the latest one on. Unknown-outcome reads change nothing and never matter. Leaving the past
 /// out of the memo then lets fills of a revision gap that end alike merge, and keeps the memo's
 /// key to the latest state (a history with reads of old revisions paid for hashing every
-/// version at every step).
+/// version at every step). Standalone single_member_crashes seed 38, where a crash left 14
+/// revisions filled only by retries and two reads at old revisions answered "compacted", gave
+/// up after 200M steps while the past was kept; the fills now merge once the retries' definite
+/// twins overwrite every key they wrote.
 pub(super) fn past_matters(ops: &[SearchOp]) -> bool {
     ops.iter().any(|op| {
         !op.unknown
             && super::reads_history(&op.op)
             && !matches!(
                 (&op.op, op.rec.as_deref()),
-                (Op::Range { .. }, Some(Rec::Range { .. }))
+                (Op::Range { .. }, Some(Rec::Range { .. } | Rec::Error(_)))
             )
     })
 }
