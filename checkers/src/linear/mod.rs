@@ -357,17 +357,35 @@ fn revision_witness(
     config: &LinearConfig,
     steps: &mut u64,
 ) -> Option<LinearReport> {
+    let with_revisions = ops
+        .iter()
+        .any(|op| !op.unknown && op.revision_lo == op.revision_hi && op.revision_hi > 0);
+    if !with_revisions {
+        return None;
+    }
+    let stale_kvs = sightings::serializable_kvs(history.ops, tables);
     let with_prev_kvs = history
         .watches
         .iter()
         .flat_map(|watch| &watch.events)
         .any(|event| event.prev_kv.is_some());
+    let attempt = |steps: &mut u64, with_prev_kvs| {
+        witness_attempt(
+            history,
+            &stale_kvs,
+            tables,
+            ops,
+            config,
+            steps,
+            with_prev_kvs,
+        )
+    };
     if with_prev_kvs {
-        if let Some(report) = witness_attempt(history, tables, ops, config, steps, true) {
+        if let Some(report) = attempt(steps, true) {
             return Some(report);
         }
     }
-    witness_attempt(history, tables, ops, config, steps, false)
+    attempt(steps, false)
 }
 
 /// The witness attempt's first pass: the complete order (`UnknownOrder::Lists`) for this many
@@ -394,23 +412,17 @@ const WITNESS_BEAM_WIDTH: u32 = 24;
 /// One witness attempt (see `revision_witness`).
 fn witness_attempt(
     history: HistoryView<'_>,
+    stale_kvs: &[pin::KvFields],
     tables: &Tables,
     ops: &[SearchOp],
     config: &LinearConfig,
     steps: &mut u64,
     with_prev_kvs: bool,
 ) -> Option<LinearReport> {
-    let with_revisions = ops
-        .iter()
-        .any(|op| !op.unknown && op.revision_lo == op.revision_hi && op.revision_hi > 0);
-    if !with_revisions {
-        return None;
-    }
-    let stale_kvs = sightings::serializable_kvs(history.ops, tables);
     let witness = |watches, steps: &mut u64, with_prev_kvs| {
         witness_with(
             watches,
-            &stale_kvs,
+            stale_kvs,
             tables,
             ops,
             config,

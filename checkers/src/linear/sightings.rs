@@ -25,8 +25,9 @@ use super::pin::{puts, KvFields, Observed};
 use super::prepare::SearchOp;
 use crate::model::{KeyId, Op, Rec, RecKv, Tables, ValueId};
 
-/// An unknown write that alone puts a (key, value) sighted at revision R took effect at R; the
-/// first of a retried pair's writers is pinned to the pair's first sighting (module doc).
+/// An unknown write that alone puts a (key, value) sighted at revision R took effect at R; of a
+/// retried pair's writers, the latest called by `deadline` of the pair's first sighting is
+/// pinned there (module doc).
 pub(super) fn pin_observed(
     ops: &mut [SearchOp],
     observed: &Observed,
