@@ -199,3 +199,21 @@ fn unseen_effects_of_retries_and_serializable_reads_are_accounted_for() {
     assert_eq!(ops, 2266, "{name}: the sample is the 60.4 s prefix");
     assert!(steps < 20 * ops as u64, "{name}: steps {steps}");
 }
+
+/// Goal: a revision spent on a write no recorded lifetime needs is pruned at once, when the
+/// puts the lifetimes still owe no longer fit in the revisions left. Method: the first 12 s
+/// of single_member_crashes seed 38, checked without watches. After a crash, 13 retried puts
+/// of seven keys had to fill revisions 133 to 145 (reads after them showed every one landed),
+/// but the witness placed a mandatory lease expiry first, at 133, and tried every order of
+/// the puts after it before backing out (4 s, tens of millions of steps; each key's own
+/// version floor still held until the last revisions).
+#[test]
+fn the_puts_lifetimes_owe_must_fit_together_in_the_revisions_left() {
+    let name = "single_member_crashes 38";
+    let (steps, ops) = linearized_standalone(
+        name,
+        include_str!("data/sim_single_member_crashes38_prefix.history.jsonl"),
+    );
+    assert_eq!(ops, 532, "{name}: the sample is the 12 s prefix");
+    assert!(steps < 20 * ops as u64, "{name}: steps {steps}");
+}

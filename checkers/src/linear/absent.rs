@@ -8,11 +8,11 @@
 //! delete nothing), or where nothing in the history could ever remove the key, the witness
 //! prunes the order at once instead of finding out at S after filling every gap below it.
 //!
-//! Recorded lifetimes (created at C, version V at mod revision M) bound versions the same way:
-//! when a key is put at R inside one, the definite puts of it still to come in (R, M] must fit
-//! under V; and at R its version must be at least V minus the revisions in (R, M] that could
+//! Recorded lifetimes (created at C, version V at mod revision M) bound versions from below the
+//! same way: at R a key's version must be at least V minus the revisions in (R, M] that could
 //! still put it (buggified compaction_heavy 123 and single_member_crashes 655: the witness
-//! filled a gap with the wrong number of puts of a key and found out only at M).
+//! filled a gap with the wrong number of puts of a key and found out only at M). The bound from
+//! above is `pin`'s, and the floors of several keys together are `needs`'.
 //!
 //! Sound for the witness only, which never decides a violation: a rejected order is one the
 //! general search would reject later anyway, but the counts here are coarse (any delete of the
@@ -38,10 +38,6 @@ pub(crate) struct Absences {
     windows: Vec<(i64, KeyId, u8)>,
     /// The version floors the recorded lifetimes set (see `VersionFloors`).
     floors: VersionFloors,
-    /// Per key id, the recorded lifetimes (create revision, mod revision, version), sorted.
-    lifetimes: Vec<Vec<(i64, i64, i64)>>,
-    /// Per key id, the revisions a definite (or pinned) write certainly put it at, sorted.
-    pinned_puts: Vec<Vec<i64>>,
     /// Per key id, when only definite writes at known revisions can start the key's removal
     /// (see `strict_removals`), those revisions, sorted; `None` when something else might.
     strict_removals: Vec<Option<Vec<i64>>>,
@@ -139,8 +135,6 @@ impl Absences {
             removal_revisions,
             windows,
             floors,
-            lifetimes: lifetimes.to_vec(),
-            pinned_puts: pinned_puts(ops, key_count),
             strict_removals: strict_removals(ops, key_count),
         }
     }
@@ -167,7 +161,7 @@ impl Absences {
         if !forever
             || !changed
                 .iter()
-                .all(|&key| self.version_room(store, key) && self.strictly_removable(store, key))
+                .all(|&key| self.strictly_removable(store, key))
         {
             return false;
         }
@@ -208,30 +202,6 @@ impl Absences {
         let after = removals.partition_point(|&made| made <= revision);
         removals.get(after).is_some_and(|&made| made <= absent)
     }
-
-    /// A key just put at R, inside a recorded lifetime (created at C, version V at M > R),
-    /// must leave room for the definite puts of it in (R, M]: its version now is at most V
-    /// minus their count. Versions only grow by puts, so checking when the key changes is
-    /// enough.
-    fn version_room(&self, store: &Store, key: KeyId) -> bool {
-        let revision = store.revision();
-        let Some(state) = store.get(key) else {
-            return true;
-        };
-        let puts = &self.pinned_puts[key as usize];
-        let after = puts.partition_point(|&listed| listed <= revision);
-        let lifetimes = &self.lifetimes[key as usize];
-        let created_by = lifetimes.partition_point(|&(create, _, _)| create <= revision);
-        lifetimes[..created_by]
-            .iter()
-            .filter(|&&(create, modified, _)| {
-                create == state.create_revision && modified > revision
-            })
-            .all(|&(_, modified, version)| {
-                let coming = puts[after..].partition_point(|&listed| listed <= modified);
-                state.version + coming as i64 <= version
-            })
-    }
 }
 
 /// `entries` sorted by revision, keeping their order within one revision: a counting sort
@@ -268,49 +238,6 @@ fn by_revision(mut entries: Vec<(i64, KeyId, u8)>) -> Vec<(i64, KeyId, u8)> {
         *next += 1;
     }
     sorted
-}
-
-/// Per key id, the revisions at which a definite (or pinned) write certainly put it: a put
-/// with a recorded revision, a pinned unknown put, a txn's taken branch. Sorted.
-fn pinned_puts(ops: &[SearchOp], key_count: usize) -> Vec<Vec<i64>> {
-    let mut puts: Vec<Vec<i64>> = vec![Vec::new(); key_count];
-    for op in ops.iter().filter(|op| !op.unknown) {
-        match (&op.op, op.rec.as_deref()) {
-            (Op::Put { key, .. }, None) if op.revision_lo == op.revision_hi => {
-                puts[*key as usize].push(op.revision_hi + 1)
-            }
-            (
-                Op::Put { key, .. },
-                Some(Rec::Put {
-                    revision: Some(made),
-                    ..
-                }),
-            ) => puts[*key as usize].push(*made),
-            (
-                Op::Txn {
-                    success, failure, ..
-                },
-                Some(Rec::Txn {
-                    revision: Some(made),
-                    succeeded: Some(succeeded),
-                    ..
-                }),
-            ) => {
-                let branch = if *succeeded { success } else { failure };
-                for inner in branch {
-                    if let Op::Put { key, .. } = inner {
-                        puts[*key as usize].push(*made);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    for list in &mut puts {
-        list.sort_unstable();
-        list.dedup();
-    }
-    puts
 }
 
 /// Per key id, the revisions of the writes that could start its removal, when each of them is

@@ -7,6 +7,7 @@
 
 mod absent;
 mod contradiction;
+mod needs;
 mod pin;
 mod prepare;
 mod reduce;

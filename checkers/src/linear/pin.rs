@@ -11,6 +11,7 @@
 //! time), and otherwise falls back to the unrestricted search. It never decides a violation.
 
 use super::absent::Absences;
+use super::needs::PutNeeds;
 use super::prepare::SearchOp;
 use super::runs::{in_runs, merge_runs, minimum_from, push_run, suffix_minima};
 use crate::history::{EventKind, WatchRecord};
@@ -99,6 +100,8 @@ pub(crate) struct Observations {
     created: Vec<(i64, KeyId)>,
     /// Keys observed absent at some revision, which must be removable before it.
     absences: Absences,
+    /// The puts recorded lifetimes still owe, which must fit together in the free revisions.
+    needs: PutNeeds,
     /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
     /// write that made R (or any earlier revision) had happened by then, so was called no later.
     /// Revision-sorted (see `suffix_minima`).
@@ -161,7 +164,8 @@ impl Observations {
             }
             return changed.iter().all(|&key| {
                 self.unchanged_agrees(revision, key) && self.lifetime_agrees(store, key)
-            }) && self.absences.admits(store, &changed);
+            }) && self.absences.admits(store, &changed)
+                && self.needs.hold(store);
         };
         let agrees = changes.iter().all(|&(key, value)| {
             store.last_change_revision(key) == Some(revision)
@@ -178,6 +182,7 @@ impl Observations {
         }
         (!in_runs(&self.complete, revision) || changed.len() == changes.len())
             && self.absences.admits(store, &changed)
+            && self.needs.hold(store)
     }
 
     /// A key changed at revision R must not lie in a span some read showed it unchanged.
@@ -273,6 +278,7 @@ pub(crate) fn pin_by_revisions(
     let complete = complete_revisions(watches, tables);
     let alive = lifetimes(&kvs, tables.key_count());
     let absences = Absences::build(&ops, &alive, tables.key_count());
+    let needs = PutNeeds::build(&ops, &alive, tables.key_count());
     let put_keys = super::reduce::keys_only_puts(&ops);
     let created = creations(&kvs);
     let known_puts = super::sightings::known_puts(&ops, tables.key_count());
@@ -291,6 +297,7 @@ pub(crate) fn pin_by_revisions(
             put_keys,
             created,
             absences,
+            needs,
             arrivals,
         },
     )
@@ -691,45 +698,10 @@ fn observations(kvs: &[KvFields], watches: &[WatchRecord], tables: &Tables) -> O
 /// Revisions some definite (or pinned) operation is known to have written, sorted and
 /// distinct.
 fn written_revisions(ops: &[SearchOp]) -> Vec<i64> {
-    let mut written = Vec::new();
-    for op in ops.iter().filter(|op| !op.unknown) {
-        let revision = op.revision_hi.saturating_add(1);
-        let writes = match op.rec.as_deref() {
-            // Pinned unknown outcomes: their bound is the revision they produced.
-            None => op.revision_lo == op.revision_hi && op.revision_hi < i64::MAX,
-            Some(Rec::Put {
-                revision: Some(_), ..
-            }) => true,
-            Some(Rec::Delete {
-                revision: Some(_),
-                deleted: Some(deleted),
-                ..
-            }) => *deleted > 0,
-            Some(Rec::Txn {
-                revision: Some(recorded),
-                succeeded: Some(succeeded),
-                ..
-            }) => {
-                // A taken branch with a put always writes at the recorded revision.
-                let Op::Txn {
-                    success, failure, ..
-                } = &op.op
-                else {
-                    continue;
-                };
-                let branch = if *succeeded { success } else { failure };
-                if branch.iter().any(|inner| !puts(inner).is_empty()) {
-                    written.push(*recorded);
-                }
-                continue;
-            }
-            _ => false,
-        };
-        if writes {
-            written.push(revision);
-        }
-    }
-    written.sort_unstable();
+    let mut written: Vec<i64> = super::needs::known_writes(ops)
+        .into_iter()
+        .map(|(revision, _)| revision)
+        .collect();
     written.dedup();
     written
 }
