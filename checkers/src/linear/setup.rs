@@ -63,8 +63,9 @@ pub(super) fn writes_keys_only(op: &SearchOp) -> bool {
     )
 }
 
-/// For each lease expiry among `ops`, the other operations whose outcome may depend on whether
-/// its lease is gone, sorted by call; empty for everything else: the definite ones naming the
+/// For each lease end among `ops` (an expiry, or a revoke of unknown outcome: placed, it
+/// ended the lease), the other operations whose outcome may depend on whether its lease is
+/// gone, sorted by call; empty for everything else: the definite ones naming the
 /// lease (in a put, a txn's put, a grant, revoke or keep-alive) and the unknown-outcome grants
 /// of its id. An unknown-outcome put, revoke, keep-alive or txn naming an expired lease fails
 /// and changes nothing, so placing it after the expiry is the same as leaving it out.
@@ -87,8 +88,12 @@ pub(super) fn lease_users(ops: &[SearchOp]) -> Vec<Vec<u32>> {
     }
     let mut expiries: std::collections::BTreeMap<i64, Vec<u32>> = Default::default();
     for (index, op) in ops.iter().enumerate() {
-        if let Op::Expire { id } = op.op {
-            expiries.entry(id).or_default().push(index as u32);
+        match op.op {
+            Op::Expire { id } => expiries.entry(id).or_default().push(index as u32),
+            Op::LeaseRevoke { id } if op.unknown => {
+                expiries.entry(id).or_default().push(index as u32)
+            }
+            _ => {}
         }
     }
     let mut users = vec![Vec::new(); ops.len()];
