@@ -7,6 +7,7 @@
 
 mod absent;
 mod contradiction;
+mod counts;
 mod needs;
 mod pin;
 mod prepare;

@@ -99,8 +99,33 @@ impl PutNeeds {
     /// revisions between the store's and that end that no known write holds.
     pub(crate) fn hold(&self, store: &Store) -> bool {
         let revision = store.revision();
-        let start = self.ends.partition_point(|end| end.modified <= revision);
         let horizon = revision.saturating_add(NEEDS_WINDOW_REVISIONS);
+        self.owed(store, horizon, |total, modified| {
+            total <= self.free_revisions(revision, modified)
+        })
+        .is_some()
+    }
+
+    /// The puts owed, together, by the lifetimes ending by `through`.
+    pub(crate) fn owed_by(&self, store: &Store, through: i64) -> i64 {
+        self.owed(store, through, |_, _| true).unwrap_or(i64::MAX)
+    }
+
+    /// Whether a write at a known revision made `revision`.
+    pub(crate) fn is_known(&self, revision: i64) -> bool {
+        self.known.binary_search(&revision).is_ok()
+    }
+
+    /// The revisions in (`after`, `through`] that no known write holds.
+    pub(crate) fn free_revisions(&self, after: i64, through: i64) -> i64 {
+        (through - after) - count_in(&self.known, after, through)
+    }
+
+    /// Sums the puts owed by the lifetimes ending after the store's revision and by
+    /// `horizon`, in order of their ends; `None` as soon as `fits(total so far, end)` fails.
+    fn owed(&self, store: &Store, horizon: i64, fits: impl Fn(i64, i64) -> bool) -> Option<i64> {
+        let revision = store.revision();
+        let start = self.ends.partition_point(|end| end.modified <= revision);
         // (key, create, need counted): a key's need only grows with M, so each incarnation
         // adds its greatest need so far once.
         let mut groups = [(0 as KeyId, 0i64, 0i64); NEEDS_GROUPS_MAX];
@@ -142,12 +167,11 @@ impl PutNeeds {
                     total += need;
                 }
             }
-            let free = (end.modified - revision) - count_in(&self.known, revision, end.modified);
-            if total > free {
-                return false;
+            if !fits(total, end.modified) {
+                return None;
             }
         }
-        true
+        Some(total)
     }
 }
 
@@ -247,13 +271,14 @@ fn shared_put_keys(ops: &[SearchOp], makes_known: &[bool], key_count: usize) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::PutNeeds;
     use crate::linear::prepare::SearchOp;
     use crate::model::{Op, Rec, Store};
     use std::rc::Rc;
 
-    fn put(key: u32) -> Op {
+    /// A put of `key` without a lease.
+    pub(in crate::linear) fn put(key: u32) -> Op {
         Op::Put {
             key,
             value: 1,
@@ -262,7 +287,9 @@ mod tests {
         }
     }
 
-    fn search_op(id: u64, op: Op, rec: Option<Rec>) -> SearchOp {
+    /// An operation for the witness: definite at the revision a recorded put made, or of
+    /// unknown outcome without a record.
+    pub(in crate::linear) fn search_op(id: u64, op: Op, rec: Option<Rec>) -> SearchOp {
         let made = match &rec {
             Some(Rec::Put {
                 revision: Some(made),

@@ -11,6 +11,7 @@
 //! time), and otherwise falls back to the unrestricted search. It never decides a violation.
 
 use super::absent::Absences;
+use super::counts::RangeCounts;
 use super::needs::PutNeeds;
 use super::prepare::SearchOp;
 use super::runs::{in_runs, merge_runs, minimum_from, push_run, suffix_minima};
@@ -102,6 +103,8 @@ pub(crate) struct Observations {
     absences: Absences,
     /// The puts recorded lifetimes still owe, which must fit together in the free revisions.
     needs: PutNeeds,
+    /// The counts reads recorded, which the keys live now must still be able to meet.
+    counts: RangeCounts,
     /// Per revision R with an event, the earliest arrival of a watch event at R or later: the
     /// write that made R (or any earlier revision) had happened by then, so was called no later.
     /// Revision-sorted (see `suffix_minima`).
@@ -165,7 +168,8 @@ impl Observations {
             return changed.iter().all(|&key| {
                 self.unchanged_agrees(revision, key) && self.lifetime_agrees(store, key)
             }) && self.absences.admits(store, &changed)
-                && self.needs.hold(store);
+                && self.needs.hold(store)
+                && self.counts.hold(store, &changed, &self.needs);
         };
         let agrees = changes.iter().all(|&(key, value)| {
             store.last_change_revision(key) == Some(revision)
@@ -183,6 +187,7 @@ impl Observations {
         (!in_runs(&self.complete, revision) || changed.len() == changes.len())
             && self.absences.admits(store, &changed)
             && self.needs.hold(store)
+            && self.counts.hold(store, &changed, &self.needs)
     }
 
     /// A key changed at revision R must not lie in a span some read showed it unchanged.
@@ -279,6 +284,7 @@ pub(crate) fn pin_by_revisions(
     let alive = lifetimes(&kvs, tables.key_count());
     let absences = Absences::build(&ops, &alive, tables.key_count());
     let needs = PutNeeds::build(&ops, &alive, tables.key_count());
+    let counts = RangeCounts::build(&ops, tables.key_count());
     let put_keys = super::reduce::keys_only_puts(&ops);
     let created = creations(&kvs);
     let known_puts = super::sightings::known_puts(&ops, tables.key_count());
@@ -298,6 +304,7 @@ pub(crate) fn pin_by_revisions(
             created,
             absences,
             needs,
+            counts,
             arrivals,
         },
     )

@@ -1,0 +1,425 @@
+//! Range counts for the witness attempt (`pin`). A read's count is the number of keys live in
+//! its range at its revision R, whatever its limit. Between the store's revision and R only the
+//! writes still to come can change that number: a key absent now joins it only if some write
+//! that may still run puts it, a key live now leaves it only if some write that may still run
+//! deletes it (or a lease, which an expiry or revoke may end, holds it). When the live count
+//! now plus every key that may join is below the count seen, or less every key that may leave
+//! is above it, no order from here on explains the read.
+//!
+//! This catches a key created by the wrong unknown-outcome put far before the read that counts
+//! it (standalone membership_churn_on_an_even_cluster seed 89: a retried put of a new key
+//! filled a revision gap at 586 that a retry of an existing key's put had made; a read at 595
+//! with limit 2 counted 123 keys under "l", one fewer than that order left, and the witness
+//! tried the orders of the twenty writes between before backing out of the fill).
+//!
+//! Sound for the witness only, which never decides a violation: a write that may still run is
+//! one at a known revision after the store's up to R, or one of unknown outcome called before
+//! the read returned.
+
+use super::needs::PutNeeds;
+use super::prepare::SearchOp;
+use crate::model::{KeyId, Op, Rec, Store};
+use std::collections::BTreeMap;
+
+/// Counts seen at most this many revisions past the store's are checked: one far ahead leaves
+/// room for many writes before it, and every check walks the range.
+const COUNTS_WINDOW_REVISIONS: i64 = 64;
+
+/// What the count check needs (see the module doc).
+pub(crate) struct RangeCounts {
+    /// Counts recorded by definite reads, by revision.
+    seen: Vec<CountSeen>,
+    /// Per key id, the writes that may put it.
+    puts: Vec<Writers>,
+    /// Per key id, the writes that may delete it (or put it with a lease, which may end).
+    deletes: Vec<Writers>,
+    /// Per lease id, sorted, the revokes and expiries that may end it.
+    lease_ends: Vec<(i64, Writers)>,
+}
+
+/// One recorded count: `count` keys of `lo..hi` were live at `revision`, read by an operation
+/// that returned at `returned`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct CountSeen {
+    revision: i64,
+    lo: KeyId,
+    hi: KeyId,
+    count: i64,
+    returned: i64,
+}
+
+/// Whether a change may come, and from which writes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum MayRun {
+    No,
+    /// Only from writes of unknown revision, which need a revision no known write holds.
+    Unknown,
+    /// From a write at a known revision.
+    Known,
+}
+
+/// The writes that may change one key one way.
+#[derive(Clone)]
+struct Writers {
+    /// Revisions known writes made, sorted (duplicates allowed).
+    known: Vec<i64>,
+    /// The earliest call of a write whose revision is unknown (`i64::MAX` when none).
+    unknown_call: i64,
+    /// ... of such a write that also puts some key, so may pay a lifetime's put in the same
+    /// revision.
+    unknown_putting_call: i64,
+}
+
+impl Writers {
+    const NONE: Writers = Writers {
+        known: Vec::new(),
+        unknown_call: i64::MAX,
+        unknown_putting_call: i64::MAX,
+    };
+
+    /// Which of these writes may run after `revision` and by the count `seen`.
+    fn may_run(&self, revision: i64, seen: &CountSeen) -> MayRun {
+        let after = self.known.partition_point(|&known| known <= revision);
+        if self
+            .known
+            .get(after)
+            .is_some_and(|&known| known <= seen.revision)
+        {
+            MayRun::Known
+        } else if self.unknown_call <= seen.returned {
+            MayRun::Unknown
+        } else {
+            MayRun::No
+        }
+    }
+
+    fn note(&mut self, made: Option<i64>, call: i64, also_puts: bool) {
+        match made {
+            Some(revision) => self.known.push(revision),
+            None => {
+                self.unknown_call = self.unknown_call.min(call);
+                if also_puts {
+                    self.unknown_putting_call = self.unknown_putting_call.min(call);
+                }
+            }
+        }
+    }
+}
+
+impl RangeCounts {
+    /// Collects the counts definite reads recorded and, per key, the writes of `ops` (the
+    /// witness's, pinned) that may change whether it is live.
+    pub(crate) fn build(ops: &[SearchOp], key_count: usize) -> RangeCounts {
+        let mut counts = RangeCounts {
+            seen: Vec::new(),
+            puts: vec![Writers::NONE; key_count],
+            deletes: vec![Writers::NONE; key_count],
+            lease_ends: Vec::new(),
+        };
+        let mut lease_ends: BTreeMap<i64, Writers> = BTreeMap::new();
+        for op in ops {
+            let rec = op.rec.as_deref();
+            if let Some(Rec::Error(_)) = rec {
+                continue;
+            }
+            counts.note_counts(op, rec);
+            let made = made_revision(op, rec);
+            let also_puts = matches!(op.op, Op::Txn { .. }) && !super::pin::puts(&op.op).is_empty();
+            counts.note_writes(&op.op, made, op.call, also_puts);
+            if let Op::LeaseRevoke { id } | Op::Expire { id } = op.op {
+                lease_ends
+                    .entry(id)
+                    .or_insert(Writers::NONE)
+                    .note(made, op.call, false);
+            }
+        }
+        counts.lease_ends = lease_ends.into_iter().collect();
+        counts.seen.sort_unstable();
+        counts.seen.dedup();
+        let leases = counts.lease_ends.iter_mut().map(|(_, writers)| writers);
+        for writers in counts
+            .puts
+            .iter_mut()
+            .chain(&mut counts.deletes)
+            .chain(leases)
+        {
+            writers.known.sort_unstable();
+        }
+        counts
+    }
+
+    /// Whether every count seen within the window can still be met, with the puts `needs`
+    /// owes by then sharing the revisions no known write holds. Only counts over a key in
+    /// `changed` are checked after a write at a known revision: the others' free revisions
+    /// stay as they were.
+    pub(crate) fn hold(&self, store: &Store, changed: &[KeyId], needs: &PutNeeds) -> bool {
+        let revision = store.revision();
+        let unknown_made = !needs.is_known(revision);
+        // A count at the store's own revision is final: the next write makes the next one.
+        let start = self.seen.partition_point(|seen| seen.revision < revision);
+        let horizon = revision.saturating_add(COUNTS_WINDOW_REVISIONS);
+        self.seen[start..]
+            .iter()
+            .take_while(|seen| seen.revision <= horizon)
+            .filter(|seen| {
+                unknown_made || changed.iter().any(|&key| seen.lo <= key && key < seen.hi)
+            })
+            .all(|seen| {
+                let free = needs.free_revisions(revision, seen.revision);
+                match self.unknown_writes_needed(store, seen, free > 0) {
+                    None => false,
+                    Some(0) => true,
+                    Some(needed) => needed + needs.owed_by(store, seen.revision) <= free,
+                }
+            })
+    }
+
+    /// Whether lease `id` (0: none) may be revoked or expire after `revision` and by `seen`.
+    fn lease_may_end(&self, id: i64, revision: i64, seen: &CountSeen) -> MayRun {
+        if id == 0 {
+            return MayRun::No;
+        }
+        match self
+            .lease_ends
+            .binary_search_by_key(&id, |&(lease, _)| lease)
+        {
+            Ok(at) => self.lease_ends[at].1.may_run(revision, seen),
+            Err(_) => MayRun::No,
+        }
+    }
+
+    /// How many writes of unknown revision, besides the puts lifetimes owe, `seen` needs at
+    /// least: one when keys must leave (a delete of a range or an expiry may remove many) and
+    /// no write that may remove one also puts, none when keys must join (the put of a new key may be one a lifetime owes). `None`
+    /// when no writes still to come can meet it (with `free`, those of unknown revision may).
+    fn unknown_writes_needed(&self, store: &Store, seen: &CountSeen, free: bool) -> Option<i64> {
+        let revision = store.revision();
+        let (mut live, mut leave, mut join) = (0i64, [0i64; 3], [0i64; 3]);
+        let mut leave_with_put = false;
+        for key in seen.lo..seen.hi {
+            match store.get(key) {
+                Some(state) => {
+                    live += 1;
+                    let deletes = &self.deletes[key as usize];
+                    let by_delete = deletes.may_run(revision, seen);
+                    let by_lease = self.lease_may_end(state.lease, revision, seen);
+                    leave[by_delete.max(by_lease) as usize] += 1;
+                    leave_with_put |= deletes.unknown_putting_call <= seen.returned;
+                }
+                None => join[self.puts[key as usize].may_run(revision, seen) as usize] += 1,
+            }
+        }
+        let (known, unknown) = (MayRun::Known as usize, MayRun::Unknown as usize);
+        let (low, high) = (live - leave[known], live + join[known]);
+        if (low..=high).contains(&seen.count) {
+            return Some(0);
+        }
+        if !free {
+            return None;
+        }
+        if seen.count < low && low - leave[unknown] <= seen.count {
+            // A txn that deletes a key here and puts another may pay a lifetime's put too.
+            return Some(i64::from(!leave_with_put));
+        }
+        // A key that must join may be one whose lifetime `needs` already owes the put of.
+        (seen.count > high && seen.count <= high + join[unknown]).then_some(0)
+    }
+
+    fn note_counts(&mut self, op: &SearchOp, rec: Option<&Rec>) {
+        match (&op.op, rec) {
+            (Op::Range { .. }, Some(rec)) => self.note_count(&op.op, rec, op.ret),
+            (
+                Op::Txn {
+                    success, failure, ..
+                },
+                Some(Rec::Txn {
+                    succeeded: Some(succeeded),
+                    responses: Some(responses),
+                    ..
+                }),
+            ) => {
+                let branch = if *succeeded { success } else { failure };
+                // A read after a write in the same branch counts the txn's own changes.
+                if branch.iter().all(|inner| matches!(inner, Op::Range { .. })) {
+                    for (inner, rec) in branch.iter().zip(responses) {
+                        self.note_count(inner, rec, op.ret);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn note_count(&mut self, op: &Op, rec: &Rec, returned: i64) {
+        let (
+            Op::Range {
+                lo, hi, revision, ..
+            },
+            Rec::Range {
+                revision: Some(header),
+                count: Some(count),
+                ..
+            },
+        ) = (op, rec)
+        else {
+            return;
+        };
+        if lo >= hi {
+            return;
+        }
+        self.seen.push(CountSeen {
+            revision: if *revision > 0 { *revision } else { *header },
+            lo: *lo,
+            hi: *hi,
+            count: *count,
+            returned,
+        });
+    }
+
+    /// Notes what `op` may put and delete; `also_puts` when it is a txn that puts some key.
+    fn note_writes(&mut self, op: &Op, made: Option<i64>, call: i64, also_puts: bool) {
+        match op {
+            Op::Put { key, lease, .. } => {
+                self.puts[*key as usize].note(made, call, also_puts);
+                // Its lease may end later, in a revision of its own.
+                if *lease != 0 {
+                    self.deletes[*key as usize].note(made, call, false);
+                }
+            }
+            Op::Delete { lo, hi, .. } => {
+                for key in *lo..*hi {
+                    self.deletes[key as usize].note(made, call, also_puts);
+                }
+            }
+            Op::Txn {
+                success, failure, ..
+            } => {
+                for inner in success.iter().chain(failure) {
+                    self.note_writes(inner, made, call, also_puts);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The revision `op` made if it wrote, when known: a definite write's recorded revision, or
+/// a pinned unknown outcome's. `None` means any time after its call.
+fn made_revision(op: &SearchOp, rec: Option<&Rec>) -> Option<i64> {
+    if op.unknown {
+        return None;
+    }
+    match rec {
+        None if op.revision_lo == op.revision_hi && op.revision_hi < i64::MAX => {
+            Some(op.revision_hi + 1)
+        }
+        Some(
+            Rec::LeaseRevoke {
+                revision: Some(revision),
+            }
+            | Rec::Put {
+                revision: Some(revision),
+                ..
+            }
+            | Rec::Delete {
+                revision: Some(revision),
+                ..
+            }
+            | Rec::Txn {
+                revision: Some(revision),
+                ..
+            },
+        ) => Some(*revision),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeCounts;
+    use crate::linear::needs::tests::{put, search_op};
+    use crate::linear::needs::PutNeeds;
+    use crate::linear::prepare::SearchOp;
+    use crate::model::{Op, Rec, Store};
+
+    fn delete(key: u32) -> Op {
+        Op::Delete {
+            lo: key,
+            hi: key + 1,
+            prev_kv: false,
+        }
+    }
+
+    /// Goal: a count seen ahead holds only while the writes still to come can meet it, alone
+    /// and with the puts lifetimes owe. Method: keys 0 to 2 live at revision 4, a read of keys
+    /// 0..3 counting 2 at 5, and, in turn, nothing to remove a key, an unknown delete of key 2
+    /// (with revision 5 free, or taken by a known put of key 3), a lifetime of key 3 owing the
+    /// one free revision, and a txn that deletes key 2 and puts key 3 at once.
+    #[test]
+    fn a_count_ahead_needs_writes_that_may_still_meet_it() {
+        let mut store = Store::new(4);
+        for key in 0..3 {
+            store.apply(&put(key));
+        }
+        assert_eq!(store.revision(), 4);
+        let read = search_op(
+            1,
+            Op::Range {
+                lo: 0,
+                hi: 3,
+                revision: 0,
+                limit: 1,
+            },
+            Some(Rec::Range {
+                revision: Some(5),
+                kvs: None,
+                count: Some(2),
+            }),
+        );
+        let unknown_delete = search_op(2, delete(2), None);
+        let known_put = search_op(
+            3,
+            put(3),
+            Some(Rec::Put {
+                revision: Some(5),
+                prev_kv: None,
+            }),
+        );
+        let unknown_put = search_op(4, put(3), None);
+        let both = search_op(
+            5,
+            Op::Txn {
+                compares: Vec::new(),
+                success: vec![delete(2), put(3)],
+                failure: Vec::new(),
+            },
+            None,
+        );
+        let owes_key_3 = vec![Vec::new(), Vec::new(), Vec::new(), vec![(5, 5, 1)]];
+        let hold = |ops: &[SearchOp], lifetimes: &[Vec<(i64, i64, i64)>]| {
+            let needs = PutNeeds::build(ops, lifetimes, 4);
+            RangeCounts::build(ops, 4).hold(&store, &[2], &needs)
+        };
+        let none = vec![Vec::new(); 4];
+        assert!(
+            !hold(std::slice::from_ref(&read), &none),
+            "no write removes a key"
+        );
+        assert!(
+            hold(&[read.clone(), unknown_delete.clone()], &none),
+            "an unknown delete may, in the free revision"
+        );
+        assert!(
+            !hold(&[read.clone(), unknown_delete.clone(), known_put], &none),
+            "no revision is free for it"
+        );
+        assert!(
+            !hold(&[read.clone(), unknown_delete, unknown_put], &owes_key_3),
+            "the free revision is owed to key 3's put"
+        );
+        assert!(
+            hold(&[read, both], &owes_key_3),
+            "a txn may delete key 2 and put key 3 in one revision"
+        );
+    }
+}
