@@ -35,6 +35,8 @@ pub(crate) struct RangeCounts {
     deletes: Vec<Writers>,
     /// Per lease id, sorted, the revokes and expiries that may end it.
     lease_ends: Vec<(i64, Writers)>,
+    /// Per lease id, sorted, the last revision a read showed a key attached to it.
+    leases_seen: Vec<(i64, i64)>,
 }
 
 /// One recorded count: `count` keys of `lo..hi` were live at `revision`, read by an operation
@@ -111,6 +113,7 @@ impl RangeCounts {
     /// witness's, pinned) that may change whether it is live.
     pub(crate) fn build(ops: &[SearchOp], key_count: usize) -> RangeCounts {
         let mut counts = RangeCounts {
+            leases_seen: leases_seen(ops).into_iter().collect(),
             seen: Vec::new(),
             puts: vec![Writers::NONE; key_count],
             deletes: vec![Writers::NONE; key_count],
@@ -177,6 +180,13 @@ impl RangeCounts {
     /// Whether lease `id` (0: none) may be revoked or expire after `revision` and by `seen`.
     fn lease_may_end(&self, id: i64, revision: i64, seen: &CountSeen) -> MayRun {
         if id == 0 {
+            return MayRun::No;
+        }
+        let seen_alive = self
+            .leases_seen
+            .binary_search_by_key(&id, |&(lease, _)| lease)
+            .is_ok_and(|at| self.leases_seen[at].1 >= seen.revision);
+        if seen_alive {
             return MayRun::No;
         }
         match self
@@ -303,6 +313,61 @@ impl RangeCounts {
     }
 }
 
+/// Per lease id, the last revision at which a definite read showed a key attached to it: the
+/// lease had not ended by then.
+pub(super) fn leases_seen(ops: &[SearchOp]) -> BTreeMap<i64, i64> {
+    let mut seen = BTreeMap::new();
+    for op in ops.iter().filter(|op| !op.unknown) {
+        if let Some(rec) = op.rec.as_deref() {
+            note_leases_seen(&op.op, rec, None, &mut seen);
+        }
+    }
+    seen
+}
+
+/// Notes the leases of the kvs `rec` read, at the revision read (`at`: a txn's).
+fn note_leases_seen(op: &Op, rec: &Rec, at: Option<i64>, seen: &mut BTreeMap<i64, i64>) {
+    match (op, rec) {
+        (
+            Op::Range { revision, .. },
+            Rec::Range {
+                revision: header,
+                kvs: Some(kvs),
+                ..
+            },
+        ) => {
+            let read_at = if *revision > 0 {
+                Some(*revision)
+            } else {
+                at.or(*header)
+            };
+            let Some(read_at) = read_at else {
+                return;
+            };
+            for lease in kvs.iter().filter_map(|kv| kv.lease).filter(|&id| id != 0) {
+                let entry = seen.entry(lease).or_insert(read_at);
+                *entry = (*entry).max(read_at);
+            }
+        }
+        (
+            Op::Txn {
+                success, failure, ..
+            },
+            Rec::Txn {
+                revision: Some(revision),
+                succeeded: Some(succeeded),
+                responses: Some(responses),
+            },
+        ) => {
+            let branch = if *succeeded { success } else { failure };
+            for (inner, rec) in branch.iter().zip(responses) {
+                note_leases_seen(inner, rec, Some(*revision), seen);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The revision `op` made if it wrote, when known: a definite write's recorded revision, or
 /// a pinned unknown outcome's. `None` means any time after its call.
 fn made_revision(op: &SearchOp, rec: Option<&Rec>) -> Option<i64> {
@@ -350,19 +415,9 @@ mod tests {
         }
     }
 
-    /// Goal: a count seen ahead holds only while the writes still to come can meet it, alone
-    /// and with the puts lifetimes owe. Method: keys 0 to 2 live at revision 4, a read of keys
-    /// 0..3 counting 2 at 5, and, in turn, nothing to remove a key, an unknown delete of key 2
-    /// (with revision 5 free, or taken by a known put of key 3), a lifetime of key 3 owing the
-    /// one free revision, and a txn that deletes key 2 and puts key 3 at once.
-    #[test]
-    fn a_count_ahead_needs_writes_that_may_still_meet_it() {
-        let mut store = Store::new(4);
-        for key in 0..3 {
-            store.apply(&put(key));
-        }
-        assert_eq!(store.revision(), 4);
-        let read = search_op(
+    /// A read of keys 0..3 (limit 1) that counted 2 at revision 5.
+    fn counts_two_at_5() -> SearchOp {
+        search_op(
             1,
             Op::Range {
                 lo: 0,
@@ -375,7 +430,22 @@ mod tests {
                 kvs: None,
                 count: Some(2),
             }),
-        );
+        )
+    }
+
+    /// Goal: a count seen ahead holds only while the writes still to come can meet it, alone
+    /// and with the puts lifetimes owe. Method: keys 0 to 2 live at revision 4, a read of keys
+    /// 0..3 counting 2 at 5, and, in turn, nothing to remove a key, an unknown delete of key 2
+    /// (with revision 5 free, or taken by a known put of key 3), a lifetime of key 3 owing the
+    /// one free revision, and a txn that deletes key 2 and puts key 3 at once.
+    #[test]
+    fn a_count_ahead_needs_writes_that_may_still_meet_it() {
+        let mut store = Store::new(4);
+        for key in 0..3 {
+            store.apply(&put(key));
+        }
+        assert_eq!(store.revision(), 4);
+        let read = counts_two_at_5();
         let unknown_delete = search_op(2, delete(2), None);
         let known_put = search_op(
             3,
@@ -420,6 +490,65 @@ mod tests {
         assert!(
             hold(&[read, both], &owes_key_3),
             "a txn may delete key 2 and put key 3 in one revision"
+        );
+    }
+
+    /// Goal: a lease that a read showed alive at or past a count's revision cannot end before
+    /// it and remove a key from the count. Method: keys 0 to 2 live at revision 4, key 2 with
+    /// lease 7, a read counting 2 of them at 5 and the lease's expiry; then also a read at 6
+    /// that shows key 2 still attached to lease 7.
+    #[test]
+    fn a_lease_seen_alive_later_removes_no_key_before() {
+        let mut store = Store::new(3);
+        store.apply(&Op::LeaseGrant {
+            id: 7,
+            ttl_seconds: 10,
+        });
+        store.apply(&put(0));
+        store.apply(&put(1));
+        store.apply(&Op::Put {
+            key: 2,
+            value: 1,
+            lease: 7,
+            prev_kv: false,
+        });
+        assert_eq!(store.revision(), 4);
+        let count = counts_two_at_5();
+        let expiry = search_op(2, Op::Expire { id: 7 }, None);
+        let attached = crate::model::RecKv {
+            key: 2,
+            value: Some(1),
+            create_revision: Some(4),
+            mod_revision: Some(4),
+            version: Some(1),
+            lease: Some(7),
+        };
+        let later = search_op(
+            3,
+            Op::Range {
+                lo: 2,
+                hi: 3,
+                revision: 0,
+                limit: 0,
+            },
+            Some(Rec::Range {
+                revision: Some(6),
+                kvs: Some(vec![attached]),
+                count: Some(1),
+            }),
+        );
+        let none = vec![Vec::new(); 3];
+        let hold = |ops: &[SearchOp]| {
+            let needs = PutNeeds::build(ops, &none, 3);
+            RangeCounts::build(ops, 3).hold(&store, &[2], &needs)
+        };
+        assert!(
+            hold(&[count.clone(), expiry.clone()]),
+            "the expiry may remove key 2"
+        );
+        assert!(
+            !hold(&[count, expiry, later]),
+            "lease 7 is alive at 6, so at 5"
         );
     }
 }
