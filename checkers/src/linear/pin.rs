@@ -285,7 +285,6 @@ pub(crate) fn pin_by_revisions(
     let alive = lifetimes(&kvs, tables.key_count());
     let absences = Absences::build(&ops, &alive, tables.key_count());
     let needs = PutNeeds::build(&ops, &alive, tables.key_count());
-    let counts = RangeCounts::build(&ops, tables.key_count());
     let put_keys = super::reduce::keys_only_puts(&ops);
     let created = creations(&kvs);
     let known_puts = super::sightings::known_puts(&ops, tables.key_count());
@@ -293,6 +292,7 @@ pub(crate) fn pin_by_revisions(
     if with_prev_kvs {
         note_prev_kv_spans(&mut unchanged, watches, tables);
     }
+    let counts = RangeCounts::build(&ops, &alive, &unchanged, tables.key_count());
     (
         ops,
         Observations {
