@@ -259,26 +259,7 @@ fn strict_removals(ops: &[SearchOp], key_count: usize) -> Vec<Option<Vec<i64>>> 
         if spans.is_empty() {
             continue;
         }
-        let made = if op.unknown {
-            None
-        } else {
-            match op.rec.as_deref() {
-                Some(Rec::Delete {
-                    revision: Some(made),
-                    ..
-                })
-                | Some(Rec::Put {
-                    revision: Some(made),
-                    ..
-                })
-                | Some(Rec::Txn {
-                    revision: Some(made),
-                    ..
-                }) => Some(*made),
-                None if op.revision_lo == op.revision_hi => Some(op.revision_hi + 1),
-                _ => None,
-            }
-        };
+        let made = super::counts::made_revision(op);
         for &(lo, hi) in &spans {
             for key in lo..hi {
                 let entry = &mut removals[key as usize];

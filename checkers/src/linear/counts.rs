@@ -141,11 +141,12 @@ impl Writers {
 
 impl RangeCounts {
     /// Collects the counts definite reads recorded and, per key, the writes of `ops` (the
-    /// witness's, pinned) that may change whether it is live.
+    /// witness's, pinned) that may change whether it is live; `leases_seen` is `leases_seen(ops)`.
     pub(crate) fn build(
         ops: &[SearchOp],
         lifetimes: &[Vec<(i64, i64, i64)>],
         unchanged: &[Vec<(i64, i64)>],
+        leases_seen: &BTreeMap<i64, i64>,
         key_count: usize,
     ) -> RangeCounts {
         let mut counts = RangeCounts {
@@ -153,7 +154,10 @@ impl RangeCounts {
             range_deletes_of: vec![Vec::new(); key_count],
             leased_puts: vec![Vec::new(); key_count],
             kept: vec![Vec::new(); key_count],
-            leases_seen: leases_seen(ops).into_iter().collect(),
+            leases_seen: leases_seen
+                .iter()
+                .map(|(&lease, &seen)| (lease, seen))
+                .collect(),
             seen: Vec::new(),
             puts: vec![Writers::NONE; key_count],
             deletes: vec![Writers::NONE; key_count],
@@ -166,7 +170,7 @@ impl RangeCounts {
                 continue;
             }
             counts.note_counts(op, rec);
-            let made = made_revision(op, rec);
+            let made = made_revision(op);
             let also_puts = matches!(op.op, Op::Txn { .. }) && !super::pin::puts(&op.op).is_empty();
             counts.note_writes(&op.op, made, op.call, also_puts);
             if let Op::LeaseRevoke { id } | Op::Expire { id } = op.op {
@@ -489,11 +493,11 @@ fn note_leases_seen(op: &Op, rec: &Rec, at: Option<i64>, seen: &mut BTreeMap<i64
 
 /// The revision `op` made if it wrote, when known: a definite write's recorded revision, or
 /// a pinned unknown outcome's. `None` means any time after its call.
-fn made_revision(op: &SearchOp, rec: Option<&Rec>) -> Option<i64> {
+pub(super) fn made_revision(op: &SearchOp) -> Option<i64> {
     if op.unknown {
         return None;
     }
-    match rec {
+    match op.rec.as_deref() {
         None if op.revision_lo == op.revision_hi && op.revision_hi < i64::MAX => {
             Some(op.revision_hi + 1)
         }
@@ -520,7 +524,7 @@ fn made_revision(op: &SearchOp, rec: Option<&Rec>) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::RangeCounts;
+    use super::{leases_seen, RangeCounts};
     use crate::linear::needs::tests::{put, search_op};
     use crate::linear::needs::PutNeeds;
     use crate::linear::prepare::SearchOp;
@@ -587,7 +591,7 @@ mod tests {
         let owes_key_3 = vec![Vec::new(), Vec::new(), Vec::new(), vec![(5, 5, 1)]];
         let hold = |ops: &[SearchOp], lifetimes: &[Vec<(i64, i64, i64)>]| {
             let needs = PutNeeds::build(ops, lifetimes, 4);
-            RangeCounts::build(ops, &[], &[], 4).hold(&store, &[2], &needs)
+            RangeCounts::build(ops, &[], &[], &leases_seen(ops), 4).hold(&store, &[2], &needs)
         };
         let none = vec![Vec::new(); 4];
         assert!(
@@ -659,7 +663,7 @@ mod tests {
         let none = vec![Vec::new(); 3];
         let hold = |ops: &[SearchOp]| {
             let needs = PutNeeds::build(ops, &none, 3);
-            RangeCounts::build(ops, &[], &[], 3).hold(&store, &[2], &needs)
+            RangeCounts::build(ops, &[], &[], &leases_seen(ops), 3).hold(&store, &[2], &needs)
         };
         assert!(
             hold(&[count.clone(), expiry.clone()]),
@@ -695,7 +699,11 @@ mod tests {
         ];
         let needs = PutNeeds::build(&ops, &[], 3);
         let hold = |unchanged: &[Vec<(i64, i64)>]| {
-            RangeCounts::build(&ops, &[], unchanged, 3).hold(&store, &[2], &needs)
+            RangeCounts::build(&ops, &[], unchanged, &leases_seen(&ops), 3).hold(
+                &store,
+                &[2],
+                &needs,
+            )
         };
         assert!(hold(&[]), "the delete may remove keys 1 and 2");
         let key_2_kept = vec![Vec::new(), Vec::new(), vec![(5, 5)]];

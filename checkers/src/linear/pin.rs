@@ -230,7 +230,8 @@ pub(crate) fn pin_by_revisions(
     let mut ops = ops.to_vec();
     delay_expiries(&mut ops);
     require_expiries(&mut ops);
-    hold_expiries_past_sightings(&mut ops);
+    let leases_seen = super::counts::leases_seen(&ops);
+    hold_expiries_past_sightings(&mut ops, &leases_seen);
     // Retaining below drops only unknown outcomes, which have no result: these are all the kvs.
     let mut kvs = recorded_kvs(&ops, tables.key_count());
     // A watch event's prev_kv is the key's state just before the event's revision: as good a
@@ -292,7 +293,7 @@ pub(crate) fn pin_by_revisions(
     if with_prev_kvs {
         note_prev_kv_spans(&mut unchanged, watches, tables);
     }
-    let counts = RangeCounts::build(&ops, &alive, &unchanged, tables.key_count());
+    let counts = RangeCounts::build(&ops, &alive, &unchanged, &leases_seen, tables.key_count());
     (
         ops,
         Observations {
@@ -597,11 +598,11 @@ fn delay_expiries(ops: &mut [SearchOp]) {
 }
 
 /// A lease whose key a read at R showed attached to it had not ended by R, so its expiry comes
-/// with the store at R or later (standalone clock_drift_with_leases seed 84: an unknown put of
-/// s06 with lease 94 was tried at 866, and the expiry that a read of s06 absent at 878 then
-/// needed was tried in every gap up to 878, though a read at 882 showed s05 with lease 94).
-fn hold_expiries_past_sightings(ops: &mut [SearchOp]) {
-    let seen = super::counts::leases_seen(ops);
+/// with the store at R or later; `seen` is `counts::leases_seen(ops)`. Otherwise the witness
+/// may try an expiry in a revision gap well before such a read (standalone
+/// clock_drift_with_leases seed 84: lease 94's, before 878, though a read at 882 showed s05
+/// still attached to it).
+fn hold_expiries_past_sightings(ops: &mut [SearchOp], seen: &BTreeMap<i64, i64>) {
     for op in ops.iter_mut() {
         if let Op::Expire { id } = op.op {
             if let Some(&revision) = seen.get(&id) {
