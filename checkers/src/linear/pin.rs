@@ -126,8 +126,8 @@ impl Observations {
     }
 
     /// Whether the write just made (changes since `mark`, now at the store's revision) agrees
-    /// with what was observed at that revision.
-    pub(crate) fn admits(&self, store: &Store, mark: Mark) -> bool {
+    /// with what was observed at that revision; `call` is when that write was called.
+    pub(crate) fn admits(&self, store: &Store, mark: Mark, call: i64) -> bool {
         let revision = store.revision();
         let start = self
             .put_keys
@@ -169,7 +169,7 @@ impl Observations {
                 self.unchanged_agrees(revision, key) && self.lifetime_agrees(store, key)
             }) && self.absences.admits(store, &changed)
                 && self.needs.hold(store)
-                && self.counts.hold(store, &changed, &self.needs);
+                && self.counts.hold(store, &changed, &self.needs, call);
         };
         let agrees = changes.iter().all(|&(key, value)| {
             store.last_change_revision(key) == Some(revision)
@@ -187,7 +187,7 @@ impl Observations {
         (!in_runs(&self.complete, revision) || changed.len() == changes.len())
             && self.absences.admits(store, &changed)
             && self.needs.hold(store)
-            && self.counts.hold(store, &changed, &self.needs)
+            && self.counts.hold(store, &changed, &self.needs, call)
     }
 
     /// A key changed at revision R must not lie in a span some read showed it unchanged.
@@ -229,7 +229,8 @@ pub(crate) fn pin_by_revisions(
 ) -> (Vec<SearchOp>, Observations) {
     let mut ops = ops.to_vec();
     delay_expiries(&mut ops);
-    require_expiries(&mut ops);
+    let leases_gone_by = leases_gone_by(&ops);
+    require_expiries(&mut ops, &leases_gone_by);
     let leases_seen = super::counts::leases_seen(&ops);
     hold_expiries_past_sightings(&mut ops, &leases_seen);
     // Retaining below drops only unknown outcomes, which have no result: these are all the kvs.
@@ -293,7 +294,14 @@ pub(crate) fn pin_by_revisions(
     if with_prev_kvs {
         note_prev_kv_spans(&mut unchanged, watches, tables);
     }
-    let counts = RangeCounts::build(&ops, &alive, &unchanged, &leases_seen, tables.key_count());
+    let counts = RangeCounts::build(
+        &ops,
+        &alive,
+        &unchanged,
+        &leases_seen,
+        &leases_gone_by,
+        tables.key_count(),
+    );
     (
         ops,
         Observations {
@@ -612,14 +620,10 @@ fn hold_expiries_past_sightings(ops: &mut [SearchOp], seen: &BTreeMap<i64, i64>)
     }
 }
 
-/// A lease granted once (the grant returned), never named by a revoke that may have worked,
-/// and then found missing by a definite operation called after the grant returned, can only
-/// have expired, before that operation returned: the witness attempt makes its expiry
-/// mandatory with that return as its own. The search then places it early rather than
-/// trying unobserved writes in the revision gap first and finding out many revisions later
-/// (seed 77 of the simulator: a put with lease 66 got lease_not_found; the witness filled the
-/// gap the expiry needed with an unknown put and gave up after 3M steps).
-fn require_expiries(ops: &mut [SearchOp]) {
+/// Per lease id, the earliest return of a definite operation that found it missing after its
+/// only grant returned, with no revoke that may have worked: the lease had expired by then,
+/// and is gone for good.
+pub(super) fn leases_gone_by(ops: &[SearchOp]) -> BTreeMap<i64, i64> {
     let mut granted: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     let mut revoked: BTreeSet<i64> = BTreeSet::new();
     for op in ops.iter() {
@@ -656,6 +660,16 @@ fn require_expiries(ops: &mut [SearchOp]) {
         let entry = gone_by.entry(lease).or_insert(op.ret);
         *entry = (*entry).min(op.ret);
     }
+    gone_by
+}
+
+/// A lease in `gone_by` (`leases_gone_by`) can only have expired, before the operation that
+/// found it missing returned: the witness attempt makes its expiry mandatory with that return
+/// as its own. The search then places it early rather than
+/// trying unobserved writes in the revision gap first and finding out many revisions later
+/// (seed 77 of the simulator: a put with lease 66 got lease_not_found; the witness filled the
+/// gap the expiry needed with an unknown put and gave up after 3M steps).
+fn require_expiries(ops: &mut [SearchOp], gone_by: &BTreeMap<i64, i64>) {
     for op in ops.iter_mut() {
         if let Op::Expire { id } = op.op {
             if let Some(&ret) = gone_by.get(&id) {

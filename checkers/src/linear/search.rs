@@ -694,7 +694,8 @@ impl<'a> Search<'a> {
         if let Some(observed) = self.observed {
             let made = self.store.revision();
             if made > revision
-                && (!observed.called_in_time(made, op.call) || !observed.admits(&self.store, mark))
+                && (!observed.called_in_time(made, op.call)
+                    || !observed.admits(&self.store, mark, op.call))
             {
                 self.store.undo_to(mark);
                 return Err(());
