@@ -274,3 +274,20 @@ fn a_lease_found_gone_removes_no_key_later() {
     assert_eq!(ops, 2283, "{name}: the sample is the whole run");
     assert!(steps < 100_000, "{name}: steps {steps}");
 }
+
+/// Goal: a read that failed with future_revision bounds the store's revision when it ran, so
+/// the witness backs out as soon as it passes that bound. Method: the whole of
+/// single_member_crashes seed 182, checked without watches. The one member restarted at
+/// revision 989, and a read at revision 990 called then got future_revision; the witness placed
+/// the lease expiries of 990 to 997 before that read, could no longer place it, and found out
+/// only at the end: it tried the orders of the twenty writes after and gave up after 200M steps.
+#[test]
+fn a_read_in_the_future_bounds_the_revision_it_ran_at() {
+    let name = "single_member_crashes 182";
+    let (steps, ops) = linearized_standalone(
+        name,
+        include_str!("data/sim_single_member_crashes182.history.jsonl"),
+    );
+    assert_eq!(ops, 3039, "{name}: the sample is the whole run");
+    assert!(steps < 100_000, "{name}: steps {steps}");
+}
