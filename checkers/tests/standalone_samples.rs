@@ -291,3 +291,22 @@ fn a_read_in_the_future_bounds_the_revision_it_ran_at() {
     assert_eq!(ops, 3039, "{name}: the sample is the whole run");
     assert!(steps < 100_000, "{name}: steps {steps}");
 }
+
+/// Goal: the write that made revision R was called before any definite request whose result
+/// header shows R or later returned, a txn's included. Method: the whole of
+/// clock_drift_with_leases seed 145, checked without watches. Counting a txn's sighting as one
+/// revision lower (where it ran if it wrote) let a retry called after such a txn returned be
+/// pinned to the revision the txn showed, and the witness stuck below it gave up after 200M
+/// steps (crash_during_snapshot_install seed 132 the same: three identical retried txns could
+/// make 302, a failed txn read at 302, and the third retry, called after that read returned,
+/// was pinned there).
+#[test]
+fn a_txn_header_bounds_when_the_write_it_saw_was_called() {
+    let name = "clock_drift_with_leases 145";
+    let (steps, ops) = linearized_standalone(
+        name,
+        include_str!("data/sim_clock_drift_with_leases145.history.jsonl"),
+    );
+    assert_eq!(ops, 2679, "{name}: the sample is the whole run");
+    assert!(steps < 100_000, "{name}: steps {steps}");
+}
