@@ -538,23 +538,33 @@ pub(super) fn made_revision(op: &SearchOp) -> Option<i64> {
         None if op.revision_lo == op.revision_hi && op.revision_hi < i64::MAX => {
             Some(op.revision_hi + 1)
         }
-        Some(
-            Rec::LeaseRevoke {
-                revision: Some(revision),
-            }
-            | Rec::Put {
-                revision: Some(revision),
-                ..
-            }
-            | Rec::Delete {
-                revision: Some(revision),
-                ..
-            }
-            | Rec::Txn {
-                revision: Some(revision),
-                ..
-            },
-        ) => Some(*revision),
+        Some(Rec::Range { .. }) | None => None,
+        Some(rec) => header_revision(rec),
+    }
+}
+
+/// The store revision a result's header shows, when recorded (a write's: the one it made).
+pub(super) fn header_revision(rec: &Rec) -> Option<i64> {
+    match rec {
+        Rec::Range {
+            revision: Some(revision),
+            ..
+        }
+        | Rec::LeaseRevoke {
+            revision: Some(revision),
+        }
+        | Rec::Put {
+            revision: Some(revision),
+            ..
+        }
+        | Rec::Delete {
+            revision: Some(revision),
+            ..
+        }
+        | Rec::Txn {
+            revision: Some(revision),
+            ..
+        } => Some(*revision),
         _ => None,
     }
 }

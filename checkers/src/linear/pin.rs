@@ -765,37 +765,16 @@ fn revision_deadlines(
     last_revision: i64,
 ) -> impl Fn(i64) -> i64 {
     // A result's header revision, not the lower bound of where it ran: a txn that read at 302
-    // may have made 302 itself, but either way 302 existed by its return (crash_during_snapshot_
-    // install seed 132: a failed txn read at 302 while three identical retried txns could make
-    // 302; with 301 as its sighting the deadline let the retry called after it return fill 302,
-    // and the witness, stuck at 301, gave up after 200M steps).
+    // may have made 302 itself, but either way 302 existed by its return (standalone
+    // crash_during_snapshot_install seed 132: a failed txn read at 302 while three identical
+    // retried txns could make 302; with 301 as its sighting, the deadline let the retry called
+    // after it returned fill 302, and the witness, stuck at 301, gave up after 200M steps).
     let mut pairs: Vec<(i64, i64)> = ops
         .iter()
         .filter(|op| !op.unknown && op.revision_lo > 0)
         .filter_map(|op| {
-            let header = match op.rec.as_deref()? {
-                Rec::Range {
-                    revision: Some(revision),
-                    ..
-                }
-                | Rec::Put {
-                    revision: Some(revision),
-                    ..
-                }
-                | Rec::Delete {
-                    revision: Some(revision),
-                    ..
-                }
-                | Rec::Txn {
-                    revision: Some(revision),
-                    ..
-                }
-                | Rec::LeaseRevoke {
-                    revision: Some(revision),
-                } => *revision,
-                _ => op.revision_lo,
-            };
-            Some((header, op.ret))
+            let header = super::counts::header_revision(op.rec.as_deref()?);
+            Some((header.unwrap_or(op.revision_lo), op.ret))
         })
         .collect();
     // The events' suffix minima stand for all events: the least time at or after R is the same.
