@@ -26,7 +26,7 @@
 //!   was read unchanged through 528; 6.6 s, now 76 ms).
 //!
 //! Writes not yet placed are needed after the store's revision: one of unknown revision needs
-//! a revision no known write holds, //! and the puts lifetimes owe (`needs`) take some of those.
+//! a revision no known write holds, and the puts lifetimes owe (`needs`) take some of those.
 //!
 //! Sound for the witness only, which never decides a violation: a write that may still run is
 //! one at a known revision after the store's up to R, or one of unknown outcome called before

@@ -665,10 +665,10 @@ pub(super) fn leases_gone_by(ops: &[SearchOp]) -> BTreeMap<i64, i64> {
 
 /// A lease in `gone_by` (`leases_gone_by`) can only have expired, before the operation that
 /// found it missing returned: the witness attempt makes its expiry mandatory with that return
-/// as its own. The search then places it early rather than
-/// trying unobserved writes in the revision gap first and finding out many revisions later
-/// (seed 77 of the simulator: a put with lease 66 got lease_not_found; the witness filled the
-/// gap the expiry needed with an unknown put and gave up after 3M steps).
+/// as its own. The search then places it early rather than trying unobserved writes in the
+/// revision gap first and finding out many revisions later (seed 77 of the simulator: a put
+/// with lease 66 got lease_not_found; the witness filled the gap the expiry needed with an
+/// unknown put and gave up after 3M steps).
 fn require_expiries(ops: &mut [SearchOp], gone_by: &BTreeMap<i64, i64>) {
     for op in ops.iter_mut() {
         if let Op::Expire { id } = op.op {
