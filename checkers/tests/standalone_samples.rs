@@ -310,3 +310,35 @@ fn a_txn_header_bounds_when_the_write_it_saw_was_called() {
     assert_eq!(ops, 2679, "{name}: the sample is the whole run");
     assert!(steps < 100_000, "{name}: steps {steps}");
 }
+
+/// Goal: keys read absent that only their leases' ends can remove need a free revision per
+/// distinct lease before the absence, on top of the puts lifetimes owe. Method: the whole of
+/// lease_heavy seed 125, checked without watches. Eleven revisions, 942 to 952, were made
+/// unobserved during an outage; the witness placed lease 23's expiry at 942 (the run made it
+/// at 948), and a read at 963 showed the keys of leases 84, 77 and 83 gone, with 953 to 962
+/// all known writes. Checked one key at a time, each still had a free revision until 952, so
+/// the witness tried every order of the revisions between and gave up after 200M steps.
+#[test]
+fn keys_of_distinct_leases_read_absent_need_a_revision_each() {
+    let name = "lease_heavy 125";
+    let (steps, ops) =
+        linearized_standalone(name, include_str!("data/sim_lease_heavy125.history.jsonl"));
+    assert_eq!(ops, 2497, "{name}: the sample is the whole run");
+    assert!(steps < 100_000, "{name}: steps {steps}");
+}
+
+/// Goal: the witness decides a history where the run made mandatory lease expiries later than
+/// the first free revision they may take. Method: the whole of clock_drift_with_leases seed
+/// 151, checked without watches; its first two passes (mandatory expiries first, then the
+/// beam) run out, and the pass that tries those expiries after every other candidate finds
+/// the order (it gave up after 200M steps before that pass).
+#[test]
+fn mandatory_expiries_tried_last_find_a_late_expiry() {
+    let name = "clock_drift_with_leases 151";
+    let (steps, ops) = linearized_standalone(
+        name,
+        include_str!("data/sim_clock_drift_with_leases151.history.jsonl"),
+    );
+    assert_eq!(ops, 2628, "{name}: the sample is the whole run");
+    assert!(steps < 5_000_000, "{name}: steps {steps}");
+}

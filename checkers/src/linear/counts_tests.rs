@@ -5,7 +5,7 @@ use crate::linear::needs::tests::{put, search_op};
 use crate::linear::needs::PutNeeds;
 use crate::linear::pin::leases_gone_by;
 use crate::linear::prepare::SearchOp;
-use crate::model::{ErrorCode, Op, Rec, Store};
+use crate::model::{ErrorCode, Op, Rec, RecKv, Store};
 
 fn delete(key: u32) -> Op {
     Op::Delete {
@@ -256,4 +256,72 @@ fn a_put_with_a_lease_gone_before_runs_no_more() {
         !counts.hold(&store, &[2], &needs, 31),
         "lease 7 was gone at 30: nothing removes key 2"
     );
+}
+
+/// A store at revision 4 holding keys 0 to 2, attached to `leases` in turn, with unknown
+/// expiries of those leases, and the ops that made them (definite puts with the leases at
+/// revisions 2 to 4).
+pub(in crate::linear) fn leased_keys(leases: [i64; 3]) -> (Store, Vec<SearchOp>) {
+    let mut store = Store::new(4);
+    let mut ops = Vec::new();
+    for (key, &lease) in leases.iter().enumerate() {
+        if !store.lease_ids().contains(&lease) {
+            store.apply(&Op::LeaseGrant {
+                id: lease,
+                ttl_seconds: 5,
+            });
+            ops.push(search_op(20 + lease as u64, Op::Expire { id: lease }, None));
+        }
+        let with_lease = Op::Put {
+            key: key as u32,
+            value: 1,
+            lease,
+            prev_kv: false,
+        };
+        store.apply(&with_lease);
+        let made = Rec::Put {
+            revision: Some(store.revision()),
+            prev_kv: None,
+        };
+        ops.push(search_op(10 + key as u64, with_lease, Some(made)));
+    }
+    assert_eq!(store.revision(), 4);
+    (store, ops)
+}
+
+/// A latest read of keys 0..3 at revision 6 that found none of them, listing `kvs` (none, or
+/// an empty list).
+pub(in crate::linear) fn finds_none_of_keys_0_to_2_at_6(kvs: Option<Vec<RecKv>>) -> SearchOp {
+    search_op(
+        1,
+        Op::Range {
+            lo: 0,
+            hi: 3,
+            revision: 0,
+            limit: 0,
+        },
+        Some(Rec::Range {
+            revision: Some(6),
+            kvs,
+            count: Some(0),
+        }),
+    )
+}
+
+/// Goal: keys that only their leases' ends can remove need one revision per distinct lease,
+/// not one in all. Method: keys 0 to 2 live at revision 4 on three leases, or on two, and a
+/// read at 6 counting none of them: two free revisions hold two lease ends, not three.
+#[test]
+fn keys_on_distinct_leases_need_a_revision_each_to_leave() {
+    let counts_none_at_6 = finds_none_of_keys_0_to_2_at_6(None);
+    let hold = |leases: [i64; 3]| {
+        let (store, mut ops) = leased_keys(leases);
+        ops.push(counts_none_at_6.clone());
+        let needs = PutNeeds::build(&ops, &[], 3);
+        let counts =
+            RangeCounts::build(&ops, &[], &[], &leases_seen(&ops), &leases_gone_by(&ops), 3);
+        counts.hold(&store, &[2], &needs, 0)
+    };
+    assert!(!hold([7, 8, 9]), "three lease ends in two free revisions");
+    assert!(hold([7, 7, 8]), "two lease ends fit in two free revisions");
 }

@@ -32,6 +32,9 @@ pub(crate) struct PutNeeds {
     known_puts: Vec<Vec<i64>>,
     /// Lifetimes whose version the known puts alone do not explain, by mod revision.
     ends: Vec<NeedEnd>,
+    /// Per key id, whether a write that may fill a free revision puts it together with another
+    /// key (see `shared_put_keys`).
+    shared: Vec<bool>,
 }
 
 /// One recorded lifetime that owes puts to unknown revisions.
@@ -92,6 +95,7 @@ impl PutNeeds {
             known,
             known_puts,
             ends,
+            shared,
         }
     }
 
@@ -114,6 +118,16 @@ impl PutNeeds {
     /// Whether a write at a known revision made `revision`.
     pub(crate) fn is_known(&self, revision: i64) -> bool {
         self.known.binary_search(&revision).is_ok()
+    }
+
+    /// Whether every write that may put `key` in a free revision puts no other key with it.
+    pub(crate) fn puts_alone(&self, key: KeyId) -> bool {
+        !self.shared[key as usize]
+    }
+
+    /// Whether a write at a known revision in (`after`, `through`] may put `key`.
+    pub(crate) fn known_put_between(&self, key: KeyId, after: i64, through: i64) -> bool {
+        count_in(&self.known_puts[key as usize], after, through) > 0
     }
 
     /// The revisions in (`after`, `through`] that no known write holds.

@@ -169,6 +169,7 @@ impl Observations {
                 self.unchanged_agrees(revision, key) && self.lifetime_agrees(store, key)
             }) && self.absences.admits(store, &changed)
                 && self.needs.hold(store)
+                && self.jointly_removable(store)
                 && self.counts.hold(store, &changed, &self.needs, call);
         };
         let agrees = changes.iter().all(|&(key, value)| {
@@ -187,7 +188,15 @@ impl Observations {
         (!in_runs(&self.complete, revision) || changed.len() == changes.len())
             && self.absences.admits(store, &changed)
             && self.needs.hold(store)
+            && self.jointly_removable(store)
             && self.counts.hold(store, &changed, &self.needs, call)
+    }
+
+    /// The joint lease check (`Absences::jointly_removable`), run where the write just placed
+    /// took a free revision: a known write's revision leaves the free revisions before every
+    /// absence as they were.
+    fn jointly_removable(&self, store: &Store) -> bool {
+        self.needs.is_known(store.revision()) || self.absences.jointly_removable(store, &self.needs)
     }
 
     /// A key changed at revision R must not lie in a span some read showed it unchanged.

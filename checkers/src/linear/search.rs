@@ -150,7 +150,7 @@ const EXACT_MEMO_KEYS_MAX: usize = 64;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cursor {
     /// The next candidate follows `after` in the definite (0), unknown key-writing (1) or other
-    /// unknown (2) list.
+    /// unknown (2) list, or, with `expiries_last`, among the definite expiries held back (3).
     At {
         list: u8,
         after: u32,
@@ -181,6 +181,9 @@ pub(crate) enum UnknownOrder {
     /// All of them latest call first, at most `beam` at each point: incomplete, so only for a
     /// witness attempt, which may miss an order but never claims there is none.
     Merged { beam: u32 },
+    /// `Lists`, with the definite lease expiries (the mandatory ones a witness makes) tried
+    /// after every other candidate rather than first among the definite ones: complete.
+    ExpiriesLast,
 }
 
 /// How a search ended.
@@ -233,6 +236,9 @@ pub(crate) struct Search<'a> {
     /// Whether unknown-outcome candidates come from both lists at once, latest call first
     /// (`UnknownOrder::Merged`), and how many of them are tried at each point.
     merge_unknown: bool,
+    /// Definite lease expiries are tried after every other candidate (see
+    /// `UnknownOrder::ExpiriesLast`).
+    expiries_last: bool,
     beam: u32,
     /// The greatest number of definite operations placed at once so far.
     pub deepest: usize,
@@ -284,6 +290,7 @@ impl<'a> Search<'a> {
             identical_next: super::reduce::identical_successors(ops),
             historical: historical_reads(ops),
             merge_unknown: false,
+            expiries_last: false,
             beam: u32::MAX,
             deepest: 0,
             steps: 0,
@@ -310,6 +317,11 @@ impl<'a> Search<'a> {
         match order {
             UnknownOrder::Lists => {
                 self.merge_unknown = false;
+                self.beam = u32::MAX;
+            }
+            UnknownOrder::ExpiriesLast => {
+                self.merge_unknown = false;
+                self.expiries_last = true;
                 self.beam = u32::MAX;
             }
             UnknownOrder::Merged { beam } => {
@@ -407,8 +419,8 @@ impl<'a> Search<'a> {
         loop {
             if let Cursor::Merged { mut next, yielded } = *cursor {
                 if yielded >= self.beam {
-                    *cursor = Cursor::Exhausted;
-                    return None;
+                    *cursor = self.after_unknown();
+                    continue;
                 }
                 if next[0] == u32::MAX {
                     // Every unknown key write bumps the revision; at the ceiling all would be
@@ -425,8 +437,8 @@ impl<'a> Search<'a> {
                 };
                 let list = match (call(next[0]), call(next[1])) {
                     (None, None) => {
-                        *cursor = Cursor::Exhausted;
-                        return None;
+                        *cursor = self.after_unknown();
+                        continue;
                     }
                     (Some(_), None) => 0,
                     (None, Some(_)) => 1,
@@ -451,6 +463,18 @@ impl<'a> Search<'a> {
             let Cursor::At { list, after } = *cursor else {
                 return None;
             };
+            if list == 3 {
+                let node = self.definite.next[after as usize];
+                if node == self.sentinel() || self.ops[node as usize].call > limit {
+                    *cursor = Cursor::Exhausted;
+                    return None;
+                }
+                *cursor = Cursor::At { list, after: node };
+                if !self.is_expiry(node) || self.expiry_waits[node as usize] > 0 {
+                    continue;
+                }
+                return Some(node);
+            }
             if list == 0 {
                 let node = self.definite.next[after as usize];
                 if node == self.sentinel() || self.ops[node as usize].call > limit {
@@ -469,7 +493,9 @@ impl<'a> Search<'a> {
                 }
                 *cursor = Cursor::At { list, after: node };
                 // A mandatory expiry (the witness makes some so) still waits for its users.
-                if self.expiry_waits[node as usize] > 0 {
+                if self.expiry_waits[node as usize] > 0
+                    || (self.expiries_last && self.is_expiry(node))
+                {
                     continue;
                 }
                 return Some(node);
@@ -502,7 +528,7 @@ impl<'a> Search<'a> {
                         after: self.sentinel(),
                     }
                 } else {
-                    Cursor::Exhausted
+                    self.after_unknown()
                 };
                 continue;
             }
@@ -512,6 +538,24 @@ impl<'a> Search<'a> {
             }
             return Some(node);
         }
+    }
+
+    /// Where the candidates go once the unknown-outcome ones are done: to the definite
+    /// expiries held back (`expiries_last`), or nowhere.
+    fn after_unknown(&self) -> Cursor {
+        if self.expiries_last {
+            Cursor::At {
+                list: 3,
+                after: self.sentinel(),
+            }
+        } else {
+            Cursor::Exhausted
+        }
+    }
+
+    /// Whether `node` is a lease expiry.
+    fn is_expiry(&self, node: u32) -> bool {
+        matches!(self.ops[node as usize].op, crate::model::Op::Expire { .. })
     }
 
     /// For a lease end (see `lease_ended_by`) that deleted no key (so it changed only the lease

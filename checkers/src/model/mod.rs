@@ -827,6 +827,11 @@ impl Store {
             .is_some_and(|(owner, _)| *owner == id)
     }
 
+    /// (lease, key) for every live key attached to a lease, by lease and then key.
+    pub fn leased_keys(&self) -> impl Iterator<Item = (i64, KeyId)> + '_ {
+        self.leased.iter().copied()
+    }
+
     /// Leases currently granted.
     pub fn lease_ids(&self) -> Vec<i64> {
         self.leases.keys().copied().collect()
