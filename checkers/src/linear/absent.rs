@@ -203,8 +203,9 @@ impl Absences {
 
 impl Absences {
     /// Whether the keys that only their leases' ends can remove fit, together with the puts
-    /// recorded lifetimes owe, in the free revisions before their absences (see
-    /// `JOINT_KEYS_MAX`'s doc). The capacity windows check each key alone, so where several
+    /// recorded lifetimes owe, in the free revisions before their absences (revisions no
+    /// known write holds, `PutNeeds::free_revisions`). The capacity windows check each key
+    /// alone, so where several
     /// keys of distinct leases are read absent after an outage, an expiry placed early in it
     /// is found out only when the last free revision is gone, after every order of the
     /// revisions between has been tried (standalone lease_heavy seed 125: lease 23's expiry
