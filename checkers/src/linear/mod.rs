@@ -490,11 +490,8 @@ fn witness_with(
             Some(&observed),
             order,
         );
-        // The complete order finding no witness settles it; the beam's subset has none either.
-        let settled = order
-            != UnknownOrder::Merged {
-                beam: WITNESS_BEAM_WIDTH,
-            }
+        // A complete order finding no witness settles it; the beam's subset has none either.
+        let settled = !matches!(order, UnknownOrder::Merged { .. })
             && matches!(decision, Decision::Impossible { .. });
         if matches!(decision, Decision::Linear(_)) || settled || *steps >= budget {
             break;
