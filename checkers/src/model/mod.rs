@@ -130,6 +130,9 @@ pub struct Store {
     /// (lease, key) for every live key attached to a lease: a lease's expiry or revoke visits
     /// its own keys instead of every key of the history.
     leased: BTreeSet<(i64, KeyId)>,
+    /// One bit per key id, set while the key is live: counting the live keys of a range
+    /// reads a word per 64 keys instead of every key's versions.
+    live: Vec<u64>,
     undo: Vec<Undo>,
     kv_hash: u64,
     lease_hash: u64,
@@ -202,6 +205,7 @@ impl Store {
             keys: vec![Vec::new(); key_count],
             leases: BTreeMap::new(),
             leased: BTreeSet::new(),
+            live: vec![0; key_count.div_ceil(64)],
             undo: Vec::new(),
             kv_hash: 0,
             lease_hash: 0,
@@ -454,16 +458,19 @@ impl Store {
         self.undo.push(Undo::KeyPushed(key));
     }
 
-    /// Records a live key's lease in the lease index (keys without one are not indexed).
+    /// Records a key that becomes live (or changes): its live bit, and its lease in the lease
+    /// index (keys without one are not indexed).
     fn attach(&mut self, key: KeyId, state: &KeyState) {
+        self.live[key as usize / 64] |= 1 << (key % 64);
         if state.lease != 0 {
             let inserted = self.leased.insert((state.lease, key));
             assert!(inserted, "a key is attached to its lease once");
         }
     }
 
-    /// Removes a key that stops being live (or changes) from the lease index.
+    /// Removes a key that stops being live (or changes) from the live bits and the lease index.
     fn detach(&mut self, key: KeyId, state: &KeyState) {
+        self.live[key as usize / 64] &= !(1 << (key % 64));
         if state.lease != 0 {
             let removed = self.leased.remove(&(state.lease, key));
             assert!(removed, "a leased live key is in the lease index");
@@ -825,6 +832,35 @@ impl Store {
             .range((id, 0)..)
             .next()
             .is_some_and(|(owner, _)| *owner == id)
+    }
+
+    /// The live keys attached to lease `id`, in key order.
+    pub fn keys_of_lease(&self, id: i64) -> impl Iterator<Item = KeyId> + '_ {
+        self.leased
+            .range((id, KeyId::MIN)..=(id, KeyId::MAX))
+            .map(|&(_, key)| key)
+    }
+
+    /// How many keys of `lo..hi` are live.
+    pub fn live_in(&self, lo: KeyId, hi: KeyId) -> i64 {
+        let (lo, hi) = (lo as usize, hi as usize);
+        if lo >= hi {
+            return 0;
+        }
+        // The bits of `word` from `from` (inclusive) to `to` (exclusive), both within it.
+        let bits = |word: usize, from: usize, to: usize| {
+            let below_to = if to == 64 { u64::MAX } else { (1u64 << to) - 1 };
+            i64::from((self.live[word] & below_to & !((1u64 << from) - 1)).count_ones())
+        };
+        let (first, last) = (lo / 64, (hi - 1) / 64);
+        if first == last {
+            return bits(first, lo % 64, (hi - 1) % 64 + 1);
+        }
+        let middle: i64 = self.live[first + 1..last]
+            .iter()
+            .map(|word| i64::from(word.count_ones()))
+            .sum();
+        bits(first, lo % 64, 64) + middle + bits(last, 0, (hi - 1) % 64 + 1)
     }
 
     /// (lease, key) for every live key attached to a lease, by lease and then key.

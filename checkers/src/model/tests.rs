@@ -395,3 +395,49 @@ fn nested_txn_compares_see_the_state_before_the_whole_txn() {
     assert!(checked.apply_matching(&txn, None));
     assert_eq!(checked.get(1).map(|state| state.mod_revision), Some(2));
 }
+
+#[test]
+fn live_counts_follow_puts_deletes_and_undo() {
+    // Goal: the live bits agree with the keys' versions across word edges, after deletes
+    // of ranges and after undo.
+    let key_count = 150;
+    let mut store = Store::new(key_count);
+    let walk = |store: &Store, lo: KeyId, hi: KeyId| {
+        (lo..hi).filter(|&key| store.get(key).is_some()).count() as i64
+    };
+    let ranges = [
+        (0, 150),
+        (0, 1),
+        (63, 65),
+        (64, 128),
+        (1, 130),
+        (127, 129),
+        (5, 5),
+    ];
+    let agree = |store: &Store| {
+        for (lo, hi) in ranges {
+            assert_eq!(
+                store.live_in(lo, hi),
+                walk(store, lo, hi),
+                "live keys of {lo}..{hi}"
+            );
+        }
+    };
+    for key in (0..key_count as KeyId).step_by(3) {
+        store.apply(&put(key, 1));
+    }
+    agree(&store);
+    assert_eq!(store.live_in(0, 150), 50);
+    let mark = store.mark();
+    store.apply(&Op::Delete {
+        lo: 60,
+        hi: 130,
+        prev_kv: false,
+    });
+    store.apply(&put(64, 2));
+    agree(&store);
+    assert_eq!(store.live_in(60, 130), 1);
+    store.undo_to(mark);
+    agree(&store);
+    assert_eq!(store.live_in(60, 130), 24);
+}
