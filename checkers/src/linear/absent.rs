@@ -18,6 +18,7 @@
 //! general search would reject later anyway, but the counts here are coarse (any delete of the
 //! key counts as possible, whenever it was called), so this only narrows.
 
+use super::by_revision::RevisionStarts;
 use super::needs::PutNeeds;
 use super::prepare::SearchOp;
 use crate::model::{KeyId, Op, Rec, Store};
@@ -37,6 +38,8 @@ pub(crate) struct Absences {
     /// only `capacity` (0 or 1) revisions in (R, S] not pinned to a definite write that
     /// deletes nothing. Sorted; for one (R, key) only the nearest absence is kept.
     windows: Vec<(i64, KeyId, u8)>,
+    /// Where each revision's entries start in `windows`.
+    window_starts: RevisionStarts,
     /// The version floors the recorded lifetimes set (see `VersionFloors`).
     floors: VersionFloors,
     /// Per key id, when only definite writes at known revisions can start the key's removal
@@ -150,9 +153,11 @@ impl Absences {
                 removal_revisions[key as usize] == 2 && !absent_at[key as usize].is_empty()
             })
             .collect();
+        let revisions: Vec<i64> = windows.iter().map(|&(revision, ..)| revision).collect();
         Absences {
             absent_at,
             removal_revisions,
+            window_starts: RevisionStarts::build(&revisions),
             windows,
             floors,
             strict_removals: strict_removals(ops, key_count),
@@ -187,9 +192,10 @@ impl Absences {
         {
             return false;
         }
-        let start = self
-            .windows
-            .partition_point(|&(listed, _, _)| listed < revision);
+        let start = self.window_starts.first_at(revision, || {
+            self.windows
+                .partition_point(|&(listed, _, _)| listed < revision)
+        });
         let removable = self.windows[start..]
             .iter()
             .take_while(|&&(listed, _, _)| listed == revision)

@@ -32,6 +32,7 @@
 //! one at a known revision after the store's up to R, or one of unknown outcome called before
 //! the read returned.
 
+use super::by_revision::RevisionStarts;
 use super::needs::PutNeeds;
 use super::prepare::SearchOp;
 use super::runs::merge_runs;
@@ -53,6 +54,8 @@ const KNOWN_WALK_KEYS_MAX: KeyId = 16;
 pub(crate) struct RangeCounts {
     /// Counts recorded by definite reads, by revision.
     seen: Vec<CountSeen>,
+    /// Where each revision's counts start in `seen`.
+    seen_starts: RevisionStarts,
     /// Per key id, the writes that may put it.
     puts: Vec<Writers>,
     /// Per key id, the writes that may delete it.
@@ -243,6 +246,7 @@ impl RangeCounts {
                 .map(|(&lease, &gone)| (lease, gone))
                 .collect(),
             seen: Vec::new(),
+            seen_starts: RevisionStarts::build(&[]),
             puts: vec![Writers::NONE; key_count],
             deletes: vec![Writers::NONE; key_count],
             lease_ends: Vec::new(),
@@ -285,6 +289,8 @@ impl RangeCounts {
         }
         counts.seen.sort_unstable();
         counts.seen.dedup();
+        let revisions: Vec<i64> = counts.seen.iter().map(|seen| seen.revision).collect();
+        counts.seen_starts = RevisionStarts::build(&revisions);
         let leases = counts.lease_ends.iter_mut().map(|(_, writers)| writers);
         for writers in counts
             .puts
@@ -324,7 +330,9 @@ impl RangeCounts {
         let revision = store.revision();
         let unknown_made = !needs.is_known(revision);
         // A count at the store's own revision is final: the next write makes the next one.
-        let start = self.seen.partition_point(|seen| seen.revision < revision);
+        let start = self.seen_starts.first_at(revision, || {
+            self.seen.partition_point(|seen| seen.revision < revision)
+        });
         let horizon = revision.saturating_add(COUNTS_WINDOW_REVISIONS);
         self.seen[start..]
             .iter()

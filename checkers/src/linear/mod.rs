@@ -6,6 +6,7 @@
 //! never time: the same history always gets the same verdict.
 
 mod absent;
+mod by_revision;
 mod contradiction;
 mod counts;
 mod needs;
