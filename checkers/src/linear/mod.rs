@@ -192,52 +192,121 @@ fn decide(
     observed: Option<&pin::Observations>,
     unknown_order: UnknownOrder,
 ) -> Decision {
-    let view = state_view(ops);
-    let mut store = Store::new(key_count);
-    let mut order = Vec::with_capacity(ops.len());
-    let mut segmented_ok = true;
-    for segment in quiescent_segments(ops) {
-        let start = segment.start;
-        let mut search = Search::new(&ops[segment.clone()], store, view)
-            .with_observations(observed)
-            .with_unknown_order(unknown_order);
-        let ended = search.run(steps_max.saturating_sub(*steps), None);
-        *steps += search.steps;
-        match ended {
-            Ended::Linearized(placed) => {
-                order.extend(placed.into_iter().map(|index| index + start))
-            }
-            Ended::GaveUp => return Decision::GaveUp,
-            Ended::Impossible { deepest } if start == 0 => {
-                return Decision::Impossible {
-                    range: segment,
-                    deepest,
+    Decider::new(ops, key_count, observed, unknown_order).run(steps_max, steps)
+}
+
+/// `decide` in steps: after it gave up, `run` with a larger budget goes on where it stopped
+/// (the witness's complete order resumes after the other orders had their turn instead of
+/// starting over).
+struct Decider<'a> {
+    ops: &'a [SearchOp],
+    key_count: usize,
+    view: StateView,
+    observed: Option<&'a pin::Observations>,
+    unknown_order: UnknownOrder,
+    segments: Vec<std::ops::Range<usize>>,
+    /// The segment `search` works on (or the next to start); `segments.len()` once the whole
+    /// history is searched.
+    segment: usize,
+    /// The linearization of the segments done.
+    order: Vec<usize>,
+    /// The store after the segments done, while no search holds it.
+    store: Option<Store>,
+    /// The search in progress: of `segments[segment]`, or of the whole history.
+    search: Option<Search<'a>>,
+}
+
+impl<'a> Decider<'a> {
+    fn new(
+        ops: &'a [SearchOp],
+        key_count: usize,
+        observed: Option<&'a pin::Observations>,
+        unknown_order: UnknownOrder,
+    ) -> Decider<'a> {
+        Decider {
+            ops,
+            key_count,
+            view: state_view(ops),
+            observed,
+            unknown_order,
+            segments: quiescent_segments(ops),
+            segment: 0,
+            order: Vec::with_capacity(ops.len()),
+            store: Some(Store::new(key_count)),
+            search: None,
+        }
+    }
+
+    fn search_of(&self, ops: &'a [SearchOp], store: Store) -> Search<'a> {
+        Search::new(ops, store, self.view)
+            .with_observations(self.observed)
+            .with_unknown_order(self.unknown_order)
+    }
+
+    /// Searches on until it decides or `steps` reaches `steps_max`.
+    fn run(&mut self, steps_max: u64, steps: &mut u64) -> Decision {
+        while self.segment < self.segments.len() {
+            let segment = self.segments[self.segment].clone();
+            let search = match self.search.take() {
+                Some(search) => search,
+                None => {
+                    let store = self.store.take().expect("the segments' store");
+                    self.search_of(&self.ops[segment.clone()], store)
+                }
+            };
+            let search = self.search.insert(search);
+            let ended = run_counted(search, steps_max, steps);
+            match ended {
+                Ended::Linearized(placed) => {
+                    let start = segment.start;
+                    self.order
+                        .extend(placed.into_iter().map(|index| index + start));
+                    let mut store = self.search.take().expect("searched").into_store();
+                    store.forget_undo();
+                    self.store = Some(store);
+                    self.segment += 1;
+                }
+                Ended::GaveUp => return Decision::GaveUp,
+                Ended::Impossible { deepest } if segment.start == 0 => {
+                    return Decision::Impossible {
+                        range: segment,
+                        deepest,
+                    }
+                }
+                Ended::Impossible { .. } | Ended::Stopped => {
+                    self.segment = self.segments.len();
+                    let whole = self.search_of(self.ops, Store::new(self.key_count));
+                    self.search = Some(whole);
+                    return self.run_whole(steps_max, steps);
                 }
             }
-            Ended::Impossible { .. } | Ended::Stopped => {
-                segmented_ok = false;
-                break;
-            }
         }
-        store = search.into_store();
-        store.forget_undo();
+        if self.search.is_none() {
+            return Decision::Linear(std::mem::take(&mut self.order));
+        }
+        self.run_whole(steps_max, steps)
     }
-    if segmented_ok {
-        return Decision::Linear(order);
+
+    /// Searches the whole history on (a segment failed).
+    fn run_whole(&mut self, steps_max: u64, steps: &mut u64) -> Decision {
+        let search = self.search.as_mut().expect("the whole history's search");
+        match run_counted(search, steps_max, steps) {
+            Ended::Linearized(placed) => Decision::Linear(placed),
+            Ended::Impossible { deepest } => Decision::Impossible {
+                range: 0..self.ops.len(),
+                deepest,
+            },
+            Ended::GaveUp | Ended::Stopped => Decision::GaveUp,
+        }
     }
-    let mut search = Search::new(ops, Store::new(key_count), view)
-        .with_observations(observed)
-        .with_unknown_order(unknown_order);
-    let ended = search.run(steps_max.saturating_sub(*steps), None);
-    *steps += search.steps;
-    match ended {
-        Ended::Linearized(placed) => Decision::Linear(placed),
-        Ended::Impossible { deepest } => Decision::Impossible {
-            range: 0..ops.len(),
-            deepest,
-        },
-        Ended::GaveUp | Ended::Stopped => Decision::GaveUp,
-    }
+}
+
+/// Runs `search` on until `steps` (which counts every search's steps) reaches `steps_max`.
+fn run_counted(search: &mut Search<'_>, steps_max: u64, steps: &mut u64) -> Ended {
+    let before = search.steps;
+    let ended = search.run(before + steps_max.saturating_sub(*steps), None);
+    *steps += search.steps - before;
+    ended
 }
 
 /// Checks a history for linearizability.
@@ -403,8 +472,8 @@ const WITNESS_FIRST_STEPS_MAX: u64 = 1_000_000;
 /// revisions, told apart only by a count six revisions later, gave up after 200M steps; the
 /// beam decides it in under 1M). Trying expiries by call, not after every write, decides
 /// leader_isolated_during_compaction seed 15 (five expiries in a row) in 10 ms instead of 2 s.
-/// Incomplete by design: when it finds nothing, the complete order runs again with the rest
-/// of the witness budget.
+/// Incomplete by design: when it and the third pass find nothing, the first pass's search goes
+/// on where it stopped, with the rest of the witness budget.
 const WITNESS_BEAM_STEPS_MAX: u64 = 1_000_000;
 
 /// The third pass, when the beam found nothing: the complete order again, but with the
@@ -480,17 +549,27 @@ fn witness_with(
         (WITNESS_EXPIRIES_LAST_STEPS_MAX, UnknownOrder::ExpiriesLast),
         (u64::MAX, UnknownOrder::Lists),
     ];
+    // The complete order's passes are one search: the last goes on where the first stopped.
+    let mut lists = Decider::new(
+        &narrowed,
+        tables.key_count(),
+        Some(&observed),
+        UnknownOrder::Lists,
+    );
     let mut decision = Decision::GaveUp;
     for (pass_steps, order) in passes {
         let pass_budget = steps.saturating_add(pass_steps).min(budget);
-        decision = decide(
-            &narrowed,
-            tables.key_count(),
-            pass_budget,
-            steps,
-            Some(&observed),
-            order,
-        );
+        decision = match order {
+            UnknownOrder::Lists => lists.run(pass_budget, steps),
+            _ => decide(
+                &narrowed,
+                tables.key_count(),
+                pass_budget,
+                steps,
+                Some(&observed),
+                order,
+            ),
+        };
         // A complete order finding no witness settles it; the beam's subset has none either.
         let settled = !matches!(order, UnknownOrder::Merged { .. })
             && matches!(decision, Decision::Impossible { .. });

@@ -244,6 +244,36 @@ pub(crate) struct Search<'a> {
     pub deepest: usize,
     /// Steps taken so far.
     pub steps: u64,
+    /// Where a run that gave up stopped, so the next run goes on from there instead of
+    /// starting over; `None` before the first run and after one that decided.
+    progress: Option<Progress>,
+}
+
+/// The state of a run between steps: the memo, where in the candidate lists the current
+/// point stands, and the set hash of what is placed.
+struct Progress {
+    memo: Memo,
+    cursor: Cursor,
+    set_hash: u64,
+    /// Scratch for the exact memo's keys.
+    exact_key: Vec<u64>,
+    /// The greatest number of definite operations placed at once in this run.
+    deepest: usize,
+}
+
+impl Progress {
+    fn new(exact: bool, sentinel: u32) -> Progress {
+        Progress {
+            memo: Memo::new(exact),
+            cursor: Cursor::At {
+                list: 0,
+                after: sentinel,
+            },
+            set_hash: 0,
+            exact_key: Vec::new(),
+            deepest: 0,
+        }
+    }
 }
 
 impl<'a> Search<'a> {
@@ -294,6 +324,7 @@ impl<'a> Search<'a> {
             beam: u32::MAX,
             deepest: 0,
             steps: 0,
+            progress: None,
         }
     }
 
@@ -784,32 +815,46 @@ impl<'a> Search<'a> {
     /// (with `stop_at`) that many definite operations are placed. "Impossible" is exact: the
     /// memo compares whole keys, or (above `EXACT_MEMO_OPS_MAX` operations) hashes first and
     /// whole keys in a second run when the first found no order after a hash hit (and likewise
-    /// above `EXACT_MEMO_KEYS_MAX` keys).
+    /// above `EXACT_MEMO_KEYS_MAX` keys). A run that gave up or stopped goes on from where it
+    /// was when called again, exploring in the same order as one run would; `steps_max`
+    /// bounds `steps`, which counts every run's steps.
     pub(crate) fn run(&mut self, steps_max: u64, stop_at: Option<usize>) -> Ended {
         let exact =
             self.ops.len() <= EXACT_MEMO_OPS_MAX && self.store.key_count() <= EXACT_MEMO_KEYS_MAX;
-        let (ended, hits) = self.run_memo(Memo::new(exact), steps_max, stop_at);
-        if exact || hits == 0 || !matches!(ended, Ended::Impossible { .. }) {
-            return ended;
+        let sentinel = self.sentinel();
+        let mut progress = (self.progress.take()).unwrap_or_else(|| Progress::new(exact, sentinel));
+        let mut ended = self.run_search(&mut progress, steps_max, stop_at);
+        if matches!(ended, Ended::Impossible { .. })
+            && !progress.memo.exact
+            && progress.memo.hits > 0
+        {
+            // A hash-only memo may have skipped a state it never explored: confirm with an
+            // exact one, from the start.
+            progress = Progress::new(true, sentinel);
+            ended = self.run_search(&mut progress, steps_max, stop_at);
         }
-        self.run_memo(Memo::new(true), steps_max, stop_at).0
+        if matches!(ended, Ended::GaveUp | Ended::Stopped) {
+            self.progress = Some(progress);
+        }
+        ended
     }
 
-    /// `run` with the given memo; also returns the memo's hits.
-    fn run_memo(&mut self, mut memo: Memo, steps_max: u64, stop_at: Option<usize>) -> (Ended, u64) {
-        let ended = self.run_search(&mut memo, steps_max, stop_at);
-        (ended, memo.hits)
-    }
-
-    fn run_search(&mut self, memo: &mut Memo, steps_max: u64, stop_at: Option<usize>) -> Ended {
-        let total = self.definite_count;
-        let mut exact_key: Vec<u64> = Vec::new();
-        let mut set_hash: u64 = 0;
-        let mut deepest = 0;
-        let mut cursor = Cursor::At {
-            list: 0,
-            after: self.sentinel(),
-        };
+    /// Searches on from `progress` until it decides, stops at `stop_at` placed, or has taken
+    /// `steps_max` steps in all.
+    fn run_search(
+        &mut self,
+        progress: &mut Progress,
+        steps_max: u64,
+        stop_at: Option<usize>,
+    ) -> Ended {
+        let Progress {
+            memo,
+            cursor,
+            set_hash,
+            exact_key,
+            deepest,
+        } = progress;
+        let total = self.ops.iter().filter(|op| !op.unknown).count();
         loop {
             let placed = total - self.definite_count;
             if self.definite_count == 0 {
@@ -818,20 +863,21 @@ impl<'a> Search<'a> {
             if stop_at == Some(placed) {
                 return Ended::Stopped;
             }
-            deepest = deepest.max(placed);
-            self.deepest = deepest;
-            self.steps += 1;
-            if self.steps > steps_max {
+            *deepest = (*deepest).max(placed);
+            self.deepest = *deepest;
+            // Checked before counting: the step not taken is taken by the run that resumes.
+            if self.steps >= steps_max {
                 return Ended::GaveUp;
             }
-            let Some(node) = self.next_candidate(&mut cursor) else {
+            self.steps += 1;
+            let Some(node) = self.next_candidate(cursor) else {
                 let Some(frame) = self.frames.pop() else {
-                    return Ended::Impossible { deepest };
+                    return Ended::Impossible { deepest: *deepest };
                 };
                 self.relink(frame.op);
                 self.store.undo_to(frame.mark);
-                set_hash ^= self.op_hash[frame.op as usize];
-                cursor = if frame.greedy {
+                *set_hash ^= self.op_hash[frame.op as usize];
+                *cursor = if frame.greedy {
                     Cursor::Exhausted
                 } else {
                     frame.parent_cursor
@@ -876,30 +922,30 @@ impl<'a> Search<'a> {
             // Only a recorded result pins what the operation does; a mandatory operation of
             // unknown outcome may act differently elsewhere, so it always branches.
             let greedy = !changed && self.ops[node as usize].rec.is_some();
-            let next_set_hash = set_hash ^ self.op_hash[node as usize];
+            let next_set_hash = *set_hash ^ self.op_hash[node as usize];
             if memo.exact && !greedy {
                 exact_key.clear();
                 exact_key.extend_from_slice(&self.placed_bits);
-                self.store.fingerprint(self.with_history, &mut exact_key);
+                self.store.fingerprint(self.with_history, exact_key);
             }
             if !greedy
                 && !memo.insert(
                     (next_set_hash, self.store.hash(self.with_history)),
-                    &exact_key,
+                    exact_key,
                 )
             {
                 self.relink(node);
                 self.store.undo_to(mark);
                 continue;
             }
-            set_hash = next_set_hash;
+            *set_hash = next_set_hash;
             self.frames.push(Frame {
                 op: node,
                 mark,
                 greedy,
-                parent_cursor: cursor,
+                parent_cursor: *cursor,
             });
-            cursor = Cursor::At {
+            *cursor = Cursor::At {
                 list: 0,
                 after: self.sentinel(),
             };
