@@ -342,3 +342,21 @@ fn mandatory_expiries_tried_last_find_a_late_expiry() {
     assert_eq!(ops, 2628, "{name}: the sample is the whole run");
     assert!(steps < 5_000_000, "{name}: steps {steps}");
 }
+
+/// Goal: a put with a lease that has ended for good cannot remove a key, and an absence a
+/// recorded creation shows is a count the leases and the deletes must meet. Method: the whole
+/// of clock_drift_with_leases seed 159, checked without watches. s06, put at 716, was put again
+/// with lease 74 by a write of unknown outcome, which the run made at 723 before that lease
+/// expired at 729; a put at 750 shows s06 absent at 749. The witness ended lease 74 at 723,
+/// before the put, which left s06 nothing that could remove it (the one delete of its range
+/// would remove s07 too, which reads show unchanged), and gave up after 200M steps.
+#[test]
+fn a_put_with_a_lease_gone_for_good_removes_nothing() {
+    let name = "clock_drift_with_leases 159";
+    let (steps, ops) = linearized_standalone(
+        name,
+        include_str!("data/sim_clock_drift_with_leases159.history.jsonl"),
+    );
+    assert_eq!(ops, 2328, "{name}: the sample is the whole run");
+    assert!(steps < 100_000, "{name}: steps {steps}");
+}

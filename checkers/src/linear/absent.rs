@@ -62,36 +62,7 @@ impl Absences {
         key_count: usize,
     ) -> Absences {
         let mut absent_at: Vec<Vec<i64>> = vec![Vec::new(); key_count];
-        for op in ops.iter().filter(|op| !op.unknown) {
-            let (
-                Op::Range {
-                    lo,
-                    hi,
-                    revision: 0,
-                    limit: 0,
-                },
-                Some(Rec::Range {
-                    revision: Some(at),
-                    kvs: Some(kvs),
-                    count,
-                }),
-            ) = (&op.op, op.rec.as_deref())
-            else {
-                continue;
-            };
-            // A count beyond the kvs listed (a count-only read) hides which keys exist.
-            if count.is_some_and(|count| count != kvs.len() as i64) {
-                continue;
-            }
-            // The kvs of a range come in key order, so one merge walk finds the missing keys.
-            let mut listed = kvs.iter().map(|kv| kv.key).peekable();
-            for key in *lo..*hi {
-                while listed.next_if(|&listed_key| listed_key < key).is_some() {}
-                if listed.next_if_eq(&key).is_none() {
-                    absent_at[key as usize].push(*at);
-                }
-            }
-        }
+        listed_absences(ops, |key, at, _| absent_at[key as usize].push(at));
         for (key, list) in lifetimes.iter().enumerate() {
             let creates = list.iter().map(|&(create, _, _)| create);
             absent_at[key].extend(creates.filter(|&create| create > 1).map(|c| c - 1));
@@ -312,6 +283,41 @@ impl Absences {
         };
         let after = removals.partition_point(|&made| made <= revision);
         removals.get(after).is_some_and(|&made| made <= absent)
+    }
+}
+
+/// Calls `absent(key, revision, read)` for every key a full listing (a definite range at the
+/// latest revision, no limit, every key it counts listed) shows absent.
+pub(super) fn listed_absences(ops: &[SearchOp], mut absent: impl FnMut(KeyId, i64, &SearchOp)) {
+    for op in ops.iter().filter(|op| !op.unknown) {
+        let (
+            Op::Range {
+                lo,
+                hi,
+                revision: 0,
+                limit: 0,
+            },
+            Some(Rec::Range {
+                revision: Some(at),
+                kvs: Some(kvs),
+                count,
+            }),
+        ) = (&op.op, op.rec.as_deref())
+        else {
+            continue;
+        };
+        // A count beyond the kvs listed (a count-only read) hides which keys exist.
+        if count.is_some_and(|count| count != kvs.len() as i64) {
+            continue;
+        }
+        // The kvs of a range come in key order, so one merge walk finds the missing keys.
+        let mut listed = kvs.iter().map(|kv| kv.key).peekable();
+        for key in *lo..*hi {
+            while listed.next_if(|&listed_key| listed_key < key).is_some() {}
+            if listed.next_if_eq(&key).is_none() {
+                absent(key, *at, op);
+            }
+        }
     }
 }
 

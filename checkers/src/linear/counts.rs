@@ -18,12 +18,18 @@
 //!   ends later nor lets a put with it work (standalone clock_drift_with_leases seed 84: a put
 //!   of s06 with lease 50, which had got lease_not_found at 35.9 s, seemed able to remove an
 //!   s06 created wrongly at 865, long after; gave up after 200M steps, now 6.5k);
-//! - a put with a lease removes its key only if that lease may end;
+//! - a put with a lease removes its key only if that lease may end, and never once the store
+//!   no longer holds a lease that one grant alone made and that grant returned before the
+//!   write just placed was called (see `lease_ended_in`);
 //! - a delete of several keys cannot run while another key it covers is kept from every
 //!   revision up to R (inside a recorded lifetime, or shown unchanged) (standalone
 //!   clock_drift_with_leases seed 116: an unknown delete of s03..s05 called at 6.6 s seemed
 //!   able to remove an s04 put wrongly at 515 before a read of s04 absent at 524, though s03
 //!   was read unchanged through 528; 6.6 s, now 76 ms).
+//!
+//! A key a delete of its range may remove also gets its absences as counts of 0 over the key
+//! alone, from full listings and from recorded creations (see `note_absences`), so the rules
+//! above judge what may remove it.
 //!
 //! Writes not yet placed are needed after the store's revision: one of unknown revision needs
 //! a revision no known write holds, and the puts lifetimes owe (`needs`) take some of those.
@@ -66,6 +72,9 @@ pub(crate) struct RangeCounts {
     leases_seen: Vec<(i64, i64)>,
     /// Per lease id, sorted, the time by which it was gone for good (`pin::leases_gone_by`).
     leases_gone_by: Vec<(i64, i64)>,
+    /// Per lease id granted by one operation alone, sorted, when that grant returned
+    /// (`i64::MAX` for one of unknown outcome).
+    single_grants: Vec<(i64, i64)>,
     /// Deletes of several keys at unknown revisions (not in `deletes`).
     range_deletes: Vec<RangeDelete>,
     /// Per key id, indexes into `range_deletes` of those that cover it.
@@ -245,6 +254,7 @@ impl RangeCounts {
                 .iter()
                 .map(|(&lease, &gone)| (lease, gone))
                 .collect(),
+            single_grants: single_grants(ops),
             seen: Vec::new(),
             seen_starts: RevisionStarts::build(&[]),
             puts: vec![Writers::NONE; key_count],
@@ -272,6 +282,7 @@ impl RangeCounts {
             }
         }
         counts.lease_ends = lease_ends.into_iter().collect();
+        counts.note_absences(ops, lifetimes);
         for key in 0..key_count {
             if counts.range_deletes_of[key].is_empty() {
                 continue;
@@ -407,7 +418,8 @@ impl RangeCounts {
     /// Whether a put still to come may attach `key` to a lease that may then end by `seen`
     /// (in a revision of its own, so never at a known one), with writes still to come taking
     /// effect after `call`.
-    fn leased_put_may_end(&self, key: KeyId, revision: i64, seen: &CountSeen, call: i64) -> bool {
+    fn leased_put_may_end(&self, store: &Store, key: KeyId, seen: &CountSeen, call: i64) -> bool {
+        let revision = store.revision();
         self.leased_puts[key as usize]
             .iter()
             .any(|&(lease, made, put_call)| {
@@ -415,8 +427,23 @@ impl RangeCounts {
                     Some(made) => revision < made && made <= seen.revision,
                     None => put_call <= seen.returned,
                 };
-                put_may_run && self.lease_may_end(lease, revision, seen, call) != MayRun::No
+                put_may_run
+                    && !self.lease_ended_in(store, lease, call)
+                    && self.lease_may_end(lease, revision, seen, call) != MayRun::No
             })
+    }
+
+    /// Whether lease `id` has ended in `store` for good: its one grant returned before `call`
+    /// (so it took effect before any write still to come), and the store no longer holds it.
+    /// A put with it can then only fail (standalone clock_drift_with_leases seed 159: the
+    /// witness ended lease 74 at 723, before the unknown put of s06 with it that the run made
+    /// at 723 and that lease's expiry removed; s06, read absent at 749, was left with nothing
+    /// that could remove it, which the search learned only after every order of 723 to 749).
+    fn lease_ended_in(&self, store: &Store, id: i64, call: i64) -> bool {
+        self.single_grants
+            .binary_search_by_key(&id, |&(lease, _)| lease)
+            .is_ok_and(|at| self.single_grants[at].1 < call)
+            && !store.has_lease(id)
     }
 
     /// How many writes of unknown revision, besides the puts lifetimes owe, `seen` needs at
@@ -453,7 +480,7 @@ impl RangeCounts {
                         if let Some(range) = self.range_delete_may_run(store, key, seen) {
                             by_delete = MayRun::Unknown;
                             leave_with_put |= range.also_puts;
-                        } else if self.leased_put_may_end(key, revision, seen, call) {
+                        } else if self.leased_put_may_end(store, key, seen, call) {
                             by_delete = MayRun::Unknown;
                         }
                     }
@@ -617,6 +644,51 @@ impl RangeCounts {
         });
     }
 
+    /// Notes, as a count of 0 over the key alone, every absence of a key that a delete of
+    /// several keys at an unknown revision covers: those full listings show, and the revision
+    /// before each recorded creation. The capacity windows check such an absence too, but take
+    /// any delete of the key for one that may run; as a count, the delete of the range may run
+    /// only where no other key of its range is kept, and a put with a lease removes nothing
+    /// once that lease is gone (standalone clock_drift_with_leases seed 159: s06, created
+    /// again at 750 so absent at 749, was left only the delete of s06..s09 once the witness
+    /// ended lease 74 at 723, before the unknown put of s06 with it).
+    fn note_absences(&mut self, ops: &[SearchOp], lifetimes: &[Vec<(i64, i64, i64)>]) {
+        // A recorded lifetime created at C shows the key absent at C - 1. What ran before C
+        // was called before an operation whose header shows C returned; when none does, any
+        // write may have (`i64::MAX - 1`: `Writers::NONE`'s call stays out of reach).
+        let made_returns: BTreeMap<i64, i64> = ops
+            .iter()
+            .filter_map(|op| made_revision(op).map(|made| (made, op.ret)))
+            .collect();
+        for (key, list) in lifetimes.iter().enumerate() {
+            if self.range_deletes_of[key].is_empty() {
+                continue;
+            }
+            for &(create, _, _) in list.iter().filter(|&&(create, _, _)| create > 1) {
+                self.seen.push(CountSeen {
+                    revision: create - 1,
+                    lo: key as KeyId,
+                    hi: key as KeyId + 1,
+                    count: 0,
+                    returned: made_returns.get(&create).copied().unwrap_or(i64::MAX - 1),
+                });
+            }
+        }
+        let mut absences = Vec::new();
+        super::absent::listed_absences(ops, |key, at, read| {
+            if !self.range_deletes_of[key as usize].is_empty() {
+                absences.push(CountSeen {
+                    revision: at,
+                    lo: key,
+                    hi: key + 1,
+                    count: 0,
+                    returned: read.ret,
+                });
+            }
+        });
+        self.seen.extend(absences);
+    }
+
     /// Notes what `op` may put and delete; `also_puts` when it is a txn that puts some key.
     fn note_writes(&mut self, op: &Op, made: Option<i64>, call: i64, also_puts: bool) {
         match op {
@@ -653,6 +725,26 @@ impl RangeCounts {
             _ => {}
         }
     }
+}
+
+/// Per lease id granted by exactly one operation, when it returned (`i64::MAX`: unknown outcome).
+fn single_grants(ops: &[SearchOp]) -> Vec<(i64, i64)> {
+    let mut grants: BTreeMap<i64, (usize, i64)> = BTreeMap::new();
+    for op in ops {
+        let returned = match (&op.op, op.rec.as_deref()) {
+            (Op::LeaseGrant { .. }, Some(Rec::Error(_))) => continue,
+            (Op::LeaseGrant { .. }, Some(_)) if !op.unknown => op.ret,
+            (Op::LeaseGrant { .. }, _) => i64::MAX,
+            _ => continue,
+        };
+        let Op::LeaseGrant { id, .. } = op.op else {
+            continue;
+        };
+        let entry = grants.entry(id).or_insert((0, returned));
+        entry.0 += 1;
+    }
+    let single = grants.into_iter().filter(|&(_, (count, _))| count == 1);
+    single.map(|(id, (_, returned))| (id, returned)).collect()
 }
 
 /// Whether one of `runs` holds every revision of `first..=last`.

@@ -206,16 +206,21 @@ fn a_range_delete_waits_while_a_key_it_covers_is_kept() {
 
 /// Goal: a put with a lease that a definite operation found gone before the write just
 /// placed was called cannot run later, so cannot attach a key to the lease for its expiry
-/// to remove. Method: keys 0 to 2 live at revision 4, a read counting 2 of them at 5, an
-/// unknown put of key 2 with lease 7 and lease 7's expiry, lease 7 granted (returned at 10)
-/// and a put with it that found it missing (called at 20, returned at 30); the write just
-/// placed was called at 25, then at 31.
+/// to remove; nor can one with a lease its one grant made before that call, once the store
+/// no longer holds it. Method: keys 0 to 2 live at revision 4 and lease 7 granted (returned
+/// at 10), a read counting 2 of the keys at 5, an unknown put of key 2 with lease 7 and lease
+/// 7's expiry, and a put with it that found it missing (called at 20, returned at 30); the
+/// write just placed was called at 25, then at 31; then the same at 25 with lease 7 ended.
 #[test]
 fn a_put_with_a_lease_gone_before_runs_no_more() {
     let mut store = Store::new(3);
     for key in 0..3 {
         store.apply(&put(key));
     }
+    store.apply(&Op::LeaseGrant {
+        id: 7,
+        ttl_seconds: 5,
+    });
     let with_lease_7 = Op::Put {
         key: 2,
         value: 2,
@@ -255,6 +260,12 @@ fn a_put_with_a_lease_gone_before_runs_no_more() {
     assert!(
         !counts.hold(&store, &[2], &needs, 31),
         "lease 7 was gone at 30: nothing removes key 2"
+    );
+    store.apply(&Op::Expire { id: 7 });
+    assert!(!store.has_lease(7));
+    assert!(
+        !counts.hold(&store, &[2], &needs, 25),
+        "lease 7, granted once and before 25, is gone from the store: nothing removes key 2"
     );
 }
 

@@ -868,7 +868,12 @@ impl Store {
         self.leased.iter().copied()
     }
 
-    /// Leases currently granted.
+    /// Whether lease `id` is currently granted.
+    pub fn has_lease(&self, id: i64) -> bool {
+        self.leases.contains_key(&id)
+    }
+
+    /// Leases currently granted, ascending.
     pub fn lease_ids(&self) -> Vec<i64> {
         self.leases.keys().copied().collect()
     }
