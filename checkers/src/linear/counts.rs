@@ -512,9 +512,9 @@ impl RangeCounts {
         (seen.count > high && seen.count <= high + join[unknown]).then_some(0)
     }
 
-    /// The counts `seen` may show with only the writes at known revisions (and the lease ends
-    /// those force) still to come: the keys live now less those such a write must remove, up
-    /// to those live now plus those such a put adds. The same classes as
+    /// The counts `seen` may show with only the writes at known revisions (and the known lease
+    /// ends) still to come: the keys live now less those such a write may remove, up to those
+    /// live now plus those such a put may add. The same classes as
     /// `unknown_writes_needed`'s `Known` ones: a range delete or a leased put of unknown
     /// revision only ever adds an `Unknown` way.
     fn known_bounds(&self, store: &Store, seen: &CountSeen, call: i64) -> RangeInclusive<i64> {
