@@ -265,6 +265,8 @@ impl RangeCounts {
             scratch: RefCell::new(Vec::new()),
         };
         let mut lease_ends: BTreeMap<i64, Writers> = BTreeMap::new();
+        // Per revision a known write made, when that write returned.
+        let mut made_returns: BTreeMap<i64, i64> = BTreeMap::new();
         for op in ops {
             let rec = op.rec.as_deref();
             if let Some(Rec::Error(_)) = rec {
@@ -272,6 +274,9 @@ impl RangeCounts {
             }
             counts.note_counts(op, rec);
             let made = made_revision(op);
+            if let Some(made) = made {
+                made_returns.insert(made, op.ret);
+            }
             let also_puts = matches!(op.op, Op::Txn { .. }) && !super::pin::puts(&op.op).is_empty();
             counts.note_writes(&op.op, made, op.call, also_puts);
             if let Op::LeaseRevoke { id } | Op::Expire { id } = op.op {
@@ -282,7 +287,7 @@ impl RangeCounts {
             }
         }
         counts.lease_ends = lease_ends.into_iter().collect();
-        counts.note_absences(ops, lifetimes);
+        counts.note_absences(ops, lifetimes, &made_returns);
         for key in 0..key_count {
             if counts.range_deletes_of[key].is_empty() {
                 continue;
@@ -652,14 +657,15 @@ impl RangeCounts {
     /// once that lease is gone (standalone clock_drift_with_leases seed 159: s06, created
     /// again at 750 so absent at 749, was left only the delete of s06..s09 once the witness
     /// ended lease 74 at 723, before the unknown put of s06 with it).
-    fn note_absences(&mut self, ops: &[SearchOp], lifetimes: &[Vec<(i64, i64, i64)>]) {
+    fn note_absences(
+        &mut self,
+        ops: &[SearchOp],
+        lifetimes: &[Vec<(i64, i64, i64)>],
+        made_returns: &BTreeMap<i64, i64>,
+    ) {
         // A recorded lifetime created at C shows the key absent at C - 1. What ran before C
         // was called before an operation whose header shows C returned; when none does, any
         // write may have (`i64::MAX - 1`: `Writers::NONE`'s call stays out of reach).
-        let made_returns: BTreeMap<i64, i64> = ops
-            .iter()
-            .filter_map(|op| made_revision(op).map(|made| (made, op.ret)))
-            .collect();
         for (key, list) in lifetimes.iter().enumerate() {
             if self.range_deletes_of[key].is_empty() {
                 continue;

@@ -218,6 +218,8 @@ pub(crate) struct Search<'a> {
     frames: Vec<Frame>,
     op_hash: Vec<u64>,
     definite_count: usize,
+    /// How many definite operations there are (`definite_count` with none placed).
+    definite_total: usize,
     /// Per operation, the lease expiries (indices) that must come after it.
     precedes_expiry: Vec<Vec<u32>>,
     /// Per lease expiry, how many operations that must come before it are still unplaced.
@@ -303,6 +305,7 @@ impl<'a> Search<'a> {
             store,
             with_history,
             definite_count: definite.len(),
+            definite_total: definite.len(),
             definite: Links::new(ops.len(), &definite),
             by_return: Links::new(ops.len(), &by_return),
             by_bound: Links::new(ops.len(), &by_bound),
@@ -854,9 +857,8 @@ impl<'a> Search<'a> {
             exact_key,
             deepest,
         } = progress;
-        let total = self.ops.iter().filter(|op| !op.unknown).count();
         loop {
-            let placed = total - self.definite_count;
+            let placed = self.definite_total - self.definite_count;
             if self.definite_count == 0 {
                 return Ended::Linearized(self.placed());
             }
