@@ -130,11 +130,19 @@ fn bench_serve_command(
     members: Vec<usize>,
     phase_seconds: u64,
     sequential: usize,
+    rounds: usize,
     out: Option<PathBuf>,
     no_etcd: bool,
 ) -> i32 {
     if phase_seconds == 0 || sequential == 0 {
         eprintln!("error: --phase-seconds and --sequential must be at least 1");
+        return 2;
+    }
+    if !(1..=chaos::bench::ROUND_COUNT_MAX).contains(&rounds) {
+        eprintln!(
+            "error: --rounds {rounds}: expected 1 to {}",
+            chaos::bench::ROUND_COUNT_MAX
+        );
         return 2;
     }
     let executable = match std::env::current_exe() {
@@ -154,6 +162,7 @@ fn bench_serve_command(
         member_counts: members,
         phase: std::time::Duration::from_secs(phase_seconds),
         sequential_count: sequential,
+        round_count: rounds,
         work_dir: std::env::temp_dir().join(format!("detcd-bench-serve-{}", std::process::id())),
     };
     chaos::bench::bench_serve_command(&config, out.as_deref())
@@ -493,6 +502,11 @@ enum BenchCommand {
         /// Requests of the sequential put and put-to-event phases.
         #[arg(long, default_value_t = 1000)]
         sequential: usize,
+        /// Times each system is measured per topology, alternating which goes first; every
+        /// figure reported is its median over the rounds (one slow moment on a shared machine
+        /// then moves no figure).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Also write the JSON to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -714,9 +728,10 @@ fn main() -> anyhow::Result<()> {
             members,
             phase_seconds,
             sequential,
+            rounds,
             out,
             no_etcd,
-        }) => bench_serve_command(members, phase_seconds, sequential, out, no_etcd),
+        }) => bench_serve_command(members, phase_seconds, sequential, rounds, out, no_etcd),
         Command::Bench(BenchCommand::Sim {
             scenario,
             seeds,

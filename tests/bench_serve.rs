@@ -11,7 +11,7 @@ use std::process::Command;
 fn bench_serve_reports_every_figure_for_detcd_alone() {
     let output = Command::new(env!("CARGO_BIN_EXE_detcd"))
         .args(["bench", "serve", "--members", "1", "--phase-seconds", "1"])
-        .args(["--sequential", "20", "--no-etcd"])
+        .args(["--sequential", "20", "--rounds", "2", "--no-etcd"])
         .output()
         .expect("detcd bench serve runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -20,11 +20,13 @@ fn bench_serve_reports_every_figure_for_detcd_alone() {
     let report: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
     assert_eq!(report["etcd"]["found"], false, "{report}");
+    assert_eq!(report["rounds"], 2, "{report}");
     let results = report["results"].as_array().expect("a results list");
     assert_eq!(results.len(), 1, "{report}");
     let detcd = &results[0];
     assert_eq!(detcd["system"], "detcd");
     assert_eq!(detcd["members"], 1);
+    assert_eq!(detcd["rounds"], 2);
     assert_eq!(detcd["sequential_put"]["requests"], 20);
     let puts = detcd["put"].as_array().expect("put phases");
     let client_counts: Vec<u64> = puts
@@ -40,6 +42,13 @@ fn bench_serve_reports_every_figure_for_detcd_alone() {
         for figure in ["ops_per_second", "p50_ms", "p99_ms"] {
             assert!(phase[figure].as_f64().is_some(), "{figure} in {phase}");
         }
+        // The servers' CPU per request is read from /proc on Linux, where this test runs.
+        assert!(
+            phase["server_cpu_us_per_request"]
+                .as_f64()
+                .is_some_and(|us| us > 0.0),
+            "{phase}"
+        );
         // A single member is its own leader from the start: no phase sees a change.
         assert_eq!(phase["leader_changes_seen"], 0, "{phase}");
     }
@@ -49,4 +58,19 @@ fn bench_serve_reports_every_figure_for_detcd_alone() {
     assert!(detcd["disk"]["wal_fsyncs_per_put_per_member"]
         .as_f64()
         .is_some());
+}
+
+/// Goal: bad settings are refused before anything starts. Method: zero and too many rounds;
+/// each exits 2 naming the flag.
+#[test]
+fn bench_serve_refuses_bad_rounds() {
+    for rounds in ["0", "21"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_detcd"))
+            .args(["bench", "serve", "--no-etcd", "--rounds", rounds])
+            .output()
+            .expect("detcd bench serve runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--rounds"), "{stderr}");
+    }
 }

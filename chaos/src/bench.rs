@@ -5,8 +5,11 @@
 //! drives each with the same gRPC load (the server crate's generated clients), stops it, and
 //! writes one JSON object: sequential put latency; puts at 8, 64 and 256 clients (ops/s, p50,
 //! p99); Range at 64 clients, linearizable and serializable; put-to-watch-event latency; and
-//! detcd's ratio to etcd for each figure. Clients spread over the members' client URLs, round
-//! robin, on at most `CONNECTION_COUNT_MAX` HTTP/2 connections.
+//! detcd's ratio to etcd for each figure, and what each request cost in CPU time (servers and
+//! load generator apart). Clients spread over the members' client URLs, round robin, on at most
+//! `CONNECTION_COUNT_MAX` HTTP/2 connections. Each system is measured several rounds, in
+//! alternating order, and each figure reported is its median: on a shared machine a single
+//! round can be far off, and alternation keeps a drifting machine from favouring either system.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,6 +35,8 @@ const CONNECTION_COUNT_MAX: usize = 16;
 const VALUE_BYTES: usize = 256;
 /// Distinct keys the put phases write.
 const KEY_SPACE_COUNT: u64 = 100_000;
+/// Rounds a run may ask for at most (each round measures every system once per topology).
+pub const ROUND_COUNT_MAX: usize = 20;
 /// How long a cluster may take to answer its first write.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -48,6 +53,9 @@ pub struct BenchServeConfig {
     pub phase: Duration,
     /// Requests of the sequential put and put-to-event phases.
     pub sequential_count: usize,
+    /// Times each system is measured per topology, alternating which goes first; the figures
+    /// reported are each figure's median over the rounds.
+    pub round_count: usize,
     /// Where the members' data directories go (removed afterwards).
     pub work_dir: PathBuf,
 }
@@ -413,13 +421,54 @@ async fn throughput_watched(
     phase: Duration,
 ) -> anyhow::Result<Value> {
     let before = leader_changes(servers).await;
+    let cpu_before = cpu_totals(servers);
     let mut figures = throughput(&servers.client_urls, client_count, workload, phase).await?;
+    let cpu_after = cpu_totals(servers);
+    add_cpu_costs(&mut figures, cpu_before, cpu_after);
     let after = leader_changes(servers).await;
     figures["leader_changes_seen"] = match (before, after) {
         (Some(before), Some(after)) => json!(after.saturating_sub(before)),
         _ => Value::Null,
     };
     Ok(figures)
+}
+
+/// CPU seconds (user and system, all threads) a process has used so far, from
+/// `/proc/<pid>/stat`; `None` where there is no such file (not Linux, or the process ended).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it start past its `)`.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let ticks_per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(ticks as f64 / ticks_per_second as f64)
+}
+
+/// CPU seconds the servers' processes and this load generator have used so far.
+fn cpu_totals(servers: &Servers) -> Option<(f64, f64)> {
+    let mut server_seconds = 0.0;
+    for child in &servers.children {
+        server_seconds += cpu_seconds(&child.id().to_string())?;
+    }
+    Some((server_seconds, cpu_seconds("self")?))
+}
+
+/// Adds to a phase's figures the CPU time its requests cost, in microseconds per request:
+/// the servers' (all members together) and the load generator's. On a shared machine this
+/// says where the cores went, which throughput alone does not.
+fn add_cpu_costs(figures: &mut Value, before: Option<(f64, f64)>, after: Option<(f64, f64)>) {
+    let request_count = requests(figures).max(1) as f64;
+    let per_request = |seconds: f64| (seconds * 1e6 / request_count).round();
+    if let (Some((server_before, client_before)), Some((server_after, client_after))) =
+        (before, after)
+    {
+        figures["server_cpu_us_per_request"] = json!(per_request(server_after - server_before));
+        figures["client_cpu_us_per_request"] = json!(per_request(client_after - client_before));
+    } else {
+        figures["server_cpu_us_per_request"] = Value::Null;
+        figures["client_cpu_us_per_request"] = Value::Null;
+    }
 }
 
 /// Requests a phase completed.
@@ -563,28 +612,115 @@ fn ratios(etcd: &Value, detcd: &Value) -> Value {
     Value::Object(out)
 }
 
+/// The median of each figure over `rounds` (JSON values of one shape): numbers by median
+/// (whole numbers stay whole), objects and arrays figure by figure, anything else as in the
+/// first round.
+fn median_figures(rounds: &[&Value]) -> Value {
+    let Some(first) = rounds.first() else {
+        return Value::Null;
+    };
+    match first {
+        Value::Number(_) => {
+            let mut numbers: Vec<f64> = rounds.iter().filter_map(|round| round.as_f64()).collect();
+            if numbers.len() != rounds.len() {
+                return Value::Null;
+            }
+            numbers.sort_by(f64::total_cmp);
+            let middle = numbers.len() / 2;
+            let median = if numbers.len() % 2 == 1 {
+                numbers[middle]
+            } else {
+                (numbers[middle - 1] + numbers[middle]) / 2.0
+            };
+            if rounds.iter().all(|round| round.is_u64()) {
+                json!(median.round() as u64)
+            } else {
+                json!(round3(median))
+            }
+        }
+        Value::Object(fields) => Value::Object(
+            fields
+                .keys()
+                .map(|name| {
+                    let values: Vec<&Value> = rounds.iter().map(|round| &round[name]).collect();
+                    (name.clone(), median_figures(&values))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            (0..items.len())
+                .map(|index| {
+                    let values: Vec<&Value> = rounds.iter().map(|round| &round[index]).collect();
+                    median_figures(&values)
+                })
+                .collect(),
+        ),
+        other => (*other).clone(),
+    }
+}
+
+/// Measures every system of `systems` `config.round_count` times in one topology, the order
+/// reversed every other round (etcd, detcd, detcd, etcd, ...) so that a machine that slows or
+/// speeds up during the run weighs on both alike. Returns each system's rounds.
+async fn measure_rounds(
+    config: &BenchServeConfig,
+    systems: &[System],
+    member_count: usize,
+) -> anyhow::Result<Vec<Vec<Value>>> {
+    let mut rounds = vec![Vec::new(); systems.len()];
+    for round in 0..config.round_count {
+        let mut order: Vec<usize> = (0..systems.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for index in order {
+            eprintln!("bench serve: round {} of {}", round + 1, config.round_count);
+            rounds[index].push(measure(config, systems[index], member_count).await?);
+        }
+    }
+    Ok(rounds)
+}
+
 /// Runs the benchmark; returns its JSON.
 pub async fn bench_serve(config: &BenchServeConfig) -> anyhow::Result<Value> {
+    anyhow::ensure!(
+        (1..=ROUND_COUNT_MAX).contains(&config.round_count),
+        "--rounds {}: expected 1 to {ROUND_COUNT_MAX}",
+        config.round_count
+    );
     let mut results = Vec::new();
     let mut comparisons = Vec::new();
+    let systems: &[System] = match config.etcd {
+        Some(_) => &[System::Etcd, System::Detcd],
+        None => &[System::Detcd],
+    };
     for &member_count in &config.member_counts {
         anyhow::ensure!(
             (1..=9).contains(&member_count),
             "--members {member_count}: expected 1 to 9"
         );
-        let etcd = match config.etcd {
-            Some(_) => Some(measure(config, System::Etcd, member_count).await?),
-            None => None,
-        };
-        let detcd = measure(config, System::Detcd, member_count).await?;
-        if let Some(etcd) = &etcd {
+        let rounds = measure_rounds(config, systems, member_count).await?;
+        let medians: Vec<Value> = rounds
+            .iter()
+            .map(|system_rounds| {
+                let mut median = median_figures(&system_rounds.iter().collect::<Vec<_>>());
+                median["rounds"] = json!(system_rounds.len());
+                median
+            })
+            .collect();
+        if let [etcd, detcd] = medians.as_slice() {
+            let by_round: Vec<Value> = rounds[0]
+                .iter()
+                .zip(&rounds[1])
+                .map(|(etcd, detcd)| ratios(etcd, detcd))
+                .collect();
             comparisons.push(json!({
                 "members": member_count,
-                "detcd_over_etcd": ratios(etcd, &detcd),
+                "detcd_over_etcd": ratios(etcd, detcd),
+                "detcd_over_etcd_by_round": by_round,
             }));
-            results.push(etcd.clone());
         }
-        results.push(detcd);
+        results.extend(medians);
     }
     let etcd = match &config.etcd {
         Some(path) => json!({"found": true, "version": etcd_version(path)}),
@@ -597,6 +733,8 @@ pub async fn bench_serve(config: &BenchServeConfig) -> anyhow::Result<Value> {
         "bench": "serve",
         "cores": std::thread::available_parallelism().map_or(0, |cores| cores.get()),
         "phase_seconds": config.phase.as_secs_f64(),
+        "rounds": config.round_count,
+        "figures": "each figure is its median over the rounds; detcd_over_etcd divides the medians",
         "value_bytes": VALUE_BYTES,
         "etcd": etcd,
         "results": results,
@@ -651,7 +789,54 @@ pub fn find_etcd() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::percentiles;
+    use serde_json::json;
+
+    use super::{cpu_seconds, median_figures, percentiles};
+
+    /// Goal: a round that ran slow moves no reported figure, and the report keeps its shape.
+    /// Method: three rounds of one shape, one of them far off; each number is the middle one,
+    /// whole numbers stay whole, texts come from the first round; an even count averages the
+    /// middle two.
+    #[test]
+    fn each_figure_is_its_median_over_the_rounds() {
+        let rounds = [
+            json!({"system": "detcd", "put": [{"ops_per_second": 100, "p99_ms": 2.5}]}),
+            json!({"system": "detcd", "put": [{"ops_per_second": 10, "p99_ms": 40.0}]}),
+            json!({"system": "detcd", "put": [{"ops_per_second": 120, "p99_ms": 2.0}]}),
+        ];
+        let all: Vec<_> = rounds.iter().collect();
+        assert_eq!(
+            median_figures(&all),
+            json!({"system": "detcd", "put": [{"ops_per_second": 100, "p99_ms": 2.5}]})
+        );
+        assert_eq!(
+            median_figures(&all[..2]),
+            json!({"system": "detcd", "put": [{"ops_per_second": 55, "p99_ms": 21.25}]})
+        );
+        // A figure one round could not measure is not made up from the others.
+        let missing = json!({"system": "detcd", "put": [{"ops_per_second": null, "p99_ms": 1.0}]});
+        assert_eq!(
+            median_figures(&[&rounds[0], &missing])["put"][0]["ops_per_second"],
+            serde_json::Value::Null
+        );
+    }
+
+    /// Goal: the CPU time read for a process is its own and grows as it works. Method: read
+    /// this process's, spin a little, read again.
+    #[test]
+    fn cpu_seconds_of_this_process_grow_as_it_works() {
+        let Some(before) = cpu_seconds("self") else {
+            // No /proc here: the figure is reported as null, which the bench tolerates.
+            assert!(!std::path::Path::new("/proc/self/stat").exists());
+            return;
+        };
+        let mut sum = 0u64;
+        while cpu_seconds("self").expect("still readable") < before + 0.05 {
+            sum = sum.wrapping_add(std::hint::black_box(sum) | 1);
+        }
+        assert!(cpu_seconds("self").expect("readable") >= before + 0.05);
+        assert!(cpu_seconds("no-such-process").is_none());
+    }
 
     /// Goal: percentiles pick the nearest rank, in milliseconds. Method: 100 latencies of
     /// 1..=100 ms; p50 is 50 ms, p99 is 99 ms; no latencies give zeros.
