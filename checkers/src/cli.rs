@@ -6,7 +6,7 @@
 
 use crate::generate::{generate, generate_jepsen, GenerateConfig, JEPSEN_OPS_COUNT};
 use crate::history::{parse_history, History, HistoryError};
-use crate::linear::{check_linearizable, Explain, LinearConfig};
+use crate::linear::{check_linearizable, Explain, LinearConfig, LinearReport};
 use crate::watch::check_watches;
 use crate::Verdict;
 use serde_json::{json, Value};
@@ -150,7 +150,7 @@ pub fn check_command(
         let line = render(
             file,
             &history,
-            &report.verdict,
+            &report,
             watch_verdict.as_ref(),
             check_ms,
             json,
@@ -160,20 +160,24 @@ pub fn check_command(
     status
 }
 
+/// One file's line: the verdict, and how long the check took; with `json`, also the search
+/// steps it took (`steps`: the same on every machine, unlike `check_ms`).
 fn render(
     file: &Path,
     history: &History,
-    verdict: &Verdict,
+    report: &LinearReport,
     watches: Option<&Verdict>,
     check_ms: f64,
     json: bool,
 ) -> String {
+    let verdict = &report.verdict;
     if json {
         let mut object = json!({
             "file": file.display().to_string(),
             "verdict": verdict_name(verdict),
             "ops": history.ops.len(),
             "check_ms": (check_ms * 1000.0).round() / 1000.0,
+            "steps": report.steps,
         });
         add_details(&mut object, verdict);
         if let Some(watch_verdict) = watches {

@@ -38,7 +38,7 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 #[test]
 fn exit_statuses_follow_the_verdicts() {
     // Goal: 0 for linearizable, 1 for a violation, 2 for unreadable input (line named), and the
-    // JSON line carries file, verdict, ops and check_ms. Method: three files, checked alone and
+    // JSON line carries file, verdict, ops, check_ms and steps. Method: three files, checked alone and
     // together.
     let good = temp_file(
         "good",
@@ -61,6 +61,10 @@ fn exit_statuses_follow_the_verdicts() {
     assert_eq!(line["verdict"], "linearizable");
     assert_eq!(line["ops"], 1);
     assert!(line["check_ms"].as_f64().is_some());
+    assert!(
+        line["steps"].as_u64().is_some_and(|steps| steps > 0),
+        "{line}"
+    );
     let mut out = Vec::new();
     assert_eq!(
         check_command(
