@@ -147,10 +147,15 @@ const EXACT_MEMO_OPS_MAX: usize = 4_096;
 /// per memo entry made a simulator history of a thousand keys page through gigabytes.
 const EXACT_MEMO_KEYS_MAX: usize = 64;
 
+/// `Cursor::At`'s list for `UnknownOrder::FromNow`'s key writes called before the frontier.
+const BEFORE_FRONTIER_LIST: u8 = 4;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cursor {
     /// The next candidate follows `after` in the definite (0), unknown key-writing (1) or other
-    /// unknown (2) list, or, with `expiries_last`, among the definite expiries held back (3).
+    /// unknown (2) list, or, with `expiries_last`, among the definite expiries held back (3),
+    /// or, with `from_now`, among the unknown key writes called before the frontier (4; list 1
+    /// then walks forward from the frontier).
     At {
         list: u8,
         after: u32,
@@ -170,6 +175,8 @@ struct Frame {
     mark: Mark,
     greedy: bool,
     parent_cursor: Cursor,
+    /// The search's `frontier` before `op` was placed.
+    parent_frontier: i64,
 }
 
 /// How the search orders the unknown-outcome candidates after the definite ones.
@@ -184,6 +191,11 @@ pub(crate) enum UnknownOrder {
     /// `Lists`, with the definite lease expiries (the mandatory ones a witness makes) tried
     /// after every other candidate rather than first among the definite ones: complete.
     ExpiriesLast,
+    /// `Lists`, with the key writes taken from the frontier on (the latest call of a placed
+    /// definite operation), earliest call first, and only then those called before it, latest
+    /// first: complete. After an outage the writes in flight when it began land first, in
+    /// about the order they were called, and their retries after them.
+    FromNow,
 }
 
 /// How a search ended.
@@ -222,6 +234,10 @@ pub(crate) struct Search<'a> {
     definite_total: usize,
     /// Per operation, the lease expiries (indices) that must come after it.
     precedes_expiry: Vec<Vec<u32>>,
+    /// `UnknownOrder::FromNow`: key writes from the frontier on first.
+    from_now: bool,
+    /// The latest call of a placed definite operation (`i64::MIN` with none placed).
+    frontier: i64,
     /// Per lease expiry, how many operations that must come before it are still unplaced.
     expiry_waits: Vec<u32>,
     /// Per lease expiry, the other operations that name its lease (by call).
@@ -324,6 +340,8 @@ impl<'a> Search<'a> {
             historical: historical_reads(ops),
             merge_unknown: false,
             expiries_last: false,
+            from_now: false,
+            frontier: i64::MIN,
             beam: u32::MAX,
             deepest: 0,
             steps: 0,
@@ -361,6 +379,11 @@ impl<'a> Search<'a> {
             UnknownOrder::Merged { beam } => {
                 self.merge_unknown = true;
                 self.beam = beam;
+            }
+            UnknownOrder::FromNow => {
+                self.merge_unknown = false;
+                self.from_now = true;
+                self.beam = u32::MAX;
             }
         }
         self
@@ -447,7 +470,8 @@ impl<'a> Search<'a> {
     }
 
     /// Candidates in order: definite ones by call; then unknown ones latest call first (an
-    /// operation whose outcome is unknown most likely took effect soon after its call).
+    /// operation whose outcome is unknown most likely took effect soon after its call), or,
+    /// with `from_now`, the key writes from the frontier on first (see `UnknownOrder::FromNow`).
     fn next_candidate(&self, cursor: &mut Cursor) -> Option<u32> {
         let limit = self.earliest_return();
         loop {
@@ -545,13 +569,40 @@ impl<'a> Search<'a> {
                 };
                 continue;
             }
+            if self.from_now && list == 1 {
+                // Forward from the frontier: the first unplaced key write called at or after
+                // it, then the next ones by call, up to `limit`.
+                let node = if after == self.sentinel() {
+                    self.first_unplaced_from(self.frontier)
+                } else {
+                    self.unknown.next[after as usize]
+                };
+                if node == self.sentinel() || self.ops[node as usize].call > limit {
+                    *cursor = Cursor::At {
+                        list: BEFORE_FRONTIER_LIST,
+                        after: self.sentinel(),
+                    };
+                    continue;
+                }
+                *cursor = Cursor::At { list, after: node };
+                if self.expiry_waits[node as usize] > 0 || self.dominated(node, limit) {
+                    continue;
+                }
+                return Some(node);
+            }
+            // `FromNow`'s second part: the key writes called before the frontier, latest first.
+            let (list, bound) = if list == BEFORE_FRONTIER_LIST {
+                (1, limit.min(self.frontier.saturating_sub(1)))
+            } else {
+                (list, limit)
+            };
             let links = if list == 1 {
                 &self.unknown
             } else {
                 &self.unknown_other
             };
             let node = if after == self.sentinel() {
-                self.latest_unplaced(list, limit)
+                self.latest_unplaced(list, bound)
             } else {
                 links.prev[after as usize]
             };
@@ -566,12 +617,30 @@ impl<'a> Search<'a> {
                 };
                 continue;
             }
-            *cursor = Cursor::At { list, after: node };
+            *cursor = Cursor::At {
+                list: if self.from_now && list == 1 {
+                    BEFORE_FRONTIER_LIST
+                } else {
+                    list
+                },
+                after: node,
+            };
             if self.expiry_waits[node as usize] > 0 || self.dominated(node, limit) {
                 continue;
             }
             return Some(node);
         }
+    }
+
+    /// The first unplaced unknown key write called at or after `from`.
+    fn first_unplaced_from(&self, from: i64) -> u32 {
+        let sorted = &self.unknown_sorted[0];
+        let start = sorted.partition_point(|&node| self.ops[node as usize].call < from);
+        sorted[start..]
+            .iter()
+            .copied()
+            .find(|&node| !self.placed_flags[node as usize])
+            .unwrap_or(self.sentinel())
     }
 
     /// Where the candidates go once the unknown-outcome ones are done: to the definite
@@ -878,6 +947,7 @@ impl<'a> Search<'a> {
                 };
                 self.relink(frame.op);
                 self.store.undo_to(frame.mark);
+                self.frontier = frame.parent_frontier;
                 *set_hash ^= self.op_hash[frame.op as usize];
                 *cursor = if frame.greedy {
                     Cursor::Exhausted
@@ -946,7 +1016,11 @@ impl<'a> Search<'a> {
                 mark,
                 greedy,
                 parent_cursor: *cursor,
+                parent_frontier: self.frontier,
             });
+            if !unknown {
+                self.frontier = self.frontier.max(self.ops[node as usize].call);
+            }
             *cursor = Cursor::At {
                 list: 0,
                 after: self.sentinel(),
