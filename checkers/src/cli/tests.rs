@@ -38,8 +38,8 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 #[test]
 fn exit_statuses_follow_the_verdicts() {
     // Goal: 0 for linearizable, 1 for a violation, 2 for unreadable input (line named), and the
-    // JSON line carries file, verdict, ops, check_ms and steps. Method: three files, checked alone and
-    // together.
+    // JSON line carries file, verdict, ops, check_ms and steps. Method: three files, checked
+    // alone and together.
     let good = temp_file(
         "good",
         r#"{"id":1,"client":1,"call":0,"return":1,"op":{"type":"put","key":"a","value":"1"},"result":{"type":"put","revision":2}}"#,

@@ -464,13 +464,23 @@ fn revision_witness(
 /// steps, which decides nearly every simulator history.
 const WITNESS_FIRST_STEPS_MAX: u64 = 1_000_000;
 
+/// The second pass, when the first ran out: the complete order with the unknown-outcome key
+/// writes taken from the frontier on, earliest call first (`UnknownOrder::FromNow`), for this
+/// many steps. The first pass tries the latest-called writes first, which after an outage are
+/// the last retries; the writes that fill the revisions an outage left unobserved are mostly
+/// those in flight when it began, in about the order they were called (standalone
+/// watch_heavy_with_compaction seed 131: revisions 98 to 106 made by writes called at 6.5 s,
+/// three of them twice through their retries, while the first pass tried writes called up to
+/// 9.3 s first; 4.09M steps in all before, now 1.01M, of which this pass took 12k).
+const WITNESS_FROM_NOW_STEPS_MAX: u64 = 100_000;
+
 /// The third pass, when the second found nothing: every unknown-outcome candidate latest call
 /// first, expiries among the writes, and only the `WITNESS_BEAM_WIDTH` latest at each point,
 /// for this many steps. A revision gap the first pass fills wrongly at its start is otherwise
 /// revisited only after every later filler has been tried with it, among hundreds of
-/// long-unanswered writes that could fill any gap (standalone clock_drift_with_leases seed 21: nine unobserved
-/// revisions, told apart only by a count six revisions later, gave up after 200M steps; the
-/// beam decides it in under 1M). Trying expiries by call, not after every write, decides
+/// long-unanswered writes that could fill any gap (standalone clock_drift_with_leases seed 21:
+/// nine unobserved revisions, told apart only by a count six revisions later, gave up after
+/// 200M steps; the beam decides it in under 1M). Trying expiries by call, not after every write, decides
 /// leader_isolated_during_compaction seed 15 (five expiries in a row) in 10 ms instead of 2 s.
 /// Incomplete by design: when it and the fourth pass find nothing, the first pass's search goes
 /// on where it stopped, with the rest of the witness budget.
@@ -489,16 +499,6 @@ const WITNESS_EXPIRIES_LAST_STEPS_MAX: u64 = 1_000_000;
 /// histories of seeds 1 to 24 of every library scenario: 8 and 12 are too narrow for
 /// clock_drift_with_leases seed 21 (it gives up), 20 to 32 decide it in 0.1 to 0.2 s.
 const WITNESS_BEAM_WIDTH: u32 = 24;
-
-/// The second pass, when the first ran out: the complete order with the unknown-outcome key
-/// writes taken from the frontier on, earliest call first (`UnknownOrder::FromNow`), for this
-/// many steps. The first pass tries the latest-called writes first, which after an outage are
-/// the last retries; the writes that fill the revisions an outage left unobserved are mostly
-/// those in flight when it began, in about the order they were called (standalone
-/// watch_heavy_with_compaction seed 131: revisions 98 to 106 made by writes called at 6.5 s,
-/// three of them twice through their retries, while the first pass tried writes called up to
-/// 9.3 s first; 4.09M steps in all before, now 1.01M, of which this pass took 12k).
-const WITNESS_FROM_NOW_STEPS_MAX: u64 = 100_000;
 
 /// One witness attempt (see `revision_witness`).
 fn witness_attempt(

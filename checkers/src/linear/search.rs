@@ -590,7 +590,9 @@ impl<'a> Search<'a> {
                 }
                 return Some(node);
             }
-            // `FromNow`'s second part: the key writes called before the frontier, latest first.
+            // `FromNow`'s second part walks list 1 backwards, only below the frontier; the
+            // cursor keeps its own list number.
+            let cursor_list = list;
             let (list, bound) = if list == BEFORE_FRONTIER_LIST {
                 (1, limit.min(self.frontier.saturating_sub(1)))
             } else {
@@ -618,11 +620,7 @@ impl<'a> Search<'a> {
                 continue;
             }
             *cursor = Cursor::At {
-                list: if self.from_now && list == 1 {
-                    BEFORE_FRONTIER_LIST
-                } else {
-                    list
-                },
+                list: cursor_list,
                 after: node,
             };
             if self.expiry_waits[node as usize] > 0 || self.dominated(node, limit) {
