@@ -106,6 +106,10 @@ pub enum Outcome {
 struct Version {
     revision: i64,
     state: Option<KeyState>,
+    /// `Store::key_hash` of `state` in the store's view (0 for a tombstone), kept so that
+    /// replacing or undoing the version rehashes nothing: the hashes were a sixth of a long
+    /// witness search's time (standalone membership_churn_on_an_even_cluster seed 89).
+    view_hash: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -188,9 +192,11 @@ fn value_hash(key: KeyId, state: &KeyState) -> u64 {
     mix(mix(mix(u64::from(key) ^ 0x52) ^ u64::from(state.value)) ^ state.lease as u64)
 }
 
+/// The history hash's word for one version; only the `History` view keeps that hash, and in
+/// it a version's `view_hash` is its `state_hash`.
 fn version_hash(key: KeyId, version: &Version) -> u64 {
     let base = match &version.state {
-        Some(state) => state_hash(key, state),
+        Some(_) => version.view_hash,
         None => mix(u64::from(key) ^ 0xdead),
     };
     mix(base ^ version.revision as u64)
@@ -334,8 +340,13 @@ impl Store {
         self.history_hash = 0;
         for key in 0..self.keys.len() {
             let key = key as KeyId;
-            if let Some(state) = self.get(key) {
-                self.kv_hash ^= self.key_hash(key, &state);
+            for at in 0..self.keys[key as usize].len() {
+                let version = self.keys[key as usize][at];
+                self.keys[key as usize][at].view_hash =
+                    version.state.map_or(0, |state| self.key_hash(key, &state));
+            }
+            if let Some(version) = self.keys[key as usize].last() {
+                self.kv_hash ^= version.view_hash;
             }
             if view == StateView::History {
                 for version in &self.keys[key as usize] {
@@ -413,11 +424,16 @@ impl Store {
                         self.history_hash ^= version_hash(key, &version);
                     }
                     if let Some(state) = &version.state {
-                        self.kv_hash ^= self.key_hash(key, state);
+                        self.kv_hash ^= version.view_hash;
                         self.detach(key, state);
                     }
-                    if let Some(state) = self.get(key) {
-                        self.kv_hash ^= self.key_hash(key, &state);
+                    if let Some(&Version {
+                        state: Some(state),
+                        view_hash,
+                        ..
+                    }) = self.keys[key as usize].last()
+                    {
+                        self.kv_hash ^= view_hash;
                         self.attach(key, &state);
                     }
                 }
@@ -442,16 +458,26 @@ impl Store {
             versions.last().is_none_or(|last| last.revision <= revision),
             "revisions go back"
         );
-        if let Some(old) = self.get(key) {
-            self.kv_hash ^= self.key_hash(key, &old);
+        if let Some(&Version {
+            state: Some(old),
+            view_hash,
+            ..
+        }) = versions.last()
+        {
+            self.kv_hash ^= view_hash;
             self.detach(key, &old);
         }
-        let version = Version { revision, state };
+        let view_hash = state.map_or(0, |new| self.key_hash(key, &new));
+        let version = Version {
+            revision,
+            state,
+            view_hash,
+        };
         if self.view == StateView::History {
             self.history_hash ^= version_hash(key, &version);
         }
         if let Some(new) = &state {
-            self.kv_hash ^= self.key_hash(key, new);
+            self.kv_hash ^= view_hash;
             self.attach(key, new);
         }
         self.keys[key as usize].push(version);

@@ -108,6 +108,42 @@ fn undo_restores_state_and_hash() {
 }
 
 #[test]
+fn hashes_agree_whichever_came_first_the_view_or_the_writes() {
+    // Goal: the hash each version keeps is the one its store's view gives, so a store whose
+    // view was narrowed after its writes hashes as one narrowed before them, undo included.
+    // Method: the same writes in both orders of set_view, in every view, then an undo.
+    let write = |store: &mut Store| {
+        store.apply(&Op::LeaseGrant {
+            id: 3,
+            ttl_seconds: 5,
+        });
+        store.apply(&put(0, 1));
+        store.apply(&Op::Put {
+            key: 1,
+            value: 2,
+            lease: 3,
+            prev_kv: false,
+        });
+        store.apply(&put(0, 2));
+    };
+    for view in [StateView::History, StateView::Latest, StateView::ValuesOnly] {
+        let mut early = Store::new(2);
+        early.set_view(view);
+        write(&mut early);
+        let mut late = Store::new(2);
+        write(&mut late);
+        late.set_view(view);
+        assert_eq!(early.hash(true), late.hash(true), "{view:?}");
+        let mark = late.mark();
+        late.apply(&Op::LeaseRevoke { id: 3 });
+        late.apply(&put(1, 4));
+        assert_ne!(early.hash(true), late.hash(true), "{view:?}");
+        late.undo_to(mark);
+        assert_eq!(early.hash(true), late.hash(true), "{view:?}");
+    }
+}
+
+#[test]
 fn errors_change_nothing() {
     // Goal: compaction and lease errors are reported and leave the store untouched.
     let mut store = Store::new(1);
