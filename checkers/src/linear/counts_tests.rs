@@ -336,3 +336,40 @@ fn keys_on_distinct_leases_need_a_revision_each_to_leave() {
     assert!(!hold([7, 8, 9]), "three lease ends in two free revisions");
     assert!(hold([7, 7, 8]), "two lease ends fit in two free revisions");
 }
+
+/// Goal: a key that a delete may remove lowers the keys lease ends must remove by one, and
+/// no more: the other keys still need their own leases' ends. Method: keys 0 to 2 live at
+/// revision 4 on three leases (or two, keys 0 and 1 sharing one), an unknown delete of key 2,
+/// and a read at 5 counting none of them: one free revision holds one lease end, which
+/// removes keys 0 and 1 only when they share the lease.
+#[test]
+fn a_key_a_delete_may_remove_spares_one_key_not_every_lease_end() {
+    let counts_none_at_5 = search_op(
+        1,
+        Op::Range {
+            lo: 0,
+            hi: 3,
+            revision: 0,
+            limit: 0,
+        },
+        Some(Rec::Range {
+            revision: Some(5),
+            kvs: None,
+            count: Some(0),
+        }),
+    );
+    let hold = |leases: [i64; 3]| {
+        let (store, mut ops) = leased_keys(leases);
+        ops.push(counts_none_at_5.clone());
+        ops.push(search_op(2, delete(2), None));
+        let needs = PutNeeds::build(&ops, &[], 3);
+        let counts =
+            RangeCounts::build(&ops, &[], &[], &leases_seen(&ops), &leases_gone_by(&ops), 3);
+        counts.hold(&store, &[2], &needs, 0)
+    };
+    assert!(
+        !hold([7, 8, 9]),
+        "keys 0 and 1 need two lease ends, and one revision is free"
+    );
+    assert!(hold([7, 7, 9]), "one lease end removes keys 0 and 1");
+}
