@@ -335,6 +335,12 @@ impl Store {
     /// Narrows (or widens) what the hashes cover, recomputing them. A search sets this once,
     /// before it starts.
     pub fn set_view(&mut self, view: StateView) {
+        // The hashes follow every change in the view they are in, so only a new view rehashes
+        // (each search of a segment sets the view again on the store the last one left, and
+        // rehashing every version each time made long histories quadratic).
+        if view == self.view {
+            return;
+        }
         self.view = view;
         self.kv_hash = 0;
         self.history_hash = 0;
