@@ -303,6 +303,11 @@ pub(in crate::linear) fn leased_keys(leases: [i64; 3]) -> (Store, Vec<SearchOp>)
 /// A latest read of keys 0..3 at revision 6 that found none of them, listing `kvs` (none, or
 /// an empty list).
 pub(in crate::linear) fn finds_none_of_keys_0_to_2_at_6(kvs: Option<Vec<RecKv>>) -> SearchOp {
+    finds_none_of_keys_0_to_2_at(6, kvs)
+}
+
+/// A latest read of keys 0..3 at `revision` that found none of them, listing `kvs`.
+fn finds_none_of_keys_0_to_2_at(revision: i64, kvs: Option<Vec<RecKv>>) -> SearchOp {
     search_op(
         1,
         Op::Range {
@@ -312,7 +317,7 @@ pub(in crate::linear) fn finds_none_of_keys_0_to_2_at_6(kvs: Option<Vec<RecKv>>)
             limit: 0,
         },
         Some(Rec::Range {
-            revision: Some(6),
+            revision: Some(revision),
             kvs,
             count: Some(0),
         }),
@@ -344,20 +349,7 @@ fn keys_on_distinct_leases_need_a_revision_each_to_leave() {
 /// removes keys 0 and 1 only when they share the lease.
 #[test]
 fn a_key_a_delete_may_remove_spares_one_key_not_every_lease_end() {
-    let counts_none_at_5 = search_op(
-        1,
-        Op::Range {
-            lo: 0,
-            hi: 3,
-            revision: 0,
-            limit: 0,
-        },
-        Some(Rec::Range {
-            revision: Some(5),
-            kvs: None,
-            count: Some(0),
-        }),
-    );
+    let counts_none_at_5 = finds_none_of_keys_0_to_2_at(5, None);
     let hold = |leases: [i64; 3]| {
         let (store, mut ops) = leased_keys(leases);
         ops.push(counts_none_at_5.clone());
